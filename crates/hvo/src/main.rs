@@ -1,0 +1,3 @@
+//! The `hvo` command line.
+
+fn main() {}

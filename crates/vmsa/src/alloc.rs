@@ -1,0 +1,268 @@
+//! A buddy allocator of physical frames with orders.
+//!
+//! Blocks of order `n` are `2^n` naturally aligned frames, as in Linux's
+//! page allocator (mm/page_alloc.c). The allocator hands out the lowest
+//! free block first so that runs are deterministic, checks every free
+//! against the allocation it undoes, and can be told to fail the n-th
+//! allocation (failure injection for rollback tests).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
+
+use crate::VmsaError;
+
+/// A buddy allocator over a range of frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameAllocator {
+    max_order: u8,
+    free: Vec<BTreeSet<u64>>,
+    allocated: FxHashMap<u64, u8>,
+    /// Frames that were never given to the allocator (memblock reservations):
+    /// start -> end.
+    reserved: BTreeMap<u64, u64>,
+    frames: u64,
+    free_frames: u64,
+    allocations: u64,
+    fail_at: Option<u64>,
+}
+
+impl FrameAllocator {
+    /// Creates an allocator for frames `0..frames`, all reserved; give frames
+    /// to it with [`FrameAllocator::add_free_range`].
+    pub fn new(frames: u64, max_order: u8) -> Self {
+        let mut reserved = BTreeMap::new();
+        if frames > 0 {
+            reserved.insert(0, frames);
+        }
+        FrameAllocator {
+            max_order,
+            free: vec![BTreeSet::new(); usize::from(max_order) + 1],
+            allocated: FxHashMap::default(),
+            reserved,
+            frames,
+            free_frames: 0,
+            allocations: 0,
+            fail_at: None,
+        }
+    }
+
+    /// Returns the highest order the allocator manages.
+    pub fn max_order(&self) -> u8 {
+        self.max_order
+    }
+
+    /// Returns the number of free frames.
+    pub fn free_frames(&self) -> u64 {
+        self.free_frames
+    }
+
+    /// Returns how many allocations succeeded so far.
+    pub fn allocations(&self) -> u64 {
+        self.allocations
+    }
+
+    /// Makes the allocation with index `n` (counting successful ones from
+    /// zero, as [`FrameAllocator::allocations`] does) fail, once.
+    pub fn fail_allocation(&mut self, n: Option<u64>) {
+        self.fail_at = n;
+    }
+
+    fn unreserve(&mut self, start: u64, end: u64) -> Result<(), VmsaError> {
+        let (&rs, &re) = self
+            .reserved
+            .range(..=start)
+            .next_back()
+            .filter(|&(_, &re)| re >= end)
+            .ok_or(VmsaError::BadFree {
+                frame: start,
+                order: 0,
+                why: "frames are neither reserved nor allocated",
+            })?;
+        self.reserved.remove(&rs);
+        if rs < start {
+            self.reserved.insert(rs, start);
+        }
+        if end < re {
+            self.reserved.insert(end, re);
+        }
+        Ok(())
+    }
+
+    /// Gives reserved frames `start..end` to the allocator.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::BadFree`] if a frame of the range is not reserved.
+    pub fn add_free_range(&mut self, start: u64, end: u64) -> Result<(), VmsaError> {
+        if start >= end {
+            return Ok(());
+        }
+        self.unreserve(start, end)?;
+        let mut f = start;
+        while f < end {
+            let mut order = self.max_order;
+            while order > 0 && (f % (1 << order) != 0 || f + (1 << order) > end) {
+                order -= 1;
+            }
+            self.insert_free(f, order);
+            f += 1 << order;
+        }
+        Ok(())
+    }
+
+    fn insert_free(&mut self, frame: u64, order: u8) {
+        let mut frame = frame;
+        let mut order = order;
+        self.free_frames += 1 << order;
+        while order < self.max_order {
+            let buddy = frame ^ (1 << order);
+            if !self.free[usize::from(order)].remove(&buddy) {
+                break;
+            }
+            frame = frame.min(buddy);
+            order += 1;
+        }
+        self.free[usize::from(order)].insert(frame);
+    }
+
+    /// Allocates a block of `2^order` frames and returns its first frame.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfMemory`] when no block is free or when this
+    /// allocation was chosen to fail.
+    pub fn alloc(&mut self, order: u8) -> Result<u64, VmsaError> {
+        if order > self.max_order || self.fail_at == Some(self.allocations) {
+            self.fail_at = None;
+            return Err(VmsaError::OutOfMemory { order });
+        }
+        let from = (order..=self.max_order)
+            .find(|&o| !self.free[usize::from(o)].is_empty())
+            .ok_or(VmsaError::OutOfMemory { order })?;
+        let frame = self.free[usize::from(from)]
+            .pop_first()
+            .ok_or(VmsaError::OutOfMemory { order })?;
+        let mut o = from;
+        while o > order {
+            o -= 1;
+            self.free[usize::from(o)].insert(frame + (1 << o));
+        }
+        self.free_frames -= 1 << order;
+        self.allocated.insert(frame, order);
+        self.allocations += 1;
+        Ok(frame)
+    }
+
+    /// Frees the block of `2^order` frames at `frame`: a block this
+    /// allocator handed out, or reserved frames handed over for the first
+    /// time (as Linux frees boot-time vmemmap pages).
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::BadFree`] for a double free, a wrong order, a
+    /// misaligned frame or frames that are neither allocated nor reserved.
+    pub fn free(&mut self, frame: u64, order: u8) -> Result<(), VmsaError> {
+        let bad = |why| VmsaError::BadFree { frame, order, why };
+        if frame % (1 << order) != 0 || order > self.max_order {
+            return Err(bad("misaligned block or order too large"));
+        }
+        match self.allocated.get(&frame) {
+            Some(&o) if o == order => {
+                self.allocated.remove(&frame);
+            }
+            Some(_) => return Err(bad("order differs from the allocation")),
+            None => {
+                if frame + (1 << order) > self.frames {
+                    return Err(bad("frames outside memory"));
+                }
+                self.unreserve(frame, frame + (1 << order))
+                    .map_err(|_| bad("double free, or frames never allocated"))?;
+            }
+        }
+        self.insert_free(frame, order);
+        Ok(())
+    }
+
+    /// Splits an allocated block of order `order` into `2^order` blocks of
+    /// order 0 (Linux `split_page`), so they can be freed one by one.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::BadFree`] if no such block is allocated.
+    pub fn split(&mut self, frame: u64, order: u8) -> Result<(), VmsaError> {
+        if self.allocated.get(&frame) != Some(&order) {
+            return Err(VmsaError::BadFree {
+                frame,
+                order,
+                why: "split of a block that is not allocated with that order",
+            });
+        }
+        for f in frame..frame + (1 << order) {
+            self.allocated.insert(f, 0);
+        }
+        Ok(())
+    }
+
+    /// Tells whether `frame` is the first frame of an allocated block.
+    pub fn is_allocated(&self, frame: u64) -> bool {
+        self.allocated.contains_key(&frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buddies_split_and_merge() {
+        let mut a = FrameAllocator::new(1024, 10);
+        a.add_free_range(0, 1024).unwrap();
+        assert_eq!(a.free_frames(), 1024);
+        let x = a.alloc(0).unwrap();
+        let y = a.alloc(3).unwrap();
+        assert_eq!(x, 0);
+        assert_eq!(y, 8);
+        assert_eq!(a.free_frames(), 1024 - 9);
+        assert!(a.free(x, 3).is_err(), "wrong order");
+        a.free(x, 0).unwrap();
+        assert!(a.free(x, 0).is_err(), "double free");
+        a.free(y, 3).unwrap();
+        assert_eq!(a.free_frames(), 1024);
+        // Fully merged again: one order-10 block.
+        assert_eq!(a.alloc(10).unwrap(), 0);
+    }
+
+    #[test]
+    fn reserved_frames_are_handed_over_once() {
+        let mut a = FrameAllocator::new(64, 4);
+        a.add_free_range(16, 64).unwrap();
+        assert_eq!(a.free_frames(), 48);
+        a.free(8, 3).unwrap();
+        assert_eq!(a.free_frames(), 56);
+        assert!(a.free(8, 3).is_err());
+        assert!(a.free(0, 5).is_err());
+    }
+
+    #[test]
+    fn failure_injection_fails_once() {
+        let mut a = FrameAllocator::new(64, 4);
+        a.add_free_range(0, 64).unwrap();
+        a.fail_allocation(Some(1));
+        a.alloc(0).unwrap();
+        assert!(a.alloc(0).is_err());
+        a.alloc(0).unwrap();
+    }
+
+    #[test]
+    fn split_blocks_free_page_by_page() {
+        let mut a = FrameAllocator::new(64, 4);
+        a.add_free_range(0, 64).unwrap();
+        let b = a.alloc(3).unwrap();
+        a.split(b, 3).unwrap();
+        for f in b..b + 8 {
+            a.free(f, 0).unwrap();
+        }
+        assert_eq!(a.free_frames(), 64);
+    }
+}

@@ -1,0 +1,400 @@
+//! Simulated physical memory with symbolic page contents.
+//!
+//! A machine of a terabyte cannot hold its bytes, so a page's contents are a
+//! [`Content`]: a base (zero, a region's initial pattern for some frame, or
+//! materialised words) plus a sparse overlay of 64-bit words written since.
+//! Copying a page copies that value, not bytes. Equality is exact:
+//! [`Memory::same_contents`] compares word by word whenever the two
+//! representations differ, so two pages are "the same" exactly when every
+//! byte is the same (the R_WHZWS contents clause needs nothing less).
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::addr::PhysAddr;
+use crate::granule::Granule;
+use crate::VmsaError;
+
+/// Computes the initial 64-bit word `word` of frame `frame` of a region.
+pub type PatternFn = dyn Fn(u64, usize) -> u64 + Send + Sync;
+
+/// Beyond this many overlay words a page is materialised as plain words.
+const OVERLAY_LIMIT: usize = 32;
+
+/// Where a page's words come from before its overlay applies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Base {
+    /// All zero.
+    Zero,
+    /// The initial contents of frame `frame` of region `region`.
+    Pattern { region: u32, frame: u64 },
+    /// Materialised words.
+    Words(Arc<[u64]>),
+}
+
+/// The contents of one page: a base plus a sorted overlay of written words.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Content {
+    base: Base,
+    overlay: Vec<(u32, u64)>,
+}
+
+impl Content {
+    /// Returns an all-zero page.
+    pub const fn zero() -> Self {
+        Content {
+            base: Base::Zero,
+            overlay: Vec::new(),
+        }
+    }
+}
+
+struct Region {
+    start: u64,
+    end: u64,
+    name: Arc<str>,
+    pattern: Arc<PatternFn>,
+}
+
+/// Physical memory of one machine: `size` bytes of `granule`-sized frames.
+#[derive(Clone)]
+pub struct Memory {
+    granule: Granule,
+    frames: u64,
+    pages: FxHashMap<u64, Content>,
+    regions: Arc<Vec<Region>>,
+}
+
+impl fmt::Debug for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Memory")
+            .field("granule", &self.granule)
+            .field("frames", &self.frames)
+            .field("pages_written", &self.pages.len())
+            .field(
+                "regions",
+                &self
+                    .regions
+                    .iter()
+                    .map(|r| (r.name.clone(), r.start..r.end))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl PartialEq for Memory {
+    fn eq(&self, other: &Self) -> bool {
+        self.granule == other.granule
+            && self.frames == other.frames
+            && Arc::ptr_eq(&self.regions, &other.regions)
+            && {
+                let keys = self.pages.keys().chain(other.pages.keys());
+                keys.into_iter()
+                    .all(|&f| self.same_frames(f, other, f))
+            }
+    }
+}
+
+impl Memory {
+    /// Creates `size` bytes of zeroed memory.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::Misaligned`] if `size` is not a multiple of the
+    /// page size.
+    pub fn new(granule: Granule, size: u64) -> Result<Self, VmsaError> {
+        if size % granule.page_size() != 0 || size == 0 {
+            return Err(VmsaError::Misaligned {
+                addr: size,
+                align: granule.page_size(),
+            });
+        }
+        Ok(Memory {
+            granule,
+            frames: size / granule.page_size(),
+            pages: FxHashMap::default(),
+            regions: Arc::new(Vec::new()),
+        })
+    }
+
+    /// Returns the granule (the page size of a frame).
+    pub fn granule(&self) -> Granule {
+        self.granule
+    }
+
+    /// Returns the size in bytes.
+    pub fn size(&self) -> u64 {
+        self.frames * self.granule.page_size()
+    }
+
+    /// Returns the number of frames whose contents were written or copied
+    /// (the model's own memory cost).
+    pub fn pages_stored(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Declares that frames `start..end` initially hold `pattern(frame,
+    /// word)`, e.g. the struct pages a kernel initialised at boot. Frames
+    /// written before keep their contents.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] if the range leaves memory or
+    /// overlaps a region declared before.
+    pub fn add_region(
+        &mut self,
+        name: &str,
+        start: u64,
+        end: u64,
+        pattern: Arc<PatternFn>,
+    ) -> Result<(), VmsaError> {
+        if start >= end || end > self.frames {
+            return Err(VmsaError::OutOfRange {
+                addr: end * self.granule.page_size(),
+            });
+        }
+        if self.regions.iter().any(|r| r.start < end && start < r.end) {
+            return Err(VmsaError::OutOfRange {
+                addr: start * self.granule.page_size(),
+            });
+        }
+        let mut regions: Vec<Region> = self
+            .regions
+            .iter()
+            .map(|r| Region {
+                start: r.start,
+                end: r.end,
+                name: r.name.clone(),
+                pattern: r.pattern.clone(),
+            })
+            .collect();
+        regions.push(Region {
+            start,
+            end,
+            name: name.into(),
+            pattern,
+        });
+        regions.sort_by_key(|r| r.start);
+        self.regions = Arc::new(regions);
+        Ok(())
+    }
+
+    fn words_per_page(&self) -> usize {
+        (self.granule.page_size() / 8) as usize
+    }
+
+    fn frame_of(&self, pa: PhysAddr) -> Result<u64, VmsaError> {
+        let f = pa.0 >> self.granule.page_shift();
+        if f >= self.frames {
+            return Err(VmsaError::OutOfRange { addr: pa.0 });
+        }
+        Ok(f)
+    }
+
+    fn initial(&self, frame: u64) -> Content {
+        match self
+            .regions
+            .iter()
+            .position(|r| r.start <= frame && frame < r.end)
+        {
+            Some(i) => Content {
+                base: Base::Pattern {
+                    region: i as u32,
+                    frame,
+                },
+                overlay: Vec::new(),
+            },
+            None => Content::zero(),
+        }
+    }
+
+    /// Returns the contents of frame `frame` (a copy of the symbolic value).
+    pub fn content(&self, frame: u64) -> Content {
+        self.pages
+            .get(&frame)
+            .cloned()
+            .unwrap_or_else(|| self.initial(frame))
+    }
+
+    fn base_word(&self, base: &Base, word: usize) -> u64 {
+        match base {
+            Base::Zero => 0,
+            Base::Pattern { region, frame } => {
+                (self.regions[*region as usize].pattern)(*frame, word)
+            }
+            Base::Words(w) => w[word],
+        }
+    }
+
+    fn content_word(&self, c: &Content, word: usize) -> u64 {
+        match c.overlay.binary_search_by_key(&(word as u32), |&(i, _)| i) {
+            Ok(i) => c.overlay[i].1,
+            Err(_) => self.base_word(&c.base, word),
+        }
+    }
+
+    /// Reads the aligned 64-bit word at `pa`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory and
+    /// [`VmsaError::Misaligned`] if `pa` is not 8-byte aligned.
+    pub fn read_u64(&self, pa: PhysAddr) -> Result<u64, VmsaError> {
+        let frame = self.frame_of(pa)?;
+        check_word(pa)?;
+        let word = self.word_index(pa);
+        Ok(match self.pages.get(&frame) {
+            Some(c) => self.content_word(c, word),
+            None => self.content_word(&self.initial(frame), word),
+        })
+    }
+
+    fn word_index(&self, pa: PhysAddr) -> usize {
+        ((pa.0 & (self.granule.page_size() - 1)) / 8) as usize
+    }
+
+    /// Writes the aligned 64-bit word at `pa`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memory::read_u64`].
+    pub fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), VmsaError> {
+        let frame = self.frame_of(pa)?;
+        check_word(pa)?;
+        let word = self.word_index(pa);
+        let wpp = self.words_per_page();
+        if !self.pages.contains_key(&frame) {
+            let c = self.initial(frame);
+            self.pages.insert(frame, c);
+        }
+        let mut c = self.pages.remove(&frame).unwrap_or_else(Content::zero);
+        if let Base::Words(w) = &mut c.base {
+            Arc::make_mut(w)[word] = value;
+        } else {
+            match c.overlay.binary_search_by_key(&(word as u32), |&(i, _)| i) {
+                Ok(i) => c.overlay[i].1 = value,
+                Err(i) => c.overlay.insert(i, (word as u32, value)),
+            }
+            if c.overlay.len() > OVERLAY_LIMIT {
+                let words: Vec<u64> = (0..wpp).map(|i| self.content_word(&c, i)).collect();
+                c = Content {
+                    base: Base::Words(words.into()),
+                    overlay: Vec::new(),
+                };
+            }
+        }
+        self.pages.insert(frame, c);
+        Ok(())
+    }
+
+    /// Sets frame `frame` to all zeroes.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory.
+    pub fn zero_frame(&mut self, frame: u64) -> Result<(), VmsaError> {
+        self.frame_of(PhysAddr(frame << self.granule.page_shift()))?;
+        self.pages.insert(frame, Content::zero());
+        Ok(())
+    }
+
+    /// Copies the contents of frame `src` to frame `dst` (`copy_page`).
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory.
+    pub fn copy_frame(&mut self, dst: u64, src: u64) -> Result<(), VmsaError> {
+        let shift = self.granule.page_shift();
+        self.frame_of(PhysAddr(dst << shift))?;
+        self.frame_of(PhysAddr(src << shift))?;
+        let c = self.content(src);
+        self.pages.insert(dst, c);
+        Ok(())
+    }
+
+    /// Sets frame `frame` to the contents `c` (as returned by [`Memory::content`]).
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory.
+    pub fn set_content(&mut self, frame: u64, c: Content) -> Result<(), VmsaError> {
+        self.frame_of(PhysAddr(frame << self.granule.page_shift()))?;
+        self.pages.insert(frame, c);
+        Ok(())
+    }
+
+    /// Tells whether frames `a` and `b` hold the same bytes.
+    pub fn same_contents(&self, a: u64, b: u64) -> bool {
+        self.same_frames(a, self, b)
+    }
+
+    /// Tells whether `n` frames from `a` hold the same bytes as `n` frames from `b`.
+    pub fn same_range(&self, a: u64, b: u64, n: u64) -> bool {
+        a == b || (0..n).all(|i| self.same_contents(a + i, b + i))
+    }
+
+    fn same_frames(&self, a: u64, other: &Memory, b: u64) -> bool {
+        let ca = self.content(a);
+        let cb = other.content(b);
+        if ca == cb {
+            return true;
+        }
+        (0..self.words_per_page()).all(|i| self.content_word(&ca, i) == other.content_word(&cb, i))
+    }
+}
+
+fn check_word(pa: PhysAddr) -> Result<(), VmsaError> {
+    if pa.0 % 8 != 0 {
+        return Err(VmsaError::Misaligned { addr: pa.0, align: 8 });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_is_exact_across_representations() {
+        let mut m = Memory::new(Granule::K4, 1 << 20).unwrap();
+        // A region whose frames hold their frame number in word 0 only.
+        m.add_region(
+            "ids",
+            16,
+            32,
+            Arc::new(|f, w| if w == 0 { f } else { 0 }),
+        )
+        .unwrap();
+        assert!(!m.same_contents(16, 17));
+        assert!(m.same_contents(0, 1)); // zero pages
+        // Writing frame 17's id into frame 2 makes it equal to frame 17.
+        m.write_u64(PhysAddr(2 << 12), 17).unwrap();
+        assert!(m.same_contents(2, 17));
+        // A copy is equal until one side is written.
+        m.copy_frame(3, 16).unwrap();
+        assert!(m.same_contents(3, 16));
+        m.write_u64(PhysAddr((3 << 12) + 8), 1).unwrap();
+        assert!(!m.same_contents(3, 16));
+        // Writing the value back makes them equal again.
+        m.write_u64(PhysAddr((3 << 12) + 8), 0).unwrap();
+        assert!(m.same_contents(3, 16));
+    }
+
+    #[test]
+    fn materialisation_keeps_words() {
+        let mut m = Memory::new(Granule::K4, 1 << 20).unwrap();
+        for i in 0..100u64 {
+            m.write_u64(PhysAddr(4096 + i * 8), i * 3).unwrap();
+        }
+        for i in 0..100u64 {
+            assert_eq!(m.read_u64(PhysAddr(4096 + i * 8)).unwrap(), i * 3);
+        }
+        m.copy_frame(5, 1).unwrap();
+        assert!(m.same_contents(5, 1));
+        assert!(m.read_u64(PhysAddr(1 << 20)).is_err());
+        assert!(m.read_u64(PhysAddr(4)).is_err());
+    }
+}

@@ -1,0 +1,832 @@
+//! The checker of the Arm ARM's rules for translation table updates.
+//!
+//! Fed the stream of table-maintenance operations ([`Event`]) of one or more
+//! CPUs, [`RuleChecker`] knows which pages are live translation tables and
+//! which old translations a TLB may still hold, and reports every
+//! violation with its rule ID, the step, the descriptor and the old and new
+//! values.
+//!
+//! The state it keeps per descriptor is the one of the break-before-make
+//! sequence (R_DDMVT): *valid* (a TLB may cache it, unless its Access flag
+//! is clear and no hardware will set it, I_WZCBG), *invalid but maybe still
+//! cached* (a [`Stale`] record: the old translation written over, whose store
+//! may not yet be visible to walkers or whose invalidation has not been
+//! completed), and *invalidated* (the record is gone: a broadcast TLBI that
+//! covers it was issued after a DSB made the store visible, and a `DSB ISH`
+//! of the issuing CPU completed it).
+//!
+//! A new valid entry is compared with every translation a TLB may still
+//! hold for the same VAs: the old value it replaces and every stale record
+//! that overlaps it. That is what makes "change permission, then change the
+//! address without a TLBI in between" a violation, as it is.
+
+use std::fmt;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::descriptor::{Attributes, Descriptor, Entry, LeafAttrs};
+use crate::event::Event;
+use crate::features::{BbmLevel, Config};
+use crate::granule::Level;
+use crate::memory::Memory;
+use crate::tlb::Tlbi;
+
+/// The base VA of the TTBR1_EL1 (kernel) half with a 48-bit VA: the model
+/// translates that half.
+pub const TTBR1_BASE: u64 = 0xffff_0000_0000_0000;
+
+/// A rule (or one clause of a rule) the checker enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Rule {
+    /// R_WHZWS: the output address of a live entry changes while the old or
+    /// the new translation is writable (DBM with hardware dirty management
+    /// counts as writable).
+    OaChangeWritable,
+    /// R_WHZWS: the output address of a live entry changes and the memory
+    /// at the new address differs from the memory at the old one.
+    OaChangeContents,
+    /// R_WHZWS: the memory type, cacheability or shareability of a live
+    /// entry changes.
+    MemoryAttributes,
+    /// R_WHZWS with R_KFLJB / R_PVTFW: the block size of a live entry
+    /// changes where the FEAT_BBM level does not allow it.
+    BlockSize,
+    /// R_WHZWS: a global entry is written where non-global entries may be
+    /// cached.
+    GlobalOverNonGlobal,
+    /// R_DDMVT: a new valid entry is written while an old translation for
+    /// the same addresses may still be cached (no completed broadcast TLBI
+    /// since the break).
+    MakeBeforeInvalidation,
+    /// R_DDMVT: a TLBI is issued for an entry whose invalidating store no
+    /// DSB has yet made visible to walkers, so the TLBI may be undone by a
+    /// refill of the old entry.
+    TlbiBeforeDsb,
+    /// A page is freed while a live descriptor still maps it or points at it
+    /// as a table.
+    FreeWhileMapped,
+    /// A page is freed while a TLB may still hold a translation to it.
+    FreeWhileCached,
+    /// A table page is freed while a walk cache may still hold a pointer to
+    /// it or an entry read from it (R_RVJDB: walk caches are TLB entries;
+    /// only non-last-level TLBIs remove them).
+    FreeTableWhileCached,
+}
+
+impl Rule {
+    /// Lists every rule.
+    pub const ALL: [Rule; 10] = [
+        Rule::OaChangeWritable,
+        Rule::OaChangeContents,
+        Rule::MemoryAttributes,
+        Rule::BlockSize,
+        Rule::GlobalOverNonGlobal,
+        Rule::MakeBeforeInvalidation,
+        Rule::TlbiBeforeDsb,
+        Rule::FreeWhileMapped,
+        Rule::FreeWhileCached,
+        Rule::FreeTableWhileCached,
+    ];
+
+    /// Returns the Arm ARM rule ID (DDI0487, "Translation table updates"),
+    /// or `HVO_FREE` for the page-reuse rules, which the Arm ARM states
+    /// through R_RVJDB and R_FFWJK rather than as one rule.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::OaChangeWritable
+            | Rule::OaChangeContents
+            | Rule::MemoryAttributes
+            | Rule::BlockSize
+            | Rule::GlobalOverNonGlobal => "R_WHZWS",
+            Rule::MakeBeforeInvalidation | Rule::TlbiBeforeDsb => "R_DDMVT",
+            Rule::FreeWhileMapped | Rule::FreeWhileCached | Rule::FreeTableWhileCached => {
+                "HVO_FREE"
+            }
+        }
+    }
+
+    /// Returns the clause's short name.
+    pub fn clause(self) -> &'static str {
+        match self {
+            Rule::OaChangeWritable => "oa-writable",
+            Rule::OaChangeContents => "oa-contents",
+            Rule::MemoryAttributes => "memory-attributes",
+            Rule::BlockSize => "block-size",
+            Rule::GlobalOverNonGlobal => "global",
+            Rule::MakeBeforeInvalidation => "make-before-invalidation",
+            Rule::TlbiBeforeDsb => "tlbi-before-dsb",
+            Rule::FreeWhileMapped => "mapped",
+            Rule::FreeWhileCached => "cached",
+            Rule::FreeTableWhileCached => "walk-cached",
+        }
+    }
+
+    /// Returns `ID.clause`, e.g. `R_WHZWS.oa-writable`.
+    pub fn code(self) -> String {
+        format!("{}.{}", self.id(), self.clause())
+    }
+
+    /// Returns one line saying what the rule forbids.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Rule::OaChangeWritable => {
+                "output address of a live entry changed while the old or new translation is writable"
+            }
+            Rule::OaChangeContents => {
+                "output address of a live entry changed to memory whose contents differ"
+            }
+            Rule::MemoryAttributes => {
+                "memory type, cacheability or shareability of a live entry changed"
+            }
+            Rule::BlockSize => {
+                "block size of a live entry changed where the FEAT_BBM level does not allow it (level 0; level 1 without nT)"
+            }
+            Rule::GlobalOverNonGlobal => {
+                "global entry written where non-global entries may still be cached"
+            }
+            Rule::MakeBeforeInvalidation => {
+                "new entry written before the break was invalidated by a completed broadcast TLBI"
+            }
+            Rule::TlbiBeforeDsb => {
+                "TLBI issued before a DSB made the invalidating store visible to walkers"
+            }
+            Rule::FreeWhileMapped => "page freed while a live descriptor maps it or points to it",
+            Rule::FreeWhileCached => "page freed while a TLB may still hold a translation to it",
+            Rule::FreeTableWhileCached => {
+                "table page freed while a walk cache may still hold a pointer to it or an entry in it"
+            }
+        }
+    }
+
+    /// Returns where the rule comes from.
+    pub fn source(self) -> &'static str {
+        match self {
+            Rule::OaChangeWritable | Rule::OaChangeContents => {
+                "Arm ARM R_WHZWS (DDI0487, Translation table updates, Use of break-before-make)"
+            }
+            Rule::MemoryAttributes | Rule::GlobalOverNonGlobal => "Arm ARM R_WHZWS",
+            Rule::BlockSize => "Arm ARM R_WHZWS, R_KFLJB, R_PVTFW, R_MRRPW, I_HYQMB",
+            Rule::MakeBeforeInvalidation | Rule::TlbiBeforeDsb => {
+                "Arm ARM R_DDMVT (the break-before-make sequence)"
+            }
+            Rule::FreeWhileMapped | Rule::FreeWhileCached => {
+                "Arm ARM R_FFWJK (TLBs are not coherent with table writes), R_GPPYH"
+            }
+            Rule::FreeTableWhileCached => {
+                "Arm ARM R_RVJDB (walk caches are TLB entries); Linux __flush_tlb_kernel_pgtable (vaae1is)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.id(), self.clause())
+    }
+}
+
+/// One violation of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Violation {
+    /// The rule.
+    pub rule: Rule,
+    /// The index of the offending operation in the stream (from 0).
+    pub step: u64,
+    /// The CPU that performed it.
+    pub cpu: usize,
+    /// The descriptor written, or the page freed.
+    pub pa: PhysAddr,
+    /// The VA the descriptor translates, if any.
+    pub va: Option<VirtAddr>,
+    /// The descriptor's level, if any.
+    pub level: Option<Level>,
+    /// The value replaced (or the cached translation involved).
+    pub old: Option<Descriptor>,
+    /// The value written.
+    pub new: Option<Descriptor>,
+    /// What exactly was found.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} cpu{} {}: {}", self.step, self.cpu, self.rule, self.detail)?;
+        if let Some(va) = self.va {
+            write!(f, " [va {va}")?;
+            if let Some(l) = self.level {
+                write!(f, " L{l}")?;
+            }
+            write!(f, " desc {}]", self.pa)?;
+        }
+        if let (Some(o), Some(n)) = (self.old, self.new) {
+            write!(f, " {o} -> {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a TLB may still hold from a descriptor that was written over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StaleKind {
+    /// A translation.
+    Leaf {
+        /// Output address of the region's first byte.
+        oa: PhysAddr,
+        /// The translation's attributes.
+        attrs: LeafAttrs,
+    },
+    /// A walk-cache entry pointing at a table.
+    Walk {
+        /// The table pointed at.
+        next: PhysAddr,
+    },
+}
+
+/// An old translation that a TLB may still hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stale {
+    /// First VA covered.
+    pub va: u64,
+    /// Size covered.
+    pub size: u64,
+    /// Level of the descriptor.
+    pub level: Level,
+    /// What is cached.
+    pub kind: StaleKind,
+    /// Whether the cached entry is global.
+    pub global: bool,
+    /// The descriptor's address and old value.
+    pub desc_pa: PhysAddr,
+    /// The descriptor value cached.
+    pub desc: Descriptor,
+    /// The CPU whose store replaced it.
+    pub writer: usize,
+    /// Whether a DSB of the writer has made the replacing store visible.
+    pub visible: bool,
+    /// Bit i: CPU i issued a covering TLBI after `visible`, not yet completed.
+    pub tlbi_by: u64,
+}
+
+/// A translation found under a descriptor.
+#[derive(Clone, Copy, Debug)]
+struct Trans {
+    va: u64,
+    size: u64,
+    level: Level,
+    kind: StaleKind,
+    global: bool,
+    desc_pa: PhysAddr,
+    desc: Descriptor,
+}
+
+impl Trans {
+    fn end(&self) -> u64 {
+        self.va.wrapping_add(self.size)
+    }
+}
+
+/// The rule checker.
+#[derive(Clone, Debug)]
+pub struct RuleChecker {
+    config: Config,
+    asid: u16,
+    /// Live table frames: frame -> (level, first VA).
+    tables: FxHashMap<u64, (Level, u64)>,
+    /// Live valid leaves by (first output frame, level): count.
+    leaves: FxHashMap<(u64, Level), u32>,
+    stale: Vec<Stale>,
+    step: u64,
+    violations: Vec<Violation>,
+}
+
+impl RuleChecker {
+    /// Starts a checker on the tables rooted at `root` (the TTBR1_EL1
+    /// table) as they are in `mem`: every valid entry there is live.
+    pub fn new(config: Config, root: PhysAddr, mem: &Memory) -> Self {
+        let mut c = RuleChecker {
+            config,
+            asid: 0,
+            tables: FxHashMap::default(),
+            leaves: FxHashMap::default(),
+            stale: Vec::new(),
+            step: 0,
+            violations: Vec::new(),
+        };
+        let g = config.granule;
+        let root_frame = root.0 >> g.page_shift();
+        c.tables.insert(root_frame, (g.start_level(), TTBR1_BASE));
+        let root_entries = g.table_entries(g.start_level());
+        for i in 0..root_entries {
+            let pa = root.add(i as u64 * 8);
+            let d = Descriptor(mem.read_u64(pa).unwrap_or(0));
+            let va = TTBR1_BASE + i as u64 * g.level_size(g.start_level());
+            for t in c.translations(mem, d, g.start_level(), va, pa, false) {
+                c.add_live(&t);
+            }
+        }
+        c
+    }
+
+    /// Sets the ASID non-global entries of these tables are used with
+    /// (default 0): a TLBI by ASID invalidates non-global entries only for it.
+    pub fn set_asid(&mut self, asid: u16) {
+        self.asid = asid;
+    }
+
+    /// Returns every violation found so far, in stream order.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Returns the number of operations observed.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Returns the old translations a TLB may still hold.
+    pub fn stale(&self) -> &[Stale] {
+        &self.stale
+    }
+
+    /// Tells whether `pa` is a descriptor in a live table, and if so its
+    /// level and the first VA it translates.
+    pub fn locate(&self, pa: PhysAddr) -> Option<(Level, VirtAddr)> {
+        let g = self.config.granule;
+        let frame = pa.0 >> g.page_shift();
+        let &(level, base) = self.tables.get(&frame)?;
+        let idx = (pa.0 & (g.page_size() - 1)) / 8;
+        if idx as usize >= g.table_entries(level) {
+            return None;
+        }
+        Some((level, VirtAddr(base + idx * g.level_size(level))))
+    }
+
+    /// Observes one operation; `mem` is the coherent memory with the
+    /// operation's own store already applied. Returns the violations it
+    /// adds.
+    pub fn observe(&mut self, mem: &Memory, ev: &Event) -> &[Violation] {
+        let before = self.violations.len();
+        match *ev {
+            Event::DescWrite {
+                cpu,
+                pa,
+                old,
+                new,
+                cas,
+            } => self.desc_write(mem, cpu, pa, old, new, cas),
+            Event::Dsb { cpu, kind } => {
+                for s in &mut self.stale {
+                    if s.writer == cpu {
+                        s.visible = true;
+                    }
+                }
+                if kind.completes_tlbi() {
+                    self.stale.retain(|s| s.tlbi_by & (1 << cpu) == 0);
+                }
+            }
+            Event::Isb { .. } => {}
+            Event::Tlbi { cpu, op } => self.tlbi(cpu, &op),
+            Event::Free { cpu, pa, order } => self.free(cpu, pa, order),
+        }
+        self.step += 1;
+        &self.violations[before..]
+    }
+
+    /// Lists the translations (leaves, and walk entries for tables) under
+    /// descriptor `d` at `level` translating from `va`.
+    fn translations(
+        &self,
+        mem: &Memory,
+        d: Descriptor,
+        level: Level,
+        va: u64,
+        desc_pa: PhysAddr,
+        only_cacheable: bool,
+    ) -> Vec<Trans> {
+        let mut out = Vec::new();
+        self.collect(mem, d, level, va, desc_pa, only_cacheable, &mut out);
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn collect(
+        &self,
+        mem: &Memory,
+        d: Descriptor,
+        level: Level,
+        va: u64,
+        desc_pa: PhysAddr,
+        only_cacheable: bool,
+        out: &mut Vec<Trans>,
+    ) {
+        let g = self.config.granule;
+        match d.decode(g, level) {
+            Entry::Invalid(_) | Entry::Reserved(_) => {}
+            Entry::Table(t) => {
+                out.push(Trans {
+                    va,
+                    size: g.level_size(level),
+                    level,
+                    kind: StaleKind::Walk { next: t.next },
+                    global: true,
+                    desc_pa,
+                    desc: d,
+                });
+                for i in 0..g.table_entries(level + 1) {
+                    let pa = t.next.add(i as u64 * 8);
+                    let sub = Descriptor(mem.read_u64(pa).unwrap_or(0));
+                    if sub.is_valid_bit() {
+                        let sva = va + i as u64 * g.level_size(level + 1);
+                        self.collect(mem, sub, level + 1, sva, pa, only_cacheable, out);
+                    }
+                }
+            }
+            Entry::Block(l) | Entry::Page(l) => {
+                if only_cacheable && !l.attrs.af() && !self.config.features.hw_af {
+                    // I_WZCBG: an entry that gives an Access flag fault is
+                    // never cached.
+                    return;
+                }
+                out.push(Trans {
+                    va,
+                    size: g.level_size(level),
+                    level,
+                    kind: StaleKind::Leaf {
+                        oa: l.oa,
+                        attrs: l.attrs,
+                    },
+                    global: l.attrs.global(),
+                    desc_pa,
+                    desc: d,
+                });
+            }
+        }
+    }
+
+    fn add_live(&mut self, t: &Trans) {
+        let g = self.config.granule;
+        match t.kind {
+            StaleKind::Walk { next } => {
+                self.tables
+                    .insert(next.0 >> g.page_shift(), (t.level + 1, t.va));
+            }
+            StaleKind::Leaf { oa, .. } => {
+                *self
+                    .leaves
+                    .entry((oa.0 >> g.page_shift(), t.level))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    fn remove_live(&mut self, t: &Trans) {
+        let g = self.config.granule;
+        match t.kind {
+            StaleKind::Walk { next } => {
+                self.tables.remove(&(next.0 >> g.page_shift()));
+            }
+            StaleKind::Leaf { oa, .. } => {
+                let key = (oa.0 >> g.page_shift(), t.level);
+                if let Some(n) = self.leaves.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.leaves.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, rule: Rule, cpu: usize, pa: PhysAddr, at: Option<(Level, u64)>, old: Option<Descriptor>, new: Option<Descriptor>, detail: String) {
+        self.violations.push(Violation {
+            rule,
+            step: self.step,
+            cpu,
+            pa,
+            va: at.map(|(_, va)| VirtAddr(va)),
+            level: at.map(|(l, _)| l),
+            old,
+            new,
+            detail,
+        });
+    }
+
+    fn desc_write(
+        &mut self,
+        mem: &Memory,
+        cpu: usize,
+        pa: PhysAddr,
+        old: Descriptor,
+        new: Descriptor,
+        cas: bool,
+    ) {
+        if old == new {
+            return;
+        }
+        let Some((level, VirtAddr(va))) = self.locate(pa) else {
+            // Not a live table: writing a table before publishing it.
+            return;
+        };
+        let g = self.config.granule;
+        let size = g.level_size(level);
+        let end = va.wrapping_add(size);
+        let overlaps = |a: u64, b: u64| a < end && va < b;
+
+        // Everything under the old value is no longer live.
+        let old_all = self.translations(mem, old, level, va, pa, false);
+        for t in &old_all {
+            self.remove_live(t);
+        }
+        // What a TLB may hold from the old value: with a CAS that found AF
+        // clear, nothing (the hardware sets AF before caching, so a cached
+        // entry would have made the CAS fail); with a plain store and
+        // hardware AF on, the walker may have set AF meanwhile.
+        let mut old_cached: Vec<Trans> = self.translations(mem, old, level, va, pa, true);
+        if cas {
+            old_cached.retain(|t| match t.kind {
+                StaleKind::Leaf { attrs, .. } => attrs.af() || t.desc_pa != pa,
+                StaleKind::Walk { .. } => true,
+            });
+        }
+        let new_all = self.translations(mem, new, level, va, pa, false);
+        let old_leaf_cached = old_cached
+            .iter()
+            .any(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Leaf { .. }))
+            || (matches!(old.decode(g, level), Entry::Table(_)));
+        let prior: Vec<Trans> = self
+            .stale
+            .iter()
+            .filter(|s| overlaps(s.va, s.va.wrapping_add(s.size)))
+            .filter(|s| matches!(s.kind, StaleKind::Leaf { .. }) || s.level >= level)
+            .map(|s| Trans {
+                va: s.va,
+                size: s.size,
+                level: s.level,
+                kind: s.kind,
+                global: s.global,
+                desc_pa: s.desc_pa,
+                desc: s.desc,
+            })
+            .collect();
+        let at = Some((level, va));
+
+        if !new_all.is_empty() {
+            if !old_leaf_cached && !prior.is_empty() {
+                let p = prior[0];
+                self.report(
+                    Rule::MakeBeforeInvalidation,
+                    cpu,
+                    pa,
+                    at,
+                    Some(old),
+                    Some(new),
+                    format!(
+                        "the old entry {} (L{} at {:#x}) may still be cached",
+                        p.desc, p.level, p.va
+                    ),
+                );
+            } else if old_leaf_cached {
+                let olds: Vec<Trans> = old_cached.iter().chain(prior.iter()).copied().collect();
+                self.compare(mem, cpu, pa, at, old, new, &olds, &new_all);
+            }
+        }
+
+        // The old translations become stale records.
+        for t in old_cached {
+            self.stale.push(Stale {
+                va: t.va,
+                size: t.size,
+                level: t.level,
+                kind: t.kind,
+                global: t.global,
+                desc_pa: t.desc_pa,
+                desc: t.desc,
+                writer: cpu,
+                visible: false,
+                tlbi_by: 0,
+            });
+        }
+        for t in &new_all {
+            self.add_live(t);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compare(
+        &mut self,
+        mem: &Memory,
+        cpu: usize,
+        pa: PhysAddr,
+        at: Option<(Level, u64)>,
+        old: Descriptor,
+        new: Descriptor,
+        olds: &[Trans],
+        news: &[Trans],
+    ) {
+        let g = self.config.granule;
+        let f = self.config.features;
+        let mut found: Vec<(Rule, String)> = Vec::new();
+        let mut add = |r: Rule, s: String| {
+            if !found.iter().any(|(x, _)| *x == r) {
+                found.push((r, s));
+            }
+        };
+        for o in olds {
+            let StaleKind::Leaf { oa: ooa, attrs: oat } = o.kind else {
+                continue;
+            };
+            for n in news {
+                let StaleKind::Leaf { oa: noa, attrs: nat } = n.kind else {
+                    continue;
+                };
+                let start = o.va.max(n.va);
+                let stop = o.end().min(n.end());
+                if start >= stop {
+                    continue;
+                }
+                let opa = ooa.0 + (start - o.va);
+                let npa = noa.0 + (start - n.va);
+                let what = format!(
+                    "{:#x}: L{} {} -> L{} {}",
+                    start,
+                    o.level,
+                    crate::descriptor::describe(&o.desc.decode(g, o.level)),
+                    n.level,
+                    crate::descriptor::describe(&n.desc.decode(g, n.level))
+                );
+                if opa != npa {
+                    if oat.writable(f.hw_dbm) || nat.writable(f.hw_dbm) {
+                        add(
+                            Rule::OaChangeWritable,
+                            format!("output address changes with a writable translation, {what}"),
+                        );
+                    }
+                    let shift = g.page_shift();
+                    let frames = ((stop - start) >> shift).max(1);
+                    if !mem.same_range(opa >> shift, npa >> shift, frames) {
+                        add(
+                            Rule::OaChangeContents,
+                            format!(
+                                "output address changes from {opa:#x} to {npa:#x} whose contents differ, {what}"
+                            ),
+                        );
+                    }
+                }
+                if !f.same_memory_type(oat.attr_indx, nat.attr_indx) || oat.sh != nat.sh {
+                    add(
+                        Rule::MemoryAttributes,
+                        format!("memory type or shareability changes, {what}"),
+                    );
+                }
+                let ocont = oat.flags.contains(Attributes::CONTIGUOUS);
+                let ncont = nat.flags.contains(Attributes::CONTIGUOUS);
+                if o.level != n.level || ocont != ncont {
+                    let nt = oat.flags.contains(Attributes::NT) && o.level < 3
+                        || nat.flags.contains(Attributes::NT) && n.level < 3;
+                    let allowed = match f.bbm {
+                        BbmLevel::Level0 => false,
+                        BbmLevel::Level1 => nt,
+                        BbmLevel::Level2 | BbmLevel::Level2NoAbort => true,
+                    };
+                    if !allowed {
+                        add(
+                            Rule::BlockSize,
+                            format!("block size changes at FEAT_BBM level {}, {what}", f.bbm),
+                        );
+                    }
+                }
+                if n.global && !o.global {
+                    add(
+                        Rule::GlobalOverNonGlobal,
+                        format!("a global entry replaces a non-global one, {what}"),
+                    );
+                }
+            }
+        }
+        for (rule, detail) in found {
+            self.report(rule, cpu, pa, at, Some(old), Some(new), detail);
+        }
+    }
+
+    fn tlbi(&mut self, cpu: usize, op: &Tlbi) {
+        let asid = self.asid;
+        let mut early = None;
+        for s in &mut self.stale {
+            let covers = !op.kind.by_va()
+                || ((op.va.0.wrapping_sub(s.va) < s.size)
+                    && (matches!(s.kind, StaleKind::Leaf { .. }) || !op.kind.last_level_only())
+                    && (s.global || op.kind.all_asids() || op.asid == asid));
+            if !covers {
+                continue;
+            }
+            if s.visible {
+                s.tlbi_by |= 1 << cpu;
+            } else if early.is_none() {
+                early = Some(*s);
+            }
+        }
+        if let Some(s) = early {
+            self.report(
+                Rule::TlbiBeforeDsb,
+                cpu,
+                s.desc_pa,
+                Some((s.level, s.va)),
+                Some(s.desc),
+                None,
+                format!(
+                    "{op} issued before a DSB of cpu{} made the store replacing {} visible",
+                    s.writer, s.desc
+                ),
+            );
+        }
+    }
+
+    fn free(&mut self, cpu: usize, pa: PhysAddr, order: u8) {
+        let g = self.config.granule;
+        let shift = g.page_shift();
+        let first = pa.0 >> shift;
+        let n = 1u64 << order;
+        let inside = |frame: u64| frame >= first && frame < first + n;
+        // Live mappings onto the block.
+        let mut mapped = None;
+        for level in g.levels() {
+            let step = (g.level_size(level) >> shift).max(1);
+            let mut f = first & !(step - 1);
+            while f < first + n && mapped.is_none() {
+                if self.leaves.contains_key(&(f, level)) {
+                    mapped = Some(format!("a live L{level} entry maps frame {f:#x}"));
+                }
+                f += step;
+            }
+        }
+        if mapped.is_none() {
+            if let Some((f, (l, va))) = self
+                .tables
+                .iter()
+                .filter(|(f, _)| inside(**f))
+                .min_by_key(|(f, _)| **f)
+            {
+                mapped = Some(format!(
+                    "frame {f:#x} is a live L{l} table for {va:#x}"
+                ));
+            }
+        }
+        if let Some(why) = mapped {
+            self.report(Rule::FreeWhileMapped, cpu, pa, None, None, None, why);
+        }
+        let mut cached = None;
+        let mut walk_cached = None;
+        for s in &self.stale {
+            match s.kind {
+                StaleKind::Leaf { oa, .. } => {
+                    let a = oa.0 >> shift;
+                    let b = (oa.0 + s.size) >> shift;
+                    if cached.is_none() && a < first + n && first < b.max(a + 1) {
+                        cached = Some(*s);
+                    }
+                }
+                StaleKind::Walk { next } => {
+                    if walk_cached.is_none() && inside(next.0 >> shift) {
+                        walk_cached = Some(*s);
+                    }
+                }
+            }
+            if walk_cached.is_none()
+                && matches!(s.kind, StaleKind::Walk { .. })
+                && inside(s.desc_pa.0 >> shift)
+            {
+                walk_cached = Some(*s);
+            }
+        }
+        if let Some(s) = cached {
+            self.report(
+                Rule::FreeWhileCached,
+                cpu,
+                pa,
+                Some((s.level, s.va)),
+                Some(s.desc),
+                None,
+                format!(
+                    "the translation {} for {:#x} may still be cached (no completed TLBI since it was replaced)",
+                    s.desc, s.va
+                ),
+            );
+        }
+        if let Some(s) = walk_cached {
+            self.report(
+                Rule::FreeTableWhileCached,
+                cpu,
+                pa,
+                Some((s.level, s.va)),
+                Some(s.desc),
+                None,
+                format!(
+                    "the table entry {} for {:#x} may still be in a walk cache (no completed non-last-level TLBI)",
+                    s.desc, s.va
+                ),
+            );
+        }
+    }
+}

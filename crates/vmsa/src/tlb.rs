@@ -1,0 +1,272 @@
+//! Per-CPU TLBs that keep stale entries, and the broadcast TLBI operations.
+//!
+//! A TLB holds leaf entries (from block and page descriptors) and walk-cache
+//! entries (from table descriptors; R_RVJDB counts both as TLB entries). An
+//! entry stays until a TLBI that covers it takes effect on that CPU or until
+//! it is evicted: TLBs are not coherent with table writes (R_FFWJK).
+//! Faulting descriptors are never cached (I_WZCBG).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::descriptor::LeafAttrs;
+use crate::granule::Level;
+use crate::VmsaError;
+
+/// What a TLB entry caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlbKind {
+    /// A translation: the region maps linearly onto `oa`.
+    Leaf {
+        /// The output address of the region's first byte.
+        oa: PhysAddr,
+        /// The attributes and permissions of the descriptor.
+        attrs: LeafAttrs,
+    },
+    /// A walk-cache entry: the next-level table for the region.
+    Walk {
+        /// The next-level table.
+        next: PhysAddr,
+    },
+}
+
+/// One TLB entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TlbEntry {
+    /// The first VA of the region covered.
+    pub va: VirtAddr,
+    /// log2 of the region's size (a contiguous run counts as one region).
+    pub size_shift: u8,
+    /// The level of the descriptor it came from.
+    pub level: Level,
+    /// What it caches.
+    pub kind: TlbKind,
+    /// The ASID for a non-global entry, `None` for a global one.
+    pub asid: Option<u16>,
+    /// Where the descriptor it was filled from lives.
+    pub desc_pa: PhysAddr,
+}
+
+impl TlbEntry {
+    /// Returns the size of the region covered.
+    pub fn size(&self) -> u64 {
+        1 << self.size_shift
+    }
+
+    /// Tells whether the entry covers `va`.
+    pub fn covers(&self, va: VirtAddr) -> bool {
+        va.0.wrapping_sub(self.va.0) < self.size()
+    }
+
+    /// Tells whether the entry is a leaf (a translation, not a walk cache).
+    pub fn is_leaf(&self) -> bool {
+        matches!(self.kind, TlbKind::Leaf { .. })
+    }
+
+    /// Returns the output address of `va` through this leaf entry.
+    pub fn translate(&self, va: VirtAddr) -> Option<PhysAddr> {
+        match self.kind {
+            TlbKind::Leaf { oa, .. } => Some(oa.add(va.0 - self.va.0)),
+            TlbKind::Walk { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for TlbEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            TlbKind::Leaf { oa, attrs } => write!(
+                f,
+                "L{} {}+{} -> {} {}",
+                self.level,
+                self.va,
+                crate::granule::format_size(self.size()),
+                oa,
+                if attrs.read_only() { "RO" } else { "RW" }
+            ),
+            TlbKind::Walk { next } => write!(
+                f,
+                "walk L{} {}+{} -> table {}",
+                self.level,
+                self.va,
+                crate::granule::format_size(self.size()),
+                next
+            ),
+        }
+    }
+}
+
+/// The broadcast (Inner Shareable) TLB invalidations at EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlbiKind {
+    /// By VA and ASID, all levels (leaf and walk-cache entries).
+    Vae1is,
+    /// By VA and ASID, last level only: walk-cache entries are left alone.
+    Vale1is,
+    /// By VA, all ASIDs, all levels (Linux `__flush_tlb_kernel_pgtable`).
+    Vaae1is,
+    /// By VA, all ASIDs, last level only (Linux `flush_tlb_kernel_range`).
+    Vaale1is,
+    /// Everything at EL1 for the VMID, all ASIDs and levels (Linux `flush_tlb_all`).
+    Vmalle1is,
+}
+
+impl TlbiKind {
+    /// Lists every kind.
+    pub const ALL: [TlbiKind; 5] = [
+        TlbiKind::Vae1is,
+        TlbiKind::Vale1is,
+        TlbiKind::Vaae1is,
+        TlbiKind::Vaale1is,
+        TlbiKind::Vmalle1is,
+    ];
+
+    /// Tells whether the operation leaves walk-cache entries alone.
+    pub fn last_level_only(self) -> bool {
+        matches!(self, TlbiKind::Vale1is | TlbiKind::Vaale1is)
+    }
+
+    /// Tells whether the operation takes a VA.
+    pub fn by_va(self) -> bool {
+        !matches!(self, TlbiKind::Vmalle1is)
+    }
+
+    /// Tells whether the operation matches every ASID.
+    pub fn all_asids(self) -> bool {
+        matches!(
+            self,
+            TlbiKind::Vaae1is | TlbiKind::Vaale1is | TlbiKind::Vmalle1is
+        )
+    }
+
+    /// Returns the assembler mnemonic.
+    pub fn mnemonic(self) -> &'static str {
+        match self {
+            TlbiKind::Vae1is => "vae1is",
+            TlbiKind::Vale1is => "vale1is",
+            TlbiKind::Vaae1is => "vaae1is",
+            TlbiKind::Vaale1is => "vaale1is",
+            TlbiKind::Vmalle1is => "vmalle1is",
+        }
+    }
+}
+
+impl fmt::Display for TlbiKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mnemonic())
+    }
+}
+
+impl FromStr for TlbiKind {
+    type Err = VmsaError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TlbiKind::ALL
+            .into_iter()
+            .find(|k| k.mnemonic().eq_ignore_ascii_case(s))
+            .ok_or_else(|| VmsaError::Parse {
+                what: "TLBI operation",
+                input: s.to_string(),
+                expected: "vae1is, vale1is, vaae1is, vaale1is or vmalle1is",
+            })
+    }
+}
+
+/// A TLBI instruction with its operands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tlbi {
+    /// The operation.
+    pub kind: TlbiKind,
+    /// The VA operand (ignored by `VMALLE1IS`).
+    pub va: VirtAddr,
+    /// The ASID operand (ignored by the all-ASID forms).
+    pub asid: u16,
+}
+
+impl Tlbi {
+    /// Returns a TLBI of `kind` for `va` with ASID 0.
+    pub fn new(kind: TlbiKind, va: VirtAddr) -> Self {
+        Tlbi { kind, va, asid: 0 }
+    }
+
+    /// Tells whether this TLBI removes `entry` when it takes effect.
+    pub fn matches(&self, entry: &TlbEntry) -> bool {
+        if !self.kind.by_va() {
+            return true;
+        }
+        if !entry.covers(self.va) {
+            return false;
+        }
+        if self.kind.last_level_only() && !entry.is_leaf() {
+            return false;
+        }
+        match entry.asid {
+            None => true,
+            Some(a) => self.kind.all_asids() || a == self.asid,
+        }
+    }
+}
+
+impl fmt::Display for Tlbi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind.by_va() {
+            write!(f, "tlbi {}, {}", self.kind, self.va)?;
+            if !self.kind.all_asids() {
+                write!(f, " asid={}", self.asid)?;
+            }
+            Ok(())
+        } else {
+            write!(f, "tlbi {}", self.kind)
+        }
+    }
+}
+
+/// The TLB of one CPU: a set of entries, kept sorted so equal TLBs compare
+/// and hash equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tlb {
+    entries: Vec<TlbEntry>,
+}
+
+impl Tlb {
+    /// Returns the entries.
+    pub fn entries(&self) -> &[TlbEntry] {
+        &self.entries
+    }
+
+    /// Inserts an entry (no effect if an identical one is present).
+    pub fn insert(&mut self, e: TlbEntry) {
+        if let Err(i) = self.entries.binary_search(&e) {
+            self.entries.insert(i, e);
+        }
+    }
+
+    /// Removes the entry at `index` (an eviction).
+    pub fn evict(&mut self, index: usize) -> Option<TlbEntry> {
+        (index < self.entries.len()).then(|| self.entries.remove(index))
+    }
+
+    /// Removes the entries a TLBI covers; returns how many.
+    pub fn invalidate(&mut self, op: &Tlbi) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|e| !op.matches(e));
+        before - self.entries.len()
+    }
+
+    /// Returns the leaf entries that match `va` for `asid`.
+    pub fn leaves(&self, va: VirtAddr, asid: u16) -> impl Iterator<Item = &TlbEntry> {
+        self.entries.iter().filter(move |e| {
+            e.is_leaf() && e.covers(va) && e.asid.is_none_or(|a| a == asid)
+        })
+    }
+
+    /// Returns the walk-cache entries that match `va`.
+    pub fn walks(&self, va: VirtAddr) -> impl Iterator<Item = &TlbEntry> {
+        self.entries
+            .iter()
+            .filter(move |e| !e.is_leaf() && e.covers(va))
+    }
+}

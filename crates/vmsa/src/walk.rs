@@ -1,0 +1,227 @@
+//! The translation table walker and the outcomes of a translation.
+//!
+//! [`walk`] is pure: it reads descriptors through a closure that gives the
+//! walker's view of memory (stores become visible to walkers only after a
+//! DSB, see [`crate::machine`]). Faults are never cached (I_WZCBG); table
+//! descriptors met on the way become walk-cache entries.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::descriptor::{Attributes, Descriptor, Entry, Leaf, LeafAttrs};
+use crate::granule::{Granule, Level};
+use crate::tlb::{TlbEntry, TlbKind};
+
+/// The kind of data access being translated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Access {
+    /// A load.
+    Load,
+    /// A store.
+    Store,
+    /// A compare-and-swap (needs read and write permission).
+    Cas,
+}
+
+impl Access {
+    /// Tells whether the access writes.
+    pub fn writes(self) -> bool {
+        !matches!(self, Access::Load)
+    }
+}
+
+/// The kind of a fault on a data access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// Invalid or reserved descriptor (or an nT block, R_MRRPW).
+    Translation,
+    /// Write to a read-only entry.
+    Permission,
+    /// AF clear and hardware AF management off.
+    AccessFlag,
+    /// Several TLB entries match and the CPU aborts (R_FVQCK, I_HYQMB).
+    TlbConflict,
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FaultKind::Translation => "translation fault",
+            FaultKind::Permission => "permission fault",
+            FaultKind::AccessFlag => "access flag fault",
+            FaultKind::TlbConflict => "TLB conflict abort",
+        })
+    }
+}
+
+/// A fault on a data access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fault {
+    /// What kind.
+    pub kind: FaultKind,
+    /// The faulting VA.
+    pub va: VirtAddr,
+    /// The level of the descriptor that faulted, if one did.
+    pub level: Option<Level>,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}", self.kind, self.va)?;
+        if let Some(l) = self.level {
+            write!(f, " (level {l})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Translation {
+    /// The VA translated.
+    pub va: VirtAddr,
+    /// Its output address.
+    pub pa: PhysAddr,
+    /// The level of the leaf used.
+    pub level: Level,
+    /// The size of the region the leaf (or contiguous run) maps.
+    pub size: u64,
+    /// The leaf's attributes.
+    pub attrs: LeafAttrs,
+}
+
+/// An atomic hardware update of a descriptor (Access flag or dirty state,
+/// FEAT_HAFDBS): it applies only if the descriptor still holds `expected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HwUpdate {
+    /// Where the descriptor lives.
+    pub pa: PhysAddr,
+    /// The value the walk read.
+    pub expected: Descriptor,
+    /// The value with AF set (and AP\[2\] cleared for a dirty update).
+    pub new: Descriptor,
+}
+
+/// How a translation was resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Via {
+    /// A TLB hit on this entry.
+    Tlb(TlbEntry),
+    /// A walk starting at the root table.
+    Walk,
+    /// A walk starting from this walk-cache entry.
+    WalkFrom(TlbEntry),
+    /// A TLB conflict abort among several matching entries.
+    Conflict,
+}
+
+/// One way, among those the architecture allows, a translation may resolve.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Choice {
+    /// How.
+    pub via: Via,
+    /// The translation or the fault.
+    pub result: Result<Translation, Fault>,
+    /// The entries the CPU may cache as a result (none for a fault other
+    /// than a permission fault, I_WZCBG).
+    pub fills: Vec<TlbEntry>,
+    /// The hardware update of the descriptor, if the walk makes one.
+    pub hw_update: Option<HwUpdate>,
+}
+
+/// What a walk found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// The leaf, its level, and where its descriptor lives; or the fault.
+    pub result: Result<(Leaf, Level, PhysAddr, Descriptor), Fault>,
+    /// Walk-cache entries for the table descriptors read on the way.
+    pub tables: Vec<TlbEntry>,
+}
+
+/// Walks the tables for `va` starting at `level` in the table at `table`,
+/// reading descriptors with `read`.
+pub fn walk(
+    granule: Granule,
+    va: VirtAddr,
+    mut level: Level,
+    mut table: PhysAddr,
+    read: &dyn Fn(PhysAddr) -> u64,
+) -> Walked {
+    let mut tables = Vec::new();
+    loop {
+        let desc_pa = table.add(granule.index(level, va.0) as u64 * 8);
+        let d = Descriptor(read(desc_pa));
+        match d.decode(granule, level) {
+            Entry::Invalid(_) | Entry::Reserved(_) => {
+                return Walked {
+                    result: Err(Fault {
+                        kind: FaultKind::Translation,
+                        va,
+                        level: Some(level),
+                    }),
+                    tables,
+                };
+            }
+            Entry::Table(t) => {
+                tables.push(TlbEntry {
+                    va: va.align_down(granule.level_size(level)),
+                    size_shift: granule.level_shift(level) as u8,
+                    level,
+                    kind: TlbKind::Walk { next: t.next },
+                    asid: None,
+                    desc_pa,
+                });
+                table = t.next;
+                level += 1;
+            }
+            Entry::Block(leaf) | Entry::Page(leaf) => {
+                return Walked {
+                    result: Ok((leaf, level, desc_pa, d)),
+                    tables,
+                };
+            }
+        }
+    }
+}
+
+/// Builds the leaf TLB entry a CPU caches for `va` from `leaf` at `level`:
+/// a contiguous run becomes one entry for the whole run, whose output
+/// address is derived from this descriptor (R_JQQTC: a misprogrammed run
+/// translates as one of its entries).
+pub fn leaf_entry(
+    granule: Granule,
+    va: VirtAddr,
+    leaf: &Leaf,
+    level: Level,
+    desc_pa: PhysAddr,
+    asid: u16,
+) -> TlbEntry {
+    let mut shift = granule.level_shift(level);
+    let mut oa = leaf.oa;
+    let mut base = va.align_down(granule.level_size(level));
+    if leaf.attrs.flags.contains(Attributes::CONTIGUOUS)
+        && let Some(n) = granule.contiguous_entries(level)
+    {
+        let run = granule.level_size(level) * n as u64;
+        let run_base = va.align_down(run);
+        let off = base.0 - run_base.0;
+        if oa.0 >= off {
+            oa = PhysAddr(oa.0 - off);
+            base = run_base;
+            shift += n.trailing_zeros();
+        }
+    }
+    TlbEntry {
+        va: base,
+        size_shift: shift as u8,
+        level,
+        kind: TlbKind::Leaf {
+            oa,
+            attrs: leaf.attrs,
+        },
+        asid: (!leaf.attrs.global()).then_some(asid),
+        desc_pa,
+    }
+}
