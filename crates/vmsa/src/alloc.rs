@@ -111,6 +111,57 @@ impl FrameAllocator {
         Ok(())
     }
 
+    /// Takes frames `start..end` out of the free lists and marks them
+    /// reserved (memory the caller lays out itself, e.g. boot-time data);
+    /// frames already reserved or allocated are left as they are.
+    pub fn claim(&mut self, start: u64, end: u64) {
+        let end = end.min(self.frames);
+        if start >= end {
+            return;
+        }
+        let mut keep = Vec::new();
+        for o in 0..=self.max_order {
+            let size = 1u64 << o;
+            let hit: Vec<u64> = self.free[usize::from(o)]
+                .range(start.saturating_sub(size - 1)..end)
+                .copied()
+                .filter(|&b| b + size > start)
+                .collect();
+            for b in hit {
+                self.free[usize::from(o)].remove(&b);
+                self.free_frames -= size;
+                let lo = b.max(start);
+                let hi = (b + size).min(end);
+                self.add_reserved(lo, hi);
+                if b < lo {
+                    keep.push((b, lo));
+                }
+                if hi < b + size {
+                    keep.push((hi, b + size));
+                }
+            }
+        }
+        for (a, b) in keep {
+            self.add_reserved(a, b);
+            let _ = self.add_free_range(a, b);
+        }
+    }
+
+    fn add_reserved(&mut self, mut start: u64, mut end: u64) {
+        if let Some((&s, &e)) = self.reserved.range(..=start).next_back()
+            && e >= start
+        {
+            start = s;
+            end = end.max(e);
+            self.reserved.remove(&s);
+        }
+        while let Some((&s, &e)) = self.reserved.range(start..=end).next() {
+            end = end.max(e);
+            self.reserved.remove(&s);
+        }
+        self.reserved.insert(start, end);
+    }
+
     fn insert_free(&mut self, frame: u64, order: u8) {
         let mut frame = frame;
         let mut order = order;
@@ -242,6 +293,22 @@ mod tests {
         assert_eq!(a.free_frames(), 56);
         assert!(a.free(8, 3).is_err());
         assert!(a.free(0, 5).is_err());
+    }
+
+    #[test]
+    fn claimed_frames_leave_the_free_lists() {
+        let mut a = FrameAllocator::new(64, 4);
+        a.add_free_range(0, 64).unwrap();
+        a.claim(20, 24);
+        assert_eq!(a.free_frames(), 60);
+        for _ in 0..60 {
+            let f = a.alloc(0).unwrap();
+            assert!(!(20..24).contains(&f));
+        }
+        assert!(a.alloc(0).is_err());
+        // Claimed frames can be handed over later, as boot memory is.
+        a.free(20, 2).unwrap();
+        assert_eq!(a.free_frames(), 4);
     }
 
     #[test]
