@@ -1,3 +1,271 @@
-//! The `hvo` command line.
+//! The `hvo` command line: verdicts on live vmemmap remapping sequences for
+//! arm64.
 
-fn main() {}
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use vmsa::descriptor::describe;
+use vmsa::{Descriptor, Granule, Rule};
+
+use crate::table::Table;
+
+/// The sequences from the July 2024 thread, built into the binary.
+const BUILTIN: [(&str, &str); 2] = [
+    (
+        "thread-2024-07.seq",
+        include_str!("../../../sequences/thread-2024-07.seq"),
+    ),
+    (
+        "de-hvo-2024-07.seq",
+        include_str!("../../../sequences/de-hvo-2024-07.seq"),
+    ),
+];
+
+#[derive(Parser)]
+#[command(
+    name = "hvo",
+    version,
+    about = "HugeTLB Vmemmap Optimization on arm64: which ways of remapping a live vmemmap follow the Arm ARM's rules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the built-in HVO and de-HVO sequences of the July 2024 thread
+    /// against the Arm ARM's rules and print one verdict per sequence.
+    Verify {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Print every violation, not only the first of each rule.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Check sequence files (`.seq`) you wrote; exits 1 when a verdict
+    /// differs from the file's `expect` line.
+    Check {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Print every violation, not only the first of each rule.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// List the rules the checker enforces, with their Arm ARM IDs.
+    Rules {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode a descriptor value as found at a level of a walk.
+    Decode {
+        /// The 64-bit descriptor, e.g. 0x0060000040001703.
+        value: String,
+        /// The translation granule: 4k, 16k or 64k.
+        #[arg(long, default_value = "4k")]
+        granule: Granule,
+        /// The level of the table it sits in (0..3).
+        #[arg(long, default_value_t = 3)]
+        level: u8,
+    },
+}
+
+#[derive(Serialize)]
+struct CaseJson {
+    file: String,
+    case: String,
+    bbm: String,
+    expected: Vec<String>,
+    found: Vec<String>,
+    verdict: String,
+    matches_expectation: bool,
+    steps: u64,
+    violations: Vec<vmsa::Violation>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify { json, verbose } => {
+            let mut files = Vec::new();
+            for (name, text) in BUILTIN {
+                match seq::parse(name, text) {
+                    Ok(f) => files.push(f),
+                    Err(e) => {
+                        eprintln!("hvo: built-in sequence does not parse: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            report(&files, json, verbose)
+        }
+        Command::Check {
+            files,
+            json,
+            verbose,
+        } => {
+            let mut parsed = Vec::new();
+            for f in &files {
+                match seq::load(f) {
+                    Ok(s) => parsed.push(s),
+                    Err(e) => {
+                        eprintln!("hvo: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            report(&parsed, json, verbose)
+        }
+        Command::Rules { json } => {
+            if json {
+                #[derive(Serialize)]
+                struct R {
+                    code: String,
+                    id: &'static str,
+                    clause: &'static str,
+                    summary: &'static str,
+                    source: &'static str,
+                }
+                let v: Vec<R> = Rule::ALL
+                    .iter()
+                    .map(|r| R {
+                        code: r.code(),
+                        id: r.id(),
+                        clause: r.clause(),
+                        summary: r.summary(),
+                        source: r.source(),
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                let mut t = Table::new(&["rule", "what it forbids"]);
+                for r in Rule::ALL {
+                    t.row(vec![r.code(), r.summary().to_string()]);
+                }
+                print!("{}", t.render());
+                println!(
+                    "\nR_* are Arm ARM (DDI0487) rule IDs; HVO_FREE names the page-reuse rules the\nArm ARM states through R_RVJDB and R_FFWJK. `hvo rules --json` gives sources."
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Decode {
+            value,
+            granule,
+            level,
+        } => {
+            let v = value.trim().replace('_', "");
+            let parsed = match v.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => v.parse(),
+            };
+            let Ok(raw) = parsed else {
+                eprintln!("hvo: cannot parse descriptor {value:?}: expected a 64-bit number such as 0x0060000040001703");
+                return ExitCode::from(2);
+            };
+            if level > 3 || level < granule.start_level() {
+                eprintln!(
+                    "hvo: level {level} does not exist with the {granule} granule (levels {}..3)",
+                    granule.start_level()
+                );
+                return ExitCode::from(2);
+            }
+            let e = Descriptor(raw).decode(granule, level);
+            println!("{}", describe(&e));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn report(files: &[seq::SeqFile], json: bool, verbose: bool) -> ExitCode {
+    let mut rows = Vec::new();
+    for f in files {
+        match f.run() {
+            Ok(results) => rows.extend(results.into_iter().map(|r| (f.file.clone(), r))),
+            Err(e) => {
+                eprintln!("hvo: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mismatches = rows.iter().filter(|(_, r)| !r.passed()).count();
+    if json {
+        let out: Vec<CaseJson> = rows
+            .iter()
+            .map(|(file, r)| CaseJson {
+                file: file.clone(),
+                case: r.name.clone(),
+                bbm: r.bbm.to_string(),
+                expected: r.expect.iter().cloned().collect(),
+                found: r.found().into_iter().collect(),
+                verdict: verdict(r),
+                matches_expectation: r.passed(),
+                steps: r.steps,
+                violations: r.violations.clone(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        let mut t = Table::new(&["file", "case", "FEAT_BBM", "ops", "rule verdict", "expected"]);
+        for (file, r) in &rows {
+            let short = std::path::Path::new(file)
+                .file_name()
+                .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+            t.row(vec![
+                short,
+                r.name.clone(),
+                r.bbm.to_string(),
+                r.steps.to_string(),
+                verdict(r),
+                if r.passed() { "yes".into() } else { "NO".into() },
+            ]);
+        }
+        print!("{}", t.render());
+        for (file, r) in &rows {
+            if r.violations.is_empty() {
+                continue;
+            }
+            println!("\n{file} case {}:", r.name);
+            let mut shown = std::collections::BTreeSet::new();
+            for v in &r.violations {
+                if verbose || shown.insert(v.rule) {
+                    println!("  {v}");
+                }
+            }
+            let hidden = r.violations.len() - shown.len().min(r.violations.len());
+            if !verbose && hidden > 0 {
+                println!("  ... and {hidden} more (use --verbose)");
+            }
+        }
+        println!(
+            "\n{} cases, {} as expected, {} not.",
+            rows.len(),
+            rows.len() - mismatches,
+            mismatches
+        );
+    }
+    if mismatches > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn verdict(r: &seq::CaseResult) -> String {
+    let found = r.found();
+    if found.is_empty() {
+        "compliant".into()
+    } else {
+        found.into_iter().collect::<Vec<_>>().join(", ")
+    }
+}
