@@ -170,7 +170,9 @@ fn main() -> ExitCode {
                 None => v.parse(),
             };
             let Ok(raw) = parsed else {
-                eprintln!("hvo: cannot parse descriptor {value:?}: expected a 64-bit number such as 0x0060000040001703");
+                eprintln!(
+                    "hvo: cannot parse descriptor {value:?}: expected a 64-bit number such as 0x0060000040001703"
+                );
                 return ExitCode::from(2);
             };
             if level > 3 || level < granule.start_level() {
@@ -216,7 +218,14 @@ fn report(files: &[seq::SeqFile], json: bool, verbose: bool) -> ExitCode {
             .collect();
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        let mut t = Table::new(&["file", "case", "FEAT_BBM", "ops", "rule verdict", "expected"]);
+        let mut t = Table::new(&[
+            "file",
+            "case",
+            "FEAT_BBM",
+            "ops",
+            "rule verdict",
+            "expected",
+        ]);
         for (file, r) in &rows {
             let short = std::path::Path::new(file)
                 .file_name()
@@ -227,7 +236,11 @@ fn report(files: &[seq::SeqFile], json: bool, verbose: bool) -> ExitCode {
                 r.bbm.to_string(),
                 r.steps.to_string(),
                 verdict(r),
-                if r.passed() { "yes".into() } else { "NO".into() },
+                if r.passed() {
+                    "yes".into()
+                } else {
+                    "NO".into()
+                },
             ]);
         }
         print!("{}", t.render());

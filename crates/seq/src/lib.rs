@@ -43,7 +43,7 @@ use rustc_hash::FxHashMap;
 use vmsa::granule::parse_size;
 use vmsa::{
     Attributes, BbmLevel, Config, Descriptor, DsbKind, Granule, LeafAttrs, Machine, PhysAddr,
-    Shareability, Tlbi, TlbiKind, VirtAddr, Violation,
+    Shareability, Tlbi, TlbiKind, Violation, VirtAddr,
 };
 
 /// An error in a `.seq` file, with its place.
@@ -83,18 +83,44 @@ enum Desc {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Op {
-    Store { va: u64, level: u8, desc: Desc },
-    Cas { va: u64, level: u8, expected: Desc, desc: Desc },
+    Store {
+        va: u64,
+        level: u8,
+        desc: Desc,
+    },
+    Cas {
+        va: u64,
+        level: u8,
+        expected: Desc,
+        desc: Desc,
+    },
     Dsb(DsbKind),
     Isb,
     Tlbi(Tlbi),
-    SplitTable { name: String, va: u64, level: u8, attrs: Option<LeafAttrs> },
+    SplitTable {
+        name: String,
+        va: u64,
+        level: u8,
+        attrs: Option<LeafAttrs>,
+    },
     EmptyTable(String),
-    Copy { dst: u64, src: u64 },
-    Write { pa: u64, value: u64 },
-    Free { pa: u64, order: u8 },
+    Copy {
+        dst: u64,
+        src: u64,
+    },
+    Write {
+        pa: u64,
+        value: u64,
+    },
+    Free {
+        pa: u64,
+        order: u8,
+    },
     FreeTable(String),
-    FreeTableAt { va: u64, level: u8 },
+    FreeTableAt {
+        va: u64,
+        level: u8,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -106,8 +132,18 @@ struct Step {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Init {
-    Map { va: u64, pa: u64, size: u64, level: u8, attrs: LeafAttrs },
-    Fill { pa: u64, pages: u64, value: u64 },
+    Map {
+        va: u64,
+        pa: u64,
+        size: u64,
+        level: u8,
+        attrs: LeafAttrs,
+    },
+    Fill {
+        pa: u64,
+        pages: u64,
+        value: u64,
+    },
 }
 
 /// One case: a name, its expected rule clauses and its steps.
@@ -210,7 +246,11 @@ impl<'a> Cursor<'a> {
     fn err(&self, expected: &str) -> SeqError {
         match self.toks.get(self.pos) {
             Some(&(c, t)) => self.err_at(c, t.len(), format!("expected {expected}, found `{t}`")),
-            None => self.err_at(self.text.trim_end().len(), 1, format!("expected {expected}, found end of line")),
+            None => self.err_at(
+                self.text.trim_end().len(),
+                1,
+                format!("expected {expected}, found end of line"),
+            ),
         }
     }
 
@@ -242,7 +282,11 @@ impl<'a> Cursor<'a> {
 
     fn level(&mut self) -> Result<u8, SeqError> {
         let t = self.peek().ok_or_else(|| self.err("a level L0..L3"))?;
-        match t.strip_prefix('L').or_else(|| t.strip_prefix('l')).and_then(|n| n.parse::<u8>().ok()) {
+        match t
+            .strip_prefix('L')
+            .or_else(|| t.strip_prefix('l'))
+            .and_then(|n| n.parse::<u8>().ok())
+        {
             Some(n) if n <= 3 => {
                 self.pos += 1;
                 Ok(n)
@@ -360,7 +404,12 @@ pub fn parse(file: &str, text: &str) -> Result<SeqFile, SeqError> {
                     if let Some(s) = t.strip_prefix("size=") {
                         size = Some(parse_size(s).map_err(|_| c.err("size=SIZE (e.g. 2M)"))?);
                     } else if let Some(l) = t.strip_prefix("level=") {
-                        level = Some(l.parse::<u8>().ok().filter(|&l| l <= 3).ok_or_else(|| c.err("level=0..3"))?);
+                        level = Some(
+                            l.parse::<u8>()
+                                .ok()
+                                .filter(|&l| l <= 3)
+                                .ok_or_else(|| c.err("level=0..3"))?,
+                        );
                     } else {
                         break;
                     }
@@ -401,7 +450,10 @@ pub fn parse(file: &str, text: &str) -> Result<SeqFile, SeqError> {
                 let name = c.next("a case name")?.to_string();
                 let mut bbm = None;
                 if let Some(t) = c.peek().and_then(|t| t.strip_prefix("bbm=")) {
-                    bbm = Some(t.parse::<BbmLevel>().map_err(|_| c.err("bbm=0, 1, 2 or 2-noabort"))?);
+                    bbm = Some(
+                        t.parse::<BbmLevel>()
+                            .map_err(|_| c.err("bbm=0, 1, 2 or 2-noabort"))?,
+                    );
                     c.pos += 1;
                 }
                 c.end()?;
@@ -442,7 +494,11 @@ pub fn parse(file: &str, text: &str) -> Result<SeqFile, SeqError> {
                 let op = parse_op(&mut c)?;
                 c.end()?;
                 let Some(case) = cases.last_mut() else {
-                    return Err(c.err_at(0, cpu.len(), "expected `case NAME` before the first step".into()));
+                    return Err(c.err_at(
+                        0,
+                        cpu.len(),
+                        "expected `case NAME` before the first step".into(),
+                    ));
                 };
                 case.steps.push(Step {
                     line: i + 1,
@@ -496,13 +552,21 @@ fn parse_config(c: &mut Cursor<'_>) -> Result<Setup, SeqError> {
         };
         match k {
             "granule" => config.granule = v.parse().map_err(|_| c.err("granule=4k, 16k or 64k"))?,
-            "bbm" => config.features.bbm = v.parse().map_err(|_| c.err("bbm=0, 1, 2 or 2-noabort"))?,
+            "bbm" => {
+                config.features.bbm = v.parse().map_err(|_| c.err("bbm=0, 1, 2 or 2-noabort"))?
+            }
             "cpus" => {
-                config.ncpus = v.parse().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| c.err("cpus=1..64"))?
+                config.ncpus = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| c.err("cpus=1..64"))?
             }
             "memory" => memory = parse_size(v).map_err(|_| c.err("memory=SIZE (e.g. 64M)"))?,
             "hw-af" => config.features.hw_af = onoff(v).ok_or_else(|| c.err("hw-af=on or off"))?,
-            "hw-dbm" => config.features.hw_dbm = onoff(v).ok_or_else(|| c.err("hw-dbm=on or off"))?,
+            "hw-dbm" => {
+                config.features.hw_dbm = onoff(v).ok_or_else(|| c.err("hw-dbm=on or off"))?
+            }
             _ => return Err(c.err("granule, bbm, cpus, memory, hw-af or hw-dbm")),
         }
         c.pos += 1;
@@ -568,7 +632,11 @@ fn parse_op(c: &mut Cursor<'_>) -> Result<Op, SeqError> {
                 "split" => {
                     let va = c.number("the VA of the block to split")?;
                     let level = c.level()?;
-                    let attrs = if c.peek().is_some() { Some(c.attrs()?) } else { None };
+                    let attrs = if c.peek().is_some() {
+                        Some(c.attrs()?)
+                    } else {
+                        None
+                    };
                     Op::SplitTable {
                         name,
                         va,
@@ -604,7 +672,11 @@ fn parse_op(c: &mut Cursor<'_>) -> Result<Op, SeqError> {
                 let pa = c.number("a physical address or `table NAME`")?;
                 let order = match c.peek().and_then(|t| t.strip_prefix("order=")) {
                     Some(o) => {
-                        let v = o.parse().ok().filter(|&o: &u8| o < 32).ok_or_else(|| c.err("order=N"))?;
+                        let v = o
+                            .parse()
+                            .ok()
+                            .filter(|&o: &u8| o < 32)
+                            .ok_or_else(|| c.err("order=N"))?;
                         c.pos += 1;
                         v
                     }
@@ -731,16 +803,21 @@ impl SeqFile {
                 line: s.line,
                 message: e,
             };
-            let encode = |m: &Machine, tables: &FxHashMap<String, PhysAddr>, level: u8, d: &Desc| -> Result<Descriptor, RunError> {
+            let encode = |m: &Machine,
+                          tables: &FxHashMap<String, PhysAddr>,
+                          level: u8,
+                          d: &Desc|
+             -> Result<Descriptor, RunError> {
                 let _ = m;
                 match d {
                     Desc::Invalid => Ok(Descriptor::INVALID),
                     Desc::Raw(v) => Ok(Descriptor(*v)),
-                    Desc::Leaf { pa, attrs } => {
-                        Descriptor::leaf(g, level, PhysAddr(*pa), *attrs).map_err(|e| err(e.to_string()))
-                    }
+                    Desc::Leaf { pa, attrs } => Descriptor::leaf(g, level, PhysAddr(*pa), *attrs)
+                        .map_err(|e| err(e.to_string())),
                     Desc::Table(n) => {
-                        let t = tables.get(n).ok_or_else(|| err(format!("no table named {n}")))?;
+                        let t = tables
+                            .get(n)
+                            .ok_or_else(|| err(format!("no table named {n}")))?;
                         Descriptor::table(g, level, *t).map_err(|e| err(e.to_string()))
                     }
                 }
@@ -748,7 +825,9 @@ impl SeqFile {
             let cpu = s.cpu;
             match &s.op {
                 Op::Store { va, level, desc } => {
-                    let pa = m.desc_pa(VirtAddr(*va), *level).map_err(|e| err(e.to_string()))?;
+                    let pa = m
+                        .desc_pa(VirtAddr(*va), *level)
+                        .map_err(|e| err(e.to_string()))?;
                     let d = encode(&m, &tables, *level, desc)?;
                     m.store_desc(cpu, pa, d).map_err(|e| err(e.to_string()))?;
                 }
@@ -758,7 +837,9 @@ impl SeqFile {
                     expected,
                     desc,
                 } => {
-                    let pa = m.desc_pa(VirtAddr(*va), *level).map_err(|e| err(e.to_string()))?;
+                    let pa = m
+                        .desc_pa(VirtAddr(*va), *level)
+                        .map_err(|e| err(e.to_string()))?;
                     let e = encode(&m, &tables, *level, expected)?;
                     let d = encode(&m, &tables, *level, desc)?;
                     m.cas_desc(cpu, pa, e, d).map_err(|e| err(e.to_string()))?;
@@ -776,7 +857,9 @@ impl SeqFile {
                     level,
                     attrs,
                 } => {
-                    let pa = m.desc_pa(VirtAddr(*va), *level).map_err(|e| err(e.to_string()))?;
+                    let pa = m
+                        .desc_pa(VirtAddr(*va), *level)
+                        .map_err(|e| err(e.to_string()))?;
                     let d = m.read_desc(pa).map_err(|e| err(e.to_string()))?;
                     let leaf = d
                         .as_leaf(g, *level)
@@ -812,7 +895,9 @@ impl SeqFile {
                     m.free_pages(cpu, t, 0).map_err(|e| err(e.to_string()))?;
                 }
                 Op::FreeTable(name) => {
-                    let t = *tables.get(name).ok_or_else(|| err(format!("no table named {name}")))?;
+                    let t = *tables
+                        .get(name)
+                        .ok_or_else(|| err(format!("no table named {name}")))?;
                     m.free_pages(cpu, t, 0).map_err(|e| err(e.to_string()))?;
                 }
             }

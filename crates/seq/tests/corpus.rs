@@ -41,7 +41,12 @@ fn every_case_reports_what_it_expects() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Every rule clause has a violating case, and there are compliant twins.
     assert!(compliant >= 10, "only {compliant} compliant cases");
 }

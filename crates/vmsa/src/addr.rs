@@ -5,11 +5,15 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A virtual address (an input address of stage 1 translation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct VirtAddr(pub u64);
 
 /// A physical address (an output address of stage 1 translation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct PhysAddr(pub u64);
 
 macro_rules! addr_impls {

@@ -9,7 +9,7 @@
 //! | 1       | 0 = block, 1 = page (level 3)        | 1 = table (levels 0..2)  |
 //! | 4:2     | AttrIndx (index into MAIR_EL1)       | ignored                  |
 //! | 5       | NS                                   | ignored                  |
-//! | 7:6     | AP[2:1] (AP[2] = read-only, AP[1] = EL0 access) | ignored       |
+//! | 7:6     | AP\[2:1\] (AP\[2\] = read-only, AP\[1\] = EL0 access) | ignored       |
 //! | 9:8     | SH                                   | ignored                  |
 //! | 10      | AF                                   | ignored                  |
 //! | 11      | nG                                   | ignored                  |
@@ -31,9 +31,9 @@ use std::fmt;
 use bitflags::bitflags;
 use serde::{Deserialize, Serialize};
 
+use crate::VmsaError;
 use crate::addr::PhysAddr;
 use crate::granule::{Granule, Level, PA_BITS};
-use crate::VmsaError;
 
 bitflags! {
     /// Single-bit attributes of a block or page descriptor.
@@ -65,7 +65,9 @@ bitflags! {
 }
 
 /// The SH\[1:0\] field.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum Shareability {
     /// 0b00.
     #[default]
@@ -100,7 +102,9 @@ impl Shareability {
 
 /// The attributes of a block or page descriptor: everything but the type and
 /// the output address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct LeafAttrs {
     /// The single-bit attributes.
     pub flags: Attributes,
@@ -147,7 +151,9 @@ impl LeafAttrs {
 }
 
 /// The attributes of a table descriptor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct TableAttrs {
     /// PXNTable (bit 59).
     pub pxn_table: bool,
@@ -490,10 +496,7 @@ fn check_oa(oa: PhysAddr, align: u64) -> Result<(), VmsaError> {
         return Err(VmsaError::AddressTooWide { addr: oa.0 });
     }
     if !oa.is_aligned(align) {
-        return Err(VmsaError::Misaligned {
-            addr: oa.0,
-            align,
-        });
+        return Err(VmsaError::Misaligned { addr: oa.0, align });
     }
     Ok(())
 }

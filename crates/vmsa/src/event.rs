@@ -8,10 +8,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::VmsaError;
 use crate::addr::PhysAddr;
 use crate::descriptor::Descriptor;
 use crate::tlb::Tlbi;
-use crate::VmsaError;
 
 /// The data synchronization barriers that matter for table maintenance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::granule::Granule;
 use crate::VmsaError;
+use crate::granule::Granule;
 
 /// The FEAT_BBM level in force (ID_AA64MMFR2_EL1.BBM), and for level 2
 /// whether the CPUs are known never to raise a TLB conflict abort for a
@@ -19,7 +19,9 @@ use crate::VmsaError;
 /// on an allow-list of cores that attest to never aborting
 /// (`cpu_has_bbml2_noabort()`, arch/arm64/kernel/cpufeature.c, capability
 /// `ARM64_HAS_BBML2_NOABORT`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum BbmLevel {
     /// No FEAT_BBM: every block-size change needs break-before-make.
     #[default]

@@ -1,10 +1,10 @@
 //! Translation granules and the geometry of their levels for a 48-bit VA.
 //!
 //! Source: Arm ARM (DDI0487) D8.2 "Translation tables and the translation
-//! process": with a 48-bit input address the 4KB granule resolves VA[47:12]
-//! in four levels (0 to 3) of 9 bits, the 16KB granule VA[47:14] in four
-//! levels of which level 0 resolves only VA[47], and the 64KB granule
-//! VA[47:16] in three levels (1 to 3) of which level 1 resolves VA[47:42].
+//! process": with a 48-bit input address the 4KB granule resolves VA\[47:12\]
+//! in four levels (0 to 3) of 9 bits, the 16KB granule VA\[47:14\] in four
+//! levels of which level 0 resolves only VA\[47\], and the 64KB granule
+//! VA\[47:16\] in three levels (1 to 3) of which level 1 resolves VA\[47:42\].
 //! Block descriptors with a 48-bit output address exist at levels 1 and 2 for
 //! 4KB and at level 2 only for 16KB and 64KB (level 1 blocks for 16KB and
 //! 64KB need FEAT_LPA2 / FEAT_LPA, which are out of scope; D8.3.1, table
@@ -121,7 +121,7 @@ impl Granule {
     /// the level holds no leaf descriptors.
     pub const fn contiguous_entries(self, level: Level) -> Option<usize> {
         match (self, level) {
-            (Granule::K4, 1 | 2 | 3) => Some(16),
+            (Granule::K4, 1..=3) => Some(16),
             (Granule::K16, 3) => Some(128),
             (Granule::K16, 2) => Some(32),
             (Granule::K64, 2 | 3) => Some(32),
@@ -152,14 +152,14 @@ impl Granule {
     }
 
     /// Returns the mask of output-address bits of a leaf at `level`
-    /// (bits [47:level_shift]).
+    /// (bits \[47:level_shift\]).
     pub const fn oa_mask(self, level: Level) -> u64 {
         let low = self.level_shift(level);
         ((1u64 << PA_BITS) - 1) & !((1u64 << low) - 1)
     }
 
     /// Returns the mask of next-level table address bits of a table
-    /// descriptor (bits [47:page_shift]).
+    /// descriptor (bits \[47:page_shift\]).
     pub const fn table_addr_mask(self) -> u64 {
         self.oa_mask(3)
     }

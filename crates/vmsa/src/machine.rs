@@ -20,6 +20,7 @@
 //! Table updates are made by physical address, as the kernel makes them
 //! through the linear map, which is not modelled and never faults.
 
+use crate::VmsaError;
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::alloc::FrameAllocator;
 use crate::descriptor::{Attributes, Descriptor, Entry, LeafAttrs};
@@ -30,7 +31,6 @@ use crate::memory::Memory;
 use crate::rules::{RuleChecker, Violation};
 use crate::tlb::{Tlb, TlbEntry, TlbKind, Tlbi};
 use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
-use crate::VmsaError;
 
 /// One CPU's translation state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -272,7 +272,10 @@ impl Machine {
         let g = self.config.granule;
         let size = g.level_size(level);
         if !va.is_aligned(size) || len % size != 0 {
-            return Err(VmsaError::Misaligned { addr: va.0, align: size });
+            return Err(VmsaError::Misaligned {
+                addr: va.0,
+                align: size,
+            });
         }
         let mut off = 0;
         while off < len {
@@ -380,7 +383,12 @@ impl Machine {
     /// # Errors
     ///
     /// Returns an error for a bad CPU or an address outside memory.
-    pub fn store_desc(&mut self, cpu: usize, pa: PhysAddr, value: Descriptor) -> Result<(), VmsaError> {
+    pub fn store_desc(
+        &mut self,
+        cpu: usize,
+        pa: PhysAddr,
+        value: Descriptor,
+    ) -> Result<(), VmsaError> {
         self.check_cpu(cpu)?;
         let old = self.read_desc(pa)?;
         self.write_pending(cpu, pa, old.0, value.0)?;
@@ -422,7 +430,13 @@ impl Machine {
         Ok(old)
     }
 
-    fn write_pending(&mut self, cpu: usize, pa: PhysAddr, prev: u64, value: u64) -> Result<(), VmsaError> {
+    fn write_pending(
+        &mut self,
+        cpu: usize,
+        pa: PhysAddr,
+        prev: u64,
+        value: u64,
+    ) -> Result<(), VmsaError> {
         self.mem.write_u64(pa, value)?;
         self.pending.push(PendingStore {
             cpu,
@@ -765,7 +779,12 @@ impl Machine {
     /// # Errors
     ///
     /// Returns an error for a bad CPU.
-    pub fn translate(&mut self, cpu: usize, va: VirtAddr, kind: Access) -> Result<Result<Translation, Fault>, VmsaError> {
+    pub fn translate(
+        &mut self,
+        cpu: usize,
+        va: VirtAddr,
+        kind: Access,
+    ) -> Result<Result<Translation, Fault>, VmsaError> {
         self.check_cpu(cpu)?;
         let choices = self.choices(cpu, va, kind);
         let Some(first) = choices.first() else {
@@ -789,7 +808,9 @@ impl Machine {
             return false;
         };
         let g = self.config.granule;
-        let walked = walk::walk(g, va, g.start_level(), self.root, &|pa| self.walker_read(pa));
+        let walked = walk::walk(g, va, g.start_level(), self.root, &|pa| {
+            self.walker_read(pa)
+        });
         let mut choices = self.walk_choices(c, va, Access::Load, Via::Walk, walked);
         choices.retain(|ch| ch.result.is_ok());
         match choices.first().cloned() {
@@ -815,7 +836,12 @@ impl Machine {
     /// # Errors
     ///
     /// Returns an error for a bad CPU; a fault is the inner `Err`.
-    pub fn store(&mut self, cpu: usize, va: VirtAddr, value: u64) -> Result<Result<(), Fault>, VmsaError> {
+    pub fn store(
+        &mut self,
+        cpu: usize,
+        va: VirtAddr,
+        value: u64,
+    ) -> Result<Result<(), Fault>, VmsaError> {
         Ok(match self.translate(cpu, va, Access::Store)? {
             Ok(t) => Ok(self.mem.write_u64(t.pa, value)?),
             Err(f) => Err(f),

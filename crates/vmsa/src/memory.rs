@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::VmsaError;
 use crate::addr::PhysAddr;
 use crate::granule::Granule;
-use crate::VmsaError;
 
 /// Computes the initial 64-bit word `word` of frame `frame` of a region.
 pub type PatternFn = dyn Fn(u64, usize) -> u64 + Send + Sync;
@@ -92,8 +92,7 @@ impl PartialEq for Memory {
             && Arc::ptr_eq(&self.regions, &other.regions)
             && {
                 let keys = self.pages.keys().chain(other.pages.keys());
-                keys.into_iter()
-                    .all(|&f| self.same_frames(f, other, f))
+                keys.into_iter().all(|&f| self.same_frames(f, other, f))
             }
     }
 }
@@ -348,7 +347,10 @@ impl Memory {
 
 fn check_word(pa: PhysAddr) -> Result<(), VmsaError> {
     if pa.0 % 8 != 0 {
-        return Err(VmsaError::Misaligned { addr: pa.0, align: 8 });
+        return Err(VmsaError::Misaligned {
+            addr: pa.0,
+            align: 8,
+        });
     }
     Ok(())
 }
@@ -361,13 +363,8 @@ mod tests {
     fn equality_is_exact_across_representations() {
         let mut m = Memory::new(Granule::K4, 1 << 20).unwrap();
         // A region whose frames hold their frame number in word 0 only.
-        m.add_region(
-            "ids",
-            16,
-            32,
-            Arc::new(|f, w| if w == 0 { f } else { 0 }),
-        )
-        .unwrap();
+        m.add_region("ids", 16, 32, Arc::new(|f, w| if w == 0 { f } else { 0 }))
+            .unwrap();
         assert!(!m.same_contents(16, 17));
         assert!(m.same_contents(0, 1)); // zero pages
         // Writing frame 17's id into frame 2 makes it equal to frame 17.

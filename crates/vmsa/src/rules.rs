@@ -212,7 +212,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "step {} cpu{} {}: {}", self.step, self.cpu, self.rule, self.detail)?;
+        write!(
+            f,
+            "step {} cpu{} {}: {}",
+            self.step, self.cpu, self.rule, self.detail
+        )?;
         if let Some(va) = self.va {
             write!(f, " [va {va}")?;
             if let Some(l) = self.level {
@@ -499,7 +503,15 @@ impl RuleChecker {
         }
     }
 
-    fn report(&mut self, rule: Rule, cpu: usize, pa: PhysAddr, at: Option<(Level, u64)>, old: Option<Descriptor>, new: Option<Descriptor>, detail: String) {
+    fn report(
+        &mut self,
+        rule: Rule,
+        cpu: usize,
+        pa: PhysAddr,
+        at: Option<(Level, u64)>,
+        (old, new): (Option<Descriptor>, Option<Descriptor>),
+        detail: String,
+    ) {
         self.violations.push(Violation {
             rule,
             step: self.step,
@@ -580,8 +592,7 @@ impl RuleChecker {
                     cpu,
                     pa,
                     at,
-                    Some(old),
-                    Some(new),
+                    (Some(old), Some(new)),
                     format!(
                         "the old entry {} (L{} at {:#x}) may still be cached",
                         p.desc, p.level, p.va
@@ -634,11 +645,19 @@ impl RuleChecker {
             }
         };
         for o in olds {
-            let StaleKind::Leaf { oa: ooa, attrs: oat } = o.kind else {
+            let StaleKind::Leaf {
+                oa: ooa,
+                attrs: oat,
+            } = o.kind
+            else {
                 continue;
             };
             for n in news {
-                let StaleKind::Leaf { oa: noa, attrs: nat } = n.kind else {
+                let StaleKind::Leaf {
+                    oa: noa,
+                    attrs: nat,
+                } = n.kind
+                else {
                     continue;
                 };
                 let start = o.va.max(n.va);
@@ -706,7 +725,7 @@ impl RuleChecker {
             }
         }
         for (rule, detail) in found {
-            self.report(rule, cpu, pa, at, Some(old), Some(new), detail);
+            self.report(rule, cpu, pa, at, (Some(old), Some(new)), detail);
         }
     }
 
@@ -733,8 +752,7 @@ impl RuleChecker {
                 cpu,
                 s.desc_pa,
                 Some((s.level, s.va)),
-                Some(s.desc),
-                None,
+                (Some(s.desc), None),
                 format!(
                     "{op} issued before a DSB of cpu{} made the store replacing {} visible",
                     s.writer, s.desc
@@ -768,13 +786,11 @@ impl RuleChecker {
                 .filter(|(f, _)| inside(**f))
                 .min_by_key(|(f, _)| **f)
             {
-                mapped = Some(format!(
-                    "frame {f:#x} is a live L{l} table for {va:#x}"
-                ));
+                mapped = Some(format!("frame {f:#x} is a live L{l} table for {va:#x}"));
             }
         }
         if let Some(why) = mapped {
-            self.report(Rule::FreeWhileMapped, cpu, pa, None, None, None, why);
+            self.report(Rule::FreeWhileMapped, cpu, pa, None, (None, None), why);
         }
         let mut cached = None;
         let mut walk_cached = None;
@@ -806,8 +822,7 @@ impl RuleChecker {
                 cpu,
                 pa,
                 Some((s.level, s.va)),
-                Some(s.desc),
-                None,
+                (Some(s.desc), None),
                 format!(
                     "the translation {} for {:#x} may still be cached (no completed TLBI since it was replaced)",
                     s.desc, s.va
@@ -820,8 +835,7 @@ impl RuleChecker {
                 cpu,
                 pa,
                 Some((s.level, s.va)),
-                Some(s.desc),
-                None,
+                (Some(s.desc), None),
                 format!(
                     "the table entry {} for {:#x} may still be in a walk cache (no completed non-last-level TLBI)",
                     s.desc, s.va

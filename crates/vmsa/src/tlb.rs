@@ -11,10 +11,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::VmsaError;
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::descriptor::LeafAttrs;
 use crate::granule::Level;
-use crate::VmsaError;
 
 /// What a TLB entry caches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -258,9 +258,9 @@ impl Tlb {
 
     /// Returns the leaf entries that match `va` for `asid`.
     pub fn leaves(&self, va: VirtAddr, asid: u16) -> impl Iterator<Item = &TlbEntry> {
-        self.entries.iter().filter(move |e| {
-            e.is_leaf() && e.covers(va) && e.asid.is_none_or(|a| a == asid)
-        })
+        self.entries
+            .iter()
+            .filter(move |e| e.is_leaf() && e.covers(va) && e.asid.is_none_or(|a| a == asid))
     }
 
     /// Returns the walk-cache entries that match `va`.
