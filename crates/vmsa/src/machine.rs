@@ -576,7 +576,7 @@ impl Machine {
         };
         let hits: Vec<&TlbEntry> = c.tlb.leaves(va, c.asid).collect();
         if !hits.is_empty() {
-            return self.hit_choices(&hits, va, kind);
+            return self.hit_choices(c, &hits, va, kind);
         }
         let mut out = Vec::new();
         let mut starts: Vec<Option<TlbEntry>> = vec![None];
@@ -600,12 +600,34 @@ impl Machine {
         out
     }
 
-    fn hit_choices(&self, hits: &[&TlbEntry], va: VirtAddr, kind: Access) -> Vec<Choice> {
+    fn hit_choices(
+        &self,
+        cpu: &Cpu,
+        hits: &[&TlbEntry],
+        va: VirtAddr,
+        kind: Access,
+    ) -> Vec<Choice> {
         let mut out = Vec::new();
         for e in hits {
             let TlbKind::Leaf { attrs, .. } = e.kind else {
                 continue;
             };
+            if kind.writes()
+                && attrs.read_only()
+                && self.config.features.hw_dbm
+                && attrs.flags.contains(Attributes::DBM)
+            {
+                // Hardware dirty-state management (FEAT_HAFDBS, TCR_EL1.HD):
+                // a write through a cached clean entry makes the CPU update
+                // the descriptor in memory atomically (clear AP[2]) instead
+                // of faulting; model it as a walk that performs the update.
+                let g = self.config.granule;
+                let walked = walk::walk(g, va, g.start_level(), self.root, &|pa| {
+                    self.walker_read(pa)
+                });
+                out.extend(self.walk_choices(cpu, va, kind, Via::Tlb(**e), walked));
+                continue;
+            }
             let t = Translation {
                 va,
                 pa: e.translate(va).unwrap_or_default(),
@@ -763,6 +785,16 @@ impl Machine {
                 return None;
             }
             let _ = self.mem.write_u64(u.pa, u.new.0);
+            // The CPU's entries cached from the old value are replaced by
+            // the updated one.
+            if let Some(c) = self.cpus.get_mut(cpu) {
+                let stale: Vec<usize> = (0..c.tlb.entries().len())
+                    .filter(|&i| c.tlb.entries()[i].desc_pa == u.pa)
+                    .collect();
+                for i in stale.into_iter().rev() {
+                    c.tlb.evict(i);
+                }
+            }
         }
         if let Some(c) = self.cpus.get_mut(cpu) {
             for e in &choice.fills {

@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use vmsa::descriptor::{Table, TableAttrs};
 use vmsa::tlb::TlbKind;
 use vmsa::walk::walk;
-use vmsa::{Attributes, Descriptor, Entry, Granule, Leaf, LeafAttrs, PhysAddr, Shareability, VirtAddr};
+use vmsa::{
+    Attributes, Descriptor, Entry, Granule, Leaf, LeafAttrs, PhysAddr, Shareability, VirtAddr,
+};
 
 const G: Granule = Granule::K4;
 /// Where the crate's tables would be loaded on the target.
@@ -142,7 +144,13 @@ fn check_leaf(root: &Root, va: u64, raw: u64, level: u8, oa: u64, c: &Combo) {
         c.theirs
     );
     let read = reader(root);
-    let walked = walk(G, VirtAddr(va), 0, PhysAddr(root.to_physical().0 as u64), &read);
+    let walked = walk(
+        G,
+        VirtAddr(va),
+        0,
+        PhysAddr(root.to_physical().0 as u64),
+        &read,
+    );
     let (wleaf, wlevel, _, wd) = walked.result.expect("model walk must succeed");
     assert_eq!((wleaf, wlevel, wd), (leaf, level, Descriptor(raw)));
     assert_eq!(walked.tables.len(), usize::from(level));

@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use vmsa::descriptor::{Table, TableAttrs};
-use vmsa::{Attributes, Descriptor, Entry, Granule, Leaf, LeafAttrs, PhysAddr, Shareability, VmsaError};
+use vmsa::{
+    Attributes, Descriptor, Entry, Granule, Leaf, LeafAttrs, PhysAddr, Shareability, VmsaError,
+};
 
 /// Bits [11:2] and [58:51] of a table descriptor are ignored (D8.3.2).
 const TABLE_IGNORED: u64 = 0x0000_0000_0000_0ffc | (0xff << 51);
@@ -47,16 +49,23 @@ fn leaf_attrs() -> impl Strategy<Value = LeafAttrs> {
 }
 
 fn table_attrs() -> impl Strategy<Value = TableAttrs> {
-    (any::<bool>(), any::<bool>(), 0u8..4, any::<bool>(), any::<u64>()).prop_map(
-        |(pxn_table, uxn_table, ap_table, ns_table, ign)| TableAttrs {
-            pxn_table,
-            uxn_table,
-            ap_table,
-            ns_table,
-            ignored: ign & TABLE_IGNORED,
-            res0: 0,
-        },
+    (
+        any::<bool>(),
+        any::<bool>(),
+        0u8..4,
+        any::<bool>(),
+        any::<u64>(),
     )
+        .prop_map(
+            |(pxn_table, uxn_table, ap_table, ns_table, ign)| TableAttrs {
+                pxn_table,
+                uxn_table,
+                ap_table,
+                ns_table,
+                ignored: ign & TABLE_IGNORED,
+                res0: 0,
+            },
+        )
 }
 
 /// The leaf encoding computed independently of the model, straight from
@@ -312,11 +321,19 @@ fn block_levels_follow_the_arm_arm() {
     ] {
         assert_eq!(
             Descriptor::leaf(g, l, PhysAddr(0), kernel_attrs()),
-            Err(VmsaError::NoBlockAtLevel { granule: g, level: l })
+            Err(VmsaError::NoBlockAtLevel {
+                granule: g,
+                level: l
+            })
         );
         assert_eq!(Descriptor(0x401).decode(g, l), Entry::Reserved(0x401));
     }
-    for (g, l) in [(Granule::K4, 1), (Granule::K4, 2), (Granule::K16, 2), (Granule::K64, 2)] {
+    for (g, l) in [
+        (Granule::K4, 1),
+        (Granule::K4, 2),
+        (Granule::K16, 2),
+        (Granule::K64, 2),
+    ] {
         assert!(Descriptor::leaf(g, l, PhysAddr(0), kernel_attrs()).is_ok());
     }
 }

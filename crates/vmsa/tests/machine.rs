@@ -83,25 +83,42 @@ fn stale_translation_survives_until_tlbi_completes() {
     m.store_desc(0, slot, page(PA_B, attrs())).unwrap();
     m.dsb(0, DsbKind::Ish).unwrap();
     assert_eq!(m.walker_read(slot), page(PA_B, attrs()).0);
-    assert_eq!(pa_of(&mut m, 1, VA), PA_A, "TLB is not coherent with the table");
+    assert_eq!(
+        pa_of(&mut m, 1, VA),
+        PA_A,
+        "TLB is not coherent with the table"
+    );
 
     // A completed TLBI for the next page does not cover VA.
-    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA.add(K4))).unwrap();
+    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA.add(K4)))
+        .unwrap();
     m.dsb(0, DsbKind::Ish).unwrap();
     assert_eq!(pa_of(&mut m, 1, VA), PA_A);
 
     m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA)).unwrap();
     assert_eq!(pa_of(&mut m, 1, VA), PA_A, "TLBI not complete yet");
     m.dsb(0, DsbKind::IshSt).unwrap();
-    assert_eq!(m.pending_tlbis().len(), 1, "DSB ISHST does not complete a TLBI");
+    assert_eq!(
+        m.pending_tlbis().len(),
+        1,
+        "DSB ISHST does not complete a TLBI"
+    );
     assert_eq!(pa_of(&mut m, 1, VA), PA_A);
     m.dsb(1, DsbKind::Ish).unwrap();
-    assert_eq!(m.pending_tlbis().len(), 1, "only the issuing CPU's DSB completes it");
+    assert_eq!(
+        m.pending_tlbis().len(),
+        1,
+        "only the issuing CPU's DSB completes it"
+    );
     assert_eq!(pa_of(&mut m, 1, VA), PA_A);
 
     m.dsb(0, DsbKind::Ish).unwrap();
     assert!(m.pending_tlbis().is_empty());
-    assert!(leaves_of(&m, 1).iter().all(|e| e.translate(VA) != Some(PA_A)));
+    assert!(
+        leaves_of(&m, 1)
+            .iter()
+            .all(|e| e.translate(VA) != Some(PA_A))
+    );
     assert_eq!(pa_of(&mut m, 1, VA), PA_B);
 }
 
@@ -117,13 +134,25 @@ fn descriptor_store_invisible_to_walkers_until_propagated_or_dsb() {
     let new = page(PA_B, attrs());
 
     m.store_desc(0, slot, new).unwrap();
-    assert_eq!(m.read_desc(slot).unwrap(), new, "coherent memory has the new value");
-    assert_eq!(m.walker_read(slot), old.0, "walkers still see the old value");
+    assert_eq!(
+        m.read_desc(slot).unwrap(),
+        new,
+        "coherent memory has the new value"
+    );
+    assert_eq!(
+        m.walker_read(slot),
+        old.0,
+        "walkers still see the old value"
+    );
     let ch = m.choices(1, VA, Access::Load);
     assert!(!ch.is_empty());
     assert!(ch.iter().all(|c| c.result.unwrap().pa == PA_A), "{ch:?}");
     m.dsb(1, DsbKind::Ish).unwrap();
-    assert_eq!(m.walker_read(slot), old.0, "another CPU's DSB does not propagate it");
+    assert_eq!(
+        m.walker_read(slot),
+        old.0,
+        "another CPU's DSB does not propagate it"
+    );
 
     assert!(m.propagate(0));
     assert_eq!(m.walker_read(slot), new.0);
@@ -139,7 +168,10 @@ fn descriptor_store_invisible_to_walkers_until_propagated_or_dsb() {
     m.dsb(0, DsbKind::IshSt).unwrap();
     assert_eq!(m.walker_read(slot), 0);
     let ch = m.choices(0, VA, Access::Load);
-    assert!(ch.iter().all(|c| c.result.unwrap_err().kind == FaultKind::Translation));
+    assert!(
+        ch.iter()
+            .all(|c| c.result.unwrap_err().kind == FaultKind::Translation)
+    );
     m.dsb(1, DsbKind::IshSt).unwrap();
     assert_eq!(m.walker_read(slot), old.0);
     assert!(m.pending_stores().is_empty());
@@ -190,7 +222,11 @@ fn vae1is_matches_asid_only_for_non_global_entries() {
     a.tlbi(0, other(TlbiKind::Vae1is, VA)).unwrap();
     a.tlbi(0, other(TlbiKind::Vale1is, VA)).unwrap();
     a.dsb(0, DsbKind::Ish).unwrap();
-    assert_eq!(leaves_of(&a, 1).len(), 2, "nG entry of ASID 0 survives ASID 1 TLBIs");
+    assert_eq!(
+        leaves_of(&a, 1).len(),
+        2,
+        "nG entry of ASID 0 survives ASID 1 TLBIs"
+    );
     a.tlbi(0, other(TlbiKind::Vae1is, VA.add(K4))).unwrap();
     a.dsb(0, DsbKind::Ish).unwrap();
     let l = leaves_of(&a, 1);
@@ -201,7 +237,15 @@ fn vae1is_matches_asid_only_for_non_global_entries() {
     assert!(leaves_of(&a, 1).is_empty(), "VAAE1IS matches all ASIDs");
 
     let mut b = m.clone();
-    b.tlbi(0, Tlbi { kind: TlbiKind::Vale1is, va: VA, asid: 0 }).unwrap();
+    b.tlbi(
+        0,
+        Tlbi {
+            kind: TlbiKind::Vale1is,
+            va: VA,
+            asid: 0,
+        },
+    )
+    .unwrap();
     b.dsb(0, DsbKind::Ish).unwrap();
     assert_eq!(leaves_of(&b, 1).len(), 1, "own ASID matches");
 }
@@ -228,7 +272,11 @@ fn tlbi_before_dsb_leaves_a_stale_refill() {
     m.dsb(0, DsbKind::Ish).unwrap();
     assert!(m.pending_tlbis().is_empty() && m.pending_stores().is_empty());
     assert_eq!(m.read_desc(slot).unwrap(), page(PA_B, attrs()));
-    assert_eq!(pa_of(&mut m, 1, VA), PA_A, "stale entry survived the completed TLBI");
+    assert_eq!(
+        pa_of(&mut m, 1, VA),
+        PA_A,
+        "stale entry survived the completed TLBI"
+    );
 
     // Right order: store; dsb ishst; tlbi; dsb ish.
     let mut m = before;
@@ -269,9 +317,16 @@ fn split_without_tlbi(bbm: BbmLevel, pages_oa: PhysAddr, pages_attrs: LeafAttrs)
 }
 
 fn has_conflict(m: &Machine, va: VirtAddr) -> bool {
-    m.choices(1, va, Access::Load)
-        .iter()
-        .any(|c| c.via == Via::Conflict && matches!(c.result, Err(Fault { kind: FaultKind::TlbConflict, .. })))
+    m.choices(1, va, Access::Load).iter().any(|c| {
+        c.via == Via::Conflict
+            && matches!(
+                c.result,
+                Err(Fault {
+                    kind: FaultKind::TlbConflict,
+                    ..
+                })
+            )
+    })
 }
 
 /// R_FVQCK / I_HYQMB: with several matching TLB entries (a 2 MiB block and
@@ -294,12 +349,17 @@ fn multiple_hits_may_raise_a_tlb_conflict() {
         assert_eq!(ok.len(), 2);
         assert!(ok.iter().all(|t| t.pa == PA_A.add(K4)));
         assert_eq!(
-            ok.iter().map(|t| t.level).collect::<std::collections::BTreeSet<_>>(),
+            ok.iter()
+                .map(|t| t.level)
+                .collect::<std::collections::BTreeSet<_>>(),
             [2, 3].into()
         );
     }
     let same = split_without_tlbi(BbmLevel::Level2NoAbort, PA_A, attrs());
-    assert!(!has_conflict(&same, va), "pure size change on a no-abort CPU");
+    assert!(
+        !has_conflict(&same, va),
+        "pure size change on a no-abort CPU"
+    );
 
     let moved = split_without_tlbi(BbmLevel::Level2NoAbort, PA_B, attrs());
     assert!(has_conflict(&moved, va), "different output addresses");
@@ -352,7 +412,11 @@ fn access_flag_fault_or_hardware_update() {
     let t = m.translate(1, VA, Access::Load).unwrap().unwrap();
     assert_eq!(t.pa, PA_A);
     assert!(t.attrs.af());
-    assert_eq!(m.read_desc(slot).unwrap(), page(PA_A, attrs()), "AF set in memory");
+    assert_eq!(
+        m.read_desc(slot).unwrap(),
+        page(PA_A, attrs()),
+        "AF set in memory"
+    );
     assert!(leaves_of(&m, 1)[0].translate(VA) == Some(PA_A));
 }
 
@@ -368,7 +432,11 @@ fn dirty_bit_management_or_permission_fault() {
     let mut m = Machine::new(cfg, 64 << 20).unwrap();
     let slot = map_page(&mut m, VA, PA_A, clean);
     assert_eq!(m.store(1, VA, 0xdead).unwrap(), Ok(()));
-    assert_eq!(m.read_desc(slot).unwrap(), page(PA_A, dirty), "AP[2] cleared");
+    assert_eq!(
+        m.read_desc(slot).unwrap(),
+        page(PA_A, dirty),
+        "AP[2] cleared"
+    );
     assert_eq!(m.load(1, VA).unwrap(), Ok(0xdead));
     // DBM=0 read-only: still a permission fault with HD.
     let slot2 = map_page(
@@ -389,7 +457,11 @@ fn dirty_bit_management_or_permission_fault() {
         m.store(1, VA, 0xdead).unwrap().unwrap_err().kind,
         FaultKind::Permission
     );
-    assert_eq!(m.read_desc(slot).unwrap(), page(PA_A, clean), "no update without HD");
+    assert_eq!(
+        m.read_desc(slot).unwrap(),
+        page(PA_A, clean),
+        "no update without HD"
+    );
     assert_eq!(m.load(1, VA).unwrap(), Ok(0));
 }
 
@@ -430,13 +502,11 @@ fn permission_and_translation_faults() {
     );
     // A VA in another 1 GiB region: the L1 entry is invalid.
     let far = VA.add(1 << 30);
-    assert_eq!(
-        m.load(1, far).unwrap().unwrap_err().level,
-        Some(1)
-    );
+    assert_eq!(m.load(1, far).unwrap().unwrap_err().level, Some(1));
     // A reserved level 3 encoding faults and is not cached.
     let l3_next = slot.add(8);
-    m.store_desc(0, l3_next, Descriptor(PA_A.add(K4).0 | 0x401)).unwrap();
+    m.store_desc(0, l3_next, Descriptor(PA_A.add(K4).0 | 0x401))
+        .unwrap();
     m.dsb(0, DsbKind::IshSt).unwrap();
     assert_eq!(
         m.load(1, next).unwrap().unwrap_err().kind,
@@ -456,10 +526,14 @@ fn nt_block_at_bbm_level1() {
         .unwrap();
     let va = VA.add(0x1_2345);
     let ch = m.choices(1, va, Access::Load);
-    assert!(
-        ch.iter()
-            .any(|c| matches!(c.result, Err(Fault { kind: FaultKind::Translation, level: Some(2), .. })))
-    );
+    assert!(ch.iter().any(|c| matches!(
+        c.result,
+        Err(Fault {
+            kind: FaultKind::Translation,
+            level: Some(2),
+            ..
+        })
+    )));
     let ok = ch
         .iter()
         .find(|c| c.result.is_ok())
@@ -486,15 +560,34 @@ fn granule_16k_page_translates() {
     let pa = PhysAddr(0x200_0000 + 3 * (16 << 10));
     m.map(va, pa, 16 << 10, 3, attrs()).unwrap();
     let l0 = m.root().add(8); // VA[47] = 1
-    let l1 = Descriptor(m.walker_read(l0)).as_table(g, 0).unwrap().add(5 * 8);
-    let l2 = Descriptor(m.walker_read(l1)).as_table(g, 1).unwrap().add(7 * 8);
-    let l3 = Descriptor(m.walker_read(l2)).as_table(g, 2).unwrap().add(9 * 8);
+    let l1 = Descriptor(m.walker_read(l0))
+        .as_table(g, 0)
+        .unwrap()
+        .add(5 * 8);
+    let l2 = Descriptor(m.walker_read(l1))
+        .as_table(g, 1)
+        .unwrap()
+        .add(7 * 8);
+    let l3 = Descriptor(m.walker_read(l2))
+        .as_table(g, 2)
+        .unwrap()
+        .add(9 * 8);
     assert_eq!(m.desc_pa(va, 3).unwrap(), l3);
-    assert_eq!(m.walker_read(l3), Descriptor::leaf(g, 3, pa, attrs()).unwrap().0);
-    let t = m.translate(1, va.add(0x3ff8), Access::Load).unwrap().unwrap();
+    assert_eq!(
+        m.walker_read(l3),
+        Descriptor::leaf(g, 3, pa, attrs()).unwrap().0
+    );
+    let t = m
+        .translate(1, va.add(0x3ff8), Access::Load)
+        .unwrap()
+        .unwrap();
     assert_eq!((t.pa, t.level, t.size), (pa.add(0x3ff8), 3, 16 << 10));
     // The next 16K page is not mapped.
-    assert!(m.translate(1, va.add(16 << 10), Access::Load).unwrap().is_err());
+    assert!(
+        m.translate(1, va.add(16 << 10), Access::Load)
+            .unwrap()
+            .is_err()
+    );
 }
 
 /// 64KB granule geometry (D8.2): the walk starts at level 1 with 64 entries
@@ -508,10 +601,19 @@ fn granule_64k_page_and_block_translate() {
     let pa = PhysAddr(0x300_0000);
     m.map(va, pa, 64 << 10, 3, attrs()).unwrap();
     let l1 = m.root().add(32 * 8); // VA[47:42] of 0xffff_8... = 0b100000
-    let l2 = Descriptor(m.walker_read(l1)).as_table(g, 1).unwrap().add(3 * 8);
-    let l3 = Descriptor(m.walker_read(l2)).as_table(g, 2).unwrap().add(5 * 8);
+    let l2 = Descriptor(m.walker_read(l1))
+        .as_table(g, 1)
+        .unwrap()
+        .add(3 * 8);
+    let l3 = Descriptor(m.walker_read(l2))
+        .as_table(g, 2)
+        .unwrap()
+        .add(5 * 8);
     assert_eq!(m.desc_pa(va, 3).unwrap(), l3);
-    let t = m.translate(0, va.add(0xfff8), Access::Load).unwrap().unwrap();
+    let t = m
+        .translate(0, va.add(0xfff8), Access::Load)
+        .unwrap()
+        .unwrap();
     assert_eq!((t.pa, t.level, t.size), (pa.add(0xfff8), 3, 64 << 10));
     assert_eq!(walks_of(&m, 0).len(), 2, "walk caches for L1 and L2 only");
 
@@ -522,9 +624,41 @@ fn granule_64k_page_and_block_translate() {
         .translate(1, bva.add(0x1234_5678), Access::Load)
         .unwrap()
         .unwrap();
-    assert_eq!((t.pa, t.level, t.size), (bpa.add(0x1234_5678), 2, 512 << 20));
+    assert_eq!(
+        (t.pa, t.level, t.size),
+        (bpa.add(0x1234_5678), 2, 512 << 20)
+    );
     // The TLB entry covers the whole block.
     let e = leaves_of(&m, 1)[0];
     assert_eq!((e.va, e.size()), (bva, 512 << 20));
-    assert_eq!(e.translate(bva.add((512 << 20) - 8)), Some(bpa.add((512 << 20) - 8)));
+    assert_eq!(
+        e.translate(bva.add((512 << 20) - 8)),
+        Some(bpa.add((512 << 20) - 8))
+    );
+}
+
+/// FEAT_HAFDBS dirty state through a cached entry: once a load has cached
+/// a writable-clean entry (AP[2] = 1, DBM = 1), a store hitting that TLB
+/// entry must still perform the atomic dirty-state update of the
+/// descriptor (AP[2] := 0) rather than take a permission fault (Arm ARM
+/// D8.4.6 "Hardware management of dirty state": with TCR_EL1.HD = 1 a
+/// write to a DBM=1 entry does not generate a permission fault).
+///
+/// The clean entry is replaced, not joined, by the dirty one: a later store
+/// has one way to resolve, not a false TLB conflict.
+#[test]
+fn dirty_update_through_a_cached_clean_entry() {
+    let clean = attrs().with(Attributes::READ_ONLY | Attributes::DBM, true);
+    let cfg = config(Granule::K4, |c| c.features.hw_dbm = true);
+    let mut m = Machine::new(cfg, 64 << 20).unwrap();
+    let slot = map_page(&mut m, VA, PA_A, clean);
+    assert_eq!(m.load(1, VA).unwrap(), Ok(0));
+    assert_eq!(m.store(1, VA, 0xdead).unwrap(), Ok(()));
+    assert_eq!(
+        m.read_desc(slot).unwrap(),
+        page(PA_A, attrs().with(Attributes::DBM, true))
+    );
+    let again = m.choices(1, VA, Access::Store);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].result.is_ok());
 }
