@@ -144,9 +144,16 @@ mod tests {
         let h = HugeGeometry::new(Granule::K64, 2 << 20).unwrap();
         assert_eq!(h.vmemmap_bytes * 32, Granule::K64.page_size());
         // 28 KiB per 2 MiB; 16 MiB - 4 KiB per 1 GiB.
-        assert_eq!(HugeGeometry::new(Granule::K4, 2 << 20).unwrap().freed_bytes(), 28 << 10);
         assert_eq!(
-            HugeGeometry::new(Granule::K4, 1 << 30).unwrap().freed_bytes(),
+            HugeGeometry::new(Granule::K4, 2 << 20)
+                .unwrap()
+                .freed_bytes(),
+            28 << 10
+        );
+        assert_eq!(
+            HugeGeometry::new(Granule::K4, 1 << 30)
+                .unwrap()
+                .freed_bytes(),
             (16 << 20) - (4 << 10)
         );
     }

@@ -1,0 +1,761 @@
+//! A booted kernel on the model: memory laid out, the vmemmap mapped, a
+//! hugetlb pool allocated; and the executor that runs programs on it with
+//! the rule checker watching, batch by batch, as
+//! `hugetlb_vmemmap_optimize_folios()` and `hugetlb_vmemmap_restore_folios()`
+//! do (mm/hugetlb_vmemmap.c, v6.10 to v6.19).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use vmsa::alloc::FrameAllocator;
+use vmsa::memory::Memory;
+use vmsa::{
+    Attributes, Config, Descriptor, DsbKind, Features, Granule, Machine, PhysAddr, Tlbi, VirtAddr,
+    VmsaError,
+};
+
+use crate::geometry::{HugeGeometry, STRUCT_PAGE_SIZE};
+use crate::program::{Desc, Instr, Page, Perm, Program};
+use crate::protocol::{Folio, Protocol, SAME_MEMORY};
+use crate::vmemmap::{
+    StructPages, TailFormat, VMEMMAP_START, page_kernel, page_kernel_ro, struct_page_va,
+    vmemmap_leaf_level,
+};
+
+/// What can go wrong booting or running the kernel model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MmError {
+    /// The architecture model refused an operation.
+    #[error(transparent)]
+    Model(#[from] VmsaError),
+    /// The configuration cannot be booted.
+    #[error("{0}")]
+    Config(String),
+    /// An allocation failed (out of memory, or injected).
+    #[error("allocation of order {order} failed at instruction {index}")]
+    Alloc {
+        /// Index of the instruction in its program.
+        index: usize,
+        /// The order asked for.
+        order: u8,
+    },
+    /// A compare-and-swap found another value (only with concurrent CPUs).
+    #[error("compare-and-swap at {va:#x} found {found:#x}")]
+    CasFailed {
+        /// The VA whose descriptor was swapped.
+        va: u64,
+        /// The value found.
+        found: u64,
+    },
+}
+
+/// The kernel's boot parameters, in its own vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct KernelConfig {
+    /// The base page size.
+    pub granule: Granule,
+    /// Physical memory in bytes; `None` sizes it to the pool plus the
+    /// vmemmap plus room for tables and HVO's allocations.
+    pub memory: Option<u64>,
+    /// `hugepagesz=`.
+    pub huge_size: u64,
+    /// `hugepages=`.
+    pub hugepages: u64,
+    /// CPU features.
+    pub features: Features,
+    /// CPUs.
+    pub ncpus: usize,
+    /// How tail struct pages encode their head.
+    pub tails: TailFormat,
+}
+
+/// Operation counts of everything the kernel ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Costs {
+    /// Descriptor stores.
+    pub stores: u64,
+    /// Descriptor compare-and-swaps.
+    pub cas: u64,
+    /// `DSB ISH`.
+    pub dsb_ish: u64,
+    /// `DSB ISHST`.
+    pub dsb_ishst: u64,
+    /// `ISB`.
+    pub isb: u64,
+    /// TLBIs by mnemonic.
+    pub tlbi: BTreeMap<String, u64>,
+    /// Pauses of the other CPUs.
+    pub pauses: u64,
+    /// `stop_machine()` calls.
+    pub stop_machines: u64,
+    /// `synchronize_rcu()` calls.
+    pub rcu_syncs: u64,
+    /// `copy_page()` calls.
+    pub copies: u64,
+    /// Page allocations.
+    pub allocations: u64,
+    /// Failed allocations.
+    pub alloc_failures: u64,
+    /// Frees.
+    pub frees: u64,
+    /// Pages freed.
+    pub pages_freed: u64,
+    /// Translation table pages added.
+    pub table_pages: u64,
+}
+
+impl Costs {
+    /// Returns the total number of TLBIs.
+    pub fn tlbis(&self) -> u64 {
+        self.tlbi.values().sum()
+    }
+}
+
+/// A booted kernel.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// The machine.
+    pub machine: Machine,
+    /// The huge page geometry.
+    pub geo: HugeGeometry,
+    /// The boot-time struct pages.
+    pub structs: StructPages,
+    /// First frame backing the vmemmap.
+    pub vm_base: u64,
+    /// Frames backing the vmemmap at boot.
+    pub vm_frames: u64,
+    /// Which huge pages are optimized.
+    pub optimized: Vec<bool>,
+    /// The shared tail page (`shared-tail`), once allocated.
+    pub shared_tail: Option<u64>,
+    /// What ran so far.
+    pub costs: Costs,
+    /// When set, every executed operation is appended here.
+    pub log: Option<Vec<Instr>>,
+}
+
+/// Memory HVO needs besides the pool and the vmemmap: tables, new head
+/// pages, de-HVO pages; at least 64 MiB.
+fn spare_bytes(geo: &HugeGeometry, hugepages: u64) -> u64 {
+    let page = geo.granule.page_size();
+    let per = geo.vmemmap_pages().max(1) * page + page;
+    (hugepages * per).max(64 << 20)
+}
+
+impl Kernel {
+    /// Boots: lays out memory (free memory low, the pool above it, the
+    /// vmemmap's backing at the top), maps the vmemmap as arm64 does,
+    /// initialises the struct pages, and starts the rule checker.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MmError::Config`] when the huge page size does not exist
+    /// for the granule or the pool does not fit, and model errors.
+    pub fn boot(cfg: KernelConfig) -> Result<Self, MmError> {
+        let g = cfg.granule;
+        let geo = HugeGeometry::new(g, cfg.huge_size).ok_or_else(|| {
+            MmError::Config(format!(
+                "hugepagesz={} does not exist with the {g} granule (arm64 supports {})",
+                vmsa::granule::format_size(cfg.huge_size),
+                HugeGeometry::sizes(g)
+                    .iter()
+                    .map(|&s| vmsa::granule::format_size(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let page = g.page_size();
+        let shift = g.page_shift();
+        let pool_bytes = cfg
+            .hugepages
+            .checked_mul(cfg.huge_size)
+            .ok_or_else(|| MmError::Config("hugepages x hugepagesz overflows".into()))?;
+        let block = g.level_size(vmemmap_leaf_level(g));
+        let vm_for = |mem: u64| (mem / page * STRUCT_PAGE_SIZE).div_ceil(block) * block;
+        let spare = spare_bytes(&geo, cfg.hugepages);
+        let needed = |mem: u64| pool_bytes + vm_for(mem) + spare + cfg.huge_size;
+        let memory = match cfg.memory {
+            Some(m) => m,
+            None => {
+                let mut m = pool_bytes + spare;
+                while needed(m) > m {
+                    m = needed(m).div_ceil(1 << 30) << 30;
+                }
+                m
+            }
+        };
+        if memory % page != 0 || memory % cfg.huge_size != 0 {
+            return Err(MmError::Config(format!(
+                "memory={} is not a multiple of hugepagesz",
+                vmsa::granule::format_size(memory)
+            )));
+        }
+        if needed(memory) > memory {
+            return Err(MmError::Config(format!(
+                "hugepages={} of {} need {} with the vmemmap and room for HVO; memory={} (raise --memory or omit it)",
+                cfg.hugepages,
+                vmsa::granule::format_size(cfg.huge_size),
+                vmsa::granule::format_size(needed(memory).div_ceil(1 << 20) << 20),
+                vmsa::granule::format_size(memory)
+            )));
+        }
+        let frames = memory >> shift;
+        let vm_bytes = vm_for(memory);
+        let vm_frames = vm_bytes >> shift;
+        let vm_base = frames - vm_frames;
+        let huge_frames = cfg.huge_size >> shift;
+        let pool_start = (spare >> shift).div_ceil(huge_frames) * huge_frames;
+        if pool_start + cfg.hugepages * huge_frames > vm_base {
+            return Err(MmError::Config("the pool overlaps the vmemmap".into()));
+        }
+        let order = huge_frames.trailing_zeros() as u8;
+        let vm_order = geo.vmemmap_pages().max(1).trailing_zeros() as u8;
+        let mut alloc = FrameAllocator::new(frames, order.max(vm_order).max(10));
+        alloc.add_free_range(0, frames)?;
+        alloc.claim(pool_start, pool_start + cfg.hugepages * huge_frames);
+        alloc.claim(vm_base, frames);
+        let structs = StructPages {
+            pool_start,
+            count: cfg.hugepages,
+            order,
+            tails: cfg.tails,
+        };
+        let mut mem = Memory::new(g, memory)?;
+        let spp = page / STRUCT_PAGE_SIZE;
+        let sp = structs;
+        mem.add_region(
+            "vmemmap",
+            vm_base,
+            frames,
+            Arc::new(move |f, w| {
+                let idx = (f - vm_base) * spp + w as u64 / 8;
+                sp.word(idx, w as u64 % 8)
+            }),
+        )?;
+        let root_frame = alloc.alloc(0)?;
+        mem.zero_frame(root_frame)?;
+        let config = Config {
+            granule: g,
+            features: cfg.features,
+            ncpus: cfg.ncpus,
+        };
+        let mut machine = Machine::with_parts(config, mem, alloc, PhysAddr(root_frame << shift));
+        machine.map(
+            VirtAddr(VMEMMAP_START),
+            PhysAddr(vm_base << shift),
+            vm_bytes,
+            vmemmap_leaf_level(g),
+            page_kernel(),
+        )?;
+        machine.enable_checker();
+        Ok(Kernel {
+            machine,
+            geo,
+            structs,
+            vm_base,
+            vm_frames,
+            optimized: vec![false; cfg.hugepages as usize],
+            shared_tail: None,
+            costs: Costs::default(),
+            log: None,
+        })
+    }
+
+    /// Returns the head pfn of huge page `i`.
+    pub fn head(&self, i: usize) -> u64 {
+        self.structs.pool_start + ((i as u64) << self.structs.order)
+    }
+
+    /// Returns the VAs of the vmemmap pages of huge page `i`.
+    pub fn vmemmap_vas(&self, i: usize) -> Vec<u64> {
+        let page = self.geo.granule.page_size();
+        let start = struct_page_va(self.head(i));
+        (0..self.geo.vmemmap_pages())
+            .map(|k| start + k * page)
+            .collect()
+    }
+
+    /// Returns the frame that maps `va` now (following the coherent tables).
+    ///
+    /// # Errors
+    ///
+    /// Returns a model error when no leaf maps `va`.
+    pub fn frame_of(&self, va: u64) -> Result<u64, MmError> {
+        let (pa, _) = self.leaf_of(va)?;
+        Ok(pa >> self.geo.granule.page_shift())
+    }
+
+    /// Returns the output address of `va` and whether its leaf is read-only.
+    ///
+    /// # Errors
+    ///
+    /// Returns a model error when no leaf maps `va`.
+    pub fn leaf_of(&self, va: u64) -> Result<(u64, bool), MmError> {
+        let g = self.geo.granule;
+        for level in g.levels() {
+            let slot = self.machine.desc_pa(VirtAddr(va), level)?;
+            let d = self.machine.read_desc(slot)?;
+            if let Some(l) = d.as_leaf(g, level) {
+                let off = va & (g.level_size(level) - 1);
+                return Ok((l.oa.0 + off, l.attrs.read_only()));
+            }
+            if d.as_table(g, level).is_none() {
+                break;
+            }
+        }
+        Err(MmError::Model(VmsaError::Map {
+            va,
+            why: "not mapped".into(),
+        }))
+    }
+
+    fn folio(&self, i: usize) -> Result<Folio, MmError> {
+        let vas = self.vmemmap_vas(i);
+        let frames = vas
+            .iter()
+            .map(|&va| self.frame_of(va))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Folio {
+            head: self.head(i),
+            vas,
+            frames,
+            shared: self.shared_tail,
+            reuse_head: false,
+        })
+    }
+
+    fn page_pa(&self, p: Page, regs: &FxHashMap<u16, u64>) -> Result<u64, MmError> {
+        let shift = self.geo.granule.page_shift();
+        match p {
+            Page::Frame(f) => Ok(f << shift),
+            Page::Reg(r, off) => regs
+                .get(&r)
+                .map(|&f| (f + off) << shift)
+                .ok_or_else(|| MmError::Config(format!("register r{r} used before allocation"))),
+        }
+    }
+
+    fn encode(
+        &self,
+        d: &Desc,
+        va: u64,
+        level: u8,
+        regs: &FxHashMap<u16, u64>,
+    ) -> Result<Descriptor, MmError> {
+        let g = self.geo.granule;
+        Ok(match *d {
+            Desc::Invalid => Descriptor::INVALID,
+            Desc::Table(p) => Descriptor::table(g, level, PhysAddr(self.page_pa(p, regs)?))?,
+            Desc::Leaf { page, perm, af, nt } => {
+                let pa = if page == SAME_MEMORY {
+                    let slot = self.machine.desc_pa(VirtAddr(va), level)?;
+                    let cur = self.machine.read_desc(slot)?;
+                    cur.as_leaf(g, level).map(|l| l.oa.0).ok_or_else(|| {
+                        MmError::Config(format!("no block at L{level} for {va:#x}"))
+                    })?
+                } else {
+                    self.page_pa(page, regs)?
+                };
+                let mut a = match perm {
+                    Perm::Rw => page_kernel(),
+                    Perm::Ro => page_kernel_ro(),
+                };
+                a.flags.set(Attributes::AF, af);
+                a.flags.set(Attributes::NT, nt);
+                Descriptor::leaf(g, level, PhysAddr(pa), a)?
+            }
+        })
+    }
+
+    /// Runs `prog` on CPU 0 with registers `regs`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MmError::Alloc`] at the first failed allocation (the
+    /// operations before it have run), and model errors.
+    pub fn run(&mut self, prog: &Program, regs: &mut FxHashMap<u16, u64>) -> Result<(), MmError> {
+        let cpu = 0;
+        let g = self.geo.granule;
+        let shift = g.page_shift();
+        for (index, ins) in prog.instrs.iter().enumerate() {
+            match ins {
+                Instr::Store { va, level, desc } => {
+                    let slot = self.machine.desc_pa(VirtAddr(*va), *level)?;
+                    let d = self.encode(desc, *va, *level, regs)?;
+                    self.machine.store_desc(cpu, slot, d)?;
+                    self.costs.stores += 1;
+                }
+                Instr::Cas {
+                    va,
+                    level,
+                    expect,
+                    desc,
+                } => {
+                    let slot = self.machine.desc_pa(VirtAddr(*va), *level)?;
+                    let e = self.encode(expect, *va, *level, regs)?;
+                    let d = self.encode(desc, *va, *level, regs)?;
+                    self.costs.cas += 1;
+                    let found = self.machine.cas_desc(cpu, slot, e, d)?;
+                    if found != e {
+                        return Err(MmError::CasFailed {
+                            va: *va,
+                            found: found.0,
+                        });
+                    }
+                }
+                Instr::Dsb(k) => {
+                    self.machine.dsb(cpu, *k)?;
+                    match k {
+                        DsbKind::Ish => self.costs.dsb_ish += 1,
+                        DsbKind::IshSt => self.costs.dsb_ishst += 1,
+                    }
+                }
+                Instr::Isb => {
+                    self.machine.isb(cpu)?;
+                    self.costs.isb += 1;
+                }
+                Instr::Tlbi { kind, va } => {
+                    self.machine.tlbi(cpu, Tlbi::new(*kind, VirtAddr(*va)))?;
+                    *self
+                        .costs
+                        .tlbi
+                        .entry(kind.mnemonic().to_string())
+                        .or_default() += 1;
+                }
+                Instr::Alloc { reg, order } => match self.machine.allocator_mut().alloc(*order) {
+                    Ok(f) => {
+                        regs.insert(*reg, f);
+                        self.costs.allocations += 1;
+                    }
+                    Err(_) => {
+                        self.costs.alloc_failures += 1;
+                        return Err(MmError::Alloc {
+                            index,
+                            order: *order,
+                        });
+                    }
+                },
+                Instr::Free { page, order } => {
+                    let pa = self.page_pa(*page, regs)?;
+                    self.machine.free_pages(cpu, PhysAddr(pa), *order)?;
+                    self.costs.frees += 1;
+                    self.costs.pages_freed += 1 << order;
+                }
+                Instr::Copy { dst, src } => {
+                    let (d, s) = (self.page_pa(*dst, regs)?, self.page_pa(*src, regs)?);
+                    self.machine.copy_page(PhysAddr(d), PhysAddr(s))?;
+                    self.costs.copies += 1;
+                }
+                Instr::FillTable { table, va, level } => {
+                    let slot = self.machine.desc_pa(VirtAddr(*va), *level)?;
+                    let block = self.machine.read_desc(slot)?;
+                    let leaf = block.as_leaf(g, *level).ok_or_else(|| {
+                        MmError::Config(format!("no block at L{level} for {va:#x} to split"))
+                    })?;
+                    let t = self.page_pa(*table, regs)?;
+                    let sub = level + 1;
+                    let mut attrs = leaf.attrs;
+                    attrs.flags.remove(Attributes::NT);
+                    for i in 0..g.entries_per_table() as u64 {
+                        let d = Descriptor::leaf(
+                            g,
+                            sub,
+                            PhysAddr(leaf.oa.0 + i * g.level_size(sub)),
+                            attrs,
+                        )?;
+                        self.machine.mem_mut().write_u64(PhysAddr(t + i * 8), d.0)?;
+                    }
+                    self.costs.table_pages += 1;
+                }
+                Instr::ResetStructPages { page, count, head } => {
+                    let pa = self.page_pa(*page, regs)?;
+                    for j in 0..*count {
+                        for w in 0..8 {
+                            let v = self.structs.tail_word(*head, 3, w);
+                            self.machine
+                                .mem_mut()
+                                .write_u64(PhysAddr(pa + j * STRUCT_PAGE_SIZE + w * 8), v)?;
+                        }
+                    }
+                }
+                Instr::PauseCpus => self.costs.pauses += 1,
+                Instr::StopMachine => self.costs.stop_machines += 1,
+                Instr::SynchronizeRcu => self.costs.rcu_syncs += 1,
+                Instr::ResumeCpus | Instr::StartMachine => {}
+            }
+            if let Some(log) = self.log.as_mut() {
+                log.push(ins.clone());
+            }
+        }
+        let _ = shift;
+        Ok(())
+    }
+
+    fn run_fresh(&mut self, prog: &Program) -> Result<FxHashMap<u16, u64>, MmError> {
+        let mut regs = FxHashMap::default();
+        self.run(prog, &mut regs)?;
+        Ok(regs)
+    }
+
+    fn flush_all(&mut self) -> Result<(), MmError> {
+        let mut p = Program::default();
+        p.flush_tlb_all();
+        self.run_fresh(&p).map(|_| ())
+    }
+
+    /// Frees the allocations a failed program made before failing.
+    fn undo_allocs(&mut self, prog: &Program, regs: &FxHashMap<u16, u64>) -> Result<(), MmError> {
+        for ins in &prog.instrs {
+            if let Instr::Alloc { reg, order } = ins
+                && let Some(&f) = regs.get(reg)
+            {
+                self.machine.allocator_mut().free(f, *order)?;
+                self.costs.allocations -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `prog` whose allocations all come before its first visible
+    /// change; on an allocation failure frees what it allocated and
+    /// returns `Ok(None)`.
+    fn run_or_undo(&mut self, prog: &Program) -> Result<Option<FxHashMap<u16, u64>>, MmError> {
+        let mut regs = FxHashMap::default();
+        match self.run(prog, &mut regs) {
+            Ok(()) => Ok(Some(regs)),
+            Err(MmError::Alloc { .. }) => {
+                self.undo_allocs(prog, &regs)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Optimizes huge pages `which` with `proto`, `batch` at a time.
+    /// Returns how many were optimized; the others (a split whose table
+    /// could not be allocated) are left exactly as they were, except that
+    /// blocks already split stay split, as in the kernel.
+    ///
+    /// # Errors
+    ///
+    /// Returns model errors (never an allocation failure).
+    pub fn optimize(
+        &mut self,
+        proto: &Protocol,
+        which: &[usize],
+        batch: usize,
+    ) -> Result<usize, MmError> {
+        if !self.geo.hvo_applies() {
+            return Ok(0);
+        }
+        let g = self.geo.granule;
+        let leaf = vmemmap_leaf_level(g);
+        let mut done = 0;
+        if proto.needs_identical_tails() && self.shared_tail.is_none() {
+            match self.alloc_shared_tail(which) {
+                Ok(()) => {}
+                // Without the shared tail page nothing can be optimized;
+                // nothing has changed.
+                Err(MmError::Model(VmsaError::OutOfMemory { .. })) => {
+                    self.costs.alloc_failures += 1;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for chunk in which.chunks(batch.max(1)) {
+            let chunk: Vec<usize> = chunk
+                .iter()
+                .copied()
+                .filter(|&i| !self.optimized[i])
+                .collect();
+            if chunk.is_empty() {
+                continue;
+            }
+            if proto.stops_machine() {
+                self.run_fresh(&Program {
+                    instrs: vec![Instr::StopMachine],
+                })?;
+            }
+            // Split every vmemmap block of the batch (4K: PMD blocks).
+            let mut ok = Vec::new();
+            let mut split_any = false;
+            for &i in &chunk {
+                let mut fine = true;
+                if leaf < 3 {
+                    let mut blocks: Vec<u64> = self
+                        .vmemmap_vas(i)
+                        .iter()
+                        .map(|va| va & !(g.level_size(leaf) - 1))
+                        .collect();
+                    blocks.dedup();
+                    for b in blocks {
+                        let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
+                        if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_none() {
+                            continue;
+                        }
+                        let p = proto.split.program(b, leaf, 0);
+                        if self.run_or_undo(&p)?.is_none() {
+                            fine = false;
+                            break;
+                        }
+                        split_any = true;
+                    }
+                }
+                if fine {
+                    ok.push(i);
+                }
+            }
+            if split_any && proto.split.deferred_flush() {
+                self.flush_all()?;
+            }
+            // bd225530a4c7: one synchronize_rcu() per batch, before the
+            // first remap, so speculative PFN walkers that saw a refcount
+            // before it was frozen are done.
+            self.run_fresh(&Program {
+                instrs: vec![Instr::SynchronizeRcu],
+            })?;
+            let mut plans = Vec::new();
+            for &i in &ok {
+                let mut f = self.folio(i)?;
+                let mut phases = proto.hvo_phases(&f, 0);
+                let mut regs = FxHashMap::default();
+                if let Err(e) = self.run(&phases[0], &mut regs) {
+                    let MmError::Alloc { .. } = e else {
+                        return Err(e);
+                    };
+                    // "Fallback to the currently mapped head page" when the
+                    // new head page cannot be allocated (vmemmap_remap_free).
+                    self.undo_allocs(&phases[0], &regs)?;
+                    f.reuse_head = true;
+                    phases = proto.hvo_phases(&f, 0);
+                    regs.clear();
+                    self.run(&phases[0], &mut regs)?;
+                }
+                plans.push((i, f, phases, regs));
+            }
+            let nphases = plans.iter().map(|p| p.2.len()).max().unwrap_or(0);
+            if !plans.is_empty() {
+                self.flush_all()?;
+            }
+            for k in 1..nphases {
+                for (_, _, phases, regs) in plans.iter_mut() {
+                    if let Some(p) = phases.get(k) {
+                        let p = p.clone();
+                        self.run(&p, regs)?;
+                    }
+                }
+                self.flush_all()?;
+            }
+            for (i, f, _, regs) in plans.iter_mut() {
+                let p = proto.hvo_frees(f);
+                self.run(&p, regs)?;
+                self.optimized[*i] = true;
+                done += 1;
+            }
+            if proto.stops_machine() {
+                self.run_fresh(&Program {
+                    instrs: vec![Instr::StartMachine],
+                })?;
+            }
+        }
+        Ok(done)
+    }
+
+    fn alloc_shared_tail(&mut self, which: &[usize]) -> Result<(), MmError> {
+        let Some(&first) = which.first() else {
+            return Ok(());
+        };
+        let f = self.machine.allocator_mut().alloc(0)?;
+        let src =
+            self.frame_of(self.vmemmap_vas(first)[1.min(self.vmemmap_vas(first).len() - 1)])?;
+        let shift = self.geo.granule.page_shift();
+        self.machine
+            .copy_page(PhysAddr(f << shift), PhysAddr(src << shift))?;
+        self.costs.allocations += 1;
+        self.costs.copies += 1;
+        self.shared_tail = Some(f);
+        Ok(())
+    }
+
+    /// Restores (de-HVO) huge pages `which`, `batch` at a time. Returns how
+    /// many were restored; a huge page whose pages cannot be allocated is
+    /// left exactly as it was.
+    ///
+    /// # Errors
+    ///
+    /// Returns model errors (never an allocation failure).
+    pub fn restore(
+        &mut self,
+        proto: &Protocol,
+        which: &[usize],
+        batch: usize,
+    ) -> Result<usize, MmError> {
+        let mut done = 0;
+        for chunk in which.chunks(batch.max(1)) {
+            let chunk: Vec<usize> = chunk
+                .iter()
+                .copied()
+                .filter(|&i| self.optimized[i])
+                .collect();
+            if chunk.is_empty() {
+                continue;
+            }
+            if proto.stops_machine() {
+                self.run_fresh(&Program {
+                    instrs: vec![Instr::StopMachine],
+                })?;
+            }
+            self.run_fresh(&Program {
+                instrs: vec![Instr::SynchronizeRcu],
+            })?;
+            let mut plans = Vec::new();
+            for &i in &chunk {
+                let f = self.folio(i)?;
+                let phases = proto.restore_phases(&f, 0);
+                if let Some(regs) = self.run_or_undo(&phases[0])? {
+                    plans.push((i, phases, regs));
+                }
+            }
+            let nphases = plans.iter().map(|p| p.1.len()).max().unwrap_or(0);
+            if !plans.is_empty() {
+                self.flush_all()?;
+            }
+            for k in 1..nphases {
+                for (_, phases, regs) in plans.iter_mut() {
+                    if let Some(p) = phases.get(k) {
+                        let p = p.clone();
+                        self.run(&p, regs)?;
+                    }
+                }
+                self.flush_all()?;
+            }
+            for (i, _, _) in &plans {
+                self.optimized[*i] = false;
+                done += 1;
+            }
+            if proto.stops_machine() {
+                self.run_fresh(&Program {
+                    instrs: vec![Instr::StartMachine],
+                })?;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Returns the bytes of memory backing the vmemmap now: the boot-time
+    /// backing less what HVO freed, plus pages HVO allocated for it (new
+    /// head pages, de-HVO pages, the shared tail).
+    pub fn vmemmap_bytes_in_use(&self) -> u64 {
+        let page = self.geo.granule.page_size();
+        let alloc_pages = self.costs.allocations - self.costs.table_pages;
+        (self.vm_frames + alloc_pages).saturating_sub(self.costs.pages_freed) * page
+    }
+
+    /// Returns the free memory in bytes.
+    pub fn free_bytes(&self) -> u64 {
+        self.machine.allocator().free_frames() * self.geo.granule.page_size()
+    }
+}

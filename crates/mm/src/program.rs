@@ -1,0 +1,298 @@
+//! Programs: the exact sequence of operations a protocol performs.
+//!
+//! A protocol does not touch the model; it emits a [`Program`], which the
+//! executor ([`crate::exec`]) runs on the machine with the rule checker
+//! watching, and which the explorer will run against concurrent CPUs.
+//! Pages a program allocates are named by registers ([`Page::Reg`]) because
+//! their addresses are known only when the allocation runs.
+
+use std::fmt;
+
+use serde::Serialize;
+use vmsa::{DsbKind, Level, TlbiKind};
+
+/// A page a program refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Page {
+    /// A physical frame known when the program is emitted.
+    Frame(u64),
+    /// The page allocated into register `r`; with an offset in pages for
+    /// a multi-page allocation.
+    Reg(u16, u64),
+}
+
+impl fmt::Display for Page {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Page::Frame(n) => write!(f, "pfn {n:#x}"),
+            Page::Reg(r, 0) => write!(f, "r{r}"),
+            Page::Reg(r, o) => write!(f, "r{r}+{o}"),
+        }
+    }
+}
+
+/// Permissions of a kernel leaf mapping: Linux's `PAGE_KERNEL` (read-write,
+/// DBM set as `PTE_WRITE`) or `PAGE_KERNEL_RO` (arch/arm64/include/asm/pgtable-prot.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Perm {
+    /// `PAGE_KERNEL` / `PROT_SECT_NORMAL`.
+    Rw,
+    /// `PAGE_KERNEL_RO`.
+    Ro,
+}
+
+/// A descriptor value, with pages symbolic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Desc {
+    /// The invalid descriptor 0.
+    Invalid,
+    /// A block or page (by the slot's level) mapping `page`.
+    Leaf {
+        /// The first page mapped.
+        page: Page,
+        /// The permissions.
+        perm: Perm,
+        /// Whether the Access flag is set.
+        af: bool,
+        /// Whether nT is set (blocks, FEAT_BBM level 1).
+        nt: bool,
+    },
+    /// A table descriptor pointing at `page`.
+    Table(Page),
+}
+
+impl Desc {
+    /// Returns a kernel leaf with AF set and nT clear.
+    pub fn leaf(page: Page, perm: Perm) -> Self {
+        Desc::Leaf {
+            page,
+            perm,
+            af: true,
+            nt: false,
+        }
+    }
+}
+
+impl fmt::Display for Desc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Desc::Invalid => f.write_str("invalid"),
+            Desc::Leaf { page, perm, af, nt } => {
+                write!(f, "{page} {}", if perm == Perm::Rw { "rw" } else { "ro" })?;
+                if !af {
+                    f.write_str(" noaf")?;
+                }
+                if nt {
+                    f.write_str(" nt")?;
+                }
+                Ok(())
+            }
+            Desc::Table(p) => write!(f, "table {p}"),
+        }
+    }
+}
+
+/// One operation of a program.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Instr {
+    /// Store the descriptor that translates `va` at `level`.
+    Store {
+        /// A VA the descriptor translates.
+        va: u64,
+        /// Its level.
+        level: Level,
+        /// The value.
+        desc: Desc,
+    },
+    /// Compare-and-swap that descriptor from `expect` to `desc`; on
+    /// failure, retry up to `retries` times, re-reading the expected value
+    /// with AF cleared (the 2026 AF-clear + CAS series).
+    Cas {
+        /// A VA the descriptor translates.
+        va: u64,
+        /// Its level.
+        level: Level,
+        /// The value expected.
+        expect: Desc,
+        /// The value to write.
+        desc: Desc,
+    },
+    /// `DSB ISH` or `DSB ISHST`.
+    Dsb(DsbKind),
+    /// `ISB`.
+    Isb,
+    /// A broadcast TLBI (`va` ignored by `vmalle1is`).
+    Tlbi {
+        /// The operation.
+        kind: TlbiKind,
+        /// Its VA operand.
+        va: u64,
+    },
+    /// Allocate `2^order` pages into register `reg`.
+    Alloc {
+        /// The register.
+        reg: u16,
+        /// The order.
+        order: u8,
+    },
+    /// Free `2^order` pages.
+    Free {
+        /// The first page.
+        page: Page,
+        /// The order.
+        order: u8,
+    },
+    /// `copy_page(dst, src)`.
+    Copy {
+        /// Destination.
+        dst: Page,
+        /// Source.
+        src: Page,
+    },
+    /// Fill the new table `table` with entries one level below `level`
+    /// mapping the same memory as the block that maps `va` at `level`
+    /// (`vmemmap_split_pmd`'s private PTE table, not yet live).
+    FillTable {
+        /// The table page.
+        table: Page,
+        /// A VA of the block.
+        va: u64,
+        /// The block's level.
+        level: Level,
+    },
+    /// Overwrite the first `count` struct pages of `page` with tail struct
+    /// pages of the huge page whose head is pfn `head` (de-HVO's fake-head
+    /// repair, `reset_struct_pages()`).
+    ResetStructPages {
+        /// The vmemmap page.
+        page: Page,
+        /// How many struct pages.
+        count: u64,
+        /// The head's pfn.
+        head: u64,
+    },
+    /// Make other CPUs spin with interrupts off (Yu Zhao's pause, 2024 v2:
+    /// pseudo-NMI IPI) until [`Instr::ResumeCpus`].
+    PauseCpus,
+    /// Let paused CPUs go on.
+    ResumeCpus,
+    /// `stop_machine()`: every other CPU stops; until [`Instr::StartMachine`].
+    StopMachine,
+    /// End of the `stop_machine()` callback.
+    StartMachine,
+    /// `synchronize_rcu()`: wait until every RCU read section that began
+    /// before it has ended (commit bd225530a4c7).
+    SynchronizeRcu,
+}
+
+impl fmt::Display for Instr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Instr::Store { va, level, desc } => write!(f, "store L{level}[{va:#x}] = {desc}"),
+            Instr::Cas {
+                va,
+                level,
+                expect,
+                desc,
+            } => write!(f, "cas L{level}[{va:#x}]: {expect} => {desc}"),
+            Instr::Dsb(k) => write!(f, "{k}"),
+            Instr::Isb => f.write_str("isb"),
+            Instr::Tlbi { kind, va } => {
+                if kind.by_va() {
+                    write!(f, "tlbi {kind}, {va:#x}")
+                } else {
+                    write!(f, "tlbi {kind}")
+                }
+            }
+            Instr::Alloc { reg, order } => write!(f, "r{reg} = alloc_pages(order {order})"),
+            Instr::Free { page, order } => write!(f, "free {page} order {order}"),
+            Instr::Copy { dst, src } => write!(f, "copy_page({dst}, {src})"),
+            Instr::FillTable { table, va, level } => {
+                write!(f, "fill {table} from the L{level} block at {va:#x}")
+            }
+            Instr::ResetStructPages { page, count, head } => {
+                write!(
+                    f,
+                    "reset {count} struct pages of {page} to tails of pfn {head:#x}"
+                )
+            }
+            Instr::PauseCpus => f.write_str("pause other CPUs"),
+            Instr::ResumeCpus => f.write_str("resume other CPUs"),
+            Instr::StopMachine => f.write_str("stop_machine begin"),
+            Instr::StartMachine => f.write_str("stop_machine end"),
+            Instr::SynchronizeRcu => f.write_str("synchronize_rcu"),
+        }
+    }
+}
+
+/// A program: a name and its operations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Program {
+    /// The operations in order.
+    pub instrs: Vec<Instr>,
+}
+
+impl Program {
+    /// Appends one operation.
+    pub fn push(&mut self, i: Instr) {
+        self.instrs.push(i);
+    }
+
+    /// Appends Linux's `flush_tlb_all()`: `dsb ishst; tlbi vmalle1is;
+    /// dsb ish; isb` (arch/arm64/include/asm/tlbflush.h).
+    pub fn flush_tlb_all(&mut self) {
+        self.instrs.extend([
+            Instr::Dsb(DsbKind::IshSt),
+            Instr::Tlbi {
+                kind: TlbiKind::Vmalle1is,
+                va: 0,
+            },
+            Instr::Dsb(DsbKind::Ish),
+            Instr::Isb,
+        ]);
+    }
+
+    /// Appends Linux's `flush_tlb_kernel_range(start, start + len)`: `dsb
+    /// ishst`, one `tlbi vaale1is` per page, `dsb ish; isb`.
+    pub fn flush_tlb_kernel_range(&mut self, start: u64, len: u64, page: u64) {
+        self.push(Instr::Dsb(DsbKind::IshSt));
+        let mut va = start;
+        while va < start + len {
+            self.push(Instr::Tlbi {
+                kind: TlbiKind::Vaale1is,
+                va,
+            });
+            va += page;
+        }
+        self.push(Instr::Dsb(DsbKind::Ish));
+        self.push(Instr::Isb);
+    }
+
+    /// Appends Linux's `__flush_tlb_kernel_pgtable(va)`: `dsb ishst; tlbi
+    /// vaae1is; dsb ish; isb`, which also removes walk-cache entries.
+    pub fn flush_tlb_kernel_pgtable(&mut self, va: u64) {
+        self.instrs.extend([
+            Instr::Dsb(DsbKind::IshSt),
+            Instr::Tlbi {
+                kind: TlbiKind::Vaae1is,
+                va,
+            },
+            Instr::Dsb(DsbKind::Ish),
+            Instr::Isb,
+        ]);
+    }
+
+    /// Appends every operation of `other`.
+    pub fn extend(&mut self, other: Program) {
+        self.instrs.extend(other.instrs);
+    }
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, ins) in self.instrs.iter().enumerate() {
+            writeln!(f, "{i:4}  {ins}")?;
+        }
+        Ok(())
+    }
+}

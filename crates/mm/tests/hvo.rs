@@ -1,0 +1,214 @@
+//! HVO and de-HVO on the model, as the kernel does them.
+
+use mm::vmemmap::{TailFormat, struct_page_va};
+use mm::{Kernel, KernelConfig, PROTOCOLS, Protocol};
+use vmsa::{BbmLevel, Features, Granule, Rule};
+
+fn boot(granule: Granule, huge: u64, n: u64, bbm: BbmLevel, tails: TailFormat) -> Kernel {
+    Kernel::boot(KernelConfig {
+        granule,
+        memory: None,
+        huge_size: huge,
+        hugepages: n,
+        features: Features {
+            bbm,
+            hw_af: true,
+            ..Features::default()
+        },
+        ncpus: 4,
+        tails,
+    })
+    .expect("boots")
+}
+
+fn kernel_for(p: &Protocol, bbm: BbmLevel) -> Kernel {
+    let tails = if p.needs_identical_tails() {
+        TailFormat::Order
+    } else {
+        TailFormat::HeadPointer
+    };
+    boot(Granule::K4, 2 << 20, 16, bbm, tails)
+}
+
+/// What every struct page of the pool reads through the vmemmap: (output
+/// address, read-only) per vmemmap page and the first struct page's words.
+fn view(k: &Kernel) -> Vec<(u64, bool, Vec<u64>)> {
+    let mut out = Vec::new();
+    for i in 0..k.optimized.len() {
+        for va in k.vmemmap_vas(i) {
+            let (pa, ro) = k.leaf_of(va).unwrap();
+            let words = (0..512)
+                .map(|w| {
+                    k.machine
+                        .mem()
+                        .read_u64(vmsa::PhysAddr(pa + w * 8))
+                        .unwrap()
+                })
+                .collect();
+            out.push((pa, ro, words));
+        }
+    }
+    out
+}
+
+fn rules(k: &Kernel) -> Vec<Rule> {
+    let mut r: Vec<Rule> = k.machine.violations().iter().map(|v| v.rule).collect();
+    r.sort();
+    r.dedup();
+    r
+}
+
+#[test]
+fn memory_freed_matches_the_geometry() {
+    for (g, huge) in [
+        (Granule::K4, 2u64 << 20),
+        (Granule::K4, 32 << 20),
+        (Granule::K4, 1 << 30),
+        (Granule::K16, 32 << 20),
+        (Granule::K16, 1 << 30),
+        (Granule::K64, 512 << 20),
+    ] {
+        let mut k = boot(g, huge, 2, BbmLevel::Level2, TailFormat::HeadPointer);
+        let before = k.vmemmap_bytes_in_use();
+        let free_before = k.free_bytes();
+        let p = Protocol::by_name("linux-generic").unwrap();
+        assert_eq!(k.optimize(&p, &[0, 1], 8).unwrap(), 2);
+        let freed = before - k.vmemmap_bytes_in_use();
+        assert_eq!(freed, 2 * k.geo.freed_bytes(), "{g} {huge}");
+        let tables = k.costs.table_pages * g.page_size();
+        assert_eq!(k.free_bytes(), free_before + freed - tables, "{g} {huge}");
+    }
+}
+
+#[test]
+fn verdicts_of_the_rule_checker_per_protocol() {
+    let expect = |name: &str, bbm: BbmLevel| -> Vec<Rule> {
+        let p = Protocol::by_name(name).unwrap();
+        let mut k = kernel_for(&p, bbm);
+        let all: Vec<usize> = (0..16).collect();
+        k.optimize(&p, &all, 8).unwrap();
+        rules(&k)
+    };
+    // linux-generic changes output address and permission of live PTEs.
+    let g0 = expect("linux-generic", BbmLevel::Level0);
+    assert!(
+        g0.contains(&Rule::OaChangeWritable) && g0.contains(&Rule::BlockSize),
+        "{g0:?}"
+    );
+    assert!(!expect("linux-generic", BbmLevel::Level2).contains(&Rule::BlockSize));
+    for name in ["bbm", "stop-machine", "pause-cpus"] {
+        assert_eq!(expect(name, BbmLevel::Level0), vec![], "{name}");
+    }
+    assert_eq!(expect("ro-first", BbmLevel::Level2NoAbort), vec![]);
+    assert_eq!(expect("ro-first", BbmLevel::Level0), vec![Rule::BlockSize]);
+    assert_eq!(expect("shared-tail", BbmLevel::Level2), vec![]);
+    assert_eq!(expect("af-cas", BbmLevel::Level0), vec![]);
+}
+
+#[test]
+fn hvo_then_de_hvo_restores_every_struct_page() {
+    for p in PROTOCOLS {
+        let mut k = kernel_for(&p, BbmLevel::Level2);
+        let all: Vec<usize> = (0..16).collect();
+        let before = view(&k);
+        k.optimize(&p, &all, 5).unwrap();
+        // Every tail vmemmap page now maps one kept page, read-only.
+        for i in 0..16 {
+            let vas = k.vmemmap_vas(i);
+            let kept = k.leaf_of(vas[1]).unwrap();
+            assert!(kept.1, "{} tail mapping is read-only", p.name);
+            assert!(vas[2..].iter().all(|&va| k.leaf_of(va).unwrap() == kept));
+            assert!(
+                !k.leaf_of(vas[0]).unwrap().1,
+                "{} head page writable",
+                p.name
+            );
+        }
+        k.restore(&p, &all, 5).unwrap();
+        let after = view(&k);
+        for (a, b) in before.iter().zip(&after) {
+            assert_eq!(a.1, b.1, "{}: permissions restored", p.name);
+            assert_eq!(a.2, b.2, "{}: struct pages restored", p.name);
+        }
+        assert!(k.optimized.iter().all(|o| !o));
+    }
+}
+
+#[test]
+fn a_fake_head_shows_through_the_tails_after_hvo() {
+    let p = Protocol::by_name("linux-generic").unwrap();
+    let mut k = kernel_for(&p, BbmLevel::Level2);
+    k.optimize(&p, &[3], 1).unwrap();
+    let head = k.head(3);
+    // The struct page at the start of vmemmap page 1 is pfn head + 64; it
+    // now reads as a copy of the head (PG_head set): a fake head.
+    let (pa, _) = k.leaf_of(struct_page_va(head + 64)).unwrap();
+    let flags = k.machine.mem().read_u64(vmsa::PhysAddr(pa)).unwrap();
+    assert_ne!(flags & mm::vmemmap::PG_HEAD, 0);
+}
+
+#[test]
+fn rollback_on_every_allocation_failure() {
+    for p in PROTOCOLS {
+        // Count the allocations of an undisturbed run.
+        let mut k = kernel_for(&p, BbmLevel::Level2);
+        let base = k.machine.allocator().allocations();
+        k.optimize(&p, &[0, 1, 2], 3).unwrap();
+        k.restore(&p, &[0, 1, 2], 3).unwrap();
+        let total = k.machine.allocator().allocations() - base;
+        assert!(total > 0);
+        for fail in 0..total {
+            let mut k = kernel_for(&p, BbmLevel::Level2);
+            let pristine = view(&k);
+            let base = k.machine.allocator().allocations();
+            k.machine.allocator_mut().fail_allocation(Some(base + fail));
+            k.optimize(&p, &[0, 1, 2], 3).unwrap();
+            let mid = view(&k);
+            let optimized = k.optimized.clone();
+            k.restore(&p, &[0, 1, 2], 3).unwrap();
+            let end = view(&k);
+            let per = k.geo.vmemmap_pages() as usize;
+            for (i, &was_optimized) in optimized.iter().enumerate() {
+                let r = i * per..(i + 1) * per;
+                let strip = |v: &[(u64, bool, Vec<u64>)]| -> Vec<(bool, Vec<u64>)> {
+                    v.iter().map(|x| (x.1, x.2.clone())).collect()
+                };
+                if !was_optimized {
+                    // HVO failed for it: exactly as before, same pages too.
+                    assert_eq!(
+                        &pristine[r.clone()],
+                        &mid[r.clone()],
+                        "{} fail at {fail}",
+                        p.name
+                    );
+                }
+                if k.optimized[i] {
+                    // De-HVO failed for it: exactly as after HVO.
+                    assert_eq!(&mid[r.clone()], &end[r], "{} fail at {fail}", p.name);
+                } else {
+                    // Restored: every struct page reads as at boot.
+                    assert_eq!(
+                        strip(&pristine[r.clone()]),
+                        strip(&end[r]),
+                        "{} fail at {fail}",
+                        p.name
+                    );
+                }
+            }
+            // No page leaked or freed twice: free memory is what it was at
+            // boot, less the order-0 pages allocated, plus the pages freed.
+            let boot_free = kernel_for(&p, BbmLevel::Level2).free_bytes();
+            assert_eq!(
+                k.free_bytes(),
+                boot_free - k.costs.allocations * 4096 + k.costs.pages_freed * 4096,
+                "{} fail at {fail}",
+                p.name
+            );
+            assert!(
+                k.costs.alloc_failures >= 1,
+                "{} fail at {fail}: the failure was injected",
+                p.name
+            );
+        }
+    }
+}
