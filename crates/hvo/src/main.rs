@@ -1,6 +1,7 @@
 //! The `hvo` command line: verdicts on live vmemmap remapping sequences for
 //! arm64.
 
+mod simulate;
 mod table;
 
 use std::path::PathBuf;
@@ -60,6 +61,18 @@ enum Command {
         /// Print every violation, not only the first of each rule.
         #[arg(long, short)]
         verbose: bool,
+    },
+    /// Simulate a whole arm64 machine: boot, build the vmemmap, allocate the
+    /// hugetlb pool, optimize it in batches (and restore part of it) with
+    /// the rule checker on every descriptor update.
+    Simulate(simulate::SimulateArgs),
+    /// Print the program a protocol runs for one huge page.
+    Show(simulate::ShowArgs),
+    /// List the protocols and split strategies, with their sources.
+    Protocols {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// List the rules the checker enforces, with their Arm ARM IDs.
     Rules {
@@ -126,6 +139,9 @@ fn main() -> ExitCode {
             }
             report(&parsed, json, verbose)
         }
+        Command::Simulate(a) => simulate::simulate(&a),
+        Command::Show(a) => simulate::show(&a),
+        Command::Protocols { json } => simulate::protocols(json),
         Command::Rules { json } => {
             if json {
                 #[derive(Serialize)]

@@ -22,6 +22,8 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -267,9 +269,11 @@ pub struct Stale {
     pub desc: Descriptor,
     /// The CPU whose store replaced it.
     pub writer: usize,
-    /// Whether a DSB of the writer has made the replacing store visible.
-    pub visible: bool,
-    /// Bit i: CPU i issued a covering TLBI after `visible`, not yet completed.
+    /// The sequence number of the replacing store: it is visible to walkers
+    /// once the writer has executed a DSB after it.
+    pub born: u64,
+    /// Bit i: CPU i issued a covering TLBI after the store was visible, not
+    /// yet completed.
     pub tlbi_by: u64,
 }
 
@@ -300,7 +304,20 @@ pub struct RuleChecker {
     tables: FxHashMap<u64, (Level, u64)>,
     /// Live valid leaves by (first output frame, level): count.
     leaves: FxHashMap<(u64, Level), u32>,
-    stale: Vec<Stale>,
+    /// Stale records by level, then by first VA (aligned to the level).
+    stale: [BTreeMap<u64, Vec<Stale>>; 4],
+    nstale: usize,
+    /// Sequence number of the last descriptor write.
+    seq: u64,
+    /// Per CPU: `seq` at its last DSB (its writes up to there are visible).
+    synced: Vec<u64>,
+    /// Per CPU: the newest stale record it created.
+    last_born: Vec<u64>,
+    /// Per CPU: stale records its by-VA TLBIs marked, awaiting its DSB ISH.
+    marked: Vec<Vec<(Level, u64)>>,
+    /// Per CPU: for a `VMALLE1IS` awaiting its DSB ISH, `synced` as it was
+    /// at the TLBI (what it invalidates).
+    all_marked: Vec<Option<Vec<u64>>>,
     step: u64,
     violations: Vec<Violation>,
 }
@@ -314,7 +331,13 @@ impl RuleChecker {
             asid: 0,
             tables: FxHashMap::default(),
             leaves: FxHashMap::default(),
-            stale: Vec::new(),
+            stale: Default::default(),
+            nstale: 0,
+            seq: 0,
+            synced: vec![0; config.ncpus.max(1)],
+            last_born: vec![0; config.ncpus.max(1)],
+            marked: vec![Vec::new(); config.ncpus.max(1)],
+            all_marked: vec![None; config.ncpus.max(1)],
             step: 0,
             violations: Vec::new(),
         };
@@ -349,9 +372,81 @@ impl RuleChecker {
         self.step
     }
 
-    /// Returns the old translations a TLB may still hold.
-    pub fn stale(&self) -> &[Stale] {
-        &self.stale
+    /// Returns the old translations a TLB may still hold, by level and VA.
+    pub fn stale(&self) -> Vec<Stale> {
+        self.stale
+            .iter()
+            .flat_map(|m| m.values().flatten().copied())
+            .collect()
+    }
+
+    fn cpu_slot(&mut self, cpu: usize) -> usize {
+        if cpu >= self.synced.len() {
+            self.synced.resize(cpu + 1, 0);
+            self.last_born.resize(cpu + 1, 0);
+            self.marked.resize(cpu + 1, Vec::new());
+            self.all_marked.resize(cpu + 1, None);
+        }
+        cpu
+    }
+
+    fn visible(&self, s: &Stale) -> bool {
+        s.born <= self.synced.get(s.writer).copied().unwrap_or(0)
+    }
+
+    /// Returns the stale records whose VA range overlaps `va..end`.
+    fn overlapping(&self, va: u64, end: u64) -> Vec<Stale> {
+        let g = self.config.granule;
+        let mut out = Vec::new();
+        for level in g.levels() {
+            let size = g.level_size(level);
+            let map = &self.stale[usize::from(level)];
+            if map.is_empty() {
+                continue;
+            }
+            if size >= end.wrapping_sub(va) {
+                if let Some(v) = map.get(&(va & !(size - 1))) {
+                    out.extend(v.iter().copied());
+                }
+            } else {
+                for v in map.range(va..end).map(|(_, v)| v) {
+                    out.extend(v.iter().copied());
+                }
+            }
+        }
+        out
+    }
+
+    fn dsb(&mut self, cpu: usize, completes: bool) {
+        let c = self.cpu_slot(cpu);
+        self.synced[c] = self.seq;
+        if !completes {
+            return;
+        }
+        let bit = 1u64 << (cpu % 64);
+        for (level, va) in std::mem::take(&mut self.marked[c]) {
+            let map = &mut self.stale[usize::from(level)];
+            if let Some(v) = map.get_mut(&va) {
+                let before = v.len();
+                v.retain(|s| s.tlbi_by & bit == 0);
+                self.nstale -= before - v.len();
+                if v.is_empty() {
+                    map.remove(&va);
+                }
+            }
+        }
+        if let Some(snap) = self.all_marked[c].take() {
+            let mut removed = 0;
+            for map in &mut self.stale {
+                map.retain(|_, v| {
+                    let before = v.len();
+                    v.retain(|s| s.born > snap.get(s.writer).copied().unwrap_or(0));
+                    removed += before - v.len();
+                    !v.is_empty()
+                });
+            }
+            self.nstale -= removed;
+        }
     }
 
     /// Tells whether `pa` is a descriptor in a live table, and if so its
@@ -380,16 +475,7 @@ impl RuleChecker {
                 new,
                 cas,
             } => self.desc_write(mem, cpu, pa, old, new, cas),
-            Event::Dsb { cpu, kind } => {
-                for s in &mut self.stale {
-                    if s.writer == cpu {
-                        s.visible = true;
-                    }
-                }
-                if kind.completes_tlbi() {
-                    self.stale.retain(|s| s.tlbi_by & (1 << cpu) == 0);
-                }
-            }
+            Event::Dsb { cpu, kind } => self.dsb(cpu, kind.completes_tlbi()),
             Event::Isb { .. } => {}
             Event::Tlbi { cpu, op } => self.tlbi(cpu, &op),
             Event::Free { cpu, pa, order } => self.free(cpu, pa, order),
@@ -568,8 +654,8 @@ impl RuleChecker {
             .any(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Leaf { .. }))
             || (matches!(old.decode(g, level), Entry::Table(_)));
         let prior: Vec<Trans> = self
-            .stale
-            .iter()
+            .overlapping(va, end)
+            .into_iter()
             .filter(|s| overlaps(s.va, s.va.wrapping_add(s.size)))
             .filter(|s| matches!(s.kind, StaleKind::Leaf { .. }) || s.level >= level)
             .map(|s| Trans {
@@ -605,19 +691,28 @@ impl RuleChecker {
         }
 
         // The old translations become stale records.
+        self.seq += 1;
+        let c = self.cpu_slot(cpu);
+        if !old_cached.is_empty() {
+            self.last_born[c] = self.seq;
+        }
         for t in old_cached {
-            self.stale.push(Stale {
-                va: t.va,
-                size: t.size,
-                level: t.level,
-                kind: t.kind,
-                global: t.global,
-                desc_pa: t.desc_pa,
-                desc: t.desc,
-                writer: cpu,
-                visible: false,
-                tlbi_by: 0,
-            });
+            self.nstale += 1;
+            self.stale[usize::from(t.level)]
+                .entry(t.va)
+                .or_default()
+                .push(Stale {
+                    va: t.va,
+                    size: t.size,
+                    level: t.level,
+                    kind: t.kind,
+                    global: t.global,
+                    desc_pa: t.desc_pa,
+                    desc: t.desc,
+                    writer: cpu,
+                    born: self.seq,
+                    tlbi_by: 0,
+                });
         }
         for t in &new_all {
             self.add_live(t);
@@ -731,19 +826,42 @@ impl RuleChecker {
 
     fn tlbi(&mut self, cpu: usize, op: &Tlbi) {
         let asid = self.asid;
+        let c = self.cpu_slot(cpu);
         let mut early = None;
-        for s in &mut self.stale {
-            let covers = !op.kind.by_va()
-                || ((op.va.0.wrapping_sub(s.va) < s.size)
-                    && (matches!(s.kind, StaleKind::Leaf { .. }) || !op.kind.last_level_only())
-                    && (s.global || op.kind.all_asids() || op.asid == asid));
-            if !covers {
-                continue;
+        if !op.kind.by_va() {
+            // VMALLE1IS: everything visible now is invalidated at completion.
+            let unsynced = (0..self.synced.len()).any(|w| self.last_born[w] > self.synced[w]);
+            if unsynced {
+                early = self.stale().into_iter().find(|s| !self.visible(s));
             }
-            if s.visible {
-                s.tlbi_by |= 1 << cpu;
-            } else if early.is_none() {
-                early = Some(*s);
+            self.all_marked[c] = Some(self.synced.clone());
+        } else {
+            let g = self.config.granule;
+            let bit = 1u64 << (cpu % 64);
+            for level in g.levels() {
+                let key = op.va.0 & !(g.level_size(level) - 1);
+                let synced = &self.synced;
+                let Some(v) = self.stale[usize::from(level)].get_mut(&key) else {
+                    continue;
+                };
+                let mut hit = false;
+                for s in v.iter_mut() {
+                    let covers = (matches!(s.kind, StaleKind::Leaf { .. })
+                        || !op.kind.last_level_only())
+                        && (s.global || op.kind.all_asids() || op.asid == asid);
+                    if !covers {
+                        continue;
+                    }
+                    if s.born <= synced.get(s.writer).copied().unwrap_or(0) {
+                        s.tlbi_by |= bit;
+                        hit = true;
+                    } else if early.is_none() {
+                        early = Some(*s);
+                    }
+                }
+                if hit {
+                    self.marked[c].push((level, key));
+                }
             }
         }
         if let Some(s) = early {
@@ -794,7 +912,8 @@ impl RuleChecker {
         }
         let mut cached = None;
         let mut walk_cached = None;
-        for s in &self.stale {
+        let stale = if self.nstale > 0 { self.stale() } else { Vec::new() };
+        for s in &stale {
             match s.kind {
                 StaleKind::Leaf { oa, .. } => {
                     let a = oa.0 >> shift;

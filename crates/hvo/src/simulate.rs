@@ -1,0 +1,435 @@
+//! `hvo simulate`, `hvo show` and `hvo protocols`: the kernel model at work.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mm::vmemmap::TailFormat;
+use mm::{Costs, Kernel, KernelConfig, PROTOCOLS, Protocol, SplitStrategy};
+use serde::Serialize;
+use vmsa::granule::{format_size, parse_size};
+use vmsa::{BbmLevel, Features, Granule, Violation};
+
+use crate::table::Table;
+
+/// The machine and the pool, in the kernel's vocabulary.
+#[derive(Args, Clone, Debug)]
+pub struct MachineArgs {
+    /// Base page size: 4k, 16k or 64k.
+    #[arg(long, default_value = "4k")]
+    pub granule: Granule,
+    /// `hugepagesz=`: 64K, 2M, 32M, 1G (4k); 2M, 32M, 1G (16k); 2M, 512M, 16G (64k).
+    #[arg(long = "hugepagesz", default_value = "2M", value_parser = size)]
+    pub huge_size: u64,
+    /// `hugepages=`: the pool size.
+    #[arg(long, default_value_t = 64)]
+    pub hugepages: u64,
+    /// Physical memory (default: what the pool, the vmemmap and HVO need).
+    #[arg(long, value_parser = size)]
+    pub memory: Option<u64>,
+    /// The protocol (see `hvo protocols`).
+    #[arg(long, default_value = "linux-generic")]
+    pub protocol: String,
+    /// Override the protocol's split strategy: direct, bbm, nt, bbml2-noabort, af-cas.
+    #[arg(long)]
+    pub split: Option<String>,
+    /// FEAT_BBM level: 0, 1, 2 or 2-noabort.
+    #[arg(long, default_value = "0")]
+    pub bbm: BbmLevel,
+    /// Hardware Access flag management (FEAT_HAFDBS).
+    #[arg(long)]
+    pub hw_af: bool,
+    /// Hardware dirty state management (FEAT_HAFDBS).
+    #[arg(long)]
+    pub hw_dbm: bool,
+    /// CPUs.
+    #[arg(long, default_value_t = 4)]
+    pub cpus: usize,
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+impl MachineArgs {
+    /// Resolves the protocol, with the split override.
+    pub fn protocol(&self) -> Result<Protocol, String> {
+        let mut p = Protocol::by_name(&self.protocol).ok_or_else(|| {
+            format!(
+                "unknown protocol {:?}: expected one of {}",
+                self.protocol,
+                PROTOCOLS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        if let Some(s) = &self.split {
+            p.split = SplitStrategy::ALL
+                .into_iter()
+                .find(|x| x.name() == s)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown split strategy {s:?}: expected one of {}",
+                        SplitStrategy::ALL.map(|x| x.name()).join(", ")
+                    )
+                })?;
+        }
+        Ok(p)
+    }
+
+    /// Boots the kernel these arguments describe.
+    pub fn boot(&self, hugepages: u64, p: &Protocol) -> Result<Kernel, String> {
+        Kernel::boot(KernelConfig {
+            granule: self.granule,
+            memory: self.memory,
+            huge_size: self.huge_size,
+            hugepages,
+            features: Features {
+                bbm: self.bbm,
+                hw_af: self.hw_af,
+                hw_dbm: self.hw_dbm,
+                ..Features::default()
+            },
+            ncpus: self.cpus,
+            tails: if p.needs_identical_tails() {
+                TailFormat::Order
+            } else {
+                TailFormat::HeadPointer
+            },
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// `hvo simulate` options.
+#[derive(Args, Clone, Debug)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Huge pages per batch (`hugetlb_vmemmap_optimize_folios` list).
+    #[arg(long, default_value_t = 8192)]
+    batch: usize,
+    /// Restore (de-HVO) this many huge pages afterwards.
+    #[arg(long, default_value_t = 0)]
+    restore: u64,
+    /// Print JSON instead of a report.
+    #[arg(long)]
+    json: bool,
+    /// Print every violation, not only the first of each rule.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Serialize)]
+struct Meminfo {
+    memory: u64,
+    mem_free: u64,
+    vmemmap: u64,
+    hugetlb_optimized: usize,
+}
+
+#[derive(Serialize)]
+struct RuleGroup {
+    rule: String,
+    count: usize,
+    first: Violation,
+}
+
+#[derive(Serialize)]
+struct SimReport {
+    protocol: String,
+    split: String,
+    granule: String,
+    hugepagesz: u64,
+    hugepages: u64,
+    bbm: String,
+    hw_af: bool,
+    before: Meminfo,
+    after_hvo: Meminfo,
+    after_restore: Option<Meminfo>,
+    vmemmap_freed: u64,
+    table_pages_added: u64,
+    costs: Costs,
+    violations: Vec<RuleGroup>,
+    seconds_hvo: f64,
+    seconds_restore: f64,
+}
+
+fn meminfo(k: &Kernel) -> Meminfo {
+    Meminfo {
+        memory: k.machine.mem().size(),
+        mem_free: k.free_bytes(),
+        vmemmap: k.vmemmap_bytes_in_use(),
+        hugetlb_optimized: k.optimized.iter().filter(|&&o| o).count(),
+    }
+}
+
+fn groups(v: &[Violation]) -> Vec<RuleGroup> {
+    let mut m: BTreeMap<String, (usize, &Violation)> = BTreeMap::new();
+    for x in v {
+        m.entry(x.rule.code()).or_insert((0, x)).0 += 1;
+    }
+    m.into_iter()
+        .map(|(rule, (count, first))| RuleGroup {
+            rule,
+            count,
+            first: first.clone(),
+        })
+        .collect()
+}
+
+fn kib(b: u64) -> String {
+    format!("{} kB", b / 1024)
+}
+
+/// Runs `hvo simulate`.
+pub fn simulate(a: &SimulateArgs) -> ExitCode {
+    let p = match a.machine.protocol() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let mut k = match a.machine.boot(a.machine.hugepages, &p) {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    let before = meminfo(&k);
+    let n = a.machine.hugepages as usize;
+    let bar = if a.json || n < 4096 {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(n as u64);
+        b.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} huge pages ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.set_message("HVO");
+        b
+    };
+    let all: Vec<usize> = (0..n).collect();
+    let t = Instant::now();
+    for chunk in all.chunks(a.batch.max(1)) {
+        if let Err(e) = k.optimize(&p, chunk, a.batch) {
+            bar.finish_and_clear();
+            return fail(&e.to_string());
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    let seconds_hvo = t.elapsed().as_secs_f64();
+    let after_hvo = meminfo(&k);
+    let vmemmap_freed = before.vmemmap - after_hvo.vmemmap;
+    let table_pages_added = k.costs.table_pages;
+    let t = Instant::now();
+    let mut after_restore = None;
+    if a.restore > 0 {
+        let r: Vec<usize> = (0..(a.restore as usize).min(n)).collect();
+        bar.set_position(0);
+        bar.set_length(r.len() as u64);
+        bar.set_message("de-HVO");
+        for chunk in r.chunks(a.batch.max(1)) {
+            if let Err(e) = k.restore(&p, chunk, a.batch) {
+                bar.finish_and_clear();
+                return fail(&e.to_string());
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        after_restore = Some(meminfo(&k));
+    }
+    let seconds_restore = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let report = SimReport {
+        protocol: p.name.into(),
+        split: p.split.name().into(),
+        granule: a.machine.granule.to_string(),
+        hugepagesz: a.machine.huge_size,
+        hugepages: a.machine.hugepages,
+        bbm: a.machine.bbm.to_string(),
+        hw_af: a.machine.hw_af,
+        before,
+        after_hvo,
+        after_restore,
+        vmemmap_freed,
+        table_pages_added,
+        costs: k.costs.clone(),
+        violations: groups(k.machine.violations()),
+        seconds_hvo,
+        seconds_restore,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let r = &report;
+    println!(
+        "protocol {} (split {}), {} granule, {} x {} huge pages, memory {}, FEAT_BBM {}, hardware AF {}",
+        r.protocol,
+        r.split,
+        r.granule,
+        r.hugepages,
+        format_size(r.hugepagesz),
+        format_size(r.before.memory),
+        r.bbm,
+        if r.hw_af { "on" } else { "off" }
+    );
+    println!();
+    let mut t = Table::new(&["", "before", "after HVO", "after de-HVO"]);
+    let col = |f: &dyn Fn(&Meminfo) -> String| -> Vec<String> {
+        vec![
+            f(&r.before),
+            f(&r.after_hvo),
+            r.after_restore.as_ref().map_or("-".into(), f),
+        ]
+    };
+    let mut row = |name: &str, f: &dyn Fn(&Meminfo) -> String| {
+        let mut v = vec![name.to_string()];
+        v.extend(col(f));
+        t.row(v);
+    };
+    row("MemFree", &|m| kib(m.mem_free));
+    row("vmemmap", &|m| kib(m.vmemmap));
+    row("HugeTLB optimized", &|m| m.hugetlb_optimized.to_string());
+    print!("{}", t.render());
+    println!(
+        "\nvmemmap freed by HVO: {} ({}), page-table pages added: {}",
+        format_size(r.vmemmap_freed),
+        kib(r.vmemmap_freed),
+        r.table_pages_added
+    );
+    let c = &r.costs;
+    println!(
+        "\ncosts: {} stores, {} CAS, {} DSB ISH, {} DSB ISHST, {} ISB, {} TLBI ({}), {} pauses, {} stop_machine, {} synchronize_rcu, {} copies, {} allocations ({} failed), {} frees ({} pages)",
+        c.stores,
+        c.cas,
+        c.dsb_ish,
+        c.dsb_ishst,
+        c.isb,
+        c.tlbis(),
+        c.tlbi.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+        c.pauses,
+        c.stop_machines,
+        c.rcu_syncs,
+        c.copies,
+        c.allocations,
+        c.alloc_failures,
+        c.frees,
+        c.pages_freed
+    );
+    println!("time: HVO {:.2} s, de-HVO {:.2} s", r.seconds_hvo, r.seconds_restore);
+    if r.violations.is_empty() {
+        println!("\nrule verdict: compliant (no violation in {} checked operations)", k.machine.checker().map_or(0, |c| c.steps()));
+    } else {
+        println!("\nrule verdict: {} violations", k.machine.violations().len());
+        for g in &r.violations {
+            println!("  {} x{}: {}", g.rule, g.count, g.first);
+        }
+        if a.verbose {
+            for v in k.machine.violations() {
+                println!("    {v}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("hvo: {msg}");
+    ExitCode::from(2)
+}
+
+/// `hvo show` options.
+#[derive(Args, Clone, Debug)]
+pub struct ShowArgs {
+    /// The protocol.
+    name: String,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Show de-HVO (restore) after HVO.
+    #[arg(long)]
+    restore: bool,
+}
+
+/// Runs `hvo show`: the program one huge page's HVO (and de-HVO) runs.
+pub fn show(a: &ShowArgs) -> ExitCode {
+    let mut m = a.machine.clone();
+    m.protocol = a.name.clone();
+    let p = match m.protocol() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let mut k = match m.boot(1, &p) {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    if !k.geo.hvo_applies() {
+        return fail(&format!(
+            "HVO does not apply to {} pages with the {} granule: their struct pages fill {} bytes, less than a page",
+            format_size(k.geo.huge_size),
+            k.geo.granule,
+            k.geo.vmemmap_bytes
+        ));
+    }
+    k.log = Some(Vec::new());
+    if let Err(e) = k.optimize(&p, &[0], 1) {
+        return fail(&e.to_string());
+    }
+    let hvo_len = k.log.as_ref().map_or(0, |l| l.len());
+    if a.restore
+        && let Err(e) = k.restore(&p, &[0], 1)
+    {
+        return fail(&e.to_string());
+    }
+    println!(
+        "# {}: {} (split {}), {} granule, one {} huge page ({} vmemmap pages), FEAT_BBM {}",
+        p.name,
+        p.summary,
+        p.split.name(),
+        k.geo.granule,
+        format_size(k.geo.huge_size),
+        k.geo.vmemmap_pages(),
+        m.bbm
+    );
+    println!("# source: {}", p.source);
+    for (i, ins) in k.log.as_deref().unwrap_or_default().iter().enumerate() {
+        if i == 0 {
+            println!("# HVO");
+        }
+        if i == hvo_len {
+            println!("# de-HVO");
+        }
+        println!("{i:4}  {ins}");
+    }
+    let v = k.machine.violations();
+    if v.is_empty() {
+        println!("# rule verdict: compliant");
+    } else {
+        println!("# rule verdict:");
+        for g in groups(v) {
+            println!("#   {} x{}: {}", g.rule, g.count, g.first);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs `hvo protocols`.
+pub fn protocols(json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&PROTOCOLS.to_vec()).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let mut t = Table::new(&["protocol", "split", "what it does", "source"]);
+    for p in PROTOCOLS {
+        t.row(vec![
+            p.name.into(),
+            p.split.name().into(),
+            p.summary.into(),
+            p.source.into(),
+        ]);
+    }
+    print!("{}", t.render());
+    println!();
+    let mut t = Table::new(&["split strategy", "compliant from FEAT_BBM"]);
+    for s in SplitStrategy::ALL {
+        t.row(vec![s.name().into(), s.needs().to_string()]);
+    }
+    print!("{}", t.render());
+    ExitCode::SUCCESS
+}
