@@ -60,7 +60,11 @@ impl MachineArgs {
             format!(
                 "unknown protocol {:?}: expected one of {}",
                 self.protocol,
-                PROTOCOLS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                PROTOCOLS
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         if let Some(s) = &self.split {
@@ -131,7 +135,7 @@ struct Meminfo {
 #[derive(Serialize)]
 struct RuleGroup {
     rule: String,
-    count: usize,
+    count: u64,
     first: Violation,
 }
 
@@ -164,19 +168,28 @@ fn meminfo(k: &Kernel) -> Meminfo {
     }
 }
 
-fn groups(v: &[Violation]) -> Vec<RuleGroup> {
-    let mut m: BTreeMap<String, (usize, &Violation)> = BTreeMap::new();
-    for x in v {
-        m.entry(x.rule.code()).or_insert((0, x)).0 += 1;
+fn groups(k: &Kernel) -> Vec<RuleGroup> {
+    let Some(c) = k.machine.checker() else {
+        return Vec::new();
+    };
+    let mut firsts: BTreeMap<vmsa::Rule, &Violation> = BTreeMap::new();
+    for v in c.violations() {
+        firsts.entry(v.rule).or_insert(v);
     }
-    m.into_iter()
-        .map(|(rule, (count, first))| RuleGroup {
-            rule,
-            count,
-            first: first.clone(),
+    c.counts()
+        .iter()
+        .filter_map(|(rule, &count)| {
+            firsts.get(rule).map(|first| RuleGroup {
+                rule: rule.code(),
+                count,
+                first: (*first).clone(),
+            })
         })
         .collect()
 }
+
+/// Violations kept per rule in a simulation (all are counted).
+const KEEP_PER_RULE: u64 = 1000;
 
 fn kib(b: u64) -> String {
     format!("{} kB", b / 1024)
@@ -192,6 +205,9 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
+    if let Some(c) = k.machine.checker_mut() {
+        c.keep_per_rule(if a.verbose { u64::MAX } else { KEEP_PER_RULE });
+    }
     let before = meminfo(&k);
     let n = a.machine.hugepages as usize;
     let bar = if a.json || n < 4096 {
@@ -250,12 +266,15 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         vmemmap_freed,
         table_pages_added,
         costs: k.costs.clone(),
-        violations: groups(k.machine.violations()),
+        violations: groups(&k),
         seconds_hvo,
         seconds_restore,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     let r = &report;
@@ -303,7 +322,11 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         c.dsb_ishst,
         c.isb,
         c.tlbis(),
-        c.tlbi.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+        c.tlbi
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         c.pauses,
         c.stop_machines,
         c.rcu_syncs,
@@ -313,11 +336,18 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         c.frees,
         c.pages_freed
     );
-    println!("time: HVO {:.2} s, de-HVO {:.2} s", r.seconds_hvo, r.seconds_restore);
+    println!(
+        "time: HVO {:.2} s, de-HVO {:.2} s",
+        r.seconds_hvo, r.seconds_restore
+    );
     if r.violations.is_empty() {
-        println!("\nrule verdict: compliant (no violation in {} checked operations)", k.machine.checker().map_or(0, |c| c.steps()));
+        println!(
+            "\nrule verdict: compliant (no violation in {} checked operations)",
+            k.machine.checker().map_or(0, |c| c.steps())
+        );
     } else {
-        println!("\nrule verdict: {} violations", k.machine.violations().len());
+        let total: u64 = r.violations.iter().map(|g| g.count).sum();
+        println!("\nrule verdict: {total} violations");
         for g in &r.violations {
             println!("  {} x{}: {}", g.rule, g.count, g.first);
         }
@@ -402,7 +432,7 @@ pub fn show(a: &ShowArgs) -> ExitCode {
         println!("# rule verdict: compliant");
     } else {
         println!("# rule verdict:");
-        for g in groups(v) {
+        for g in groups(&k) {
             println!("#   {} x{}: {}", g.rule, g.count, g.first);
         }
     }
@@ -412,7 +442,10 @@ pub fn show(a: &ShowArgs) -> ExitCode {
 /// Runs `hvo protocols`.
 pub fn protocols(json: bool) -> ExitCode {
     if json {
-        println!("{}", serde_json::to_string_pretty(&PROTOCOLS.to_vec()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&PROTOCOLS.to_vec()).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     let mut t = Table::new(&["protocol", "split", "what it does", "source"]);

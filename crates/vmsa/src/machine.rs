@@ -137,6 +137,11 @@ impl Machine {
         self.checker.as_ref()
     }
 
+    /// Returns the rule checker for configuration, if enabled.
+    pub fn checker_mut(&mut self) -> Option<&mut RuleChecker> {
+        self.checker.as_mut()
+    }
+
     /// Returns the violations found so far (empty without a checker).
     pub fn violations(&self) -> &[Violation] {
         self.checker.as_ref().map_or(&[], |c| c.violations())

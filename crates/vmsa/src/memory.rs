@@ -35,10 +35,11 @@ enum Base {
 }
 
 /// The contents of one page: a base plus a sorted overlay of written words.
+/// Cloning shares the overlay.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Content {
     base: Base,
-    overlay: Vec<(u32, u64)>,
+    overlay: Option<Arc<[(u32, u64)]>>,
 }
 
 impl Content {
@@ -46,8 +47,12 @@ impl Content {
     pub const fn zero() -> Self {
         Content {
             base: Base::Zero,
-            overlay: Vec::new(),
+            overlay: None,
         }
+    }
+
+    fn overlay(&self) -> &[(u32, u64)] {
+        self.overlay.as_deref().unwrap_or(&[])
     }
 }
 
@@ -204,7 +209,7 @@ impl Memory {
                     region: i as u32,
                     frame,
                 },
-                overlay: Vec::new(),
+                overlay: None,
             },
             None => Content::zero(),
         }
@@ -229,8 +234,9 @@ impl Memory {
     }
 
     fn content_word(&self, c: &Content, word: usize) -> u64 {
-        match c.overlay.binary_search_by_key(&(word as u32), |&(i, _)| i) {
-            Ok(i) => c.overlay[i].1,
+        let o = c.overlay();
+        match o.binary_search_by_key(&(word as u32), |&(i, _)| i) {
+            Ok(i) => o[i].1,
             Err(_) => self.base_word(&c.base, word),
         }
     }
@@ -263,28 +269,70 @@ impl Memory {
     pub fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), VmsaError> {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
-        let word = self.word_index(pa);
+        let word = self.word_index(pa) as u32;
+        if let Some(Content {
+            base: Base::Words(w),
+            ..
+        }) = self.pages.get_mut(&frame)
+        {
+            Arc::make_mut(w)[word as usize] = value;
+            return Ok(());
+        }
+        self.write_words(frame, &[(word, value)])
+    }
+
+    /// Writes several 64-bit words (`(index in the page, value)`) of frame
+    /// `frame` at once.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory or for a word index
+    /// beyond the page.
+    pub fn write_words(&mut self, frame: u64, words: &[(u32, u64)]) -> Result<(), VmsaError> {
+        let shift = self.granule.page_shift();
+        self.frame_of(PhysAddr(frame << shift))?;
         let wpp = self.words_per_page();
-        if !self.pages.contains_key(&frame) {
-            let c = self.initial(frame);
-            self.pages.insert(frame, c);
+        if let Some(&(w, _)) = words.iter().find(|&&(w, _)| w as usize >= wpp) {
+            return Err(VmsaError::OutOfRange {
+                addr: (frame << shift) + u64::from(w) * 8,
+            });
         }
-        let mut c = self.pages.remove(&frame).unwrap_or_else(Content::zero);
-        if let Base::Words(w) = &mut c.base {
-            Arc::make_mut(w)[word] = value;
-        } else {
-            match c.overlay.binary_search_by_key(&(word as u32), |&(i, _)| i) {
-                Ok(i) => c.overlay[i].1 = value,
-                Err(i) => c.overlay.insert(i, (word as u32, value)),
+        let c = self.content(frame);
+        let Content { base, overlay } = c;
+        let c = match base {
+            Base::Words(mut w) => {
+                let m = Arc::make_mut(&mut w);
+                for &(i, v) in words {
+                    m[i as usize] = v;
+                }
+                Content {
+                    base: Base::Words(w),
+                    overlay: None,
+                }
             }
-            if c.overlay.len() > OVERLAY_LIMIT {
-                let words: Vec<u64> = (0..wpp).map(|i| self.content_word(&c, i)).collect();
-                c = Content {
-                    base: Base::Words(words.into()),
-                    overlay: Vec::new(),
+            base => {
+                let mut o: Vec<(u32, u64)> = overlay.as_deref().unwrap_or(&[]).to_vec();
+                for &(i, v) in words {
+                    match o.binary_search_by_key(&i, |&(j, _)| j) {
+                        Ok(k) => o[k].1 = v,
+                        Err(k) => o.insert(k, (i, v)),
+                    }
+                }
+                let c = Content {
+                    base,
+                    overlay: Some(o.into()),
                 };
+                if c.overlay().len() > OVERLAY_LIMIT {
+                    let words: Vec<u64> = (0..wpp).map(|i| self.content_word(&c, i)).collect();
+                    Content {
+                        base: Base::Words(words.into()),
+                        overlay: None,
+                    }
+                } else {
+                    c
+                }
             }
-        }
+        };
         self.pages.insert(frame, c);
         Ok(())
     }

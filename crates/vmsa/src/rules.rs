@@ -320,6 +320,10 @@ pub struct RuleChecker {
     all_marked: Vec<Option<Vec<u64>>>,
     step: u64,
     violations: Vec<Violation>,
+    /// Violations found per rule, stored or not.
+    counts: BTreeMap<Rule, u64>,
+    /// Keep at most this many violations of each rule (all by default).
+    keep_per_rule: u64,
 }
 
 impl RuleChecker {
@@ -340,6 +344,8 @@ impl RuleChecker {
             all_marked: vec![None; config.ncpus.max(1)],
             step: 0,
             violations: Vec::new(),
+            counts: BTreeMap::new(),
+            keep_per_rule: u64::MAX,
         };
         let g = config.granule;
         let root_frame = root.0 >> g.page_shift();
@@ -362,9 +368,21 @@ impl RuleChecker {
         self.asid = asid;
     }
 
-    /// Returns every violation found so far, in stream order.
+    /// Returns the violations kept so far, in stream order (all of them
+    /// unless [`RuleChecker::keep_per_rule`] set a limit).
     pub fn violations(&self) -> &[Violation] {
         &self.violations
+    }
+
+    /// Keeps at most `n` violations of each rule; the others are only
+    /// counted ([`RuleChecker::counts`]). For runs of millions of updates.
+    pub fn keep_per_rule(&mut self, n: u64) {
+        self.keep_per_rule = n;
+    }
+
+    /// Returns how many violations of each rule were found, kept or not.
+    pub fn counts(&self) -> &BTreeMap<Rule, u64> {
+        &self.counts
     }
 
     /// Returns the number of operations observed.
@@ -596,8 +614,14 @@ impl RuleChecker {
         pa: PhysAddr,
         at: Option<(Level, u64)>,
         (old, new): (Option<Descriptor>, Option<Descriptor>),
-        detail: String,
+        detail: impl FnOnce() -> String,
     ) {
+        let n = self.counts.entry(rule).or_default();
+        *n += 1;
+        if *n > self.keep_per_rule {
+            return;
+        }
+        let detail = detail();
         self.violations.push(Violation {
             rule,
             step: self.step,
@@ -679,10 +703,12 @@ impl RuleChecker {
                     pa,
                     at,
                     (Some(old), Some(new)),
-                    format!(
-                        "the old entry {} (L{} at {:#x}) may still be cached",
-                        p.desc, p.level, p.va
-                    ),
+                    || {
+                        format!(
+                            "the old entry {} (L{} at {:#x}) may still be cached",
+                            p.desc, p.level, p.va
+                        )
+                    },
                 );
             } else if old_leaf_cached {
                 let olds: Vec<Trans> = old_cached.iter().chain(prior.iter()).copied().collect();
@@ -733,10 +759,14 @@ impl RuleChecker {
     ) {
         let g = self.config.granule;
         let f = self.config.features;
+        // Details are formatted only for violations that will be kept.
+        let counts = &self.counts;
+        let keep = self.keep_per_rule;
         let mut found: Vec<(Rule, String)> = Vec::new();
-        let mut add = |r: Rule, s: String| {
+        let mut add = |r: Rule, s: &dyn Fn() -> String| {
             if !found.iter().any(|(x, _)| *x == r) {
-                found.push((r, s));
+                let kept = counts.get(&r).copied().unwrap_or(0) < keep;
+                found.push((r, if kept { s() } else { String::new() }));
             }
         };
         for o in olds {
@@ -762,37 +792,40 @@ impl RuleChecker {
                 }
                 let opa = ooa.0 + (start - o.va);
                 let npa = noa.0 + (start - n.va);
-                let what = format!(
-                    "{:#x}: L{} {} -> L{} {}",
-                    start,
-                    o.level,
-                    crate::descriptor::describe(&o.desc.decode(g, o.level)),
-                    n.level,
-                    crate::descriptor::describe(&n.desc.decode(g, n.level))
-                );
+                let what = || {
+                    format!(
+                        "{:#x}: L{} {} -> L{} {}",
+                        start,
+                        o.level,
+                        crate::descriptor::describe(&o.desc.decode(g, o.level)),
+                        n.level,
+                        crate::descriptor::describe(&n.desc.decode(g, n.level))
+                    )
+                };
                 if opa != npa {
                     if oat.writable(f.hw_dbm) || nat.writable(f.hw_dbm) {
-                        add(
-                            Rule::OaChangeWritable,
-                            format!("output address changes with a writable translation, {what}"),
-                        );
+                        add(Rule::OaChangeWritable, &|| {
+                            format!(
+                                "output address changes with a writable translation, {}",
+                                what()
+                            )
+                        });
                     }
                     let shift = g.page_shift();
                     let frames = ((stop - start) >> shift).max(1);
                     if !mem.same_range(opa >> shift, npa >> shift, frames) {
-                        add(
-                            Rule::OaChangeContents,
+                        add(Rule::OaChangeContents, &|| {
                             format!(
-                                "output address changes from {opa:#x} to {npa:#x} whose contents differ, {what}"
-                            ),
-                        );
+                                "output address changes from {opa:#x} to {npa:#x} whose contents differ, {}",
+                                what()
+                            )
+                        });
                     }
                 }
                 if !f.same_memory_type(oat.attr_indx, nat.attr_indx) || oat.sh != nat.sh {
-                    add(
-                        Rule::MemoryAttributes,
-                        format!("memory type or shareability changes, {what}"),
-                    );
+                    add(Rule::MemoryAttributes, &|| {
+                        format!("memory type or shareability changes, {}", what())
+                    });
                 }
                 let ocont = oat.flags.contains(Attributes::CONTIGUOUS);
                 let ncont = nat.flags.contains(Attributes::CONTIGUOUS);
@@ -805,22 +838,20 @@ impl RuleChecker {
                         BbmLevel::Level2 | BbmLevel::Level2NoAbort => true,
                     };
                     if !allowed {
-                        add(
-                            Rule::BlockSize,
-                            format!("block size changes at FEAT_BBM level {}, {what}", f.bbm),
-                        );
+                        add(Rule::BlockSize, &|| {
+                            format!("block size changes at FEAT_BBM level {}, {}", f.bbm, what())
+                        });
                     }
                 }
                 if n.global && !o.global {
-                    add(
-                        Rule::GlobalOverNonGlobal,
-                        format!("a global entry replaces a non-global one, {what}"),
-                    );
+                    add(Rule::GlobalOverNonGlobal, &|| {
+                        format!("a global entry replaces a non-global one, {}", what())
+                    });
                 }
             }
         }
         for (rule, detail) in found {
-            self.report(rule, cpu, pa, at, (Some(old), Some(new)), detail);
+            self.report(rule, cpu, pa, at, (Some(old), Some(new)), || detail);
         }
     }
 
@@ -871,10 +902,12 @@ impl RuleChecker {
                 s.desc_pa,
                 Some((s.level, s.va)),
                 (Some(s.desc), None),
-                format!(
-                    "{op} issued before a DSB of cpu{} made the store replacing {} visible",
-                    s.writer, s.desc
-                ),
+                || {
+                    format!(
+                        "{op} issued before a DSB of cpu{} made the store replacing {} visible",
+                        s.writer, s.desc
+                    )
+                },
             );
         }
     }
@@ -908,11 +941,15 @@ impl RuleChecker {
             }
         }
         if let Some(why) = mapped {
-            self.report(Rule::FreeWhileMapped, cpu, pa, None, (None, None), why);
+            self.report(Rule::FreeWhileMapped, cpu, pa, None, (None, None), || why);
         }
         let mut cached = None;
         let mut walk_cached = None;
-        let stale = if self.nstale > 0 { self.stale() } else { Vec::new() };
+        let stale = if self.nstale > 0 {
+            self.stale()
+        } else {
+            Vec::new()
+        };
         for s in &stale {
             match s.kind {
                 StaleKind::Leaf { oa, .. } => {
@@ -942,7 +979,7 @@ impl RuleChecker {
                 pa,
                 Some((s.level, s.va)),
                 (Some(s.desc), None),
-                format!(
+                || format!(
                     "the translation {} for {:#x} may still be cached (no completed TLBI since it was replaced)",
                     s.desc, s.va
                 ),
@@ -955,7 +992,7 @@ impl RuleChecker {
                 pa,
                 Some((s.level, s.va)),
                 (Some(s.desc), None),
-                format!(
+                || format!(
                     "the table entry {} for {:#x} may still be in a walk cache (no completed non-last-level TLBI)",
                     s.desc, s.va
                 ),
