@@ -138,6 +138,10 @@ pub struct Kernel {
     /// The same repair of the same contents gives the same contents, so
     /// the pages of one huge page share the result.
     reset_cache: Option<(Content, u64, u64, Content)>,
+    /// The table that held the last descriptor looked up: (level, first VA
+    /// of the region the table covers, table address). Cleared by every
+    /// store above the last level, which is what can move a table.
+    slot_cache: Option<(u8, u64, u64)>,
 }
 
 /// Memory HVO needs besides the pool and the vmemmap: tables, new head
@@ -265,6 +269,7 @@ impl Kernel {
             costs: Costs::default(),
             log: None,
             reset_cache: None,
+            slot_cache: None,
         })
     }
 
@@ -292,6 +297,45 @@ impl Kernel {
         Ok(pa >> self.geo.granule.page_shift())
     }
 
+    /// Returns where the descriptor for `va` at `level` lives (memoized per
+    /// table).
+    fn slot(&mut self, va: u64, level: u8) -> Result<PhysAddr, MmError> {
+        let g = self.geo.granule;
+        let region = if level > g.start_level() {
+            va & !(g.level_size(level - 1) - 1)
+        } else {
+            0
+        };
+        let idx = g.index(level, va) as u64 * 8;
+        if let Some((l, r, t)) = self.slot_cache
+            && l == level
+            && r == region
+        {
+            return Ok(PhysAddr(t + idx));
+        }
+        let pa = self.machine.desc_pa(VirtAddr(va), level)?;
+        self.slot_cache = Some((level, region, pa.0 - idx));
+        Ok(pa)
+    }
+
+    /// Returns the frames that map the vmemmap pages `vas` now.
+    fn frames_of(&mut self, vas: &[u64]) -> Result<Vec<u64>, MmError> {
+        let g = self.geo.granule;
+        let shift = g.page_shift();
+        let mut out = Vec::with_capacity(vas.len());
+        for &va in vas {
+            let fast = match self.slot(va, 3) {
+                Ok(slot) => self.machine.read_desc(slot)?.as_leaf(g, 3).map(|l| l.oa.0 >> shift),
+                Err(_) => None,
+            };
+            out.push(match fast {
+                Some(f) => f,
+                None => self.frame_of(va)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// Returns the output address of `va` and whether its leaf is read-only.
     ///
     /// # Errors
@@ -316,12 +360,9 @@ impl Kernel {
         }))
     }
 
-    fn folio(&self, i: usize) -> Result<Folio, MmError> {
+    fn folio(&mut self, i: usize) -> Result<Folio, MmError> {
         let vas = self.vmemmap_vas(i);
-        let frames = vas
-            .iter()
-            .map(|&va| self.frame_of(va))
-            .collect::<Result<Vec<_>, _>>()?;
+        let frames = self.frames_of(&vas)?;
         Ok(Folio {
             head: self.head(i),
             vas,
@@ -387,10 +428,13 @@ impl Kernel {
         for (index, ins) in prog.instrs.iter().enumerate() {
             match ins {
                 Instr::Store { va, level, desc } => {
-                    let slot = self.machine.desc_pa(VirtAddr(*va), *level)?;
+                    let slot = self.slot(*va, *level)?;
                     let d = self.encode(desc, *va, *level, regs)?;
                     self.machine.store_desc(cpu, slot, d)?;
                     self.costs.stores += 1;
+                    if *level < 3 {
+                        self.slot_cache = None;
+                    }
                 }
                 Instr::Cas {
                     va,
@@ -398,11 +442,14 @@ impl Kernel {
                     expect,
                     desc,
                 } => {
-                    let slot = self.machine.desc_pa(VirtAddr(*va), *level)?;
+                    let slot = self.slot(*va, *level)?;
                     let e = self.encode(expect, *va, *level, regs)?;
                     let d = self.encode(desc, *va, *level, regs)?;
                     self.costs.cas += 1;
                     let found = self.machine.cas_desc(cpu, slot, e, d)?;
+                    if *level < 3 {
+                        self.slot_cache = None;
+                    }
                     if found != e {
                         return Err(MmError::CasFailed {
                             va: *va,

@@ -277,6 +277,55 @@ pub struct Stale {
     pub tlbi_by: u64,
 }
 
+/// The stale records of one descriptor position: almost always one.
+#[derive(Clone, Debug)]
+enum Slot {
+    One(Stale),
+    Many(Vec<Stale>),
+}
+
+impl Slot {
+    fn as_slice(&self) -> &[Stale] {
+        match self {
+            Slot::One(s) => std::slice::from_ref(s),
+            Slot::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Stale] {
+        match self {
+            Slot::One(s) => std::slice::from_mut(s),
+            Slot::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, s: Stale) {
+        match self {
+            Slot::One(first) => *self = Slot::Many(vec![*first, s]),
+            Slot::Many(v) => v.push(s),
+        }
+    }
+
+    /// Keeps the records `keep` accepts; returns how many it removed and
+    /// whether none is left.
+    fn retain(&mut self, keep: impl Fn(&Stale) -> bool) -> (usize, bool) {
+        match self {
+            Slot::One(s) => {
+                if keep(s) {
+                    (0, false)
+                } else {
+                    (1, true)
+                }
+            }
+            Slot::Many(v) => {
+                let before = v.len();
+                v.retain(|s| keep(s));
+                (before - v.len(), v.is_empty())
+            }
+        }
+    }
+}
+
 /// A translation found under a descriptor.
 #[derive(Clone, Copy, Debug)]
 struct Trans {
@@ -305,7 +354,7 @@ pub struct RuleChecker {
     /// Live valid leaves by (first output frame, level): count.
     leaves: FxHashMap<(u64, Level), u32>,
     /// Stale records by level, then by first VA (aligned to the level).
-    stale: [BTreeMap<u64, Vec<Stale>>; 4],
+    stale: [FxHashMap<u64, Slot>; 4],
     nstale: usize,
     /// Sequence number of the last descriptor write.
     seq: u64,
@@ -392,10 +441,13 @@ impl RuleChecker {
 
     /// Returns the old translations a TLB may still hold, by level and VA.
     pub fn stale(&self) -> Vec<Stale> {
-        self.stale
+        let mut v: Vec<Stale> = self
+            .stale
             .iter()
-            .flat_map(|m| m.values().flatten().copied())
-            .collect()
+            .flat_map(|m| m.values().flat_map(|s| s.as_slice().iter().copied()))
+            .collect();
+        v.sort_by_key(|s| (s.level, s.va, s.born));
+        v
     }
 
     fn cpu_slot(&mut self, cpu: usize) -> usize {
@@ -422,13 +474,22 @@ impl RuleChecker {
             if map.is_empty() {
                 continue;
             }
-            if size >= end.wrapping_sub(va) {
+            let len = end.wrapping_sub(va);
+            if size >= len {
                 if let Some(v) = map.get(&(va & !(size - 1))) {
-                    out.extend(v.iter().copied());
+                    out.extend_from_slice(v.as_slice());
+                }
+            } else if len / size <= map.len() as u64 {
+                let mut k = va;
+                while k < end {
+                    if let Some(v) = map.get(&k) {
+                        out.extend_from_slice(v.as_slice());
+                    }
+                    k += size;
                 }
             } else {
-                for v in map.range(va..end).map(|(_, v)| v) {
-                    out.extend(v.iter().copied());
+                for (_, v) in map.iter().filter(|(k, _)| va <= **k && **k < end) {
+                    out.extend_from_slice(v.as_slice());
                 }
             }
         }
@@ -445,25 +506,36 @@ impl RuleChecker {
         for (level, va) in std::mem::take(&mut self.marked[c]) {
             let map = &mut self.stale[usize::from(level)];
             if let Some(v) = map.get_mut(&va) {
-                let before = v.len();
-                v.retain(|s| s.tlbi_by & bit == 0);
-                self.nstale -= before - v.len();
-                if v.is_empty() {
+                let (removed, empty) = v.retain(|s| s.tlbi_by & bit == 0);
+                self.nstale -= removed;
+                if empty {
                     map.remove(&va);
                 }
             }
         }
         if let Some(snap) = self.all_marked[c].take() {
-            let mut removed = 0;
-            for map in &mut self.stale {
-                map.retain(|_, v| {
-                    let before = v.len();
-                    v.retain(|s| s.born > snap.get(s.writer).copied().unwrap_or(0));
-                    removed += before - v.len();
-                    !v.is_empty()
-                });
+            let visible = |s: &Stale| s.born <= snap.get(s.writer).copied().unwrap_or(0);
+            let all = self
+                .stale
+                .iter()
+                .all(|m| m.values().all(|v| v.as_slice().iter().all(visible)));
+            if all {
+                // The common case: the flush covers everything.
+                for m in &mut self.stale {
+                    m.clear();
+                }
+                self.nstale = 0;
+            } else {
+                let mut removed = 0;
+                for map in &mut self.stale {
+                    map.retain(|_, v| {
+                        let (r, empty) = v.retain(|s| !visible(s));
+                        removed += r;
+                        !empty
+                    });
+                }
+                self.nstale -= removed;
             }
-            self.nstale -= removed;
         }
     }
 
@@ -724,10 +796,7 @@ impl RuleChecker {
         }
         for t in old_cached {
             self.nstale += 1;
-            self.stale[usize::from(t.level)]
-                .entry(t.va)
-                .or_default()
-                .push(Stale {
+            let rec = Stale {
                     va: t.va,
                     size: t.size,
                     level: t.level,
@@ -738,7 +807,13 @@ impl RuleChecker {
                     writer: cpu,
                     born: self.seq,
                     tlbi_by: 0,
-                });
+                };
+            match self.stale[usize::from(t.level)].entry(t.va) {
+                std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(rec),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Slot::One(rec));
+                }
+            }
         }
         for t in &new_all {
             self.add_live(t);
@@ -876,7 +951,7 @@ impl RuleChecker {
                     continue;
                 };
                 let mut hit = false;
-                for s in v.iter_mut() {
+                for s in v.as_mut_slice() {
                     let covers = (matches!(s.kind, StaleKind::Leaf { .. })
                         || !op.kind.last_level_only())
                         && (s.global || op.kind.all_asids() || op.asid == asid);
