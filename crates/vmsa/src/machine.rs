@@ -468,24 +468,23 @@ impl Machine {
     fn propagate_cpu(&mut self, cpu: usize) {
         // Stores of `cpu`, and any older store to the same descriptor
         // (coherence order), become visible.
-        let last = self.pending.iter().rposition(|p| p.cpu == cpu);
-        if let Some(last) = last {
-            let pas: Vec<PhysAddr> = self.pending[..=last]
-                .iter()
-                .filter(|p| p.cpu == cpu)
-                .map(|p| p.pa)
-                .collect();
-            let mut i = 0;
-            let mut end = last + 1;
-            while i < end {
-                if pas.contains(&self.pending[i].pa) {
-                    self.pending.remove(i);
-                    end -= 1;
-                } else {
-                    i += 1;
-                }
-            }
+        let Some(last) = self.pending.iter().rposition(|p| p.cpu == cpu) else {
+            return;
+        };
+        if self.pending[..=last].iter().all(|p| p.cpu == cpu) {
+            self.pending.drain(..=last);
+            return;
         }
+        let pas: rustc_hash::FxHashSet<PhysAddr> = self.pending[..=last]
+            .iter()
+            .filter(|p| p.cpu == cpu)
+            .map(|p| p.pa)
+            .collect();
+        let mut i = 0;
+        self.pending.retain(|p| {
+            i += 1;
+            !(i <= last + 1 && pas.contains(&p.pa))
+        });
     }
 
     /// Executes a DSB on `cpu`: its descriptor stores become visible to
