@@ -66,6 +66,9 @@ enum Command {
     /// hugetlb pool, optimize it in batches (and restore part of it) with
     /// the rule checker on every descriptor update.
     Simulate(simulate::SimulateArgs),
+    /// Benchmark: optimize and restore a 2M pool (1 TiB by default) with
+    /// the rule checker on; prints wall time and peak RSS.
+    Bench(simulate::BenchArgs),
     /// Print the program a protocol runs for one huge page.
     Show(simulate::ShowArgs),
     /// List the protocols and split strategies, with their sources.
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         }
         Command::Simulate(a) => simulate::simulate(&a),
         Command::Show(a) => simulate::show(&a),
+        Command::Bench(a) => simulate::bench(&a),
         Command::Protocols { json } => simulate::protocols(json),
         Command::Rules { json } => {
             if json {

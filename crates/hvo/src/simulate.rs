@@ -466,3 +466,91 @@ pub fn protocols(json: bool) -> ExitCode {
     print!("{}", t.render());
     ExitCode::SUCCESS
 }
+
+/// `hvo bench` options.
+#[derive(Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Huge pages of 2M in the pool (524288 = 1 TiB).
+    #[arg(long, default_value_t = 524_288)]
+    hugepages: u64,
+    /// The protocol.
+    #[arg(long, default_value = "linux-generic")]
+    protocol: String,
+    /// FEAT_BBM level.
+    #[arg(long, default_value = "0")]
+    bbm: BbmLevel,
+}
+
+/// Returns the peak resident set size of this process in bytes (VmHWM).
+fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs `hvo bench`: boots the pool, optimizes and restores all of it with
+/// the rule checker on, and prints wall time and peak memory.
+pub fn bench(a: &BenchArgs) -> ExitCode {
+    let m = MachineArgs {
+        granule: Granule::K4,
+        huge_size: 2 << 20,
+        hugepages: a.hugepages,
+        memory: None,
+        protocol: a.protocol.clone(),
+        split: None,
+        bbm: a.bbm,
+        hw_af: false,
+        hw_dbm: false,
+        cpus: 4,
+    };
+    let p = match m.protocol() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let t0 = Instant::now();
+    let mut k = match m.boot(a.hugepages, &p) {
+        Ok(k) => k,
+        Err(e) => return fail(&e),
+    };
+    if let Some(c) = k.machine.checker_mut() {
+        c.keep_per_rule(KEEP_PER_RULE);
+    }
+    let boot = t0.elapsed().as_secs_f64();
+    let all: Vec<usize> = (0..a.hugepages as usize).collect();
+    let t = Instant::now();
+    if let Err(e) = k.optimize(&p, &all, 8192) {
+        return fail(&e.to_string());
+    }
+    let hvo = t.elapsed().as_secs_f64();
+    let freed = k.vm_frames * k.geo.granule.page_size() - k.vmemmap_bytes_in_use();
+    let t = Instant::now();
+    if let Err(e) = k.restore(&p, &all, 8192) {
+        return fail(&e.to_string());
+    }
+    let restore = t.elapsed().as_secs_f64();
+    let ops = k.machine.checker().map_or(0, |c| c.steps());
+    println!(
+        "hvo bench: {} x 2M ({}) with {}, FEAT_BBM {}, checker on",
+        a.hugepages,
+        format_size(a.hugepages << 21),
+        p.name,
+        a.bbm
+    );
+    println!("  boot           {boot:8.2} s");
+    println!(
+        "  HVO            {hvo:8.2} s   ({} freed)",
+        format_size(freed)
+    );
+    println!("  de-HVO         {restore:8.2} s");
+    println!(
+        "  HVO + de-HVO   {:8.2} s   ({ops} table operations checked, {:.1} M/s)",
+        hvo + restore,
+        ops as f64 / (hvo + restore) / 1e6
+    );
+    match peak_rss() {
+        Some(b) => println!("  peak RSS       {:8} MiB", b >> 20),
+        None => println!("  peak RSS       unknown (no /proc/self/status)"),
+    }
+    ExitCode::SUCCESS
+}

@@ -136,3 +136,119 @@ fn decode_reads_a_kernel_pte() {
         "{err}"
     );
 }
+
+fn sim_json(args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["simulate", "--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = hvo(&a);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).expect("valid JSON")
+}
+
+#[test]
+fn simulate_frees_what_the_geometry_says() {
+    let v = sim_json(&["--hugepages", "64"]);
+    assert_eq!(v["vmemmap_freed"], 64 * 28 * 1024);
+    assert_eq!(v["after_hvo"]["hugetlb_optimized"], 64);
+    let rules: Vec<&str> = v["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"R_WHZWS.oa-writable"), "{rules:?}");
+    assert!(rules.contains(&"R_WHZWS.block-size"), "{rules:?}");
+    // One vmemmap PMD covers 64 huge pages of 2M; the pool starts on a
+    // 2M boundary, not a 128M one, so its 64 pages straddle two PMDs.
+    assert_eq!(v["table_pages_added"], 2);
+    let v = sim_json(&[
+        "--hugepagesz",
+        "1G",
+        "--hugepages",
+        "2",
+        "--protocol",
+        "stop-machine",
+    ]);
+    assert_eq!(v["vmemmap_freed"], 2 * ((16 << 20) - 4096));
+    assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+    assert_eq!(v["costs"]["stop_machines"], 1);
+}
+
+#[test]
+fn simulate_restores_and_counts_costs() {
+    let v = sim_json(&[
+        "--hugepages",
+        "16",
+        "--restore",
+        "16",
+        "--protocol",
+        "pause-cpus",
+    ]);
+    assert_eq!(v["after_restore"]["vmemmap"], v["before"]["vmemmap"]);
+    assert_eq!(v["after_restore"]["hugetlb_optimized"], 0);
+    // pause-cpus pauses once per huge page, for HVO and for de-HVO.
+    assert_eq!(v["costs"]["pauses"], 32);
+    assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+    let v = sim_json(&[
+        "--hugepages",
+        "16",
+        "--bbm",
+        "2-noabort",
+        "--protocol",
+        "ro-first",
+    ]);
+    assert_eq!(v["violations"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn show_prints_the_program_and_its_verdict() {
+    let (code, out, _) = hvo(&["show", "ro-first", "--bbm", "2"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("synchronize_rcu"));
+    assert!(out.contains("copy_page("));
+    assert!(out.contains("free pfn"));
+    assert!(
+        out.trim_end().ends_with("# rule verdict: compliant"),
+        "{out}"
+    );
+    let (code, out, _) = hvo(&["show", "linux-generic", "--restore"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("# de-HVO"));
+    assert!(out.contains("R_WHZWS.block-size"));
+    let (code, _, err) = hvo(&["show", "linux-generic", "--hugepagesz", "64K"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("HVO does not apply"), "{err}");
+}
+
+#[test]
+fn protocols_and_bad_options() {
+    let (code, out, _) = hvo(&["protocols"]);
+    assert_eq!(code, 0);
+    for p in [
+        "linux-generic",
+        "bbm",
+        "stop-machine",
+        "pause-cpus",
+        "ro-first",
+        "shared-tail",
+        "af-cas",
+        "bbml2-noabort",
+    ] {
+        assert!(out.contains(p), "{p}");
+    }
+    let (code, _, err) = hvo(&["simulate", "--protocol", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown protocol \"nope\": expected one of linux-generic"),
+        "{err}"
+    );
+    let (code, _, err) = hvo(&["simulate", "--hugepagesz", "4M"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("hugepagesz=4M does not exist with the 4K granule"),
+        "{err}"
+    );
+    let (code, _, err) = hvo(&["simulate", "--hugepages", "1000", "--memory", "1G"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("raise --memory"), "{err}");
+}

@@ -325,7 +325,11 @@ impl Kernel {
         let mut out = Vec::with_capacity(vas.len());
         for &va in vas {
             let fast = match self.slot(va, 3) {
-                Ok(slot) => self.machine.read_desc(slot)?.as_leaf(g, 3).map(|l| l.oa.0 >> shift),
+                Ok(slot) => self
+                    .machine
+                    .read_desc(slot)?
+                    .as_leaf(g, 3)
+                    .map(|l| l.oa.0 >> shift),
                 Err(_) => None,
             };
             out.push(match fast {

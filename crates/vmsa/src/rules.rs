@@ -797,17 +797,17 @@ impl RuleChecker {
         for t in old_cached {
             self.nstale += 1;
             let rec = Stale {
-                    va: t.va,
-                    size: t.size,
-                    level: t.level,
-                    kind: t.kind,
-                    global: t.global,
-                    desc_pa: t.desc_pa,
-                    desc: t.desc,
-                    writer: cpu,
-                    born: self.seq,
-                    tlbi_by: 0,
-                };
+                va: t.va,
+                size: t.size,
+                level: t.level,
+                kind: t.kind,
+                global: t.global,
+                desc_pa: t.desc_pa,
+                desc: t.desc,
+                writer: cpu,
+                born: self.seq,
+                tlbi_by: 0,
+            };
             match self.stale[usize::from(t.level)].entry(t.va) {
                 std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(rec),
                 std::collections::hash_map::Entry::Vacant(v) => {
