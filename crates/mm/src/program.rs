@@ -1,7 +1,7 @@
 //! Programs: the exact sequence of operations a protocol performs.
 //!
 //! A protocol does not touch the model; it emits a [`Program`], which the
-//! executor ([`crate::exec`]) runs on the machine with the rule checker
+//! executor ([`crate::kernel::Kernel::run`]) runs on the machine with the rule checker
 //! watching, and which the explorer will run against concurrent CPUs.
 //! Pages a program allocates are named by registers ([`Page::Reg`]) because
 //! their addresses are known only when the allocation runs.
@@ -104,9 +104,9 @@ pub enum Instr {
         /// The value.
         desc: Desc,
     },
-    /// Compare-and-swap that descriptor from `expect` to `desc`; on
-    /// failure, retry up to `retries` times, re-reading the expected value
-    /// with AF cleared (the 2026 AF-clear + CAS series).
+    /// Compare-and-swap that descriptor from `expect` to `desc` (the 2026
+    /// AF-clear + CAS series). Without concurrent CPUs it cannot fail; the
+    /// series' bounded retry loop belongs to the explorer's programs.
     Cas {
         /// A VA the descriptor translates.
         va: u64,
