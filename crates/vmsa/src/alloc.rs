@@ -17,7 +17,10 @@ use crate::VmsaError;
 pub struct FrameAllocator {
     max_order: u8,
     free: Vec<BTreeSet<u64>>,
-    allocated: FxHashMap<u64, u8>,
+    /// Bit per frame: an allocated block starts there.
+    allocated: Vec<u64>,
+    /// The order of every allocated block of order > 0.
+    orders: FxHashMap<u64, u8>,
     /// Frames that were never given to the allocator (memblock reservations):
     /// start -> end.
     reserved: BTreeMap<u64, u64>,
@@ -38,7 +41,8 @@ impl FrameAllocator {
         FrameAllocator {
             max_order,
             free: vec![BTreeSet::new(); usize::from(max_order) + 1],
-            allocated: FxHashMap::default(),
+            allocated: vec![0; frames.div_ceil(64) as usize],
+            orders: FxHashMap::default(),
             reserved,
             frames,
             free_frames: 0,
@@ -200,7 +204,7 @@ impl FrameAllocator {
             self.free[usize::from(o)].insert(frame + (1 << o));
         }
         self.free_frames -= 1 << order;
-        self.allocated.insert(frame, order);
+        self.mark(frame, Some(order));
         self.allocations += 1;
         Ok(frame)
     }
@@ -218,10 +222,8 @@ impl FrameAllocator {
         if frame % (1 << order) != 0 || order > self.max_order {
             return Err(bad("misaligned block or order too large"));
         }
-        match self.allocated.get(&frame) {
-            Some(&o) if o == order => {
-                self.allocated.remove(&frame);
-            }
+        match self.order_of(frame) {
+            Some(o) if o == order => self.mark(frame, None),
             Some(_) => return Err(bad("order differs from the allocation")),
             None => {
                 if frame + (1 << order) > self.frames {
@@ -242,7 +244,7 @@ impl FrameAllocator {
     ///
     /// Returns [`VmsaError::BadFree`] if no such block is allocated.
     pub fn split(&mut self, frame: u64, order: u8) -> Result<(), VmsaError> {
-        if self.allocated.get(&frame) != Some(&order) {
+        if self.order_of(frame) != Some(order) {
             return Err(VmsaError::BadFree {
                 frame,
                 order,
@@ -250,14 +252,42 @@ impl FrameAllocator {
             });
         }
         for f in frame..frame + (1 << order) {
-            self.allocated.insert(f, 0);
+            self.mark(f, Some(0));
         }
         Ok(())
     }
 
+    /// Returns the order of the allocated block starting at `frame`.
+    fn order_of(&self, frame: u64) -> Option<u8> {
+        let w = self.allocated.get((frame / 64) as usize)?;
+        if w & (1 << (frame % 64)) == 0 {
+            return None;
+        }
+        Some(self.orders.get(&frame).copied().unwrap_or(0))
+    }
+
+    /// Records (or with `None` forgets) an allocated block at `frame`.
+    fn mark(&mut self, frame: u64, order: Option<u8>) {
+        let (w, b) = ((frame / 64) as usize, frame % 64);
+        match order {
+            Some(o) => {
+                self.allocated[w] |= 1 << b;
+                if o > 0 {
+                    self.orders.insert(frame, o);
+                } else {
+                    self.orders.remove(&frame);
+                }
+            }
+            None => {
+                self.allocated[w] &= !(1 << b);
+                self.orders.remove(&frame);
+            }
+        }
+    }
+
     /// Tells whether `frame` is the first frame of an allocated block.
     pub fn is_allocated(&self, frame: u64) -> bool {
-        self.allocated.contains_key(&frame)
+        self.order_of(frame).is_some()
     }
 }
 

@@ -24,6 +24,7 @@ pub mod descriptor;
 mod error;
 pub mod event;
 pub mod features;
+pub mod frames;
 pub mod granule;
 pub mod machine;
 pub mod memory;

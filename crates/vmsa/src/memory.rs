@@ -358,7 +358,12 @@ impl Memory {
         self.frame_of(PhysAddr(dst << shift))?;
         self.frame_of(PhysAddr(src << shift))?;
         let c = self.content(src);
-        self.pages.insert(dst, c);
+        match self.pages.get_mut(&dst) {
+            Some(d) => *d = c,
+            None => {
+                self.pages.insert(dst, c);
+            }
+        }
         Ok(())
     }
 
@@ -383,13 +388,25 @@ impl Memory {
         a == b || (0..n).all(|i| self.same_contents(a + i, b + i))
     }
 
+    fn content_ref(&self, frame: u64) -> std::borrow::Cow<'_, Content> {
+        match self.pages.get(&frame) {
+            Some(c) => std::borrow::Cow::Borrowed(c),
+            None => std::borrow::Cow::Owned(self.initial(frame)),
+        }
+    }
+
     fn same_frames(&self, a: u64, other: &Memory, b: u64) -> bool {
-        let ca = self.content(a);
-        let cb = other.content(b);
-        if ca == cb {
+        let ca = self.content_ref(a);
+        let cb = other.content_ref(b);
+        if *ca == *cb {
             return true;
         }
         (0..self.words_per_page()).all(|i| self.content_word(&ca, i) == other.content_word(&cb, i))
+    }
+
+    /// Reserves room for `n` more written frames (a hint for large runs).
+    pub fn reserve(&mut self, n: usize) {
+        self.pages.reserve(n);
     }
 }
 

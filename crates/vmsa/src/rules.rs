@@ -31,6 +31,7 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::descriptor::{Attributes, Descriptor, Entry, LeafAttrs};
 use crate::event::Event;
 use crate::features::{BbmLevel, Config};
+use crate::frames::FrameCounts;
 use crate::granule::Level;
 use crate::memory::Memory;
 use crate::tlb::Tlbi;
@@ -351,7 +352,9 @@ pub struct RuleChecker {
     asid: u16,
     /// Live table frames: frame -> (level, first VA).
     tables: FxHashMap<u64, (Level, u64)>,
-    /// Live valid leaves by (first output frame, level): count.
+    /// Live valid page (level 3) leaves: count per output frame.
+    pages: FrameCounts,
+    /// Live valid block leaves by (first output frame, level): count.
     leaves: FxHashMap<(u64, Level), u32>,
     /// Stale records by level, then by first VA (aligned to the level).
     stale: [FxHashMap<u64, Slot>; 4],
@@ -383,6 +386,7 @@ impl RuleChecker {
             config,
             asid: 0,
             tables: FxHashMap::default(),
+            pages: FrameCounts::default(),
             leaves: FxHashMap::default(),
             stale: Default::default(),
             nstale: 0,
@@ -652,6 +656,7 @@ impl RuleChecker {
                 self.tables
                     .insert(next.0 >> g.page_shift(), (t.level + 1, t.va));
             }
+            StaleKind::Leaf { oa, .. } if t.level == 3 => self.pages.inc(oa.0 >> g.page_shift()),
             StaleKind::Leaf { oa, .. } => {
                 *self
                     .leaves
@@ -667,6 +672,7 @@ impl RuleChecker {
             StaleKind::Walk { next } => {
                 self.tables.remove(&(next.0 >> g.page_shift()));
             }
+            StaleKind::Leaf { oa, .. } if t.level == 3 => self.pages.dec(oa.0 >> g.page_shift()),
             StaleKind::Leaf { oa, .. } => {
                 let key = (oa.0 >> g.page_shift(), t.level);
                 if let Some(n) = self.leaves.get_mut(&key) {
@@ -999,7 +1005,12 @@ impl RuleChecker {
             let step = (g.level_size(level) >> shift).max(1);
             let mut f = first & !(step - 1);
             while f < first + n && mapped.is_none() {
-                if self.leaves.contains_key(&(f, level)) {
+                let live = if level == 3 {
+                    self.pages.get(f) > 0
+                } else {
+                    self.leaves.contains_key(&(f, level))
+                };
+                if live {
                     mapped = Some(format!("a live L{level} entry maps frame {f:#x}"));
                 }
                 f += step;
