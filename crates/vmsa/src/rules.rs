@@ -345,6 +345,16 @@ impl Trans {
     }
 }
 
+/// Buffers `desc_write` reuses, so a write allocates nothing.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    old_all: Vec<Trans>,
+    old_cached: Vec<Trans>,
+    new_all: Vec<Trans>,
+    prior: Vec<Trans>,
+    near: Vec<Stale>,
+}
+
 /// The rule checker.
 #[derive(Clone, Debug)]
 pub struct RuleChecker {
@@ -376,6 +386,7 @@ pub struct RuleChecker {
     counts: BTreeMap<Rule, u64>,
     /// Keep at most this many violations of each rule (all by default).
     keep_per_rule: u64,
+    scratch: Scratch,
 }
 
 impl RuleChecker {
@@ -399,6 +410,7 @@ impl RuleChecker {
             violations: Vec::new(),
             counts: BTreeMap::new(),
             keep_per_rule: u64::MAX,
+            scratch: Scratch::default(),
         };
         let g = config.granule;
         let root_frame = root.0 >> g.page_shift();
@@ -469,9 +481,9 @@ impl RuleChecker {
     }
 
     /// Returns the stale records whose VA range overlaps `va..end`.
-    fn overlapping(&self, va: u64, end: u64) -> Vec<Stale> {
+    fn overlapping(&self, va: u64, end: u64, out: &mut Vec<Stale>) {
         let g = self.config.granule;
-        let mut out = Vec::new();
+        out.clear();
         for level in g.levels() {
             let size = g.level_size(level);
             let map = &self.stale[usize::from(level)];
@@ -497,7 +509,6 @@ impl RuleChecker {
                 }
             }
         }
-        out
     }
 
     fn dsb(&mut self, cpu: usize, completes: bool) {
@@ -734,47 +745,53 @@ impl RuleChecker {
         let end = va.wrapping_add(size);
         let overlaps = |a: u64, b: u64| a < end && va < b;
 
+        let mut sc = std::mem::take(&mut self.scratch);
         // Everything under the old value is no longer live.
-        let old_all = self.translations(mem, old, level, va, pa, false);
-        for t in &old_all {
+        sc.old_all.clear();
+        self.collect(mem, old, level, va, pa, false, &mut sc.old_all);
+        for t in &sc.old_all {
             self.remove_live(t);
         }
-        // What a TLB may hold from the old value: with a CAS that found AF
-        // clear, nothing (the hardware sets AF before caching, so a cached
-        // entry would have made the CAS fail); with a plain store and
-        // hardware AF on, the walker may have set AF meanwhile.
-        let mut old_cached: Vec<Trans> = self.translations(mem, old, level, va, pa, true);
-        if cas {
-            old_cached.retain(|t| match t.kind {
-                StaleKind::Leaf { attrs, .. } => attrs.af() || t.desc_pa != pa,
+        // What a TLB may hold from the old value: an entry with AF clear is
+        // never cached (I_WZCBG) unless the hardware may set AF; with a CAS
+        // that found AF clear, not even then (the hardware sets AF before
+        // caching, so a cached entry would have made the CAS fail).
+        let hw_af = self.config.features.hw_af;
+        sc.old_cached.clear();
+        sc.old_cached
+            .extend(sc.old_all.iter().copied().filter(|t| match t.kind {
+                StaleKind::Leaf { attrs, .. } => attrs.af() || (hw_af && !(cas && t.desc_pa == pa)),
                 StaleKind::Walk { .. } => true,
-            });
-        }
-        let new_all = self.translations(mem, new, level, va, pa, false);
-        let old_leaf_cached = old_cached
+            }));
+        sc.new_all.clear();
+        self.collect(mem, new, level, va, pa, false, &mut sc.new_all);
+        let old_leaf_cached = sc
+            .old_cached
             .iter()
             .any(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Leaf { .. }))
             || (matches!(old.decode(g, level), Entry::Table(_)));
-        let prior: Vec<Trans> = self
-            .overlapping(va, end)
-            .into_iter()
-            .filter(|s| overlaps(s.va, s.va.wrapping_add(s.size)))
-            .filter(|s| matches!(s.kind, StaleKind::Leaf { .. }) || s.level >= level)
-            .map(|s| Trans {
-                va: s.va,
-                size: s.size,
-                level: s.level,
-                kind: s.kind,
-                global: s.global,
-                desc_pa: s.desc_pa,
-                desc: s.desc,
-            })
-            .collect();
+        self.overlapping(va, end, &mut sc.near);
+        sc.prior.clear();
+        sc.prior.extend(
+            sc.near
+                .iter()
+                .filter(|s| overlaps(s.va, s.va.wrapping_add(s.size)))
+                .filter(|s| matches!(s.kind, StaleKind::Leaf { .. }) || s.level >= level)
+                .map(|s| Trans {
+                    va: s.va,
+                    size: s.size,
+                    level: s.level,
+                    kind: s.kind,
+                    global: s.global,
+                    desc_pa: s.desc_pa,
+                    desc: s.desc,
+                }),
+        );
         let at = Some((level, va));
 
-        if !new_all.is_empty() {
-            if !old_leaf_cached && !prior.is_empty() {
-                let p = prior[0];
+        if !sc.new_all.is_empty() {
+            if !old_leaf_cached && !sc.prior.is_empty() {
+                let p = sc.prior[0];
                 self.report(
                     Rule::MakeBeforeInvalidation,
                     cpu,
@@ -789,18 +806,20 @@ impl RuleChecker {
                     },
                 );
             } else if old_leaf_cached {
-                let olds: Vec<Trans> = old_cached.iter().chain(prior.iter()).copied().collect();
-                self.compare(mem, cpu, pa, at, old, new, &olds, &new_all);
+                let n = sc.old_cached.len();
+                sc.old_cached.extend_from_slice(&sc.prior);
+                self.compare(mem, cpu, pa, at, old, new, &sc.old_cached, &sc.new_all);
+                sc.old_cached.truncate(n);
             }
         }
 
         // The old translations become stale records.
         self.seq += 1;
         let c = self.cpu_slot(cpu);
-        if !old_cached.is_empty() {
+        if !sc.old_cached.is_empty() {
             self.last_born[c] = self.seq;
         }
-        for t in old_cached {
+        for t in &sc.old_cached {
             self.nstale += 1;
             let rec = Stale {
                 va: t.va,
@@ -821,9 +840,10 @@ impl RuleChecker {
                 }
             }
         }
-        for t in &new_all {
+        for t in &sc.new_all {
             self.add_live(t);
         }
+        self.scratch = sc;
     }
 
     #[allow(clippy::too_many_arguments)]
