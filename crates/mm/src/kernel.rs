@@ -636,11 +636,7 @@ impl Kernel {
             if chunk.is_empty() {
                 continue;
             }
-            if proto.stops_machine() {
-                self.run_fresh(&Program {
-                    instrs: vec![Instr::StopMachine],
-                })?;
-            }
+            self.mark(proto.stops_machine(), Instr::StopMachine)?;
             // Split every vmemmap block of the batch (4K: PMD blocks).
             let mut ok = Vec::new();
             let mut split_any = false;
@@ -676,9 +672,7 @@ impl Kernel {
             // bd225530a4c7: one synchronize_rcu() per batch, before the
             // first remap, so speculative PFN walkers that saw a refcount
             // before it was frozen are done.
-            self.run_fresh(&Program {
-                instrs: vec![Instr::SynchronizeRcu],
-            })?;
+            self.mark(true, Instr::SynchronizeRcu)?;
             let mut plans = Vec::new();
             for &i in &ok {
                 let mut f = self.folio(i)?;
@@ -698,32 +692,49 @@ impl Kernel {
                 }
                 plans.push((i, f, phases, regs));
             }
-            let nphases = plans.iter().map(|p| p.2.len()).max().unwrap_or(0);
-            if !plans.is_empty() {
-                self.flush_all()?;
-            }
-            for k in 1..nphases {
-                for (_, _, phases, regs) in plans.iter_mut() {
-                    if let Some(p) = phases.get(k) {
-                        let p = p.clone();
-                        self.run(&p, regs)?;
-                    }
-                }
-                self.flush_all()?;
-            }
+            self.run_later_phases(plans.iter_mut().map(|(_, _, p, r)| (p.as_slice(), r)))?;
             for (i, f, _, regs) in plans.iter_mut() {
                 let p = proto.hvo_frees(f);
                 self.run(&p, regs)?;
                 self.optimized[*i] = true;
                 done += 1;
             }
-            if proto.stops_machine() {
-                self.run_fresh(&Program {
-                    instrs: vec![Instr::StartMachine],
-                })?;
-            }
+            self.mark(proto.stops_machine(), Instr::StartMachine)?;
         }
         Ok(done)
+    }
+
+    /// Runs the one-instruction program `ins` when `when` holds.
+    fn mark(&mut self, when: bool, ins: Instr) -> Result<(), MmError> {
+        if when {
+            self.run_fresh(&Program { instrs: vec![ins] })?;
+        }
+        Ok(())
+    }
+
+    /// Runs the phases after the first of every plan of a batch: one
+    /// `flush_tlb_all()` after the first phase, then phase k of every plan
+    /// and one flush, for each k (the deferred flushes of
+    /// `hugetlb_vmemmap_optimize_folios()`).
+    fn run_later_phases<'a>(
+        &mut self,
+        plans: impl Iterator<Item = (&'a [Program], &'a mut FxHashMap<u16, u64>)>,
+    ) -> Result<(), MmError> {
+        let mut plans: Vec<_> = plans.collect();
+        if plans.is_empty() {
+            return Ok(());
+        }
+        self.flush_all()?;
+        let nphases = plans.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+        for k in 1..nphases {
+            for (phases, regs) in plans.iter_mut() {
+                if let Some(p) = phases.get(k) {
+                    self.run(p, regs)?;
+                }
+            }
+            self.flush_all()?;
+        }
+        Ok(())
     }
 
     fn alloc_shared_tail(&mut self, which: &[usize]) -> Result<(), MmError> {
@@ -731,8 +742,8 @@ impl Kernel {
             return Ok(());
         };
         let f = self.machine.allocator_mut().alloc(0)?;
-        let src =
-            self.frame_of(self.vmemmap_vas(first)[1.min(self.vmemmap_vas(first).len() - 1)])?;
+        let vas = self.vmemmap_vas(first);
+        let src = self.frame_of(vas[1.min(vas.len() - 1)])?;
         let shift = self.geo.granule.page_shift();
         self.machine
             .copy_page(PhysAddr(f << shift), PhysAddr(src << shift))?;
@@ -765,14 +776,8 @@ impl Kernel {
             if chunk.is_empty() {
                 continue;
             }
-            if proto.stops_machine() {
-                self.run_fresh(&Program {
-                    instrs: vec![Instr::StopMachine],
-                })?;
-            }
-            self.run_fresh(&Program {
-                instrs: vec![Instr::SynchronizeRcu],
-            })?;
+            self.mark(proto.stops_machine(), Instr::StopMachine)?;
+            self.mark(true, Instr::SynchronizeRcu)?;
             let mut plans = Vec::new();
             for &i in &chunk {
                 let f = self.folio(i)?;
@@ -781,28 +786,12 @@ impl Kernel {
                     plans.push((i, phases, regs));
                 }
             }
-            let nphases = plans.iter().map(|p| p.1.len()).max().unwrap_or(0);
-            if !plans.is_empty() {
-                self.flush_all()?;
-            }
-            for k in 1..nphases {
-                for (_, phases, regs) in plans.iter_mut() {
-                    if let Some(p) = phases.get(k) {
-                        let p = p.clone();
-                        self.run(&p, regs)?;
-                    }
-                }
-                self.flush_all()?;
-            }
+            self.run_later_phases(plans.iter_mut().map(|(_, p, r)| (p.as_slice(), r)))?;
             for (i, _, _) in &plans {
                 self.optimized[*i] = false;
                 done += 1;
             }
-            if proto.stops_machine() {
-                self.run_fresh(&Program {
-                    instrs: vec![Instr::StartMachine],
-                })?;
-            }
+            self.mark(proto.stops_machine(), Instr::StartMachine)?;
         }
         Ok(done)
     }

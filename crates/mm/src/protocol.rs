@@ -167,6 +167,16 @@ fn with_nt(d: Desc) -> Desc {
     }
 }
 
+/// A kernel leaf mapping `page` with the Access flag clear.
+fn noaf(page: Page, perm: Perm) -> Desc {
+    Desc::Leaf {
+        page,
+        perm,
+        af: false,
+        nt: false,
+    }
+}
+
 fn without_af(d: Desc) -> Desc {
     match d {
         Desc::Leaf { page, perm, nt, .. } => Desc::Leaf {
@@ -214,10 +224,6 @@ pub struct Folio {
     /// the head page cannot be allocated).
     pub reuse_head: bool,
 }
-
-/// Register numbers a folio's programs use: `base` for the kept page,
-/// `base + 1 ..` for de-HVO's new pages.
-pub const REGS_PER_FOLIO: u16 = 1;
 
 /// A named protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -422,12 +428,7 @@ impl Protocol {
             RemapStrategy::AfCas => {
                 let mut p1 = prep;
                 for i in 0..n {
-                    let cur = Desc::Leaf {
-                        page: Page::Frame(f.frames[i]),
-                        perm: Perm::Rw,
-                        af: false,
-                        nt: false,
-                    };
+                    let cur = noaf(Page::Frame(f.frames[i]), Perm::Rw);
                     store(&mut p1, i, cur);
                 }
                 let mut p2 = Program::default();
@@ -435,12 +436,7 @@ impl Protocol {
                     p2.push(Instr::Cas {
                         va: f.vas[i],
                         level: 3,
-                        expect: Desc::Leaf {
-                            page: Page::Frame(f.frames[i]),
-                            perm: Perm::Rw,
-                            af: false,
-                            nt: false,
-                        },
+                        expect: noaf(Page::Frame(f.frames[i]), Perm::Rw),
                         desc: target(i),
                     });
                 }
@@ -572,16 +568,7 @@ impl Protocol {
             RemapStrategy::AfCas => {
                 let mut p1 = prep;
                 for i in 1..n {
-                    store(
-                        &mut p1,
-                        i,
-                        Desc::Leaf {
-                            page: kept,
-                            perm: Perm::Ro,
-                            af: false,
-                            nt: false,
-                        },
-                    );
+                    store(&mut p1, i, noaf(kept, Perm::Ro));
                 }
                 let mut p2 = Program::default();
                 repair(&mut p2);
@@ -590,12 +577,7 @@ impl Protocol {
                     p2.push(Instr::Cas {
                         va: f.vas[i],
                         level: 3,
-                        expect: Desc::Leaf {
-                            page: kept,
-                            perm: Perm::Ro,
-                            af: false,
-                            nt: false,
-                        },
+                        expect: noaf(kept, Perm::Ro),
                         desc: Desc::leaf(new(i), Perm::Rw),
                     });
                 }

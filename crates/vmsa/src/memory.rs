@@ -403,11 +403,6 @@ impl Memory {
         }
         (0..self.words_per_page()).all(|i| self.content_word(&ca, i) == other.content_word(&cb, i))
     }
-
-    /// Reserves room for `n` more written frames (a hint for large runs).
-    pub fn reserve(&mut self, n: usize) {
-        self.pages.reserve(n);
-    }
 }
 
 fn check_word(pa: PhysAddr) -> Result<(), VmsaError> {
