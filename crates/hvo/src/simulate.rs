@@ -459,9 +459,17 @@ pub fn protocols(json: bool) -> ExitCode {
     }
     print!("{}", t.render());
     println!();
-    let mut t = Table::new(&["split strategy", "compliant from FEAT_BBM"]);
+    let mut t = Table::new(&["split strategy", "compliant from FEAT_BBM", "note"]);
     for s in SplitStrategy::ALL {
-        t.row(vec![s.name().into(), s.needs().to_string()]);
+        t.row(vec![
+            s.name().into(),
+            s.needs().to_string(),
+            if s.relies_on_no_abort() {
+                "relies on CPUs that never raise a TLB conflict abort (BBML2_NOABORT)".into()
+            } else {
+                String::new()
+            },
+        ]);
     }
     print!("{}", t.render());
     ExitCode::SUCCESS

@@ -55,14 +55,22 @@ impl SplitStrategy {
         }
     }
 
-    /// Returns the FEAT_BBM level the strategy needs to be compliant.
+    /// Returns the FEAT_BBM level from which the strategy complies with the
+    /// rules (R_KFLJB).
     pub fn needs(self) -> BbmLevel {
         match self {
-            SplitStrategy::Direct => BbmLevel::Level2,
-            SplitStrategy::Bbml2NoAbort => BbmLevel::Level2NoAbort,
+            SplitStrategy::Direct | SplitStrategy::Bbml2NoAbort => BbmLevel::Level2,
             SplitStrategy::Nt => BbmLevel::Level1,
             SplitStrategy::Bbm | SplitStrategy::AfCas => BbmLevel::Level0,
         }
+    }
+
+    /// Tells whether the strategy is safe only on CPUs that never raise a
+    /// TLB conflict abort for a size change (I_HYQMB: at level 2 the old and
+    /// new entries may both be cached until the TLBI completes). That is a
+    /// matter of concurrent safety, not of rule compliance.
+    pub fn relies_on_no_abort(self) -> bool {
+        matches!(self, SplitStrategy::Bbml2NoAbort)
     }
 
     /// Emits the split of the block that maps `va` at `level` into the

@@ -212,3 +212,25 @@ fn rollback_on_every_allocation_failure() {
         }
     }
 }
+
+#[test]
+fn split_strategies_are_compliant_exactly_from_their_feat_bbm_level() {
+    use mm::SplitStrategy;
+    for s in SplitStrategy::ALL {
+        for bbm in BbmLevel::ALL {
+            let mut p = Protocol::by_name("stop-machine").unwrap();
+            p.split = s;
+            let mut k = boot(Granule::K4, 2 << 20, 4, bbm, TailFormat::HeadPointer);
+            k.optimize(&p, &[0, 1, 2, 3], 4).unwrap();
+            let r = rules(&k);
+            // Levels are ordered 0 < 1 < 2 < 2-noabort; a strategy needs
+            // its level or one above (nT is in level 2 too: FEAT_BBM
+            // levels include the lower ones).
+            let ok = bbm >= s.needs();
+            assert_eq!(r.is_empty(), ok, "{} at FEAT_BBM {bbm}: {r:?}", s.name());
+            if !ok {
+                assert_eq!(r, vec![Rule::BlockSize], "{} at {bbm}", s.name());
+            }
+        }
+    }
+}
