@@ -205,6 +205,9 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(&e),
     };
+    if !k.geo.hvo_applies() {
+        return fail(&not_applicable(&k));
+    }
     if let Some(c) = k.machine.checker_mut() {
         c.keep_per_rule(if a.verbose { u64::MAX } else { KEEP_PER_RULE });
     }
@@ -360,6 +363,15 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn not_applicable(k: &Kernel) -> String {
+    format!(
+        "HVO does not apply to {} pages with the {} granule: their struct pages fill {} bytes, less than a page",
+        format_size(k.geo.huge_size),
+        k.geo.granule,
+        k.geo.vmemmap_bytes
+    )
+}
+
 fn fail(msg: &str) -> ExitCode {
     eprintln!("hvo: {msg}");
     ExitCode::from(2)
@@ -390,12 +402,7 @@ pub fn show(a: &ShowArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     if !k.geo.hvo_applies() {
-        return fail(&format!(
-            "HVO does not apply to {} pages with the {} granule: their struct pages fill {} bytes, less than a page",
-            format_size(k.geo.huge_size),
-            k.geo.granule,
-            k.geo.vmemmap_bytes
-        ));
+        return fail(&not_applicable(&k));
     }
     k.log = Some(Vec::new());
     if let Err(e) = k.optimize(&p, &[0], 1) {

@@ -248,6 +248,15 @@ fn protocols_and_bad_options() {
         err.contains("hugepagesz=4M does not exist with the 4K granule"),
         "{err}"
     );
+    let (code, _, err) = hvo(&["simulate", "--cpus", "100"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a machine has 1 to 64 CPUs, not 100"), "{err}");
+    let (code, _, err) = hvo(&["simulate", "--granule", "64k", "--hugepagesz", "2M"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("HVO does not apply to 2M pages with the 64K granule"),
+        "{err}"
+    );
     let (code, _, err) = hvo(&["simulate", "--hugepages", "1000", "--memory", "1G"]);
     assert_eq!(code, 2);
     assert!(err.contains("raise --memory"), "{err}");

@@ -249,7 +249,7 @@ impl Kernel {
             features: cfg.features,
             ncpus: cfg.ncpus,
         };
-        let mut machine = Machine::with_parts(config, mem, alloc, PhysAddr(root_frame << shift));
+        let mut machine = Machine::with_parts(config, mem, alloc, PhysAddr(root_frame << shift))?;
         machine.map(
             VirtAddr(VMEMMAP_START),
             PhysAddr(vm_base << shift),

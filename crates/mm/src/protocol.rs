@@ -380,21 +380,7 @@ impl Protocol {
             }
             RemapStrategy::PauseCpus => {
                 let mut p = prep;
-                p.push(Instr::PauseCpus);
-                for i in 0..n {
-                    store(&mut p, i, Desc::Invalid);
-                }
-                p.flush_tlb_kernel_range(
-                    f.vas[0],
-                    f.vas[n - 1] - f.vas[0] + page_of(f),
-                    page_of(f),
-                );
-                for i in 0..n {
-                    store(&mut p, i, target(i));
-                }
-                p.push(Instr::Dsb(DsbKind::IshSt));
-                p.push(Instr::Isb);
-                p.push(Instr::ResumeCpus);
+                paused_bbm(&mut p, f, 0, &target);
                 vec![p]
             }
             RemapStrategy::RoFirst => {
@@ -540,21 +526,7 @@ impl Protocol {
             RemapStrategy::PauseCpus => {
                 let mut p = prep;
                 repair(&mut p);
-                p.push(Instr::PauseCpus);
-                for i in 1..n {
-                    store(&mut p, i, Desc::Invalid);
-                }
-                p.flush_tlb_kernel_range(
-                    f.vas[1],
-                    f.vas[n - 1] - f.vas[1] + page_of(f),
-                    page_of(f),
-                );
-                for i in 1..n {
-                    store(&mut p, i, Desc::leaf(new(i), Perm::Rw));
-                }
-                p.push(Instr::Dsb(DsbKind::IshSt));
-                p.push(Instr::Isb);
-                p.push(Instr::ResumeCpus);
+                paused_bbm(&mut p, f, 1, &|i| Desc::leaf(new(i), Perm::Rw));
                 vec![p]
             }
             RemapStrategy::RoFirst | RemapStrategy::SharedTail => {
@@ -599,6 +571,36 @@ impl Protocol {
 /// from tail struct pages after HVO (the head, page\[1\], page\[2\]):
 /// `NR_RESET_STRUCT_PAGE` in mm/hugetlb_vmemmap.c (v5.18 to v6.8).
 pub const NR_RESET_STRUCT_PAGE: u64 = 3;
+
+/// Emits Yu Zhao's paused break-before-make (2024 v2) of the vmemmap pages
+/// `first..` of `f`: pause the other CPUs, invalidate, flush the range,
+/// write `target(i)`, resume.
+fn paused_bbm(p: &mut Program, f: &Folio, first: usize, target: &dyn Fn(usize) -> Desc) {
+    let n = f.vas.len();
+    p.push(Instr::PauseCpus);
+    for i in first..n {
+        p.push(Instr::Store {
+            va: f.vas[i],
+            level: 3,
+            desc: Desc::Invalid,
+        });
+    }
+    p.flush_tlb_kernel_range(
+        f.vas[first],
+        f.vas[n - 1] - f.vas[first] + page_of(f),
+        page_of(f),
+    );
+    for i in first..n {
+        p.push(Instr::Store {
+            va: f.vas[i],
+            level: 3,
+            desc: target(i),
+        });
+    }
+    p.push(Instr::Dsb(DsbKind::IshSt));
+    p.push(Instr::Isb);
+    p.push(Instr::ResumeCpus);
+}
 
 fn page_of(f: &Folio) -> u64 {
     if f.vas.len() > 1 {

@@ -91,6 +91,12 @@ pub enum VmsaError {
         /// How many CPUs the machine has.
         ncpus: usize,
     },
+    /// A machine with no CPU or more than the model supports.
+    #[error("a machine has 1 to 64 CPUs, not {ncpus}")]
+    CpuCount {
+        /// The number asked for.
+        ncpus: usize,
+    },
     /// A VA outside the region TTBR1 translates.
     #[error("virtual address {va:#x} is not in the TTBR1 range of a 48-bit VA")]
     NotKernelVa {

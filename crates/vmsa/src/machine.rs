@@ -32,6 +32,16 @@ use crate::rules::{RuleChecker, Violation};
 use crate::tlb::{Tlb, TlbEntry, TlbKind, Tlbi};
 use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
 
+/// Checks the CPU count: CPU sets are 64-bit masks.
+fn check_ncpus(config: &Config) -> Result<(), VmsaError> {
+    if config.ncpus == 0 || config.ncpus > 64 {
+        return Err(VmsaError::CpuCount {
+            ncpus: config.ncpus,
+        });
+    }
+    Ok(())
+}
+
 /// One CPU's translation state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Cpu {
@@ -87,12 +97,7 @@ impl Machine {
     /// Returns an error for a memory size that is not a multiple of the
     /// page size, or for more than 64 CPUs or none.
     pub fn new(config: Config, mem_size: u64) -> Result<Self, VmsaError> {
-        if config.ncpus == 0 || config.ncpus > 64 {
-            return Err(VmsaError::NoSuchCpu {
-                cpu: config.ncpus,
-                ncpus: 64,
-            });
-        }
+        check_ncpus(&config)?;
         let mem = Memory::new(config.granule, mem_size)?;
         let frames = mem_size >> config.granule.page_shift();
         let mut alloc = FrameAllocator::new(frames, 10.min(63 - frames.leading_zeros() as u8));
@@ -113,8 +118,18 @@ impl Machine {
 
     /// Creates a machine over existing memory and allocator (the caller lays
     /// out memory) with the root table at `root`.
-    pub fn with_parts(config: Config, mem: Memory, alloc: FrameAllocator, root: PhysAddr) -> Self {
-        Machine {
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::CpuCount`] for no CPU or more than 64.
+    pub fn with_parts(
+        config: Config,
+        mem: Memory,
+        alloc: FrameAllocator,
+        root: PhysAddr,
+    ) -> Result<Self, VmsaError> {
+        check_ncpus(&config)?;
+        Ok(Machine {
             config,
             mem,
             alloc,
@@ -123,7 +138,7 @@ impl Machine {
             pending: Vec::new(),
             tlbis: Vec::new(),
             checker: None,
-        }
+        })
     }
 
     /// Starts the rule checker on this machine's current tables; every
