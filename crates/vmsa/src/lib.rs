@@ -30,6 +30,7 @@ pub mod machine;
 pub mod memory;
 pub mod rules;
 pub mod tlb;
+pub mod translate;
 pub mod walk;
 
 pub use addr::{PhysAddr, VirtAddr};

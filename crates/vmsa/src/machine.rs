@@ -23,14 +23,15 @@
 use crate::VmsaError;
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::alloc::FrameAllocator;
-use crate::descriptor::{Attributes, Descriptor, Entry, LeafAttrs};
+use crate::descriptor::{Descriptor, Entry, LeafAttrs};
 use crate::event::{DsbKind, Event};
-use crate::features::{BbmLevel, Config};
+use crate::features::Config;
 use crate::granule::Level;
 use crate::memory::Memory;
 use crate::rules::{RuleChecker, Violation};
-use crate::tlb::{Tlb, TlbEntry, TlbKind, Tlbi};
-use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
+use crate::tlb::{Tlb, Tlbi};
+use crate::translate::Translator;
+use crate::walk::{Access, Choice, Fault, FaultKind, Translation};
 
 /// Checks the CPU count: CPU sets are 64-bit masks.
 fn check_ncpus(config: &Config) -> Result<(), VmsaError> {
@@ -586,6 +587,17 @@ impl Machine {
             .is_some_and(|c| c.tlb.evict(index).is_some())
     }
 
+    /// Returns the translator for this machine's walkers (what they read
+    /// is [`Machine::walker_read`]).
+    fn with_translator<T>(&self, f: impl FnOnce(&Translator<'_>) -> T) -> T {
+        let read = |pa| self.walker_read(pa);
+        f(&Translator {
+            config: &self.config,
+            root: self.root,
+            read: &read,
+        })
+    }
+
     /// Lists the ways a `kind` access to `va` by `cpu` may resolve now:
     /// one per matching TLB entry (plus a TLB conflict abort where the
     /// FEAT_BBM level allows it), or one per possible walk start otherwise.
@@ -593,206 +605,8 @@ impl Machine {
         let Some(c) = self.cpus.get(cpu) else {
             return Vec::new();
         };
-        let hits: Vec<&TlbEntry> = c.tlb.leaves(va, c.asid).collect();
-        if !hits.is_empty() {
-            return self.hit_choices(c, &hits, va, kind);
-        }
-        let mut out = Vec::new();
-        let mut starts: Vec<Option<TlbEntry>> = vec![None];
-        starts.extend(c.tlb.walks(va).copied().map(Some));
-        for start in starts {
-            let (level, table) = match start {
-                Some(TlbEntry {
-                    kind: TlbKind::Walk { next },
-                    level,
-                    ..
-                }) => (level + 1, next),
-                _ => (self.config.granule.start_level(), self.root),
-            };
-            let walked = walk::walk(self.config.granule, va, level, table, &|pa| {
-                self.walker_read(pa)
-            });
-            let via = start.map_or(Via::Walk, Via::WalkFrom);
-            out.extend(self.walk_choices(c, va, kind, via, walked));
-        }
-        out.dedup();
-        out
+        self.with_translator(|t| t.choices(&c.tlb, c.asid, va, kind))
     }
-
-    fn hit_choices(
-        &self,
-        cpu: &Cpu,
-        hits: &[&TlbEntry],
-        va: VirtAddr,
-        kind: Access,
-    ) -> Vec<Choice> {
-        let mut out = Vec::new();
-        for e in hits {
-            let TlbKind::Leaf { attrs, .. } = e.kind else {
-                continue;
-            };
-            if kind.writes()
-                && attrs.read_only()
-                && self.config.features.hw_dbm
-                && attrs.flags.contains(Attributes::DBM)
-            {
-                // Hardware dirty-state management (FEAT_HAFDBS, TCR_EL1.HD):
-                // a write through a cached clean entry makes the CPU update
-                // the descriptor in memory atomically (clear AP[2]) instead
-                // of faulting; model it as a walk that performs the update.
-                let g = self.config.granule;
-                let walked = walk::walk(g, va, g.start_level(), self.root, &|pa| {
-                    self.walker_read(pa)
-                });
-                out.extend(self.walk_choices(cpu, va, kind, Via::Tlb(**e), walked));
-                continue;
-            }
-            let t = Translation {
-                va,
-                pa: e.translate(va).unwrap_or_default(),
-                level: e.level,
-                size: e.size(),
-                attrs,
-            };
-            let result = if kind.writes() && attrs.read_only() {
-                Err(Fault {
-                    kind: FaultKind::Permission,
-                    va,
-                    level: Some(e.level),
-                })
-            } else {
-                Ok(t)
-            };
-            out.push(Choice {
-                via: Via::Tlb(**e),
-                result,
-                fills: Vec::new(),
-                hw_update: None,
-            });
-        }
-        if hits.len() > 1 && self.conflict_may_abort(hits, va) {
-            out.push(Choice {
-                via: Via::Conflict,
-                result: Err(Fault {
-                    kind: FaultKind::TlbConflict,
-                    va,
-                    level: None,
-                }),
-                fills: Vec::new(),
-                hw_update: None,
-            });
-        }
-        out
-    }
-
-    /// Tells whether several matching entries may give a TLB conflict
-    /// abort: always (R_FVQCK, I_HYQMB), except at FEAT_BBM level 2 with
-    /// the no-abort property when the entries differ only in size.
-    fn conflict_may_abort(&self, hits: &[&TlbEntry], va: VirtAddr) -> bool {
-        if self.config.features.bbm != BbmLevel::Level2NoAbort {
-            return true;
-        }
-        let key = |e: &TlbEntry| match e.kind {
-            TlbKind::Leaf { attrs, .. } => Some((
-                e.translate(va),
-                attrs.with(Attributes::CONTIGUOUS | Attributes::NT, false),
-            )),
-            TlbKind::Walk { .. } => None,
-        };
-        let first = key(hits[0]);
-        !hits.iter().all(|e| key(e) == first)
-    }
-
-    fn walk_choices(
-        &self,
-        cpu: &Cpu,
-        va: VirtAddr,
-        kind: Access,
-        via: Via,
-        walked: walk::Walked,
-    ) -> Vec<Choice> {
-        let g = self.config.granule;
-        let f = self.config.features;
-        let (leaf, level, desc_pa, desc) = match walked.result {
-            Err(fault) => {
-                return vec![Choice {
-                    via,
-                    result: Err(fault),
-                    fills: walked.tables,
-                    hw_update: None,
-                }];
-            }
-            Ok(x) => x,
-        };
-        let fault = |k| Fault {
-            kind: k,
-            va,
-            level: Some(level),
-        };
-        let mut attrs = leaf.attrs;
-        let mut hw = None;
-        if !attrs.af() {
-            if !f.hw_af {
-                return vec![Choice {
-                    via,
-                    result: Err(fault(FaultKind::AccessFlag)),
-                    fills: walked.tables,
-                    hw_update: None,
-                }];
-            }
-            attrs.flags.insert(Attributes::AF);
-        }
-        let mut result = Ok(());
-        if kind.writes() && attrs.read_only() {
-            if f.hw_dbm && attrs.flags.contains(Attributes::DBM) {
-                attrs.flags.remove(Attributes::READ_ONLY);
-            } else {
-                result = Err(fault(FaultKind::Permission));
-            }
-        }
-        if attrs != leaf.attrs {
-            let new_leaf = crate::descriptor::Leaf { oa: leaf.oa, attrs };
-            if let Ok(new) = Descriptor::leaf(g, level, new_leaf.oa, attrs) {
-                hw = Some(HwUpdate {
-                    pa: desc_pa,
-                    expected: desc,
-                    new,
-                });
-            }
-        }
-        let cached = crate::descriptor::Leaf { oa: leaf.oa, attrs };
-        let entry = walk::leaf_entry(g, va, &cached, level, desc_pa, cpu.asid);
-        let t = Translation {
-            va,
-            pa: entry.translate(va).unwrap_or_default(),
-            level,
-            size: entry.size(),
-            attrs,
-        };
-        let mut fills = walked.tables;
-        let nt = f.bbm != BbmLevel::Level0 && level < 3 && attrs.flags.contains(Attributes::NT);
-        if !nt {
-            fills.push(entry);
-        }
-        let mut out = vec![Choice {
-            via,
-            result: result.map(|()| t),
-            fills: fills.clone(),
-            hw_update: hw,
-        }];
-        if nt {
-            // R_MRRPW: with nT set it is IMPLEMENTATION DEFINED whether the
-            // access gives a Translation fault; both behaviours are allowed.
-            out.push(Choice {
-                via,
-                result: Err(fault(FaultKind::Translation)),
-                fills: Vec::new(),
-                hw_update: None,
-            });
-        }
-        out
-    }
-
     /// Applies a choice from [`Machine::choices`] for `cpu`: caches its
     /// entries and performs its hardware update. Returns the translation or
     /// fault, or `None` if the hardware update found the descriptor changed
@@ -858,11 +672,9 @@ impl Machine {
         let Some(c) = self.cpus.get(cpu) else {
             return false;
         };
-        let g = self.config.granule;
-        let walked = walk::walk(g, va, g.start_level(), self.root, &|pa| {
-            self.walker_read(pa)
-        });
-        let mut choices = self.walk_choices(c, va, Access::Load, Via::Walk, walked);
+        let asid = c.asid;
+        let mut choices =
+            self.with_translator(|t| t.walks(&Tlb::default(), asid, va, Access::Load));
         choices.retain(|ch| ch.result.is_ok());
         match choices.first().cloned() {
             Some(ch) => self.commit(cpu, &ch).is_some(),

@@ -1,0 +1,235 @@
+//! How a translation may resolve: the choices the architecture allows for
+//! one access, given a CPU's TLB and what its walkers read.
+//!
+//! Both the [`crate::Machine`] and the explorer (whose states keep memory
+//! their own way) translate through a [`Translator`], so there is one
+//! definition of TLB hits, conflict aborts, walks, Access-flag and dirty
+//! updates and nT.
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::descriptor::{Attributes, Descriptor};
+use crate::features::{BbmLevel, Config};
+use crate::tlb::{Tlb, TlbEntry, TlbKind};
+use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
+
+/// What a CPU's translation depends on besides its TLB.
+pub struct Translator<'a> {
+    /// The configuration (granule, features).
+    pub config: &'a Config,
+    /// The root table (TTBR1_EL1).
+    pub root: PhysAddr,
+    /// Reads a descriptor as the walkers see it.
+    pub read: &'a dyn Fn(PhysAddr) -> u64,
+}
+
+impl Translator<'_> {
+    /// Lists the ways a `kind` access to `va` may resolve now, for a CPU
+    /// with TLB `tlb` and ASID `asid`:
+    /// one per matching TLB entry (plus a TLB conflict abort where the
+    /// FEAT_BBM level allows it), or one per possible walk start otherwise.
+    pub fn choices(&self, tlb: &Tlb, asid: u16, va: VirtAddr, kind: Access) -> Vec<Choice> {
+        let hits: Vec<&TlbEntry> = tlb.leaves(va, asid).collect();
+        if !hits.is_empty() {
+            return self.hit_choices(asid, &hits, va, kind);
+        }
+        self.walks(tlb, asid, va, kind)
+    }
+
+    /// Lists the walks a `kind` access to `va` may make now, ignoring leaf
+    /// entries: from the root and from every matching walk-cache entry.
+    /// Their fills are what a speculative walk may cache (R_FFWJK: a walk
+    /// may happen at any time).
+    pub fn walks(&self, tlb: &Tlb, asid: u16, va: VirtAddr, kind: Access) -> Vec<Choice> {
+        let mut out = Vec::new();
+        let mut starts: Vec<Option<TlbEntry>> = vec![None];
+        starts.extend(tlb.walks(va).copied().map(Some));
+        for start in starts {
+            let (level, table) = match start {
+                Some(TlbEntry {
+                    kind: TlbKind::Walk { next },
+                    level,
+                    ..
+                }) => (level + 1, next),
+                _ => (self.config.granule.start_level(), self.root),
+            };
+            let walked = walk::walk(self.config.granule, va, level, table, self.read);
+            let via = start.map_or(Via::Walk, Via::WalkFrom);
+            out.extend(self.walk_choices(asid, va, kind, via, walked));
+        }
+        out.dedup();
+        out
+    }
+
+    fn hit_choices(
+        &self,
+        asid: u16,
+        hits: &[&TlbEntry],
+        va: VirtAddr,
+        kind: Access,
+    ) -> Vec<Choice> {
+        let mut out = Vec::new();
+        for e in hits {
+            let TlbKind::Leaf { attrs, .. } = e.kind else {
+                continue;
+            };
+            if kind.writes()
+                && attrs.read_only()
+                && self.config.features.hw_dbm
+                && attrs.flags.contains(Attributes::DBM)
+            {
+                // Hardware dirty-state management (FEAT_HAFDBS, TCR_EL1.HD):
+                // a write through a cached clean entry makes the CPU update
+                // the descriptor in memory atomically (clear AP[2]) instead
+                // of faulting; model it as a walk that performs the update.
+                let g = self.config.granule;
+                let walked = walk::walk(g, va, g.start_level(), self.root, self.read);
+                out.extend(self.walk_choices(asid, va, kind, Via::Tlb(**e), walked));
+                continue;
+            }
+            let t = Translation {
+                va,
+                pa: e.translate(va).unwrap_or_default(),
+                level: e.level,
+                size: e.size(),
+                attrs,
+            };
+            let result = if kind.writes() && attrs.read_only() {
+                Err(Fault {
+                    kind: FaultKind::Permission,
+                    va,
+                    level: Some(e.level),
+                })
+            } else {
+                Ok(t)
+            };
+            out.push(Choice {
+                via: Via::Tlb(**e),
+                result,
+                fills: Vec::new(),
+                hw_update: None,
+            });
+        }
+        if hits.len() > 1 && self.conflict_may_abort(hits, va) {
+            out.push(Choice {
+                via: Via::Conflict,
+                result: Err(Fault {
+                    kind: FaultKind::TlbConflict,
+                    va,
+                    level: None,
+                }),
+                fills: Vec::new(),
+                hw_update: None,
+            });
+        }
+        out
+    }
+
+    /// Tells whether several matching entries may give a TLB conflict
+    /// abort: always (R_FVQCK, I_HYQMB), except at FEAT_BBM level 2 with
+    /// the no-abort property when the entries differ only in size.
+    fn conflict_may_abort(&self, hits: &[&TlbEntry], va: VirtAddr) -> bool {
+        if self.config.features.bbm != BbmLevel::Level2NoAbort {
+            return true;
+        }
+        let key = |e: &TlbEntry| match e.kind {
+            TlbKind::Leaf { attrs, .. } => Some((
+                e.translate(va),
+                attrs.with(Attributes::CONTIGUOUS | Attributes::NT, false),
+            )),
+            TlbKind::Walk { .. } => None,
+        };
+        let first = key(hits[0]);
+        !hits.iter().all(|e| key(e) == first)
+    }
+
+    fn walk_choices(
+        &self,
+        asid: u16,
+        va: VirtAddr,
+        kind: Access,
+        via: Via,
+        walked: walk::Walked,
+    ) -> Vec<Choice> {
+        let g = self.config.granule;
+        let f = self.config.features;
+        let (leaf, level, desc_pa, desc) = match walked.result {
+            Err(fault) => {
+                return vec![Choice {
+                    via,
+                    result: Err(fault),
+                    fills: walked.tables,
+                    hw_update: None,
+                }];
+            }
+            Ok(x) => x,
+        };
+        let fault = |k| Fault {
+            kind: k,
+            va,
+            level: Some(level),
+        };
+        let mut attrs = leaf.attrs;
+        let mut hw = None;
+        if !attrs.af() {
+            if !f.hw_af {
+                return vec![Choice {
+                    via,
+                    result: Err(fault(FaultKind::AccessFlag)),
+                    fills: walked.tables,
+                    hw_update: None,
+                }];
+            }
+            attrs.flags.insert(Attributes::AF);
+        }
+        let mut result = Ok(());
+        if kind.writes() && attrs.read_only() {
+            if f.hw_dbm && attrs.flags.contains(Attributes::DBM) {
+                attrs.flags.remove(Attributes::READ_ONLY);
+            } else {
+                result = Err(fault(FaultKind::Permission));
+            }
+        }
+        if attrs != leaf.attrs {
+            let new_leaf = crate::descriptor::Leaf { oa: leaf.oa, attrs };
+            if let Ok(new) = Descriptor::leaf(g, level, new_leaf.oa, attrs) {
+                hw = Some(HwUpdate {
+                    pa: desc_pa,
+                    expected: desc,
+                    new,
+                });
+            }
+        }
+        let cached = crate::descriptor::Leaf { oa: leaf.oa, attrs };
+        let entry = walk::leaf_entry(g, va, &cached, level, desc_pa, asid);
+        let t = Translation {
+            va,
+            pa: entry.translate(va).unwrap_or_default(),
+            level,
+            size: entry.size(),
+            attrs,
+        };
+        let mut fills = walked.tables;
+        let nt = f.bbm != BbmLevel::Level0 && level < 3 && attrs.flags.contains(Attributes::NT);
+        if !nt {
+            fills.push(entry);
+        }
+        let mut out = vec![Choice {
+            via,
+            result: result.map(|()| t),
+            fills: fills.clone(),
+            hw_update: hw,
+        }];
+        if nt {
+            // R_MRRPW: with nT set it is IMPLEMENTATION DEFINED whether the
+            // access gives a Translation fault; both behaviours are allowed.
+            out.push(Choice {
+                via,
+                result: Err(fault(FaultKind::Translation)),
+                fills: Vec::new(),
+                hw_update: None,
+            });
+        }
+        out
+    }
+
+}
