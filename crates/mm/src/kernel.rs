@@ -17,10 +17,10 @@ use vmsa::{
 };
 
 use crate::geometry::{HugeGeometry, STRUCT_PAGE_SIZE};
-use crate::program::{Desc, Instr, Page, Perm, Program};
-use crate::protocol::{Folio, Protocol, SAME_MEMORY};
+use crate::program::{Desc, Instr, Page, Program};
+use crate::protocol::{Folio, Protocol};
 use crate::vmemmap::{
-    StructPages, TailFormat, VMEMMAP_START, page_kernel, page_kernel_ro, struct_page_va,
+    StructPages, TailFormat, VMEMMAP_START, page_kernel, struct_page_va,
     vmemmap_leaf_level,
 };
 
@@ -78,6 +78,8 @@ pub struct Costs {
     pub stores: u64,
     /// Descriptor compare-and-swaps.
     pub cas: u64,
+    /// Stores to struct pages through the vmemmap.
+    pub data_stores: u64,
     /// `DSB ISH`.
     pub dsb_ish: u64,
     /// `DSB ISHST`.
@@ -143,6 +145,10 @@ pub struct Kernel {
     /// store above the last level, which is what can move a table.
     slot_cache: Option<(u8, u64, u64)>,
 }
+
+/// The first register a batch program's splits allocate their tables into
+/// (the remap phases use registers from 0).
+pub const SPLIT_REG: u16 = 1000;
 
 /// Memory HVO needs besides the pool and the vmemmap: tables, new head
 /// pages, de-HVO pages; at least 64 MiB.
@@ -394,28 +400,9 @@ impl Kernel {
         level: u8,
         regs: &FxHashMap<u16, u64>,
     ) -> Result<Descriptor, MmError> {
-        let g = self.geo.granule;
-        Ok(match *d {
-            Desc::Invalid => Descriptor::INVALID,
-            Desc::Table(p) => Descriptor::table(g, level, PhysAddr(self.page_pa(p, regs)?))?,
-            Desc::Leaf { page, perm, af, nt } => {
-                let pa = if page == SAME_MEMORY {
-                    let slot = self.machine.desc_pa(VirtAddr(va), level)?;
-                    let cur = self.machine.read_desc(slot)?;
-                    cur.as_leaf(g, level).map(|l| l.oa.0).ok_or_else(|| {
-                        MmError::Config(format!("no block at L{level} for {va:#x}"))
-                    })?
-                } else {
-                    self.page_pa(page, regs)?
-                };
-                let mut a = match perm {
-                    Perm::Rw => page_kernel(),
-                    Perm::Ro => page_kernel_ro(),
-                };
-                a.flags.set(Attributes::AF, af);
-                a.flags.set(Attributes::NT, nt);
-                Descriptor::leaf(g, level, PhysAddr(pa), a)?
-            }
+        d.encode(self.geo.granule, level, &|p| self.page_pa(p, regs), &|| {
+            let slot = self.machine.desc_pa(VirtAddr(va), level)?;
+            Ok(self.machine.read_desc(slot)?)
         })
     }
 
@@ -546,6 +533,12 @@ impl Kernel {
                 Instr::PauseCpus => self.costs.pauses += 1,
                 Instr::StopMachine => self.costs.stop_machines += 1,
                 Instr::SynchronizeRcu => self.costs.rcu_syncs += 1,
+                Instr::WriteWord { va, value } => {
+                    if let Err(f) = self.machine.store(cpu, VirtAddr(*va), *value)? {
+                        return Err(MmError::Config(format!("the kernel's own store faulted: {f}")));
+                    }
+                    self.costs.data_stores += 1;
+                }
                 Instr::ResumeCpus | Instr::StartMachine => {}
             }
             if let Some(log) = self.log.as_mut() {
@@ -702,6 +695,102 @@ impl Kernel {
             self.mark(proto.stops_machine(), Instr::StartMachine)?;
         }
         Ok(done)
+    }
+
+    /// Emits, as one program, everything `optimize(proto, &[i], 1)` runs
+    /// for huge page `i` (a batch of one): `stop_machine()` if the protocol
+    /// stops it, the split of each vmemmap block (table in register 1000),
+    /// the deferred `flush_tlb_all()`, `synchronize_rcu()`, each remap
+    /// phase followed by `flush_tlb_all()`, and the frees. The kernel is
+    /// not changed, except that `shared-tail` allocates its shared page.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MmError::Config`] where HVO does not apply or huge page
+    /// `i` is already optimized, and model errors.
+    pub fn hvo_batch_program(&mut self, proto: &Protocol, i: usize) -> Result<Program, MmError> {
+        if !self.geo.hvo_applies() || self.optimized.get(i) != Some(&false) {
+            return Err(MmError::Config(format!(
+                "huge page {i} cannot be optimized here"
+            )));
+        }
+        if proto.needs_identical_tails() && self.shared_tail.is_none() {
+            self.alloc_shared_tail(&[i])?;
+        }
+        let g = self.geo.granule;
+        let leaf = vmemmap_leaf_level(g);
+        let mut p = Program::default();
+        if proto.stops_machine() {
+            // stop_machine()'s callback cannot sleep: the grace period
+            // comes first.
+            p.push(Instr::SynchronizeRcu);
+            p.push(Instr::StopMachine);
+        }
+        let mut split_any = false;
+        if leaf < 3 {
+            let mut blocks: Vec<u64> = self
+                .vmemmap_vas(i)
+                .iter()
+                .map(|va| va & !(g.level_size(leaf) - 1))
+                .collect();
+            blocks.dedup();
+            for (n, b) in blocks.into_iter().enumerate() {
+                let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
+                if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_some() {
+                    p.extend(proto.split.program(b, leaf, SPLIT_REG + n as u16));
+                    split_any = true;
+                }
+            }
+        }
+        if split_any && proto.split.deferred_flush() {
+            p.flush_tlb_all();
+        }
+        if !proto.stops_machine() {
+            p.push(Instr::SynchronizeRcu);
+        }
+        let f = self.folio(i)?;
+        for phase in proto.hvo_phases(&f, 0) {
+            p.extend(phase);
+            p.flush_tlb_all();
+        }
+        p.extend(proto.hvo_frees(&f));
+        if proto.stops_machine() {
+            p.push(Instr::StartMachine);
+        }
+        Ok(p)
+    }
+
+    /// Emits, as one program, everything `restore(proto, &[i], 1)` runs for
+    /// the optimized huge page `i`: `stop_machine()` if the protocol stops
+    /// it, `synchronize_rcu()`, then each de-HVO phase followed by
+    /// `flush_tlb_all()`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MmError::Config`] when huge page `i` is not optimized, and
+    /// model errors.
+    pub fn restore_batch_program(
+        &mut self,
+        proto: &Protocol,
+        i: usize,
+    ) -> Result<Program, MmError> {
+        if self.optimized.get(i) != Some(&true) {
+            return Err(MmError::Config(format!("huge page {i} is not optimized")));
+        }
+        let mut p = Program::default();
+        p.push(Instr::SynchronizeRcu);
+        if proto.stops_machine() {
+            p.push(Instr::StopMachine);
+        }
+        let f = self.folio(i)?;
+        for phase in proto.restore_phases(&f, 0) {
+            p.extend(phase);
+            p.flush_tlb_all();
+        }
+        if proto.stops_machine() {
+            p.push(Instr::StartMachine);
+        }
+        Ok(p)
     }
 
     /// Runs the one-instruction program `ins` when `when` holds.

@@ -9,7 +9,10 @@
 use std::fmt;
 
 use serde::Serialize;
-use vmsa::{DsbKind, Level, TlbiKind};
+use vmsa::{Attributes, Descriptor, DsbKind, Granule, Level, PhysAddr, TlbiKind};
+
+use crate::kernel::MmError;
+use crate::vmemmap::{page_kernel, page_kernel_ro};
 
 /// A page a program refers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -70,6 +73,49 @@ impl Desc {
             af: true,
             nt: false,
         }
+    }
+}
+
+impl Desc {
+    /// Encodes the descriptor for a slot at `level`: `page_pa` resolves a
+    /// page to its physical address, `current` reads the slot's value now
+    /// (for [`crate::protocol::SAME_MEMORY`], "the block's own memory").
+    /// Permissions are Linux's `PAGE_KERNEL` and `PAGE_KERNEL_RO`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the resolvers' errors, [`MmError::Config`] when
+    /// `SAME_MEMORY` finds no leaf, and model errors for a level where the
+    /// granule has no such descriptor.
+    pub fn encode(
+        &self,
+        granule: Granule,
+        level: Level,
+        page_pa: &dyn Fn(Page) -> Result<u64, MmError>,
+        current: &dyn Fn() -> Result<Descriptor, MmError>,
+    ) -> Result<Descriptor, MmError> {
+        let g = granule;
+        Ok(match *self {
+            Desc::Invalid => Descriptor::INVALID,
+            Desc::Table(p) => Descriptor::table(g, level, PhysAddr(page_pa(p)?))?,
+            Desc::Leaf { page, perm, af, nt } => {
+                let pa = if page == crate::protocol::SAME_MEMORY {
+                    current()?
+                        .as_leaf(g, level)
+                        .map(|l| l.oa.0)
+                        .ok_or_else(|| MmError::Config(format!("no block at L{level} to keep")))?
+                } else {
+                    page_pa(page)?
+                };
+                let mut a = match perm {
+                    Perm::Rw => page_kernel(),
+                    Perm::Ro => page_kernel_ro(),
+                };
+                a.flags.set(Attributes::AF, af);
+                a.flags.set(Attributes::NT, nt);
+                Descriptor::leaf(g, level, PhysAddr(pa), a)?
+            }
+        })
     }
 }
 
@@ -183,6 +229,14 @@ pub enum Instr {
     /// `synchronize_rcu()`: wait until every RCU read section that began
     /// before it has ended (commit bd225530a4c7).
     SynchronizeRcu,
+    /// A 64-bit store by the running CPU to a kernel VA: a struct page field
+    /// written through the vmemmap (the refcount freeze before HVO).
+    WriteWord {
+        /// The VA.
+        va: u64,
+        /// The value.
+        value: u64,
+    },
 }
 
 impl fmt::Display for Instr {
@@ -221,6 +275,7 @@ impl fmt::Display for Instr {
             Instr::StopMachine => f.write_str("stop_machine begin"),
             Instr::StartMachine => f.write_str("stop_machine end"),
             Instr::SynchronizeRcu => f.write_str("synchronize_rcu"),
+            Instr::WriteWord { va, value } => write!(f, "str {value:#x}, [{va:#x}]"),
         }
     }
 }

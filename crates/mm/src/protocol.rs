@@ -23,6 +23,9 @@ pub enum SplitStrategy {
     Direct,
     /// Break-before-make: invalid, `__flush_tlb_kernel_pgtable()`, table.
     Bbm,
+    /// Break-before-make with the other CPUs paused (Yu Zhao's 2024 v2
+    /// pauses them for the PMD update as for the PTEs).
+    PausedBbm,
     /// FEAT_BBM level 1: set nT on the block, flush, replace by the table,
     /// flush (R_KFLJB, R_MRRPW).
     Nt,
@@ -36,9 +39,10 @@ pub enum SplitStrategy {
 
 impl SplitStrategy {
     /// Lists every split strategy.
-    pub const ALL: [SplitStrategy; 5] = [
+    pub const ALL: [SplitStrategy; 6] = [
         SplitStrategy::Direct,
         SplitStrategy::Bbm,
+        SplitStrategy::PausedBbm,
         SplitStrategy::Nt,
         SplitStrategy::Bbml2NoAbort,
         SplitStrategy::AfCas,
@@ -49,6 +53,7 @@ impl SplitStrategy {
         match self {
             SplitStrategy::Direct => "direct",
             SplitStrategy::Bbm => "bbm",
+            SplitStrategy::PausedBbm => "paused-bbm",
             SplitStrategy::Nt => "nt",
             SplitStrategy::Bbml2NoAbort => "bbml2-noabort",
             SplitStrategy::AfCas => "af-cas",
@@ -61,7 +66,9 @@ impl SplitStrategy {
         match self {
             SplitStrategy::Direct | SplitStrategy::Bbml2NoAbort => BbmLevel::Level2,
             SplitStrategy::Nt => BbmLevel::Level1,
-            SplitStrategy::Bbm | SplitStrategy::AfCas => BbmLevel::Level0,
+            SplitStrategy::Bbm | SplitStrategy::PausedBbm | SplitStrategy::AfCas => {
+                BbmLevel::Level0
+            }
         }
     }
 
@@ -103,7 +110,11 @@ impl SplitStrategy {
                     desc: Desc::Table(t),
                 });
             }
-            SplitStrategy::Bbm => {
+            SplitStrategy::Bbm | SplitStrategy::PausedBbm => {
+                let paused = self == SplitStrategy::PausedBbm;
+                if paused {
+                    p.push(Instr::PauseCpus);
+                }
                 p.push(Instr::Store {
                     va,
                     level,
@@ -117,6 +128,9 @@ impl SplitStrategy {
                 });
                 p.push(Instr::Dsb(DsbKind::IshSt));
                 p.push(Instr::Isb);
+                if paused {
+                    p.push(Instr::ResumeCpus);
+                }
             }
             SplitStrategy::Nt => {
                 p.push(Instr::Store {
@@ -279,7 +293,7 @@ pub const PROTOCOLS: [Protocol; 7] = [
     },
     Protocol {
         name: "pause-cpus",
-        split: SplitStrategy::Bbm,
+        split: SplitStrategy::PausedBbm,
         remap: RemapStrategy::PauseCpus,
         summary: "interrupts off, remote CPUs paused by pseudo-NMI, clear, flush, write, resume",
         source: "Yu Zhao, 'hugetlb: arm64: add HVO support' v2, 2024",

@@ -591,10 +591,16 @@ impl Machine {
     /// is [`Machine::walker_read`]).
     fn with_translator<T>(&self, f: impl FnOnce(&Translator<'_>) -> T) -> T {
         let read = |pa| self.walker_read(pa);
+        let g = self.config.granule;
+        let same = |a: PhysAddr, b: PhysAddr| {
+            let (fa, fb) = (a.0 >> g.page_shift(), b.0 >> g.page_shift());
+            self.mem.same_contents(fa, fb)
+        };
         f(&Translator {
             config: &self.config,
             root: self.root,
             read: &read,
+            same_page: Some(&same),
         })
     }
 

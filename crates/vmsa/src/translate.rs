@@ -7,7 +7,7 @@
 //! updates and nT.
 
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::descriptor::{Attributes, Descriptor};
+use crate::descriptor::{Attributes, Descriptor, LeafAttrs};
 use crate::features::{BbmLevel, Config};
 use crate::tlb::{Tlb, TlbEntry, TlbKind};
 use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
@@ -20,6 +20,9 @@ pub struct Translator<'a> {
     pub root: PhysAddr,
     /// Reads a descriptor as the walkers see it.
     pub read: &'a dyn Fn(PhysAddr) -> u64,
+    /// Tells whether the pages holding two addresses have the same
+    /// contents; `None`: assume they differ.
+    pub same_page: Option<&'a dyn Fn(PhysAddr, PhysAddr) -> bool>,
 }
 
 impl Translator<'_> {
@@ -125,21 +128,46 @@ impl Translator<'_> {
     }
 
     /// Tells whether several matching entries may give a TLB conflict
-    /// abort: always (R_FVQCK, I_HYQMB), except at FEAT_BBM level 2 with
-    /// the no-abort property when the entries differ only in size.
+    /// abort. Only a change the architecture requires break-before-make for
+    /// can leave entries that abort (R_WHZWS; I_THWDH: skipping a required
+    /// BBM can give a conflict abort): two entries of one size abort when
+    /// their memory type or shareability differ, or their output addresses
+    /// differ and either is writable or the pages' contents differ; a
+    /// permission-only difference never aborts. Entries of different sizes
+    /// may abort (R_FVQCK, I_HYQMB), except at FEAT_BBM level 2 with the
+    /// no-abort property when nothing but the size differs (R_PVTFW).
     fn conflict_may_abort(&self, hits: &[&TlbEntry], va: VirtAddr) -> bool {
-        if self.config.features.bbm != BbmLevel::Level2NoAbort {
-            return true;
-        }
-        let key = |e: &TlbEntry| match e.kind {
-            TlbKind::Leaf { attrs, .. } => Some((
-                e.translate(va),
-                attrs.with(Attributes::CONTIGUOUS | Attributes::NT, false),
-            )),
+        let leaf = |e: &TlbEntry| match e.kind {
+            TlbKind::Leaf { attrs, .. } => Some((e.translate(va), attrs)),
             TlbKind::Walk { .. } => None,
         };
-        let first = key(hits[0]);
-        !hits.iter().all(|e| key(e) == first)
+        let hw_dbm = self.config.features.hw_dbm;
+        let pair = |a: &TlbEntry, b: &TlbEntry| -> bool {
+            let (Some((pa, x)), Some((pb, y))) = (leaf(a), leaf(b)) else {
+                return true;
+            };
+            if a.size_shift != b.size_shift {
+                let strip = |l: LeafAttrs| l.with(Attributes::CONTIGUOUS | Attributes::NT, false);
+                return self.config.features.bbm != BbmLevel::Level2NoAbort
+                    || pa != pb
+                    || strip(x) != strip(y);
+            }
+            if x.attr_indx != y.attr_indx || x.sh != y.sh {
+                return true;
+            }
+            if pa != pb {
+                let (Some(pa), Some(pb)) = (pa, pb) else {
+                    return true;
+                };
+                return x.writable(hw_dbm)
+                    || y.writable(hw_dbm)
+                    || !self.same_page.is_some_and(|same| same(pa, pb));
+            }
+            false
+        };
+        hits.iter()
+            .enumerate()
+            .any(|(i, a)| hits[i + 1..].iter().any(|b| pair(a, b)))
     }
 
     fn walk_choices(

@@ -1,0 +1,959 @@
+//! The transition relation: every step the architecture and the programs
+//! allow from a state, and what each step does.
+//!
+//! Steps:
+//! - the updater (CPU 0) runs its next operation;
+//! - a workload CPU runs its next operation, one successor per way its
+//!   translation may resolve (TLB hit on each matching entry, conflict
+//!   abort as the FEAT_BBM level allows, each walk start), via
+//!   [`vmsa::translate::Translator`];
+//! - a pending descriptor store becomes visible to walkers (before the DSB
+//!   that would force it);
+//! - a CPU's walker fills its TLB from any walk it could make now
+//!   (R_FFWJK: entries may be cached at any time);
+//! - a CPU evicts any TLB entry.
+//!
+//! A TLBI taking effect on a CPU before the DSB that completes it removes
+//! that CPU's matching entries: the same as evicting them, which is a
+//! step already. So a pending TLBI only keeps the CPUs on which a matching
+//! entry is cached; the others are dropped from it at once, since an
+//! entry cached there later may as well have been cached after the TLBI
+//! took effect (and, if not, evicted by it, an eviction step).
+//!
+//! Reductions (each preserves every hazard, see the functions):
+//! - TLB entries and walks matter only for the VAs a CPU will still access
+//!   ([`Engine::normalize`]);
+//! - a pending store to a descriptor no remaining walk can read becomes
+//!   visible at once;
+//! - an updater operation that nothing a workload can observe depends on
+//!   or changes (an allocation, a copy into an unmapped page, a store to a
+//!   descriptor no remaining walk reads, a barrier with nothing pending)
+//!   is taken alone: the other interleavings reach the same states (an
+//!   ample set of one, partial-order reduction).
+
+use std::fmt::Write as _;
+
+use rustc_hash::FxHashSet;
+use vmsa::machine::{PendingStore, PendingTlbi};
+use vmsa::tlb::{Tlb, TlbKind};
+use vmsa::translate::Translator;
+use vmsa::walk::{self, Access, Choice};
+use vmsa::{PhysAddr, VirtAddr};
+
+use crate::hazard::{Hazard, HazardKind};
+use crate::state::{Half, Mem, State, Wl};
+use crate::workload::{Addr, WOp};
+use crate::world::{Op, REF_ONE, Scenario, Source};
+
+/// How many times a failed compare-and-swap is retried (the 2026 AF-clear
+/// series retries a bounded number of times).
+pub const CAS_RETRIES: u8 = 2;
+
+/// A step, as recorded for the counterexample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// The updater's next operation.
+    Updater,
+    /// Workload CPU `cpu`'s next operation, with its `choice`.
+    Cpu {
+        /// The CPU.
+        cpu: u8,
+        /// Which translation choice (or pick).
+        choice: u8,
+    },
+    /// Pending store `index` becomes visible to walkers.
+    Propagate {
+        /// Its index.
+        index: u8,
+    },
+    /// CPU `cpu` caches what walk `choice` for `va` reads.
+    Fill {
+        /// The CPU.
+        cpu: u8,
+        /// The VA walked.
+        va: u64,
+        /// Which walk.
+        choice: u8,
+    },
+    /// CPU `cpu` evicts TLB entry `index`.
+    Evict {
+        /// The CPU.
+        cpu: u8,
+        /// The entry.
+        index: u8,
+    },
+}
+
+/// What a step led to.
+pub enum Outcome {
+    /// A new state.
+    Next(State),
+    /// A hazard (the state is not explored further).
+    Hazard(Hazard),
+    /// The step cannot be taken (a hardware update found the descriptor
+    /// changed).
+    Disabled,
+}
+
+/// The transition relation of a scenario.
+pub struct Engine<'a> {
+    sc: &'a Scenario,
+    shift: u32,
+    /// For each workload, for each pc: the pages its remaining operations
+    /// access, by pick (index) or all candidates (last element).
+    pages: Vec<Vec<Vec<Vec<u64>>>>,
+}
+
+impl<'a> Engine<'a> {
+    /// Creates the engine for `sc`.
+    pub fn new(sc: &'a Scenario) -> Self {
+        let shift = sc.page_shift();
+        let mask = !((1u64 << shift) - 1);
+        let pages = sc
+            .workloads
+            .iter()
+            .map(|w| {
+                let ncand = w.candidates().len();
+                (0..=w.ops.len())
+                    .map(|pc| {
+                        (0..=ncand)
+                            .map(|pick| {
+                                let p = (pick < ncand).then(|| w.candidates()[pick]);
+                                let mut v: Vec<u64> = (pc..w.ops.len())
+                                    .flat_map(|i| w.va(i, p))
+                                    .map(|va| va & mask)
+                                    .collect();
+                                v.sort_unstable();
+                                v.dedup();
+                                v
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Engine { sc, shift, pages }
+    }
+
+    /// Returns the scenario.
+    pub fn scenario(&self) -> &Scenario {
+        self.sc
+    }
+
+    /// Returns the initial state.
+    pub fn initial(&self) -> State {
+        let mut s = State {
+            mem: Mem::default(),
+            pending: Vec::new(),
+            tlbis: Vec::new(),
+            tlbs: vec![Tlb::default(); 1 + self.sc.workloads.len()],
+            pc: 0,
+            retries: 0,
+            paused: false,
+            gp: None,
+            wl: vec![Wl::default(); self.sc.workloads.len()],
+            freed: Vec::new(),
+            written: Vec::new(),
+        };
+        self.normalize(&mut s);
+        s
+    }
+
+    fn read(&self, s: &State, pa: u64) -> u64 {
+        s.mem.read(&self.sc.base, self.shift, pa)
+    }
+
+    /// What walkers read: the oldest pending store's previous value, or
+    /// memory.
+    fn walker_read(&self, s: &State, pa: u64) -> u64 {
+        match s.pending.iter().find(|p| p.pa.0 == pa) {
+            Some(p) => p.prev,
+            None => self.read(s, pa),
+        }
+    }
+
+    fn live(&self, s: &State, i: usize) -> bool {
+        usize::from(s.wl[i].pc) < self.sc.workloads[i].ops.len()
+    }
+
+    /// The pages workload `i` will still access.
+    fn remaining(&self, s: &State, i: usize) -> &[u64] {
+        let w = &s.wl[i];
+        let pick = w
+            .pick
+            .map_or(self.pages[i][0].len() - 1, |p| usize::from(p));
+        &self.pages[i][usize::from(w.pc)][pick]
+    }
+
+    /// Returns every descriptor address a remaining walk of a live CPU may
+    /// read (from the root or a cached table, in the coherent or the
+    /// walkers' view), and every frame such walks or cached entries lead
+    /// to (tables and data).
+    fn observable(&self, s: &State) -> (FxHashSet<u64>, FxHashSet<u64>) {
+        let g = self.sc.config.granule;
+        let mut descs = FxHashSet::default();
+        let mut frames = FxHashSet::default();
+        for i in 0..s.wl.len() {
+            if !self.live(s, i) {
+                continue;
+            }
+            let tlb = &s.tlbs[i + 1];
+            for &va in self.remaining(s, i) {
+                let mut starts = vec![(g.start_level(), self.sc.root)];
+                for e in tlb.walks(VirtAddr(va)) {
+                    if let TlbKind::Walk { next } = e.kind {
+                        starts.push((e.level + 1, next));
+                    }
+                }
+                for e in tlb.leaves(VirtAddr(va), 0) {
+                    if let Some(pa) = e.translate(VirtAddr(va)) {
+                        frames.insert(pa.0 >> self.shift);
+                    }
+                }
+                for (level, table) in starts {
+                    for view in 0..2 {
+                        let read = |pa: PhysAddr| {
+                            descs.insert(pa.0);
+                            frames.insert(pa.0 >> self.shift);
+                            if view == 0 {
+                                self.read(s, pa.0)
+                            } else {
+                                self.walker_read(s, pa.0)
+                            }
+                        };
+                        let cell = std::cell::RefCell::new(read);
+                        let r = |pa: PhysAddr| (cell.borrow_mut())(pa);
+                        let w = walk::walk(g, VirtAddr(va), level, table, &r);
+                        if let Ok((leaf, lvl, _, _)) = w.result {
+                            let off = va & (g.level_size(lvl) - 1);
+                            frames.insert((leaf.oa.0 + off) >> self.shift);
+                        }
+                    }
+                }
+            }
+        }
+        (descs, frames)
+    }
+
+    /// Brings a state to its canonical form: TLB entries no remaining
+    /// access can use are dropped (an eviction), pending stores no
+    /// remaining walk can read become visible, and pending TLBIs forget the
+    /// CPUs where they match nothing.
+    pub fn normalize(&self, s: &mut State) {
+        s.tlbs[0] = Tlb::default();
+        for i in 0..s.wl.len() {
+            let keep: Vec<u64> = if self.live(s, i) {
+                self.remaining(s, i).to_vec()
+            } else {
+                Vec::new()
+            };
+            let tlb = &mut s.tlbs[i + 1];
+            let drop: Vec<usize> = (0..tlb.entries().len())
+                .filter(|&k| {
+                    let e = tlb.entries()[k];
+                    !keep.iter().any(|&va| e.covers(VirtAddr(va)))
+                })
+                .collect();
+            for k in drop.into_iter().rev() {
+                tlb.evict(k);
+            }
+        }
+        if !s.pending.is_empty() {
+            let (descs, _) = self.observable(s);
+            s.pending.retain(|p| descs.contains(&p.pa.0));
+        }
+        for t in s.tlbis.iter_mut() {
+            for c in 0..s.tlbs.len() {
+                if t.waiting & (1 << c) != 0
+                    && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
+                {
+                    t.waiting &= !(1 << c);
+                }
+            }
+        }
+        s.tlbis.retain(|t| t.waiting != 0);
+    }
+
+    fn translator<'b>(
+        &'b self,
+        read: &'b dyn Fn(PhysAddr) -> u64,
+        same: &'b dyn Fn(PhysAddr, PhysAddr) -> bool,
+    ) -> Translator<'b> {
+        Translator {
+            config: &self.sc.config,
+            root: self.sc.root,
+            read,
+            same_page: Some(same),
+        }
+    }
+
+    fn choices(&self, s: &State, cpu: usize, va: u64, access: Access) -> Vec<Choice> {
+        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let same = |a: PhysAddr, b: PhysAddr| {
+            s.mem
+                .same_frame(&self.sc.base, self.shift, a.0 >> self.shift, b.0 >> self.shift)
+        };
+        self.translator(&read, &same)
+            .choices(&s.tlbs[cpu], 0, VirtAddr(va), access)
+    }
+
+    fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
+        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let same = |_: PhysAddr, _: PhysAddr| false;
+        let mut v = self
+            .translator(&read, &same)
+            .walks(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load);
+        // A walk that caches nothing new changes nothing.
+        v.retain(|c| {
+            c.fills
+                .iter()
+                .any(|e| !s.tlbs[cpu].entries().contains(e))
+        });
+        v
+    }
+
+    /// Tells whether the updater's next operation is invisible to the
+    /// workloads (see the module documentation).
+    fn invisible(&self, s: &State, op: &Op) -> bool {
+        let touches = |frames: &FxHashSet<u64>, first: u64, n: u64| {
+            (first..first + n).any(|f| frames.contains(&f))
+        };
+        match op {
+            Op::Alloc | Op::Isb => true,
+            Op::Dsb(_) => s.pending.is_empty() && s.tlbis.is_empty(),
+            Op::Tlbi(t) => !s.tlbs.iter().any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
+            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self.observable(s).0.contains(&pa.0),
+            Op::Free { first, count } => !touches(&self.observable(s).1, *first, *count),
+            Op::Copy { dst: f, .. } | Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
+                !self.observable(s).1.contains(f)
+            }
+            Op::Pause | Op::Resume | Op::SynchronizeRcu | Op::WriteWord { .. } => false,
+        }
+    }
+
+    fn updater_enabled(&self, s: &State) -> bool {
+        match self.sc.ops.get(usize::from(s.pc)) {
+            None => false,
+            Some(Op::SynchronizeRcu) => !matches!(s.gp, Some(m) if m != 0),
+            // The IPI that pauses or stops a CPU is taken between its
+            // instructions, never between the two halves of one load.
+            Some(Op::Pause) => s.wl.iter().all(|w| w.half == Half::None),
+            Some(_) => true,
+        }
+    }
+
+    /// Tells whether every CPU has finished.
+    pub fn finished(&self, s: &State) -> bool {
+        usize::from(s.pc) >= self.sc.ops.len() && (0..s.wl.len()).all(|i| !self.live(s, i))
+    }
+
+    /// Lists the steps enabled in `s`, reduced.
+    pub fn steps(&self, s: &State, out: &mut Vec<Step>) {
+        out.clear();
+        if self.updater_enabled(s) {
+            let op = &self.sc.ops[usize::from(s.pc)];
+            if self.invisible(s, op) {
+                out.push(Step::Updater);
+                return;
+            }
+            out.push(Step::Updater);
+        }
+        for i in 0..s.wl.len() {
+            if !self.live(s, i) || s.paused {
+                continue;
+            }
+            let cpu = i + 1;
+            let w = &self.sc.workloads[i];
+            let pc = usize::from(s.wl[i].pc);
+            match &w.ops[pc] {
+                WOp::SkipIfFakeHead { .. } => {
+                    // Local: taken alone.
+                    out.clear();
+                    out.push(Step::Cpu {
+                        cpu: cpu as u8,
+                        choice: 0,
+                    });
+                    return;
+                }
+                WOp::Pick(c) => {
+                    out.clear();
+                    for k in 0..c.len() {
+                        out.push(Step::Cpu {
+                            cpu: cpu as u8,
+                            choice: k as u8,
+                        });
+                    }
+                    return;
+                }
+                WOp::RcuLock | WOp::RcuUnlock => out.push(Step::Cpu {
+                    cpu: cpu as u8,
+                    choice: 0,
+                }),
+                WOp::CasIfNonZero { reg, .. } if s.wl[i].regs[*reg] >> 32 == 0 => {
+                    out.push(Step::Cpu {
+                        cpu: cpu as u8,
+                        choice: 0,
+                    })
+                }
+                _ => {
+                    let (va, access) = self.access_of(s, i);
+                    let n = self.choices(s, cpu, va, access).len();
+                    for k in 0..n {
+                        out.push(Step::Cpu {
+                            cpu: cpu as u8,
+                            choice: k as u8,
+                        });
+                    }
+                }
+            }
+        }
+        for (k, p) in s.pending.iter().enumerate() {
+            if !s.pending[..k].iter().any(|q| q.pa == p.pa) {
+                out.push(Step::Propagate { index: k as u8 });
+            }
+        }
+        for i in 0..s.wl.len() {
+            if !self.live(s, i) {
+                continue;
+            }
+            let cpu = i + 1;
+            for &va in self.remaining(s, i) {
+                for k in 0..self.walks(s, cpu, va).len() {
+                    out.push(Step::Fill {
+                        cpu: cpu as u8,
+                        va,
+                        choice: k as u8,
+                    });
+                }
+            }
+            for k in 0..s.tlbs[cpu].entries().len() {
+                out.push(Step::Evict {
+                    cpu: cpu as u8,
+                    index: k as u8,
+                });
+            }
+        }
+    }
+
+    fn resolve(&self, s: &State, i: usize, a: &Addr) -> u64 {
+        match *a {
+            Addr::Fixed(v) => v,
+            Addr::Picked(o) => {
+                let w = &self.sc.workloads[i];
+                w.candidates()[usize::from(s.wl[i].pick.unwrap_or(0))] + o
+            }
+        }
+    }
+
+    fn access_of(&self, s: &State, i: usize) -> (u64, Access) {
+        let w = &self.sc.workloads[i];
+        match &w.ops[usize::from(s.wl[i].pc)] {
+            WOp::Load { addr, .. } => (self.resolve(s, i, addr), Access::Load),
+            WOp::LoadHalf { va, .. } => (*va, Access::Load),
+            WOp::Store { addr, .. } | WOp::CasIfNonZero { addr, .. } => {
+                (self.resolve(s, i, addr), Access::Store)
+            }
+            _ => (0, Access::Load),
+        }
+    }
+
+    /// Applies a choice's hardware update and fills to `cpu`'s TLB, as
+    /// [`vmsa::Machine::commit`] does. Returns false if the update found
+    /// the descriptor changed.
+    fn commit(&self, s: &mut State, cpu: usize, c: &Choice) -> bool {
+        if let Some(u) = c.hw_update {
+            if self.read(s, u.pa.0) != u.expected.0 || s.pending.iter().any(|p| p.pa == u.pa) {
+                return false;
+            }
+            s.mem.write(u.pa.0, u.new.0);
+            let tlb = &mut s.tlbs[cpu];
+            let stale: Vec<usize> = (0..tlb.entries().len())
+                .filter(|&k| tlb.entries()[k].desc_pa == u.pa)
+                .collect();
+            for k in stale.into_iter().rev() {
+                tlb.evict(k);
+            }
+        }
+        for e in &c.fills {
+            s.tlbs[cpu].insert(*e);
+        }
+        true
+    }
+
+    /// Applies `step` to `s`; with `log`, describes it.
+    pub fn apply(&self, s: &State, step: Step, mut log: Option<&mut String>) -> Outcome {
+        let mut n = s.clone();
+        let r = match step {
+            Step::Updater => self.run_updater(&mut n, log.as_deref_mut()),
+            Step::Cpu { cpu, choice } => {
+                self.run_cpu(&mut n, usize::from(cpu), usize::from(choice), log.as_deref_mut())
+            }
+            Step::Propagate { index } => {
+                let p = n.pending.remove(usize::from(index));
+                if let Some(l) = log.as_deref_mut() {
+                    let _ = write!(
+                        l,
+                        "hw:   store to {:#x} ({:#x}) visible to walkers",
+                        p.pa.0, p.value
+                    );
+                }
+                Ok(true)
+            }
+            Step::Fill { cpu, va, choice } => {
+                let c = usize::from(cpu);
+                let walks = self.walks(&n, c, va);
+                let Some(ch) = walks.get(usize::from(choice)) else {
+                    return Outcome::Disabled;
+                };
+                if !self.commit(&mut n, c, ch) {
+                    return Outcome::Disabled;
+                }
+                if let Some(l) = log.as_deref_mut() {
+                    let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
+                    for e in &ch.fills {
+                        let _ = write!(l, " [{e}]");
+                    }
+                    if ch.hw_update.is_some() {
+                        l.push_str(" (sets AF)");
+                    }
+                }
+                Ok(true)
+            }
+            Step::Evict { cpu, index } => {
+                let c = usize::from(cpu);
+                let e = n.tlbs[c].evict(usize::from(index));
+                if let Some(l) = log.as_deref_mut()
+                    && let Some(e) = e
+                {
+                    let _ = write!(l, "hw:   cpu{c} evicts [{e}]");
+                }
+                Ok(true)
+            }
+        };
+        match r {
+            Err(h) => Outcome::Hazard(h),
+            Ok(false) => Outcome::Disabled,
+            Ok(true) => {
+                self.normalize(&mut n);
+                Outcome::Next(n)
+            }
+        }
+    }
+
+    fn run_updater(&self, s: &mut State, log: Option<&mut String>) -> Result<bool, Hazard> {
+        let pc = usize::from(s.pc);
+        let op = &self.sc.ops[pc];
+        let mut note = String::new();
+        let mut next = pc + 1;
+        match op {
+            Op::Store { pa, value } => self.store(s, pa.0, *value),
+            Op::Cas {
+                pa,
+                expect,
+                value,
+                retry,
+            } => {
+                let cur = self.read(s, pa.0);
+                if cur == *expect {
+                    self.store(s, pa.0, *value);
+                } else if s.retries < CAS_RETRIES {
+                    s.retries += 1;
+                    next = *retry;
+                    note = format!(" -> found {cur:#x}, retry from {retry}");
+                } else {
+                    return Err(Hazard {
+                        kind: HazardKind::GaveUp,
+                        cpu: 0,
+                        va: None,
+                        detail: format!(
+                            "the descriptor at {:#x} holds {cur:#x}, not {expect:#x}, after {} retries",
+                            pa.0, CAS_RETRIES
+                        ),
+                    });
+                }
+            }
+            Op::Dsb(kind) => {
+                s.pending.clear();
+                if kind.completes_tlbi() {
+                    for t in std::mem::take(&mut s.tlbis) {
+                        for c in 0..s.tlbs.len() {
+                            if t.waiting & (1 << c) != 0 {
+                                s.tlbs[c].invalidate(&t.op);
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Isb | Op::Alloc => {}
+            Op::Tlbi(t) => {
+                let all = (1u64 << s.tlbs.len()) - 1;
+                s.tlbis.push(PendingTlbi {
+                    cpu: 0,
+                    op: *t,
+                    waiting: all & !1,
+                });
+            }
+            Op::Free { first, count } => {
+                for f in *first..first + count {
+                    match s.freed.binary_search(&f) {
+                        Ok(_) => {
+                            return Err(Hazard {
+                                kind: HazardKind::DoubleFree,
+                                cpu: 0,
+                                va: None,
+                                detail: format!("pfn {f:#x} freed twice"),
+                            });
+                        }
+                        Err(i) => s.freed.insert(i, f),
+                    }
+                }
+            }
+            Op::Copy { dst, src } => s.mem.copy(*dst, *src, self.shift),
+            Op::Fill { frame, first, step } => s.mem.fill(
+                *frame,
+                Source::Fill {
+                    first: *first,
+                    step: *step,
+                },
+                self.shift,
+            ),
+            Op::Words { frame, words } => {
+                for &(w, v) in words.iter() {
+                    s.mem.write((frame << self.shift) + u64::from(w) * 8, v);
+                }
+            }
+            Op::Pause => s.paused = true,
+            Op::Resume => s.paused = false,
+            Op::SynchronizeRcu => match s.gp {
+                None => {
+                    let m = s
+                        .wl
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, w)| w.rcu)
+                        .fold(0u64, |m, (i, _)| m | 1 << (i + 1));
+                    if m != 0 {
+                        s.gp = Some(m);
+                        next = pc;
+                        note = " (waits for the CPUs in a read section)".into();
+                    }
+                }
+                Some(_) => s.gp = None,
+            },
+            Op::WriteWord { va, value } => {
+                let g = self.sc.config.granule;
+                let read = |pa: PhysAddr| self.read(s, pa.0);
+                let w = walk::walk(g, VirtAddr(*va), g.start_level(), self.sc.root, &read);
+                if let Ok((leaf, lvl, _, _)) = w.result {
+                    let pa = leaf.oa.0 + (va & (g.level_size(lvl) - 1));
+                    s.mem.write(pa, *value);
+                    s.wrote(*va, *value);
+                }
+            }
+        }
+        if let Some(l) = log {
+            let _ = write!(l, "cpu0: {}{note}", self.sc.program.instrs[pc]);
+        }
+        s.pc = next as u16;
+        Ok(true)
+    }
+
+    fn store(&self, s: &mut State, pa: u64, value: u64) {
+        let prev = self.read(s, pa);
+        s.mem.write(pa, value);
+        s.pending.push(PendingStore {
+            cpu: 0,
+            pa: PhysAddr(pa),
+            prev,
+            value,
+        });
+    }
+
+    fn run_cpu(
+        &self,
+        s: &mut State,
+        cpu: usize,
+        choice: usize,
+        log: Option<&mut String>,
+    ) -> Result<bool, Hazard> {
+        let i = cpu - 1;
+        let w = &self.sc.workloads[i];
+        let pc = usize::from(s.wl[i].pc);
+        let op = &w.ops[pc];
+        let mut next = pc + 1;
+        let mut text = format!("cpu{cpu}: {op}");
+        match op {
+            WOp::Pick(c) => {
+                s.wl[i].pick = Some(choice as u8);
+                text = format!("cpu{cpu}: picks the struct page at {:#x}", c[choice]);
+            }
+            WOp::RcuLock => s.wl[i].rcu = true,
+            WOp::RcuUnlock => {
+                s.wl[i].rcu = false;
+                if let Some(m) = s.gp.as_mut() {
+                    *m &= !(1 << cpu);
+                }
+            }
+            WOp::SkipIfFakeHead { reg, to } => {
+                let picked = self.resolve(s, i, &Addr::Picked(0));
+                let flags = s.wl[i].regs[*reg];
+                if picked != w.head
+                    && flags & mm::vmemmap::PG_HEAD != 0
+                    && picked % (1 << self.shift) == 0
+                {
+                    next = *to;
+                    text.push_str(": fake head, skipped");
+                }
+            }
+            WOp::CasIfNonZero { reg, .. } if s.wl[i].regs[*reg] >> 32 == 0 => {
+                text.push_str(": refcount zero, no CAS");
+            }
+            _ => {
+                let (va, access) = self.access_of(s, i);
+                let choices = self.choices(s, cpu, va, access);
+                let Some(ch) = choices.get(choice) else {
+                    return Ok(false);
+                };
+                let ch = ch.clone();
+                if !self.commit(s, cpu, &ch) {
+                    return Ok(false);
+                }
+                let _ = write!(text, " via {}", describe_via(&ch));
+                let t = match ch.result {
+                    Err(f) => {
+                        return Err(self.hazard(
+                            s,
+                            cpu,
+                            HazardKind::Fault(f.kind),
+                            va,
+                            format!("{f} on {op}"),
+                        ));
+                    }
+                    Ok(t) => t,
+                };
+                let frame = t.pa.0 >> self.shift;
+                if s.freed.binary_search(&frame).is_ok() {
+                    return Err(self.hazard(
+                        s,
+                        cpu,
+                        HazardKind::UseAfterFree,
+                        va,
+                        format!("{op} reached pfn {frame:#x}, freed, via {}", describe_via(&ch)),
+                    ));
+                }
+                match op {
+                    WOp::Load { reg, .. } => {
+                        let v = self.read(s, t.pa.0);
+                        s.wl[i].regs[*reg] = v;
+                        let _ = write!(text, " = {v:#x}");
+                    }
+                    WOp::Store { value, .. } => {
+                        s.mem.write(t.pa.0, *value);
+                        s.wrote(va, *value);
+                    }
+                    WOp::CasIfNonZero { reg, .. } => {
+                        let cur = self.read(s, t.pa.0);
+                        let exp = s.wl[i].regs[*reg];
+                        if cur == exp {
+                            s.mem.write(t.pa.0, cur + REF_ONE);
+                            s.wrote(va, cur + REF_ONE);
+                            text.push_str(" (swapped)");
+                        } else {
+                            let _ = write!(text, " (found {cur:#x}, no swap)");
+                        }
+                    }
+                    WOp::LoadHalf { half, .. } => {
+                        let v = self.read(s, t.pa.0);
+                        s.wl[i].regs[*half] = v;
+                        let h = self.classify(s, va, v);
+                        let _ = write!(text, " = {v:#x}");
+                        if *half == 0 {
+                            s.wl[i].half = h;
+                        } else {
+                            // Torn: the pair is neither the old pages' nor
+                            // the new pages' contents.
+                            let torn = match (s.wl[i].half, h) {
+                                (
+                                    Half::Loaded { old: o0, new: n0 },
+                                    Half::Loaded { old: o1, new: n1 },
+                                ) => !(o0 && o1) && !(n0 && n1),
+                                _ => false,
+                            };
+                            if torn {
+                                return Err(self.hazard(
+                                    s,
+                                    cpu,
+                                    HazardKind::TornRead,
+                                    va,
+                                    "the two halves match neither the old pages' contents nor the new pages' (one half through each generation)".into(),
+                                ));
+                            }
+                            s.wl[i].half = Half::None;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        s.wl[i].pc = next as u8;
+        if let Some(l) = log {
+            l.push_str(&text);
+        }
+        Ok(true)
+    }
+
+    /// Classifies a value `v` read at `va`: does it match what the old and
+    /// the new frame of its vmemmap page hold now?
+    fn classify(&self, s: &State, va: u64, v: u64) -> Half {
+        let mask = (1u64 << self.shift) - 1;
+        let Some(&(_, old, new)) = self.sc.pages.iter().find(|p| p.0 == va & !mask) else {
+            return Half::Loaded {
+                old: true,
+                new: true,
+            };
+        };
+        let holds = |f: u64| self.read(s, (f << self.shift) | (va & mask)) == v;
+        Half::Loaded {
+            old: holds(old),
+            new: holds(new),
+        }
+    }
+
+    fn hazard(&self, s: &State, cpu: usize, kind: HazardKind, va: u64, what: String) -> Hazard {
+        Hazard {
+            kind,
+            cpu,
+            va: Some(va),
+            detail: format!("{what}; {}", self.context(s, cpu, va)),
+        }
+    }
+
+    /// Describes the descriptors and TLB entries that matter for `va` on
+    /// `cpu`.
+    pub fn context(&self, s: &State, cpu: usize, va: u64) -> String {
+        let g = self.sc.config.granule;
+        let mut out = String::new();
+        let mut table = self.sc.root;
+        for level in g.levels() {
+            let pa = table.add(g.index(level, va) as u64 * 8);
+            let coherent = self.read(s, pa.0);
+            let seen = self.walker_read(s, pa.0);
+            let d = vmsa::Descriptor(coherent);
+            let _ = write!(out, "L{level} desc {:#x} = {}", pa.0, vmsa::descriptor::describe(&d.decode(g, level)));
+            if seen != coherent {
+                let _ = write!(
+                    out,
+                    " (walkers still see {})",
+                    vmsa::descriptor::describe(&vmsa::Descriptor(seen).decode(g, level))
+                );
+            }
+            out.push_str("; ");
+            match d.as_table(g, level) {
+                Some(next) => table = next,
+                None => break,
+            }
+        }
+        let entries: Vec<String> = s.tlbs[cpu]
+            .entries()
+            .iter()
+            .filter(|e| e.covers(VirtAddr(va)))
+            .map(|e| format!("[{e}]"))
+            .collect();
+        let _ = write!(
+            out,
+            "cpu{cpu} TLB: {}",
+            if entries.is_empty() {
+                "nothing for it".to_string()
+            } else {
+                entries.join(" ")
+            }
+        );
+        out
+    }
+
+    /// Checks a final state against the sequential run: every store
+    /// reflected, struct pages as the sequential run left them, the
+    /// intended mapping, every old page freed.
+    pub fn check_final(&self, s: &State) -> Option<Hazard> {
+        let g = self.sc.config.granule;
+        let read = |pa: PhysAddr| self.read(s, pa.0);
+        let leaf = |va: u64| -> Option<(u64, bool)> {
+            let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
+            w.result
+                .ok()
+                .map(|(l, lvl, _, _)| (l.oa.0 + (va & (g.level_size(lvl) - 1)), l.attrs.read_only()))
+        };
+        let bad = |kind, va: u64, detail: String| {
+            Some(Hazard {
+                kind,
+                cpu: 0,
+                va: Some(va),
+                detail,
+            })
+        };
+        for &(va, v) in &s.written {
+            match leaf(va) {
+                Some((pa, _)) if self.read(s, pa) == v => {}
+                Some((pa, _)) => {
+                    return bad(
+                        HazardKind::LostUpdate,
+                        va,
+                        format!(
+                            "the last store wrote {v:#x}; the final mapping shows {:#x}",
+                            self.read(s, pa)
+                        ),
+                    );
+                }
+                None => return bad(HazardKind::FinalState, va, "not mapped at the end".into()),
+            }
+        }
+        for &(va, v) in &self.sc.reference.words {
+            if s.written.binary_search_by_key(&va, |w| w.0).is_ok() {
+                continue;
+            }
+            if let Some((pa, _)) = leaf(va)
+                && self.read(s, pa) != v
+            {
+                return bad(
+                    HazardKind::FinalState,
+                    va,
+                    format!(
+                        "struct page word is {:#x}; the sequential run leaves {v:#x}",
+                        self.read(s, pa)
+                    ),
+                );
+            }
+        }
+        for &(va, frame, ro) in &self.sc.reference.mapping {
+            let got = leaf(va).map(|(pa, r)| (pa >> self.shift, r));
+            if got != Some((frame, ro)) {
+                return bad(
+                    HazardKind::FinalState,
+                    va,
+                    format!("maps {got:?} at the end; intended (pfn {frame:#x}, read-only {ro})"),
+                );
+            }
+        }
+        if s.freed != self.sc.reference.freed {
+            return bad(
+                HazardKind::FinalState,
+                0,
+                format!(
+                    "{} pages freed, the sequential run frees {}",
+                    s.freed.len(),
+                    self.sc.reference.freed.len()
+                ),
+            );
+        }
+        None
+    }
+}
+
+fn describe_via(c: &Choice) -> String {
+    match &c.via {
+        walk::Via::Tlb(e) => format!("TLB [{e}]"),
+        walk::Via::Walk => "a walk".into(),
+        walk::Via::WalkFrom(e) => format!("a walk from cached [{e}]"),
+        walk::Via::Conflict => "a TLB conflict".into(),
+    }
+}

@@ -1,0 +1,71 @@
+//! What can go wrong while another CPU remaps the vmemmap.
+
+use std::fmt;
+
+use serde::Serialize;
+use vmsa::FaultKind;
+
+/// A kind of hazard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum HazardKind {
+    /// A fault on a kernel vmemmap access: an oops.
+    Fault(FaultKind),
+    /// A store the final memory does not reflect.
+    LostUpdate,
+    /// An access through a stale translation to a freed page.
+    UseAfterFree,
+    /// A load across two vmemmap pages that combined the old translation
+    /// of one with the new translation of the other, where their contents
+    /// differ.
+    TornRead,
+    /// A page freed twice.
+    DoubleFree,
+    /// The final state is not the sequential run's: mapping, freed pages
+    /// or struct page contents.
+    FinalState,
+    /// No CPU can go on.
+    Deadlock,
+    /// Not a hazard: the compare-and-swap failed more often than the
+    /// protocol retries, and the updater gives up on this huge page (a
+    /// liveness question; the path is not explored further).
+    GaveUp,
+}
+
+impl HazardKind {
+    /// Returns a short name.
+    pub fn name(self) -> String {
+        match self {
+            HazardKind::Fault(k) => format!("{k}"),
+            HazardKind::LostUpdate => "lost update".into(),
+            HazardKind::UseAfterFree => "use after free".into(),
+            HazardKind::TornRead => "torn read".into(),
+            HazardKind::DoubleFree => "double free".into(),
+            HazardKind::FinalState => "final state".into(),
+            HazardKind::Deadlock => "deadlock".into(),
+            HazardKind::GaveUp => "CAS retries exhausted".into(),
+        }
+    }
+}
+
+/// A hazard found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hazard {
+    /// What.
+    pub kind: HazardKind,
+    /// The CPU it happened on.
+    pub cpu: usize,
+    /// The VA concerned, if any.
+    pub va: Option<u64>,
+    /// What exactly.
+    pub detail: String,
+}
+
+impl fmt::Display for Hazard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on cpu{}", self.kind.name(), self.cpu)?;
+        if let Some(va) = self.va {
+            write!(f, " at {va:#x}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}

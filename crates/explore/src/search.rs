@@ -1,0 +1,294 @@
+//! Breadth-first search over the reduced state graph, level by level, in
+//! parallel, with fingerprints for the visited set.
+//!
+//! Determinism: each level's successors are generated in parallel but
+//! collected in the frontier's order, and inserted into the visited set
+//! in that order, so the same scenario gives the same states, the same
+//! counts and the same (shortest) counterexample on any number of
+//! threads.
+//!
+//! Fingerprints are 128 bits (two independent 64-bit hashes of the state),
+//! as TLC and SPIN's hash compaction store fingerprints instead of states:
+//! two distinct states of one run collide with probability about
+//! n^2 / 2^129, negligible at the sizes run here.
+
+use std::hash::{BuildHasher, Hash, Hasher as _};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use rustc_hash::{FxBuildHasher, FxHashSet};
+use serde::Serialize;
+
+use crate::engine::{Engine, Outcome, Step};
+use crate::hazard::Hazard;
+use crate::state::State;
+
+/// Limits on a search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Unique states.
+    pub states: u64,
+    /// Approximate memory in bytes (visited set, parent links, frontier).
+    pub memory: u64,
+    /// Wall-clock time.
+    pub time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            states: 20_000_000,
+            memory: 4 << 30,
+            time: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Which limit stopped a search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Limit {
+    /// `--max-states`.
+    States,
+    /// `--max-memory`.
+    Memory,
+    /// `--max-time`.
+    Time,
+}
+
+impl Limit {
+    /// Says which limit and how to raise it.
+    pub fn advice(self, limits: &Limits) -> String {
+        match self {
+            Limit::States => format!(
+                "the state limit ({}) was reached; raise it with --max-states",
+                limits.states
+            ),
+            Limit::Memory => format!(
+                "the memory limit ({} MiB) was reached; raise it with --max-memory (MiB)",
+                limits.memory >> 20
+            ),
+            Limit::Time => format!(
+                "the time limit ({} s) was reached; raise it with --max-time (seconds)",
+                limits.time.as_secs()
+            ),
+        }
+    }
+}
+
+/// One line of a counterexample.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TraceStep {
+    /// The CPU that acted (0 the updater), or `None` for the hardware.
+    pub cpu: Option<usize>,
+    /// What happened.
+    pub text: String,
+}
+
+/// What a search found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Every reachable state explored; no hazard.
+    Safe,
+    /// A hazard, with the shortest path to it.
+    Hazard {
+        /// The hazard.
+        hazard: Hazard,
+        /// The steps that lead to it.
+        trace: Vec<TraceStep>,
+    },
+    /// A limit stopped the search first; no hazard up to there.
+    Incomplete {
+        /// Which limit.
+        limit: Limit,
+        /// How to raise it.
+        advice: String,
+    },
+}
+
+/// Statistics and verdict of a search.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Unique states explored.
+    pub states: u64,
+    /// Transitions taken.
+    pub transitions: u64,
+    /// The deepest level reached.
+    pub depth: u64,
+    /// Paths on which the updater gave up (CAS retries exhausted).
+    pub gave_up: u64,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+fn fingerprint(s: &State) -> u128 {
+    let mut a = FxBuildHasher.build_hasher();
+    s.hash(&mut a);
+    let mut b = std::hash::DefaultHasher::new();
+    s.hash(&mut b);
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// Successors of one state: each step with its outcome's fingerprint.
+type Expanded = Vec<(Step, Outcome, u128)>;
+
+/// Explores every state reachable in `engine`'s scenario.
+pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
+    let start = Instant::now();
+    let init = engine.initial();
+    let mut visited: FxHashSet<u128> = FxHashSet::default();
+    visited.insert(fingerprint(&init));
+    // Parent links: node id -> (parent id, step).
+    let mut nodes: Vec<(u32, Step)> = vec![(u32::MAX, Step::Updater)];
+    let mut frontier: Vec<(u32, State)> = vec![(0, init.clone())];
+    let mut transitions = 0u64;
+    let mut depth = 0u64;
+    let mut gave_up = 0u64;
+    let report = |verdict, states: usize, transitions, depth, gave_up| Report {
+        verdict,
+        states: states as u64,
+        transitions,
+        depth,
+        gave_up,
+        elapsed: start.elapsed(),
+    };
+    while !frontier.is_empty() {
+        let expanded: Vec<Expanded> = frontier
+            .par_iter()
+            .map(|(_, s)| {
+                let mut steps = Vec::new();
+                engine.steps(s, &mut steps);
+                if steps.is_empty() {
+                    let out = if engine.finished(s) {
+                        engine.check_final(s)
+                    } else {
+                        Some(deadlock(engine, s))
+                    };
+                    return out
+                        .map(|h| vec![(Step::Updater, Outcome::Hazard(h), 0)])
+                        .unwrap_or_default();
+                }
+                steps
+                    .into_iter()
+                    .filter_map(|st| match engine.apply(s, st, None) {
+                        Outcome::Disabled => None,
+                        Outcome::Next(n) => {
+                            let fp = fingerprint(&n);
+                            Some((st, Outcome::Next(n), fp))
+                        }
+                        h => Some((st, h, 0)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut next = Vec::new();
+        for ((id, s), succ) in frontier.iter().zip(expanded) {
+            for (step, outcome, fp) in succ {
+                transitions += 1;
+                match outcome {
+                    Outcome::Hazard(h) if h.kind == crate::HazardKind::GaveUp => gave_up += 1,
+                    Outcome::Hazard(h) => {
+                        let terminal = engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
+                        let trace = rebuild(engine, &nodes, *id, (!terminal).then_some(step));
+                        return report(
+                            Verdict::Hazard { hazard: h, trace },
+                            visited.len(),
+                            transitions,
+                            depth + 1,
+                            gave_up,
+                        );
+                    }
+                    Outcome::Next(n) => {
+                        if visited.insert(fp) {
+                            nodes.push((*id, step));
+                            next.push(((nodes.len() - 1) as u32, n));
+                        }
+                    }
+                    Outcome::Disabled => {}
+                }
+            }
+        }
+        depth += 1;
+        frontier = next;
+        let limit = if visited.len() as u64 >= limits.states {
+            Some(Limit::States)
+        } else if approx_memory(visited.len(), &frontier) >= limits.memory {
+            Some(Limit::Memory)
+        } else if start.elapsed() >= limits.time {
+            Some(Limit::Time)
+        } else {
+            None
+        };
+        if let Some(l) = limit
+            && !frontier.is_empty()
+        {
+            return report(
+                Verdict::Incomplete {
+                    limit: l,
+                    advice: l.advice(limits),
+                },
+                visited.len(),
+                transitions,
+                depth,
+                gave_up,
+            );
+        }
+    }
+    report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
+}
+
+fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
+    Hazard {
+        kind: crate::HazardKind::Deadlock,
+        cpu: 0,
+        va: None,
+        detail: format!(
+            "the updater waits at operation {} ({}) and no CPU can go on",
+            s.pc,
+            engine
+                .scenario()
+                .program
+                .instrs
+                .get(usize::from(s.pc))
+                .map_or_else(|| "end".to_string(), |i| i.to_string())
+        ),
+    }
+}
+
+fn approx_memory(visited: usize, frontier: &[(u32, State)]) -> u64 {
+    // 16 bytes of fingerprint plus hash-set overhead, 12 bytes of parent
+    // link per state; about 1 KiB per frontier state.
+    (visited as u64) * 40 + (frontier.len() as u64) * 1024
+}
+
+/// Replays the path to node `id` (then `last`) from the initial state,
+/// describing each step.
+fn rebuild(engine: &Engine<'_>, nodes: &[(u32, Step)], id: u32, last: Option<Step>) -> Vec<TraceStep> {
+    let mut path = Vec::new();
+    let mut cur = id;
+    while cur != 0 {
+        let (parent, step) = nodes[cur as usize];
+        path.push(step);
+        cur = parent;
+    }
+    path.reverse();
+    path.extend(last);
+    let mut s = engine.initial();
+    let mut out = Vec::new();
+    for step in path {
+        let mut text = String::new();
+        let outcome = engine.apply(&s, step, Some(&mut text));
+        let cpu = match step {
+            Step::Updater => Some(0),
+            Step::Cpu { cpu, .. } => Some(usize::from(cpu)),
+            _ => None,
+        };
+        out.push(TraceStep { cpu, text });
+        match outcome {
+            Outcome::Next(n) => s = n,
+            _ => break,
+        }
+    }
+    out
+}
