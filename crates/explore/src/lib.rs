@@ -12,10 +12,12 @@
 //! - [`engine`]: the steps and what they do, with the reductions;
 //! - [`hazard`]: what can go wrong;
 //! - [`search`]: parallel breadth-first search with limits;
-//! - [`verify`]: one configuration's rule verdict, costs and safety verdict.
+//! - [`verify`]: one configuration's rule verdict, costs and safety verdict;
+//! - [`mutate`]: mutants of a program, one step removed or moved.
 
 pub mod engine;
 pub mod hazard;
+pub mod mutate;
 pub mod search;
 pub mod state;
 pub mod verify;
@@ -24,9 +26,10 @@ pub mod world;
 
 pub use hazard::{Hazard, HazardKind};
 pub use search::{Limit, Limits, Report, TraceStep, Verdict};
-pub use verify::{Row, verify};
+pub use mutate::Mutant;
+pub use verify::{Row, Run, verify, verify_program};
 pub use workload::WorkloadKind;
-pub use world::{Direction, Scenario, Setup};
+pub use world::{Direction, Prepared, Scenario, Setup};
 
 /// What can go wrong setting up an exploration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

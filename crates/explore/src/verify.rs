@@ -1,13 +1,28 @@
 //! One configuration, checked both ways: the rule checker on the
-//! sequential run and the explorer against the workloads.
+//! sequential run, and the explorer against each workload (or all of them
+//! together).
 
+use std::time::Duration;
+
+use mm::program::Program;
+use rayon::prelude::*;
 use serde::Serialize;
 use vmsa::Rule;
 
-use crate::engine::Engine;
-use crate::search::{Limits, Report, explore};
-use crate::world::{Scenario, Setup};
 use crate::ExploreError;
+use crate::engine::Engine;
+use crate::search::{Limits, Report, Verdict, explore};
+use crate::workload::WorkloadKind;
+use crate::world::{Prepared, Scenario, Setup};
+
+/// One exploration: the workloads it ran and what it found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// The workloads, one CPU each (times the setup's copies).
+    pub workloads: Vec<WorkloadKind>,
+    /// The search.
+    pub report: Report,
+}
 
 /// The result for one configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -20,29 +35,99 @@ pub struct Row {
     pub costs: mm::Costs,
     /// Operations in the program.
     pub ops: usize,
-    /// The search.
-    pub report: Report,
+    /// The explorations.
+    pub runs: Vec<Run>,
 }
 
-/// Checks `setup`.
+impl Row {
+    /// Returns the verdict: the first hazard (in workload order), else the
+    /// first incomplete search, else safe.
+    pub fn verdict(&self) -> (&Verdict, Option<&Run>) {
+        let hazard = self
+            .runs
+            .iter()
+            .find(|r| matches!(r.report.verdict, Verdict::Hazard { .. }));
+        let incomplete = self
+            .runs
+            .iter()
+            .find(|r| matches!(r.report.verdict, Verdict::Incomplete { .. }));
+        match hazard.or(incomplete) {
+            Some(r) => (&r.report.verdict, Some(r)),
+            None => (&Verdict::Safe, None),
+        }
+    }
+
+    /// Returns the unique states explored in all runs.
+    pub fn states(&self) -> u64 {
+        self.runs.iter().map(|r| r.report.states).sum()
+    }
+
+    /// Returns the time of all runs.
+    pub fn elapsed(&self) -> Duration {
+        self.runs.iter().map(|r| r.report.elapsed).sum()
+    }
+
+    /// Tells whether the rule checker found nothing.
+    pub fn compliant(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Tells whether the explorer finished without a hazard.
+    pub fn safe(&self) -> bool {
+        matches!(self.verdict().0, Verdict::Safe)
+    }
+}
+
+/// Checks `setup`: each workload in its own exploration, or all together.
 ///
 /// # Errors
 ///
 /// Returns [`ExploreError`] when the configuration cannot be set up.
-pub fn verify(setup: &Setup, limits: &Limits) -> Result<Row, ExploreError> {
-    let sc = Scenario::new(setup)?;
-    Ok(check(&sc, limits))
+pub fn verify(setup: &Setup, limits: &Limits, together: bool) -> Result<Row, ExploreError> {
+    let prep = Prepared::new(setup)?;
+    verify_program(&prep, &prep.program, limits, together)
 }
 
-/// Checks a built scenario.
-pub fn check(sc: &Scenario, limits: &Limits) -> Row {
-    let engine = Engine::new(sc);
-    let report = explore(&engine, limits);
-    Row {
-        setup: sc.setup.clone(),
-        violations: sc.violations.clone(),
-        costs: sc.costs.clone(),
-        ops: sc.ops.len(),
-        report,
-    }
+/// Checks `program` (the prepared one or a mutant) on the prepared kernel.
+///
+/// # Errors
+///
+/// Returns [`ExploreError`] when the program cannot run sequentially.
+pub fn verify_program(
+    prep: &Prepared,
+    program: &Program,
+    limits: &Limits,
+    together: bool,
+) -> Result<Row, ExploreError> {
+    let groups: Vec<Vec<WorkloadKind>> = if together {
+        vec![prep.setup.workloads.clone()]
+    } else {
+        prep.setup.workloads.iter().map(|w| vec![*w]).collect()
+    };
+    let full = Scenario::build(prep, program)?;
+    let runs = groups
+        .par_iter()
+        .map(|g| {
+            let mut sc = full.clone();
+            sc.setup.workloads = g.clone();
+            sc.workloads = full
+                .workloads
+                .iter()
+                .filter(|w| g.contains(&w.kind))
+                .cloned()
+                .collect();
+            let engine = Engine::new(&sc);
+            Run {
+                workloads: g.clone(),
+                report: explore(&engine, limits),
+            }
+        })
+        .collect();
+    Ok(Row {
+        setup: full.setup.clone(),
+        violations: full.violations.clone(),
+        costs: full.costs.clone(),
+        ops: full.ops.len(),
+        runs,
+    })
 }

@@ -3,6 +3,7 @@
 
 mod simulate;
 mod table;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,23 +15,11 @@ use vmsa::{Descriptor, Granule, Rule};
 
 use crate::table::Table;
 
-/// The sequences from the July 2024 thread, built into the binary.
-const BUILTIN: [(&str, &str); 2] = [
-    (
-        "thread-2024-07.seq",
-        include_str!("../../../sequences/thread-2024-07.seq"),
-    ),
-    (
-        "de-hvo-2024-07.seq",
-        include_str!("../../../sequences/de-hvo-2024-07.seq"),
-    ),
-];
-
 #[derive(Parser)]
 #[command(
     name = "hvo",
     version,
-    about = "HugeTLB Vmemmap Optimization on arm64: which ways of remapping a live vmemmap follow the Arm ARM's rules"
+    about = "HugeTLB Vmemmap Optimization on arm64: which ways of remapping a live vmemmap follow the Arm ARM's rules and are safe while other CPUs run"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,16 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check the built-in HVO and de-HVO sequences of the July 2024 thread
-    /// against the Arm ARM's rules and print one verdict per sequence.
-    Verify {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Print every violation, not only the first of each rule.
-        #[arg(long, short)]
-        verbose: bool,
-    },
+    /// Check every protocol against the Arm ARM's rules and explore it
+    /// against concurrent CPUs: one table of verdicts and costs, then the
+    /// shortest counterexample of each failure.
+    Verify(verify::VerifyArgs),
     /// Check sequence files (`.seq`) you wrote; exits 1 when a verdict
     /// differs from the file's `expect` line.
     Check {
@@ -112,19 +95,7 @@ struct CaseJson {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Verify { json, verbose } => {
-            let mut files = Vec::new();
-            for (name, text) in BUILTIN {
-                match seq::parse(name, text) {
-                    Ok(f) => files.push(f),
-                    Err(e) => {
-                        eprintln!("hvo: built-in sequence does not parse: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            report(&files, json, verbose)
-        }
+        Command::Verify(a) => verify::run(&a),
         Command::Check {
             files,
             json,

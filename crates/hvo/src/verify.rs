@@ -1,0 +1,322 @@
+//! `hvo verify`: every protocol, checked against the rules and explored
+//! against concurrent CPUs; one table, then each counterexample.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use explore::{Direction, Limits, Row, Setup, Verdict, WorkloadKind};
+use mm::{PROTOCOLS, Protocol};
+use rayon::prelude::*;
+use serde::Serialize;
+use vmsa::{BbmLevel, Features, Granule};
+
+use crate::table::Table;
+
+/// Options of `hvo verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Protocols, comma-separated (default: all; see `hvo protocols`).
+    #[arg(long, value_delimiter = ',')]
+    protocol: Vec<String>,
+    /// FEAT_BBM levels, comma-separated: 0, 1, 2, 2-noabort.
+    #[arg(long, value_delimiter = ',', default_value = "0,2,2-noabort")]
+    bbm: Vec<BbmLevel>,
+    /// The translation granule: 4k, 16k or 64k.
+    #[arg(long, default_value = "4k")]
+    granule: Granule,
+    /// The huge page size (`hugepagesz=`).
+    #[arg(long = "hugepagesz", default_value = "2M")]
+    huge_size: String,
+    /// Workloads, comma-separated: neighbour, pfn-walker, straddle,
+    /// head-writer (default: the standard set, the first three).
+    #[arg(long, value_delimiter = ',')]
+    workload: Vec<String>,
+    /// CPUs per workload (identical CPUs).
+    #[arg(long, default_value_t = 1)]
+    cpus: usize,
+    /// Run all workloads in one exploration, one CPU each, instead of one
+    /// exploration per workload.
+    #[arg(long)]
+    together: bool,
+    /// What the updater does: hvo, de-hvo or both.
+    #[arg(long, default_value = "both")]
+    direction: String,
+    /// Hardware Access flag management off (FEAT_HAFDBS, TCR_EL1.HA = 0).
+    #[arg(long)]
+    no_hw_af: bool,
+    /// Hardware dirty-state management on (TCR_EL1.HD = 1).
+    #[arg(long)]
+    hw_dbm: bool,
+    /// Remove `synchronize_rcu()` from the programs (commit bd225530a4c7's
+    /// race).
+    #[arg(long)]
+    no_rcu: bool,
+    /// Stop a search after this many unique states.
+    #[arg(long, default_value_t = Limits::default().states)]
+    max_states: u64,
+    /// Stop a search when it needs about this much memory, in MiB.
+    #[arg(long, default_value_t = Limits::default().memory >> 20)]
+    max_memory: u64,
+    /// Stop a search after this many seconds.
+    #[arg(long, default_value_t = Limits::default().time.as_secs())]
+    max_time: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct RowJson<'a> {
+    protocol: &'a str,
+    direction: &'a str,
+    granule: String,
+    huge_size: String,
+    bbm: String,
+    hw_af: bool,
+    rules: Vec<String>,
+    compliant: bool,
+    safe: bool,
+    verdict: String,
+    states: u64,
+    seconds: f64,
+    costs: &'a mm::Costs,
+    runs: &'a [explore::Run],
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("hvo: {msg}");
+    ExitCode::from(2)
+}
+
+/// Runs `hvo verify`.
+pub fn run(a: &VerifyArgs) -> ExitCode {
+    let protocols: Vec<Protocol> = if a.protocol.is_empty() {
+        PROTOCOLS.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for name in &a.protocol {
+            match Protocol::by_name(name) {
+                Some(p) => v.push(p),
+                None => {
+                    return fail(format!(
+                        "unknown protocol `{name}`; expected one of: {}",
+                        PROTOCOLS.map(|p| p.name).join(", ")
+                    ));
+                }
+            }
+        }
+        v
+    };
+    let workloads: Vec<WorkloadKind> = if a.workload.is_empty() {
+        WorkloadKind::STANDARD.to_vec()
+    } else {
+        match a.workload.iter().map(|w| w.parse()).collect() {
+            Ok(v) => v,
+            Err(e) => return fail(e),
+        }
+    };
+    let directions = match a.direction.as_str() {
+        "hvo" => vec![Direction::Hvo],
+        "de-hvo" => vec![Direction::Restore],
+        "both" => vec![Direction::Hvo, Direction::Restore],
+        d => return fail(format!("unknown direction `{d}`; expected hvo, de-hvo or both")),
+    };
+    let huge_size = match vmsa::granule::parse_size(&a.huge_size) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    if a.cpus == 0 {
+        return fail("--cpus must be at least 1".into());
+    }
+    let limits = Limits {
+        states: a.max_states,
+        memory: a.max_memory << 20,
+        time: Duration::from_secs(a.max_time),
+    };
+    let mut setups = Vec::new();
+    for p in &protocols {
+        for d in &directions {
+            for bbm in &a.bbm {
+                setups.push(Setup {
+                    protocol: *p,
+                    direction: *d,
+                    granule: a.granule,
+                    huge_size,
+                    features: Features {
+                        bbm: *bbm,
+                        hw_af: !a.no_hw_af,
+                        hw_dbm: a.hw_dbm,
+                        ..Features::default()
+                    },
+                    workloads: workloads.clone(),
+                    copies: a.cpus,
+                });
+            }
+        }
+    }
+    let results: Vec<Result<Row, explore::ExploreError>> = setups
+        .par_iter()
+        .map(|s| {
+            let prep = explore::Prepared::new(s)?;
+            let mut program = prep.program.clone();
+            if a.no_rcu {
+                program
+                    .instrs
+                    .retain(|i| !matches!(i, mm::Instr::SynchronizeRcu));
+            }
+            explore::verify_program(&prep, &program, &limits, a.together)
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for r in results {
+        match r {
+            Ok(row) => rows.push(row),
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    if a.json {
+        let out: Vec<RowJson> = rows.iter().map(row_json).collect();
+        match serde_json::to_string_pretty(&out) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e.to_string()),
+        }
+        return ExitCode::SUCCESS;
+    }
+    print!("{}", render(&rows, &workloads, a));
+    ExitCode::SUCCESS
+}
+
+fn rules_cell(row: &Row) -> String {
+    if row.compliant() {
+        "compliant".into()
+    } else {
+        row.violations
+            .iter()
+            .map(|(r, _)| r.code())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn verdict_cell(row: &Row) -> String {
+    let (v, run) = row.verdict();
+    match v {
+        Verdict::Safe => "safe".into(),
+        Verdict::Hazard { hazard, .. } => format!(
+            "{} ({})",
+            hazard.kind.name(),
+            run.map(|r| names(&r.workloads)).unwrap_or_default()
+        ),
+        Verdict::Incomplete { limit, .. } => format!("incomplete: {limit:?} limit"),
+    }
+}
+
+fn names(w: &[WorkloadKind]) -> String {
+    w.iter().map(|w| w.name()).collect::<Vec<_>>().join("+")
+}
+
+fn row_json(row: &Row) -> RowJson<'_> {
+    RowJson {
+        protocol: row.setup.protocol.name,
+        direction: row.setup.direction.name(),
+        granule: row.setup.granule.to_string(),
+        huge_size: vmsa::granule::format_size(row.setup.huge_size),
+        bbm: row.setup.features.bbm.to_string(),
+        hw_af: row.setup.features.hw_af,
+        rules: row.violations.iter().map(|(r, _)| r.code()).collect(),
+        compliant: row.compliant(),
+        safe: row.safe(),
+        verdict: verdict_cell(row),
+        states: row.states(),
+        seconds: row.elapsed().as_secs_f64(),
+        costs: &row.costs,
+        runs: &row.runs,
+    }
+}
+
+fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
+    let mut t = Table::new(&[
+        "protocol",
+        "op",
+        "FEAT_BBM",
+        "rules",
+        "concurrent",
+        "states",
+        "time",
+        "stores",
+        "cas",
+        "dsb",
+        "tlbi",
+        "pause",
+        "rcu",
+    ]);
+    for r in rows {
+        let c = &r.costs;
+        t.row(vec![
+            r.setup.protocol.name.to_string(),
+            r.setup.direction.name().to_string(),
+            r.setup.features.bbm.to_string(),
+            rules_cell(r),
+            verdict_cell(r),
+            r.states().to_string(),
+            format!("{:.2}s", r.elapsed().as_secs_f64()),
+            c.stores.to_string(),
+            c.cas.to_string(),
+            (c.dsb_ish + c.dsb_ishst).to_string(),
+            c.tlbis().to_string(),
+            (c.pauses + c.stop_machines).to_string(),
+            c.rcu_syncs.to_string(),
+        ]);
+    }
+    let mut out = format!(
+        "hvo verify: {} {} pages, {} CPU(s) per workload, workloads: {}{}, hardware AF {}{}\n\n",
+        a.granule,
+        a.huge_size,
+        a.cpus,
+        names(workloads),
+        if a.together { " (together)" } else { " (one exploration each)" },
+        if a.no_hw_af { "off" } else { "on" },
+        if a.no_rcu { ", synchronize_rcu removed" } else { "" },
+    );
+    out.push_str(&t.render());
+    let total: u64 = rows.iter().map(Row::states).sum();
+    let time: Duration = rows.iter().map(Row::elapsed).sum();
+    out.push_str(&format!(
+        "\n{} configurations, {} compliant, {} safe; {total} states in {:.2}s of search\n",
+        rows.len(),
+        rows.iter().filter(|r| r.compliant()).count(),
+        rows.iter().filter(|r| r.safe()).count(),
+        time.as_secs_f64()
+    ));
+    for r in rows {
+        let (v, run) = r.verdict();
+        match v {
+            Verdict::Hazard { hazard, trace } => {
+                out.push_str(&format!(
+                    "\n{} {} at FEAT_BBM {} with {}: {}\n",
+                    r.setup.protocol.name,
+                    r.setup.direction.name(),
+                    r.setup.features.bbm,
+                    run.map(|r| names(&r.workloads)).unwrap_or_default(),
+                    hazard.kind.name()
+                ));
+                for (i, s) in trace.iter().enumerate() {
+                    out.push_str(&format!("  {:>3}  {}\n", i + 1, s.text));
+                }
+                out.push_str(&format!("   =>  {hazard}\n"));
+            }
+            Verdict::Incomplete { advice, .. } => {
+                out.push_str(&format!(
+                    "\n{} {} at FEAT_BBM {}: incomplete after {} states: {advice}\n",
+                    r.setup.protocol.name,
+                    r.setup.direction.name(),
+                    r.setup.features.bbm,
+                    r.states()
+                ));
+            }
+            Verdict::Safe => {}
+        }
+    }
+    out
+}
