@@ -179,9 +179,7 @@ impl<'a> Engine<'a> {
     /// The pages workload `i` will still access.
     fn remaining(&self, s: &State, i: usize) -> &[u64] {
         let w = &s.wl[i];
-        let pick = w
-            .pick
-            .map_or(self.pages[i][0].len() - 1, |p| usize::from(p));
+        let pick = w.pick.map_or(self.pages[i][0].len() - 1, usize::from);
         &self.pages[i][usize::from(w.pc)][pick]
     }
 
@@ -264,8 +262,7 @@ impl<'a> Engine<'a> {
         }
         for t in s.tlbis.iter_mut() {
             for c in 0..s.tlbs.len() {
-                if t.waiting & (1 << c) != 0
-                    && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
+                if t.waiting & (1 << c) != 0 && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
                 {
                     t.waiting &= !(1 << c);
                 }
@@ -290,8 +287,12 @@ impl<'a> Engine<'a> {
     fn choices(&self, s: &State, cpu: usize, va: u64, access: Access) -> Vec<Choice> {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |a: PhysAddr, b: PhysAddr| {
-            s.mem
-                .same_frame(&self.sc.base, self.shift, a.0 >> self.shift, b.0 >> self.shift)
+            s.mem.same_frame(
+                &self.sc.base,
+                self.shift,
+                a.0 >> self.shift,
+                b.0 >> self.shift,
+            )
         };
         self.translator(&read, &same)
             .choices(&s.tlbs[cpu], 0, VirtAddr(va), access)
@@ -300,15 +301,11 @@ impl<'a> Engine<'a> {
     fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
-        let mut v = self
-            .translator(&read, &same)
-            .walks(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load);
+        let mut v =
+            self.translator(&read, &same)
+                .walks(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load);
         // A walk that caches nothing new changes nothing.
-        v.retain(|c| {
-            c.fills
-                .iter()
-                .any(|e| !s.tlbs[cpu].entries().contains(e))
-        });
+        v.retain(|c| c.fills.iter().any(|e| !s.tlbs[cpu].entries().contains(e)));
         v
     }
 
@@ -321,7 +318,10 @@ impl<'a> Engine<'a> {
         match op {
             Op::Alloc | Op::Isb => true,
             Op::Dsb(_) => s.pending.is_empty() && s.tlbis.is_empty(),
-            Op::Tlbi(t) => !s.tlbs.iter().any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
+            Op::Tlbi(t) => !s
+                .tlbs
+                .iter()
+                .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
             Op::Store { pa, .. } | Op::Cas { pa, .. } => !self.observable(s).0.contains(&pa.0),
             Op::Free { first, count } => !touches(&self.observable(s).1, *first, *count),
             Op::Copy { dst: f, .. } | Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
@@ -485,9 +485,12 @@ impl<'a> Engine<'a> {
         let mut n = s.clone();
         let r = match step {
             Step::Updater => self.run_updater(&mut n, log.as_deref_mut()),
-            Step::Cpu { cpu, choice } => {
-                self.run_cpu(&mut n, usize::from(cpu), usize::from(choice), log.as_deref_mut())
-            }
+            Step::Cpu { cpu, choice } => self.run_cpu(
+                &mut n,
+                usize::from(cpu),
+                usize::from(choice),
+                log.as_deref_mut(),
+            ),
             Step::Propagate { index } => {
                 let p = n.pending.remove(usize::from(index));
                 if let Some(l) = log.as_deref_mut() {
@@ -522,7 +525,7 @@ impl<'a> Engine<'a> {
             Step::Evict { cpu, index } => {
                 let c = usize::from(cpu);
                 let e = n.tlbs[c].evict(usize::from(index));
-                if let Some(l) = log.as_deref_mut()
+                if let Some(l) = log
                     && let Some(e) = e
                 {
                     let _ = write!(l, "hw:   cpu{c} evicts [{e}]");
@@ -626,12 +629,11 @@ impl<'a> Engine<'a> {
             Op::Resume => s.paused = false,
             Op::SynchronizeRcu => match s.gp {
                 None => {
-                    let m = s
-                        .wl
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, w)| w.rcu)
-                        .fold(0u64, |m, (i, _)| m | 1 << (i + 1));
+                    let m =
+                        s.wl.iter()
+                            .enumerate()
+                            .filter(|(_, w)| w.rcu)
+                            .fold(0u64, |m, (i, _)| m | 1 << (i + 1));
                     if m != 0 {
                         s.gp = Some(m);
                         next = pc;
@@ -738,7 +740,10 @@ impl<'a> Engine<'a> {
                         cpu,
                         HazardKind::UseAfterFree,
                         va,
-                        format!("{op} reached pfn {frame:#x}, freed, via {}", describe_via(&ch)),
+                        format!(
+                            "{op} reached pfn {frame:#x}, freed, via {}",
+                            describe_via(&ch)
+                        ),
                     ));
                 }
                 match op {
@@ -776,7 +781,7 @@ impl<'a> Engine<'a> {
                                 (
                                     Half::Loaded { old: o0, new: n0 },
                                     Half::Loaded { old: o1, new: n1 },
-                                ) => !(o0 && o1) && !(n0 && n1),
+                                ) => !(o0 && o1 || n0 && n1),
                                 _ => false,
                             };
                             if torn {
@@ -839,7 +844,12 @@ impl<'a> Engine<'a> {
             let coherent = self.read(s, pa.0);
             let seen = self.walker_read(s, pa.0);
             let d = vmsa::Descriptor(coherent);
-            let _ = write!(out, "L{level} desc {:#x} = {}", pa.0, vmsa::descriptor::describe(&d.decode(g, level)));
+            let _ = write!(
+                out,
+                "L{level} desc {:#x} = {}",
+                pa.0,
+                vmsa::descriptor::describe(&d.decode(g, level))
+            );
             if seen != coherent {
                 let _ = write!(
                     out,
@@ -879,9 +889,9 @@ impl<'a> Engine<'a> {
         let read = |pa: PhysAddr| self.read(s, pa.0);
         let leaf = |va: u64| -> Option<(u64, bool)> {
             let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
-            w.result
-                .ok()
-                .map(|(l, lvl, _, _)| (l.oa.0 + (va & (g.level_size(lvl) - 1)), l.attrs.read_only()))
+            w.result.ok().map(|(l, lvl, _, _)| {
+                (l.oa.0 + (va & (g.level_size(lvl) - 1)), l.attrs.read_only())
+            })
         };
         let bad = |kind, va: u64, detail: String| {
             Some(Hazard {

@@ -25,8 +25,8 @@ pub mod workload;
 pub mod world;
 
 pub use hazard::{Hazard, HazardKind};
-pub use search::{Limit, Limits, Report, TraceStep, Verdict};
 pub use mutate::Mutant;
+pub use search::{Limit, Limits, Report, TraceStep, Verdict};
 pub use verify::{Row, Run, verify, verify_program};
 pub use workload::WorkloadKind;
 pub use world::{Direction, Prepared, Scenario, Setup};

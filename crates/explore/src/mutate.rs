@@ -30,7 +30,10 @@ impl fmt::Display for Mutant {
             Mutant::RemoveDsb(i) => write!(f, "without the DSB at {i}"),
             Mutant::FreeBeforeFlush(i) => write!(f, "the free at {i} before its flush"),
             Mutant::MergePermission(i) => {
-                write!(f, "the permission change at {i} merged into the address change")
+                write!(
+                    f,
+                    "the permission change at {i} merged into the address change"
+                )
             }
             Mutant::RemoveRcu(i) => write!(f, "without the synchronize_rcu at {i}"),
         }

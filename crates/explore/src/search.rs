@@ -123,11 +123,10 @@ pub struct Report {
 }
 
 fn fingerprint(s: &State) -> u128 {
-    let mut a = FxBuildHasher.build_hasher();
-    s.hash(&mut a);
+    let a = FxBuildHasher.hash_one(s);
     let mut b = std::hash::DefaultHasher::new();
     s.hash(&mut b);
-    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    (u128::from(a) << 64) | u128::from(b.finish())
 }
 
 /// Successors of one state: each step with its outcome's fingerprint.
@@ -264,7 +263,12 @@ fn approx_memory(visited: usize, frontier: &[(u32, State)]) -> u64 {
 
 /// Replays the path to node `id` (then `last`) from the initial state,
 /// describing each step.
-fn rebuild(engine: &Engine<'_>, nodes: &[(u32, Step)], id: u32, last: Option<Step>) -> Vec<TraceStep> {
+fn rebuild(
+    engine: &Engine<'_>,
+    nodes: &[(u32, Step)],
+    id: u32,
+    last: Option<Step>,
+) -> Vec<TraceStep> {
     let mut path = Vec::new();
     let mut cur = id;
     while cur != 0 {

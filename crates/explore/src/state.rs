@@ -57,7 +57,8 @@ impl Mem {
             }
         }
         (0..1u64 << (shift - 3)).all(|w| {
-            self.read(base, shift, (a << shift) + w * 8) == self.read(base, shift, (b << shift) + w * 8)
+            self.read(base, shift, (a << shift) + w * 8)
+                == self.read(base, shift, (b << shift) + w * 8)
         })
     }
 

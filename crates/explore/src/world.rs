@@ -318,7 +318,10 @@ impl Prepared {
         let counts = |pfn: u64| struct_page_va(pfn) + word::COUNTS * 8;
         let mut freeze = Program::default();
         let hvo = setup.direction == Direction::Hvo;
-        for pfn in [sites.head, sites.fake_head, sites.tail].into_iter().filter(|_| hvo) {
+        for pfn in [sites.head, sites.fake_head, sites.tail]
+            .into_iter()
+            .filter(|_| hvo)
+        {
             let pa = phys_of(&kernel, counts(pfn))?;
             let old = kernel.machine.mem().read_u64(pa)?;
             kernel.machine.mem_mut().write_u64(pa, old | REF_ONE)?;
@@ -437,9 +440,15 @@ impl Scenario {
                 },
                 Instr::FillTable { table, va, level } => {
                     let slot = k.machine.desc_pa(VirtAddr(*va), *level)?;
-                    let leaf = k.machine.read_desc(slot)?.as_leaf(g, *level).ok_or_else(|| {
-                        ExploreError::Setup(format!("no block at L{level} for {va:#x} to split"))
-                    })?;
+                    let leaf = k
+                        .machine
+                        .read_desc(slot)?
+                        .as_leaf(g, *level)
+                        .ok_or_else(|| {
+                            ExploreError::Setup(format!(
+                                "no block at L{level} for {va:#x} to split"
+                            ))
+                        })?;
                     let mut attrs = leaf.attrs;
                     attrs.flags.remove(Attributes::NT);
                     let sub = level + 1;

@@ -120,7 +120,11 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
         "hvo" => vec![Direction::Hvo],
         "de-hvo" => vec![Direction::Restore],
         "both" => vec![Direction::Hvo, Direction::Restore],
-        d => return fail(format!("unknown direction `{d}`; expected hvo, de-hvo or both")),
+        d => {
+            return fail(format!(
+                "unknown direction `{d}`; expected hvo, de-hvo or both"
+            ));
+        }
     };
     let huge_size = match vmsa::granule::parse_size(&a.huge_size) {
         Ok(s) => s,
@@ -275,9 +279,17 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
         a.huge_size,
         a.cpus,
         names(workloads),
-        if a.together { " (together)" } else { " (one exploration each)" },
+        if a.together {
+            " (together)"
+        } else {
+            " (one exploration each)"
+        },
         if a.no_hw_af { "off" } else { "on" },
-        if a.no_rcu { ", synchronize_rcu removed" } else { "" },
+        if a.no_rcu {
+            ", synchronize_rcu removed"
+        } else {
+            ""
+        },
     );
     out.push_str(&t.render());
     let total: u64 = rows.iter().map(Row::states).sum();

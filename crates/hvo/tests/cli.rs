@@ -21,9 +21,100 @@ fn row<'a>(out: &'a str, case: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no row for {case} in\n{out}"))
 }
 
+/// Returns the row of `protocol` `op` at FEAT_BBM `bbm` in `hvo verify`'s table.
+fn verify_row<'a>(out: &'a str, protocol: &str, op: &str, bbm: &str) -> &'a str {
+    out.lines()
+        .find(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some(protocol) && w.next() == Some(op) && w.next() == Some(bbm)
+        })
+        .unwrap_or_else(|| panic!("no row for {protocol} {op} {bbm} in\n{out}"))
+}
+
 #[test]
-fn verify_gives_the_threads_verdicts() {
+fn verify_gives_every_protocols_verdicts_and_counterexamples() {
     let (code, out, err) = hvo(&["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let generic = verify_row(&out, "linux-generic", "hvo", "0");
+    assert!(generic.contains("R_WHZWS.oa-writable"), "{generic}");
+    assert!(
+        generic.contains("TLB conflict abort (neighbour)"),
+        "{generic}"
+    );
+    assert!(verify_row(&out, "bbm", "hvo", "0").contains("translation fault (neighbour)"));
+    for bbm in ["0", "2", "2-noabort"] {
+        for op in ["hvo", "de-hvo"] {
+            for p in ["stop-machine", "pause-cpus"] {
+                let r = verify_row(&out, p, op, bbm);
+                assert!(r.contains("compliant") && r.contains("safe"), "{r}");
+            }
+        }
+        // Catalin's de-HVO: compliant and safe even at level 0.
+        let r = verify_row(&out, "ro-first", "de-hvo", bbm);
+        assert!(r.contains("compliant") && r.contains("safe"), "{r}");
+    }
+    assert!(out.contains("42 configurations"), "{out}");
+    // The counterexample: numbered steps and the hazard with the
+    // descriptors and TLB entries behind it.
+    assert!(out.contains("linux-generic hvo at FEAT_BBM 0 with neighbour: TLB conflict abort"));
+    assert!(out.contains("=>  TLB conflict abort on cpu1"));
+    assert!(out.contains("cpu1 TLB: ["));
+}
+
+#[test]
+fn verify_shows_the_pfn_walker_race_without_synchronize_rcu() {
+    let args = [
+        "verify",
+        "--protocol",
+        "stop-machine,pause-cpus",
+        "--workload",
+        "pfn-walker",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "0",
+    ];
+    let (code, out, _) = hvo(&args);
+    assert_eq!(code, 0);
+    assert!(verify_row(&out, "pause-cpus", "hvo", "0").contains("safe"));
+    let mut racy = args.to_vec();
+    racy.push("--no-rcu");
+    let (code, out, _) = hvo(&racy);
+    assert_eq!(code, 0);
+    for p in ["stop-machine", "pause-cpus"] {
+        assert!(
+            verify_row(&out, p, "hvo", "0").contains("permission fault (pfn-walker)"),
+            "{out}"
+        );
+    }
+    assert!(out.contains("get_page_unless_zero"), "{out}");
+}
+
+#[test]
+fn verify_stops_at_a_limit_and_says_which() {
+    let (code, out, _) = hvo(&[
+        "verify",
+        "--protocol",
+        "af-cas",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "0",
+        "--max-states",
+        "100",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("incomplete"), "{out}");
+    assert!(out.contains("raise it with --max-states"), "{out}");
+}
+
+#[test]
+fn check_gives_the_threads_rule_verdicts() {
+    let (code, out, err) = hvo(&[
+        "check",
+        "../../sequences/thread-2024-07.seq",
+        "../../sequences/de-hvo-2024-07.seq",
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(row(&out, "linux-generic").contains("R_WHZWS.block-size"));
     assert!(row(&out, "linux-generic").contains("R_WHZWS.oa-writable"));
@@ -38,22 +129,30 @@ fn verify_gives_the_threads_verdicts() {
 
 #[test]
 fn verify_json_is_machine_readable() {
-    let (code, out, _) = hvo(&["verify", "--json"]);
+    let (code, out, _) = hvo(&[
+        "verify",
+        "--json",
+        "--protocol",
+        "bbm",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "0",
+    ]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
-    let cases = v.as_array().expect("an array");
-    assert_eq!(cases.len(), 8);
-    let generic = cases
-        .iter()
-        .find(|c| c["case"] == "linux-generic")
-        .expect("linux-generic");
-    assert_eq!(generic["bbm"], "0");
-    assert!(
-        generic["violations"]
-            .as_array()
-            .is_some_and(|v| !v.is_empty())
-    );
-    assert_eq!(generic["violations"][0]["rule"], "BlockSize");
+    let rows = v.as_array().expect("an array");
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["protocol"], "bbm");
+    assert_eq!(r["compliant"], true);
+    assert_eq!(r["safe"], false);
+    assert_eq!(r["runs"].as_array().unwrap().len(), 3);
+    let neighbour = &r["runs"][0];
+    assert_eq!(neighbour["workloads"][0], "Neighbour");
+    let hazard = &neighbour["report"]["verdict"]["Hazard"];
+    assert!(!hazard["trace"].as_array().expect("a trace").is_empty());
+    assert_eq!(hazard["hazard"]["kind"]["Fault"], "Translation");
 }
 
 #[test]
@@ -186,8 +285,12 @@ fn simulate_restores_and_counts_costs() {
     ]);
     assert_eq!(v["after_restore"]["vmemmap"], v["before"]["vmemmap"]);
     assert_eq!(v["after_restore"]["hugetlb_optimized"], 0);
-    // pause-cpus pauses once per huge page, for HVO and for de-HVO.
-    assert_eq!(v["costs"]["pauses"], 32);
+    // pause-cpus pauses once per huge page, for HVO and for de-HVO, and
+    // once per vmemmap block split.
+    assert_eq!(
+        v["costs"]["pauses"].as_u64(),
+        v["costs"]["table_pages"].as_u64().map(|t| 32 + t)
+    );
     assert_eq!(v["violations"].as_array().unwrap().len(), 0);
     let v = sim_json(&[
         "--hugepages",

@@ -20,8 +20,7 @@ use crate::geometry::{HugeGeometry, STRUCT_PAGE_SIZE};
 use crate::program::{Desc, Instr, Page, Program};
 use crate::protocol::{Folio, Protocol};
 use crate::vmemmap::{
-    StructPages, TailFormat, VMEMMAP_START, page_kernel, struct_page_va,
-    vmemmap_leaf_level,
+    StructPages, TailFormat, VMEMMAP_START, page_kernel, struct_page_va, vmemmap_leaf_level,
 };
 
 /// What can go wrong booting or running the kernel model.
@@ -535,7 +534,9 @@ impl Kernel {
                 Instr::SynchronizeRcu => self.costs.rcu_syncs += 1,
                 Instr::WriteWord { va, value } => {
                     if let Err(f) = self.machine.store(cpu, VirtAddr(*va), *value)? {
-                        return Err(MmError::Config(format!("the kernel's own store faulted: {f}")));
+                        return Err(MmError::Config(format!(
+                            "the kernel's own store faulted: {f}"
+                        )));
                     }
                     self.costs.data_stores += 1;
                 }

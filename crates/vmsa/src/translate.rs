@@ -259,5 +259,4 @@ impl Translator<'_> {
         }
         out
     }
-
 }
