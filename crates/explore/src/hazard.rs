@@ -18,6 +18,10 @@ pub enum HazardKind {
     /// of one with the new translation of the other, where their contents
     /// differ.
     TornRead,
+    /// A read of a freshly allocated page whose initialization another CPU
+    /// cannot see yet: the barrier before the store that published the page
+    /// is missing.
+    Uninitialized,
     /// A page freed twice.
     DoubleFree,
     /// The final state is not the sequential run's: mapping, freed pages
@@ -32,6 +36,24 @@ pub enum HazardKind {
 }
 
 impl HazardKind {
+    /// Returns a one-word name, as the verdict corpus writes it.
+    pub fn slug(self) -> &'static str {
+        match self {
+            HazardKind::Fault(FaultKind::Translation) => "translation-fault",
+            HazardKind::Fault(FaultKind::Permission) => "permission-fault",
+            HazardKind::Fault(FaultKind::AccessFlag) => "access-flag-fault",
+            HazardKind::Fault(FaultKind::TlbConflict) => "tlb-conflict-abort",
+            HazardKind::LostUpdate => "lost-update",
+            HazardKind::UseAfterFree => "use-after-free",
+            HazardKind::TornRead => "torn-read",
+            HazardKind::Uninitialized => "uninitialized",
+            HazardKind::DoubleFree => "double-free",
+            HazardKind::FinalState => "final-state",
+            HazardKind::Deadlock => "deadlock",
+            HazardKind::GaveUp => "gave-up",
+        }
+    }
+
     /// Returns a short name.
     pub fn name(self) -> String {
         match self {
@@ -39,6 +61,7 @@ impl HazardKind {
             HazardKind::LostUpdate => "lost update".into(),
             HazardKind::UseAfterFree => "use after free".into(),
             HazardKind::TornRead => "torn read".into(),
+            HazardKind::Uninitialized => "uninitialized read".into(),
             HazardKind::DoubleFree => "double free".into(),
             HazardKind::FinalState => "final state".into(),
             HazardKind::Deadlock => "deadlock".into(),

@@ -152,89 +152,97 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
         gave_up,
         elapsed: start.elapsed(),
     };
-    while !frontier.is_empty() {
-        let expanded: Vec<Expanded> = frontier
-            .par_iter()
-            .map(|(_, s)| {
-                let mut steps = Vec::new();
-                engine.steps(s, &mut steps);
-                if steps.is_empty() {
-                    let out = if engine.finished(s) {
-                        engine.check_final(s)
-                    } else {
-                        Some(deadlock(engine, s))
-                    };
-                    return out
-                        .map(|h| vec![(Step::Updater, Outcome::Hazard(h), 0)])
-                        .unwrap_or_default();
-                }
-                steps
-                    .into_iter()
-                    .filter_map(|st| match engine.apply(s, st, None) {
-                        Outcome::Disabled => None,
-                        Outcome::Next(n) => {
-                            let fp = fingerprint(&n);
-                            Some((st, Outcome::Next(n), fp))
-                        }
-                        h => Some((st, h, 0)),
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut next = Vec::new();
-        for ((id, s), succ) in frontier.iter().zip(expanded) {
-            for (step, outcome, fp) in succ {
-                transitions += 1;
-                match outcome {
-                    Outcome::Hazard(h) if h.kind == crate::HazardKind::GaveUp => gave_up += 1,
-                    Outcome::Hazard(h) => {
-                        let terminal = engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
-                        let trace = rebuild(engine, &nodes, *id, (!terminal).then_some(step));
-                        return report(
-                            Verdict::Hazard { hazard: h, trace },
-                            visited.len(),
-                            transitions,
-                            depth + 1,
-                            gave_up,
-                        );
-                    }
-                    Outcome::Next(n) => {
-                        if visited.insert(fp) {
-                            nodes.push((*id, step));
-                            next.push(((nodes.len() - 1) as u32, n));
-                        }
-                    }
-                    Outcome::Disabled => {}
-                }
-            }
-        }
-        depth += 1;
-        frontier = next;
-        let limit = if visited.len() as u64 >= limits.states {
+    let mut next: Vec<(u32, State)> = Vec::new();
+    let check_limits = |states: usize, frontier: usize, next: usize| {
+        if states as u64 >= limits.states {
             Some(Limit::States)
-        } else if approx_memory(visited.len(), &frontier) >= limits.memory {
+        } else if memory_in_use(states, frontier + next) >= limits.memory {
             Some(Limit::Memory)
         } else if start.elapsed() >= limits.time {
             Some(Limit::Time)
         } else {
             None
-        };
-        if let Some(l) = limit
-            && !frontier.is_empty()
-        {
-            return report(
-                Verdict::Incomplete {
-                    limit: l,
-                    advice: l.advice(limits),
-                },
-                visited.len(),
-                transitions,
-                depth,
-                gave_up,
-            );
         }
+    };
+    while !frontier.is_empty() {
+        // Expand the level in chunks, so that successors not yet
+        // deduplicated never hold much memory, and limits are checked often.
+        for chunk in frontier.chunks(CHUNK) {
+            let expanded: Vec<Expanded> =
+                chunk.par_iter().map(|(_, s)| expand(engine, s)).collect();
+            for ((id, s), succ) in chunk.iter().zip(expanded) {
+                for (step, outcome, fp) in succ {
+                    transitions += 1;
+                    match outcome {
+                        Outcome::Hazard(h) if h.kind == crate::HazardKind::GaveUp => gave_up += 1,
+                        Outcome::Hazard(h) => {
+                            let terminal =
+                                engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
+                            let trace = rebuild(engine, &nodes, *id, (!terminal).then_some(step));
+                            return report(
+                                Verdict::Hazard { hazard: h, trace },
+                                visited.len(),
+                                transitions,
+                                depth + 1,
+                                gave_up,
+                            );
+                        }
+                        Outcome::Next(n) => {
+                            if visited.insert(fp) {
+                                nodes.push((*id, step));
+                                next.push(((nodes.len() - 1) as u32, n));
+                            }
+                        }
+                        Outcome::Disabled => {}
+                    }
+                }
+            }
+            if let Some(l) = check_limits(visited.len(), frontier.len(), next.len()) {
+                return report(
+                    Verdict::Incomplete {
+                        limit: l,
+                        advice: l.advice(limits),
+                    },
+                    visited.len(),
+                    transitions,
+                    depth,
+                    gave_up,
+                );
+            }
+        }
+        depth += 1;
+        frontier = std::mem::take(&mut next);
     }
     report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
+}
+
+/// States expanded at once.
+const CHUNK: usize = 1 << 15;
+
+fn expand(engine: &Engine<'_>, s: &State) -> Expanded {
+    let mut steps = Vec::new();
+    engine.steps(s, &mut steps);
+    if steps.is_empty() {
+        let out = if engine.finished(s) {
+            engine.check_final(s)
+        } else {
+            Some(deadlock(engine, s))
+        };
+        return out
+            .map(|h| vec![(Step::Updater, Outcome::Hazard(h), 0)])
+            .unwrap_or_default();
+    }
+    steps
+        .into_iter()
+        .filter_map(|st| match engine.apply(s, st, None) {
+            Outcome::Disabled => None,
+            Outcome::Next(n) => {
+                let fp = fingerprint(&n);
+                Some((st, Outcome::Next(n), fp))
+            }
+            h => Some((st, h, 0)),
+        })
+        .collect()
 }
 
 fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
@@ -255,10 +263,15 @@ fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
     }
 }
 
-fn approx_memory(visited: usize, frontier: &[(u32, State)]) -> u64 {
-    // 16 bytes of fingerprint plus hash-set overhead, 12 bytes of parent
-    // link per state; about 1 KiB per frontier state.
-    (visited as u64) * 40 + (frontier.len() as u64) * 1024
+/// Returns the memory the search holds: the process's resident set where
+/// Linux tells it, else an estimate (fingerprint, hash-set slack and parent
+/// link per state; about 1 KiB per frontier state).
+fn memory_in_use(visited: usize, frontier: usize) -> u64 {
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096);
+    rss.unwrap_or((visited as u64) * 40 + (frontier as u64) * 1024)
 }
 
 /// Replays the path to node `id` (then `last`) from the initial state,

@@ -170,6 +170,11 @@ pub struct State {
     pub freed: Vec<u64>,
     /// The last value stored to each VA (by any CPU), sorted by VA.
     pub written: Vec<(u64, u64)>,
+    /// Freshly allocated frames the updater wrote (a copy, a filled
+    /// table, a repair) whose writes other CPUs may not see yet: ordinary
+    /// stores, ordered before later stores only by a barrier (the
+    /// `smp_wmb()` of `vmemmap_remap_pte()` and `vmemmap_split_pmd()`).
+    pub unpublished: Vec<u64>,
 }
 
 impl State {

@@ -223,6 +223,8 @@ pub struct Scenario {
     pub pages: Vec<(u64, u64, u64)>,
     /// VAs whose final value the invariants check.
     pub checked: Vec<u64>,
+    /// Frames the program allocates (their earlier contents are garbage).
+    pub fresh: Vec<u64>,
 }
 
 /// A kernel booted for an exploration, with the program it will run.
@@ -491,6 +493,15 @@ impl Scenario {
             })?;
             ops.push(op);
         }
+        let mut fresh = Vec::new();
+        for ins in &program.instrs {
+            if let Instr::Alloc { reg, order } = ins
+                && let Some(&f) = regs.get(reg)
+            {
+                fresh.extend(f..f + (1 << order));
+            }
+        }
+        fresh.sort_unstable();
         let after: Vec<u64> = vas
             .iter()
             .map(|&va| k.frame_of(va))
@@ -561,6 +572,7 @@ impl Scenario {
             costs: k.costs.clone(),
             pages,
             checked,
+            fresh,
             setup,
         })
     }
