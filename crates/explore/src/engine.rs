@@ -33,7 +33,6 @@
 
 use std::fmt::Write as _;
 
-use rustc_hash::FxHashSet;
 use vmsa::machine::{PendingStore, PendingTlbi};
 use vmsa::tlb::{Tlb, TlbKind};
 use vmsa::translate::Translator;
@@ -44,6 +43,23 @@ use crate::hazard::{Hazard, HazardKind};
 use crate::state::{Half, Mem, State, Wl};
 use crate::workload::{Addr, WOp};
 use crate::world::{Op, REF_ONE, Scenario, Source};
+
+/// A small set of addresses: a handful of walks' worth, so a vector beats
+/// a hash set.
+#[derive(Default)]
+struct Small(Vec<u64>);
+
+impl Small {
+    fn insert(&mut self, x: u64) {
+        if !self.0.contains(&x) {
+            self.0.push(x);
+        }
+    }
+
+    fn contains(&self, x: &u64) -> bool {
+        self.0.contains(x)
+    }
+}
 
 /// How many times a failed compare-and-swap is retried (the 2026 AF-clear
 /// series retries a bounded number of times).
@@ -217,10 +233,10 @@ impl<'a> Engine<'a> {
     /// read (from the root or a cached table, in the coherent or the
     /// walkers' view), and every frame such walks or cached entries lead
     /// to (tables and data).
-    fn observable(&self, s: &State) -> (FxHashSet<u64>, FxHashSet<u64>) {
+    fn observable(&self, s: &State) -> (Small, Small) {
         let g = self.sc.config.granule;
-        let mut descs = FxHashSet::default();
-        let mut frames = FxHashSet::default();
+        let mut descs = Small::default();
+        let mut frames = Small::default();
         for i in 0..s.wl.len() {
             if !self.live(s, i) {
                 continue;
@@ -299,6 +315,52 @@ impl<'a> Engine<'a> {
             }
         }
         s.tlbis.retain(|t| t.waiting != 0);
+        self.symmetry(s);
+    }
+
+    /// Sorts CPUs that run identical workloads by their state, so that
+    /// states differing only by a permutation of them become one (symmetry
+    /// reduction): the CPU masks of pending TLBIs and of a grace period
+    /// are permuted with them. Hazards are preserved: a permutation of
+    /// identical CPUs maps executions to executions.
+    fn symmetry(&self, s: &mut State) {
+        let n = s.wl.len();
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && self.sc.workloads[end] == self.sc.workloads[start] {
+                end += 1;
+            }
+            if end - start > 1 {
+                let mut order: Vec<usize> = (start..end).collect();
+                order.sort_by(|&a, &b| {
+                    (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
+                });
+                if order.iter().enumerate().any(|(k, &i)| i != start + k) {
+                    let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
+                    let tlbs: Vec<Tlb> = order.iter().map(|&i| s.tlbs[i + 1].clone()).collect();
+                    let remap = |m: u64| {
+                        let mut out = m;
+                        for (k, &i) in order.iter().enumerate() {
+                            let (to, from) = (start + k + 1, i + 1);
+                            out = (out & !(1 << to)) | (((m >> from) & 1) << to);
+                        }
+                        out
+                    };
+                    for (k, (w, t)) in wl.into_iter().zip(tlbs).enumerate() {
+                        s.wl[start + k] = w;
+                        s.tlbs[start + k + 1] = t;
+                    }
+                    for t in s.tlbis.iter_mut() {
+                        t.waiting = remap(t.waiting);
+                    }
+                    if let Some(m) = s.gp.as_mut() {
+                        *m = remap(*m);
+                    }
+                }
+            }
+            start = end;
+        }
     }
 
     fn translator<'b>(
@@ -342,9 +404,8 @@ impl<'a> Engine<'a> {
     /// Tells whether the updater's next operation is invisible to the
     /// workloads (see the module documentation).
     fn invisible(&self, s: &State, op: &Op) -> bool {
-        let touches = |frames: &FxHashSet<u64>, first: u64, n: u64| {
-            (first..first + n).any(|f| frames.contains(&f))
-        };
+        let touches =
+            |frames: &Small, first: u64, n: u64| (first..first + n).any(|f| frames.contains(&f));
         match op {
             Op::Alloc | Op::Isb => true,
             Op::Dsb(_) => s.pending.is_empty() && s.tlbis.is_empty() && s.unpublished.is_empty(),
@@ -738,11 +799,18 @@ impl<'a> Engine<'a> {
         let pc = usize::from(s.wl[i].pc);
         let op = &w.ops[pc];
         let mut next = pc + 1;
-        let mut text = format!("cpu{cpu}: {op}");
+        let on = log.is_some();
+        let mut text = if on {
+            format!("cpu{cpu}: {op}")
+        } else {
+            String::new()
+        };
         match op {
             WOp::Pick(c) => {
                 s.wl[i].pick = Some(choice as u8);
-                text = format!("cpu{cpu}: picks the struct page at {:#x}", c[choice]);
+                if on {
+                    text = format!("cpu{cpu}: picks the struct page at {:#x}", c[choice]);
+                }
             }
             WOp::RcuLock => s.wl[i].rcu = true,
             WOp::RcuUnlock => {
@@ -759,11 +827,15 @@ impl<'a> Engine<'a> {
                     && picked % (1 << self.shift) == 0
                 {
                     next = *to;
-                    text.push_str(": fake head, skipped");
+                    if on {
+                        text.push_str(": fake head, skipped");
+                    }
                 }
             }
             WOp::CasIfNonZero { reg, .. } if s.wl[i].regs[*reg] >> 32 == 0 => {
-                text.push_str(": refcount zero, no CAS");
+                if on {
+                    text.push_str(": refcount zero, no CAS");
+                }
             }
             _ => {
                 let (va, access) = self.access_of(s, i);
@@ -775,7 +847,9 @@ impl<'a> Engine<'a> {
                 if !self.commit(s, cpu, &ch) {
                     return Ok(false);
                 }
-                let _ = write!(text, " via {}", describe_via(&ch));
+                if on {
+                    let _ = write!(text, " via {}", describe_via(&ch));
+                }
                 let t = match ch.result {
                     Err(f) => {
                         return Err(self.hazard(
@@ -816,7 +890,9 @@ impl<'a> Engine<'a> {
                     WOp::Load { reg, .. } => {
                         let v = self.read(s, t.pa.0);
                         s.wl[i].regs[*reg] = v;
-                        let _ = write!(text, " = {v:#x}");
+                        if on {
+                            let _ = write!(text, " = {v:#x}");
+                        }
                     }
                     WOp::Store { value, .. } => {
                         s.mem.write(t.pa.0, *value);
@@ -828,16 +904,22 @@ impl<'a> Engine<'a> {
                         if cur == exp {
                             s.mem.write(t.pa.0, cur + REF_ONE);
                             s.wrote(va, cur + REF_ONE);
-                            text.push_str(" (swapped)");
+                            if on {
+                                text.push_str(" (swapped)");
+                            }
                         } else {
-                            let _ = write!(text, " (found {cur:#x}, no swap)");
+                            if on {
+                                let _ = write!(text, " (found {cur:#x}, no swap)");
+                            }
                         }
                     }
                     WOp::LoadHalf { half, .. } => {
                         let v = self.read(s, t.pa.0);
                         s.wl[i].regs[*half] = v;
                         let h = self.classify(s, va, v);
-                        let _ = write!(text, " = {v:#x}");
+                        if on {
+                            let _ = write!(text, " = {v:#x}");
+                        }
                         if *half == 0 {
                             s.wl[i].half = h;
                         } else {

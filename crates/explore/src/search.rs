@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hash, Hasher as _};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use rustc_hash::{FxBuildHasher, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashSet, FxHasher};
 use serde::Serialize;
 
 use crate::engine::{Engine, Outcome, Step};
@@ -124,7 +124,7 @@ pub struct Report {
 
 fn fingerprint(s: &State) -> u128 {
     let a = FxBuildHasher.hash_one(s);
-    let mut b = std::hash::DefaultHasher::new();
+    let mut b = FxHasher::with_seed(0x9e37_79b9_7f4a_7c15);
     s.hash(&mut b);
     (u128::from(a) << 64) | u128::from(b.finish())
 }
@@ -153,10 +153,10 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
         elapsed: start.elapsed(),
     };
     let mut next: Vec<(u32, State)> = Vec::new();
-    let check_limits = |states: usize, frontier: usize, next: usize| {
+    let check_limits = |states: usize, frontier: &[(u32, State)], next: &[(u32, State)]| {
         if states as u64 >= limits.states {
             Some(Limit::States)
-        } else if memory_in_use(states, frontier + next) >= limits.memory {
+        } else if memory_in_use(states, frontier, next) >= limits.memory {
             Some(Limit::Memory)
         } else if start.elapsed() >= limits.time {
             Some(Limit::Time)
@@ -197,7 +197,7 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                     }
                 }
             }
-            if let Some(l) = check_limits(visited.len(), frontier.len(), next.len()) {
+            if let Some(l) = check_limits(visited.len(), &frontier, &next) {
                 return report(
                     Verdict::Incomplete {
                         limit: l,
@@ -263,15 +263,18 @@ fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
     }
 }
 
-/// Returns the memory the search holds: the process's resident set where
-/// Linux tells it, else an estimate (fingerprint, hash-set slack and parent
-/// link per state; about 1 KiB per frontier state).
-fn memory_in_use(visited: usize, frontier: usize) -> u64 {
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096);
-    rss.unwrap_or((visited as u64) * 40 + (frontier as u64) * 1024)
+/// Estimates the memory this search holds: per visited state a 16-byte
+/// fingerprint in a hash set (with its control byte and load-factor slack,
+/// about 20 bytes) and a parent link; per frontier state its own size,
+/// estimated from a sample. (Not the process's resident set: several
+/// searches may run at once.)
+fn memory_in_use(visited: usize, frontier: &[(u32, State)], next: &[(u32, State)]) -> u64 {
+    let link = std::mem::size_of::<(u32, Step)>() as u64;
+    let per_state = frontier
+        .first()
+        .or(next.first())
+        .map_or(0, |(_, s)| s.approx_bytes() as u64);
+    (visited as u64) * (20 + link) + ((frontier.len() + next.len()) as u64) * per_state
 }
 
 /// Replays the path to node `id` (then `last`) from the initial state,

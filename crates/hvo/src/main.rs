@@ -15,6 +15,11 @@ use vmsa::{Descriptor, Granule, Rule};
 
 use crate::table::Table;
 
+/// The explorer allocates and frees millions of small vectors; mimalloc
+/// does that several times faster than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hvo",
