@@ -120,6 +120,7 @@ fn main() -> ExitCode {
         }
         Command::Simulate(a) => simulate::simulate(&a),
         Command::Show(a) => simulate::show(&a),
+        Command::Bench(a) if a.explore => verify::bench(),
         Command::Bench(a) => simulate::bench(&a),
         Command::Protocols { json } => simulate::protocols(json),
         Command::Rules { json } => {

@@ -494,6 +494,10 @@ pub struct BenchArgs {
     /// FEAT_BBM level.
     #[arg(long, default_value = "0")]
     bbm: BbmLevel,
+    /// Benchmark the explorer instead: the default `hvo verify` and the
+    /// largest standard configuration, in unique states per second.
+    #[arg(long)]
+    pub explore: bool,
 }
 
 /// Returns the peak resident set size of this process in bytes (VmHWM).

@@ -332,3 +332,58 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
     }
     out
 }
+
+/// Runs `hvo bench --explore`: the default `hvo verify`, then the largest
+/// standard configuration (three identical neighbour CPUs against
+/// pause-cpus) on one thread and on all, with unique states per second.
+pub fn bench() -> ExitCode {
+    let limits = Limits::default();
+    let t = std::time::Instant::now();
+    let mut states = 0;
+    let mut rows = 0;
+    for p in PROTOCOLS {
+        for d in [Direction::Hvo, Direction::Restore] {
+            for bbm in [BbmLevel::Level0, BbmLevel::Level2, BbmLevel::Level2NoAbort] {
+                let mut s = Setup::standard(p, bbm);
+                s.direction = d;
+                match explore::verify(&s, &limits, false) {
+                    Ok(r) => {
+                        states += r.states();
+                        rows += 1;
+                    }
+                    Err(e) => return fail(e.to_string()),
+                }
+            }
+        }
+    }
+    let wall = t.elapsed().as_secs_f64();
+    println!("hvo bench --explore");
+    println!(
+        "  default verify (sequential rows): {rows} configurations, {states} states, {wall:.2} s, {:.0} states/s",
+        states as f64 / wall
+    );
+    let mut big = Setup::standard(
+        Protocol::by_name("pause-cpus").expect("built in"),
+        BbmLevel::Level2NoAbort,
+    );
+    big.workloads = vec![WorkloadKind::Neighbour];
+    big.copies = 3;
+    for threads in [1, rayon::current_num_threads()] {
+        let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        let t = std::time::Instant::now();
+        let r = match pool.install(|| explore::verify(&big, &limits, false)) {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
+        };
+        let wall = t.elapsed().as_secs_f64();
+        println!(
+            "  pause-cpus HVO, 3 neighbour CPUs, FEAT_BBM 2-noabort, {threads} thread(s): {} states, {wall:.2} s, {:.0} states/s",
+            r.states(),
+            r.states() as f64 / wall
+        );
+    }
+    ExitCode::SUCCESS
+}
