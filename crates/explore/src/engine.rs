@@ -792,7 +792,7 @@ impl<'a> Engine<'a> {
         s: &mut State,
         cpu: usize,
         choice: usize,
-        log: Option<&mut String>,
+        mut log: Option<&mut String>,
     ) -> Result<bool, Hazard> {
         let i = cpu - 1;
         let w = &self.sc.workloads[i];
@@ -852,6 +852,9 @@ impl<'a> Engine<'a> {
                 }
                 let t = match ch.result {
                     Err(f) => {
+                        if let Some(l) = log.as_deref_mut() {
+                            l.push_str(&text);
+                        }
                         return Err(self.hazard(
                             s,
                             cpu,
@@ -864,6 +867,9 @@ impl<'a> Engine<'a> {
                 };
                 let frame = t.pa.0 >> self.shift;
                 if s.unpublished.binary_search(&frame).is_ok() {
+                    if let Some(l) = log.as_deref_mut() {
+                        l.push_str(&text);
+                    }
                     return Err(self.hazard(
                         s,
                         cpu,
@@ -875,6 +881,9 @@ impl<'a> Engine<'a> {
                     ));
                 }
                 if s.freed.binary_search(&frame).is_ok() {
+                    if let Some(l) = log.as_deref_mut() {
+                        l.push_str(&text);
+                    }
                     return Err(self.hazard(
                         s,
                         cpu,
@@ -933,6 +942,9 @@ impl<'a> Engine<'a> {
                                 _ => false,
                             };
                             if torn {
+                                if let Some(l) = log.as_deref_mut() {
+                                    l.push_str(&text);
+                                }
                                 return Err(self.hazard(
                                     s,
                                     cpu,
