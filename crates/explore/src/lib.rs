@@ -12,7 +12,7 @@
 //! - [`engine`]: the steps and what they do, with the reductions;
 //! - [`hazard`]: what can go wrong;
 //! - [`search`]: parallel breadth-first search with limits;
-//! - [`verify`]: one configuration's rule verdict, costs and safety verdict;
+//! - [`mod@verify`]: one configuration's rule verdict, costs and safety verdict;
 //! - [`mutate`]: mutants of a program, one step removed or moved.
 
 pub mod engine;
