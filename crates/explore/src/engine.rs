@@ -295,7 +295,7 @@ impl<'a> Engine<'a> {
             let drop: Vec<usize> = (0..tlb.entries().len())
                 .filter(|&k| {
                     let e = tlb.entries()[k];
-                    !keep.iter().any(|&va| e.covers(VirtAddr(va)))
+                    !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(&e)
                 })
                 .collect();
             for k in drop.into_iter().rev() {
@@ -316,6 +316,15 @@ impl<'a> Engine<'a> {
         }
         s.tlbis.retain(|t| t.waiting != 0);
         self.symmetry(s);
+    }
+
+    /// Tells whether `e` is a leaf entry for a vmemmap page of the huge page:
+    /// kept until the end, where no CPU may hold one that disagrees with
+    /// the final tables (the kernel uses the struct pages freely once the
+    /// batch is done; a stale read-only entry would fault a later write, a
+    /// stale entry to an old page would read a freed page).
+    fn kept_for_end(&self, e: &vmsa::tlb::TlbEntry) -> bool {
+        e.is_leaf() && self.sc.pages.iter().any(|p| e.covers(VirtAddr(p.0)))
     }
 
     /// Sorts CPUs that run identical workloads by their state, so that
@@ -527,11 +536,16 @@ impl<'a> Engine<'a> {
                     });
                 }
             }
-            for k in 0..s.tlbs[cpu].entries().len() {
-                out.push(Step::Evict {
-                    cpu: cpu as u8,
-                    index: k as u8,
-                });
+            let keep = self.remaining(s, i);
+            for (k, e) in s.tlbs[cpu].entries().iter().enumerate() {
+                // Evicting an entry no remaining access uses only helps the
+                // end-of-batch check; it is not offered.
+                if keep.iter().any(|&va| e.covers(VirtAddr(va))) {
+                    out.push(Step::Evict {
+                        cpu: cpu as u8,
+                        index: k as u8,
+                    });
+                }
             }
         }
     }
@@ -1111,6 +1125,29 @@ impl<'a> Engine<'a> {
                     va,
                     format!("maps {got:?} at the end; intended (pfn {frame:#x}, read-only {ro})"),
                 );
+            }
+        }
+        for (c, tlb) in s.tlbs.iter().enumerate() {
+            for e in tlb.entries().iter().filter(|e| self.kept_for_end(e)) {
+                let TlbKind::Leaf { attrs, .. } = e.kind else {
+                    continue;
+                };
+                for &(va, frame, ro) in &self.sc.reference.mapping {
+                    if e.covers(VirtAddr(va))
+                        && let Some(pa) = e.translate(VirtAddr(va))
+                        && (pa.0 >> self.shift != frame || attrs.read_only() != ro)
+                    {
+                        return Some(Hazard {
+                            kind: HazardKind::FinalState,
+                            cpu: c,
+                            va: Some(va),
+                            detail: format!(
+                                "when the batch ends cpu{c} still holds [{e}], but the tables map pfn {frame:#x}{}",
+                                if ro { " read-only" } else { " read-write" }
+                            ),
+                        });
+                    }
+                }
             }
         }
         if s.freed != self.sc.reference.freed {

@@ -145,6 +145,19 @@ pub struct Kernel {
     slot_cache: Option<(u8, u64, u64)>,
 }
 
+/// Appends what ends a remap phase of a batch: `flush_tlb_all()`; after the
+/// last phase of a protocol that leaves no stale entry
+/// ([`crate::RemapStrategy::needs_final_flush`]) only what makes its stores
+/// visible, `dsb ishst; isb` (R_DDMVT's last step).
+fn end_of_phase(p: &mut Program, proto: &Protocol, last: bool) {
+    if last && !proto.remap.needs_final_flush() {
+        p.push(Instr::Dsb(DsbKind::IshSt));
+        p.push(Instr::Isb);
+    } else {
+        p.flush_tlb_all();
+    }
+}
+
 /// The first register a batch program's splits allocate their tables into
 /// (the remap phases use registers from 0).
 pub const SPLIT_REG: u16 = 1000;
@@ -686,7 +699,10 @@ impl Kernel {
                 }
                 plans.push((i, f, phases, regs));
             }
-            self.run_later_phases(plans.iter_mut().map(|(_, _, p, r)| (p.as_slice(), r)))?;
+            self.run_later_phases(
+                proto,
+                plans.iter_mut().map(|(_, _, p, r)| (p.as_slice(), r)),
+            )?;
             for (i, f, _, regs) in plans.iter_mut() {
                 let p = proto.hvo_frees(f);
                 self.run(&p, regs)?;
@@ -702,7 +718,9 @@ impl Kernel {
     /// for huge page `i` (a batch of one): `stop_machine()` if the protocol
     /// stops it, the split of each vmemmap block (table in register 1000),
     /// the deferred `flush_tlb_all()`, `synchronize_rcu()`, each remap
-    /// phase followed by `flush_tlb_all()`, and the frees. The kernel is
+    /// phase followed by `flush_tlb_all()` (after the last, only `dsb ishst;
+    /// isb` where the protocol leaves no stale entry,
+    /// [`crate::RemapStrategy::needs_final_flush`]), and the frees. The kernel is
     /// not changed, except that `shared-tail` allocates its shared page.
     ///
     /// # Errors
@@ -750,9 +768,11 @@ impl Kernel {
             p.push(Instr::SynchronizeRcu);
         }
         let f = self.folio(i)?;
-        for phase in proto.hvo_phases(&f, 0) {
+        let phases = proto.hvo_phases(&f, 0);
+        let n = phases.len();
+        for (k, phase) in phases.into_iter().enumerate() {
             p.extend(phase);
-            p.flush_tlb_all();
+            end_of_phase(&mut p, proto, k + 1 == n);
         }
         p.extend(proto.hvo_frees(&f));
         if proto.stops_machine() {
@@ -784,9 +804,11 @@ impl Kernel {
             p.push(Instr::StopMachine);
         }
         let f = self.folio(i)?;
-        for phase in proto.restore_phases(&f, 0) {
+        let phases = proto.restore_phases(&f, 0);
+        let n = phases.len();
+        for (k, phase) in phases.into_iter().enumerate() {
             p.extend(phase);
-            p.flush_tlb_all();
+            end_of_phase(&mut p, proto, k + 1 == n);
         }
         if proto.stops_machine() {
             p.push(Instr::StartMachine);
@@ -808,21 +830,27 @@ impl Kernel {
     /// `hugetlb_vmemmap_optimize_folios()`).
     fn run_later_phases<'a>(
         &mut self,
+        proto: &Protocol,
         plans: impl Iterator<Item = (&'a [Program], &'a mut FxHashMap<u16, u64>)>,
     ) -> Result<(), MmError> {
         let mut plans: Vec<_> = plans.collect();
         if plans.is_empty() {
             return Ok(());
         }
-        self.flush_all()?;
         let nphases = plans.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+        let end_phase = |k: usize, kernel: &mut Kernel| {
+            let mut p = Program::default();
+            end_of_phase(&mut p, proto, k + 1 == nphases);
+            kernel.run_fresh(&p).map(|_| ())
+        };
+        end_phase(0, self)?;
         for k in 1..nphases {
             for (phases, regs) in plans.iter_mut() {
                 if let Some(p) = phases.get(k) {
                     self.run(p, regs)?;
                 }
             }
-            self.flush_all()?;
+            end_phase(k, self)?;
         }
         Ok(())
     }
@@ -876,7 +904,7 @@ impl Kernel {
                     plans.push((i, phases, regs));
                 }
             }
-            self.run_later_phases(plans.iter_mut().map(|(_, p, r)| (p.as_slice(), r)))?;
+            self.run_later_phases(proto, plans.iter_mut().map(|(_, p, r)| (p.as_slice(), r)))?;
             for (i, _, _) in &plans {
                 self.optimized[*i] = false;
                 done += 1;

@@ -230,6 +230,27 @@ pub enum RemapStrategy {
     AfCas,
 }
 
+impl RemapStrategy {
+    /// Tells whether the batch's last `flush_tlb_all()` (after the last
+    /// phase, before the frees) is needed, or only its `dsb ishst; isb`. The kernel's generic batching
+    /// always flushes there; the explorer shows it is redundant where the
+    /// protocol leaves no old entry behind: after break-before-make (every
+    /// old entry went with the flush after the invalidation) and after
+    /// AF-clear + CAS (an entry can be cached again only by setting AF,
+    /// which makes the CAS fail). Read-only-first and shared-tail need it:
+    /// their last change is permission-only, and a CPU still holding the
+    /// read-only entry would fault a later write.
+    pub fn needs_final_flush(self) -> bool {
+        !matches!(
+            self,
+            RemapStrategy::Bbm
+                | RemapStrategy::StopMachine
+                | RemapStrategy::PauseCpus
+                | RemapStrategy::AfCas
+        )
+    }
+}
+
 /// What a remap needs to know about one huge page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Folio {
