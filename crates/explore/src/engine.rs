@@ -123,6 +123,8 @@ pub struct Engine<'a> {
     /// For each workload, for each pc: the pages its remaining operations
     /// access, by pick (index) or all candidates (last element).
     pages: Vec<Vec<Vec<Vec<u64>>>>,
+    /// Whether the reductions are on (off only to test them).
+    reduce: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -153,7 +155,23 @@ impl<'a> Engine<'a> {
                     .collect()
             })
             .collect();
-        Engine { sc, shift, pages }
+        Engine {
+            sc,
+            shift,
+            pages,
+            reduce: true,
+        }
+    }
+
+    /// Creates the engine for `sc` without the reductions that are not
+    /// needed for a finite search (ample sets, eager propagation, dropping
+    /// unused TLB entries, the publish filter, symmetry): to test that they
+    /// preserve every verdict.
+    pub fn unreduced(sc: &'a Scenario) -> Self {
+        Engine {
+            reduce: false,
+            ..Engine::new(sc)
+        }
     }
 
     /// Returns the scenario.
@@ -170,6 +188,7 @@ impl<'a> Engine<'a> {
             tlbs: vec![Tlb::default(); 1 + self.sc.workloads.len()],
             pc: 0,
             retries: 0,
+            retry_stage: 0,
             paused: false,
             gp: None,
             wl: vec![Wl::default(); self.sc.workloads.len()],
@@ -255,28 +274,51 @@ impl<'a> Engine<'a> {
                     }
                 }
                 for (level, table) in starts {
-                    for view in 0..2 {
-                        let read = |pa: PhysAddr| {
-                            descs.insert(pa.0);
-                            frames.insert(pa.0 >> self.shift);
-                            if view == 0 {
-                                self.read(s, pa.0)
-                            } else {
-                                self.walker_read(s, pa.0)
-                            }
-                        };
-                        let cell = std::cell::RefCell::new(read);
-                        let r = |pa: PhysAddr| (cell.borrow_mut())(pa);
-                        let w = walk::walk(g, VirtAddr(va), level, table, &r);
-                        if let Ok((leaf, lvl, _, _)) = w.result {
-                            let off = va & (g.level_size(lvl) - 1);
-                            frames.insert((leaf.oa.0 + off) >> self.shift);
-                        }
-                    }
+                    self.reach(s, va, level, table, &mut descs, &mut frames);
                 }
             }
         }
         (descs, frames)
+    }
+
+    /// Follows every walk for `va` from `table` at `level` that some view
+    /// of memory allows: at each descriptor, the coherent value, every
+    /// pending store's old and new value, and zero in a page whose
+    /// initialization is not visible yet (so mixed views, one level's store
+    /// visible and another's not, are covered). Records the descriptors
+    /// read and the frames reached.
+    fn reach(
+        &self,
+        s: &State,
+        va: u64,
+        level: u8,
+        table: PhysAddr,
+        descs: &mut Small,
+        frames: &mut Small,
+    ) {
+        let g = self.sc.config.granule;
+        let pa = table.add(g.index(level, va) as u64 * 8);
+        descs.insert(pa.0);
+        frames.insert(pa.0 >> self.shift);
+        let mut vals = vec![self.read(s, pa.0)];
+        for p in s.pending.iter().filter(|p| p.pa == pa) {
+            vals.extend([p.prev, p.value]);
+        }
+        if s.unpublished.binary_search(&(pa.0 >> self.shift)).is_ok() {
+            vals.push(0);
+        }
+        vals.sort_unstable();
+        vals.dedup();
+        for v in vals {
+            match vmsa::Descriptor(v).decode(g, level) {
+                vmsa::Entry::Table(t) => self.reach(s, va, level + 1, t.next, descs, frames),
+                vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
+                    let off = va & (g.level_size(level) - 1);
+                    frames.insert((leaf.oa.0 + off) >> self.shift);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Brings a state to its canonical form: TLB entries no remaining
@@ -284,6 +326,13 @@ impl<'a> Engine<'a> {
     /// remaining walk can read become visible, and pending TLBIs forget the
     /// CPUs where they match nothing.
     pub fn normalize(&self, s: &mut State) {
+        self.normalize_perm(s);
+    }
+
+    /// As [`Engine::normalize`]; returns how the symmetry reduction
+    /// reordered the workload CPUs: position `k` now holds the CPU that was
+    /// at position `order[k]`.
+    pub fn normalize_perm(&self, s: &mut State) -> Vec<usize> {
         s.tlbs[0] = Tlb::default();
         for i in 0..s.wl.len() {
             let keep: Vec<u64> = if self.live(s, i) {
@@ -295,14 +344,16 @@ impl<'a> Engine<'a> {
             let drop: Vec<usize> = (0..tlb.entries().len())
                 .filter(|&k| {
                     let e = tlb.entries()[k];
-                    !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(&e)
+                    self.reduce
+                        && !keep.iter().any(|&va| e.covers(VirtAddr(va)))
+                        && !self.kept_for_end(&e)
                 })
                 .collect();
             for k in drop.into_iter().rev() {
                 tlb.evict(k);
             }
         }
-        if !s.pending.is_empty() {
+        if self.reduce && !s.pending.is_empty() {
             let (descs, _) = self.observable(s);
             s.pending.retain(|p| descs.contains(&p.pa.0));
         }
@@ -315,7 +366,11 @@ impl<'a> Engine<'a> {
             }
         }
         s.tlbis.retain(|t| t.waiting != 0);
-        self.symmetry(s);
+        if self.reduce {
+            self.symmetry(s)
+        } else {
+            (0..s.wl.len()).collect()
+        }
     }
 
     /// Tells whether `e` is a leaf entry for a vmemmap page of the huge page:
@@ -332,8 +387,9 @@ impl<'a> Engine<'a> {
     /// reduction): the CPU masks of pending TLBIs and of a grace period
     /// are permuted with them. Hazards are preserved: a permutation of
     /// identical CPUs maps executions to executions.
-    fn symmetry(&self, s: &mut State) {
+    fn symmetry(&self, s: &mut State) -> Vec<usize> {
         let n = s.wl.len();
+        let mut perm: Vec<usize> = (0..n).collect();
         let mut start = 0;
         while start < n {
             let mut end = start + 1;
@@ -346,6 +402,10 @@ impl<'a> Engine<'a> {
                     (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
                 });
                 if order.iter().enumerate().any(|(k, &i)| i != start + k) {
+                    let before = perm.clone();
+                    for (k, &i) in order.iter().enumerate() {
+                        perm[start + k] = before[i];
+                    }
                     let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
                     let tlbs: Vec<Tlb> = order.iter().map(|&i| s.tlbs[i + 1].clone()).collect();
                     let remap = |m: u64| {
@@ -370,6 +430,7 @@ impl<'a> Engine<'a> {
             }
             start = end;
         }
+        perm
     }
 
     fn translator<'b>(
@@ -415,6 +476,9 @@ impl<'a> Engine<'a> {
     fn invisible(&self, s: &State, op: &Op) -> bool {
         let touches =
             |frames: &Small, first: u64, n: u64| (first..first + n).any(|f| frames.contains(&f));
+        if s.retry_stage > 0 {
+            return false;
+        }
         match op {
             Op::Alloc | Op::Isb => true,
             Op::Dsb(_) => s.pending.is_empty() && s.tlbis.is_empty() && s.unpublished.is_empty(),
@@ -424,7 +488,13 @@ impl<'a> Engine<'a> {
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
             Op::Store { pa, .. } | Op::Cas { pa, .. } => !self.observable(s).0.contains(&pa.0),
             Op::Free { first, count } => !touches(&self.observable(s).1, *first, *count),
-            Op::Copy { dst: f, .. } | Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
+            // A copy also reads its source: a workload store there must not
+            // be reordered around it.
+            Op::Copy { dst, src } => {
+                let frames = self.observable(s).1;
+                !frames.contains(dst) && !frames.contains(src)
+            }
+            Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
                 !self.observable(s).1.contains(f)
             }
             Op::Pause | Op::Resume | Op::SynchronizeRcu | Op::WriteWord { .. } => false,
@@ -452,7 +522,7 @@ impl<'a> Engine<'a> {
         out.clear();
         if self.updater_enabled(s) {
             let op = &self.sc.ops[usize::from(s.pc)];
-            if self.invisible(s, op) {
+            if self.reduce && self.invisible(s, op) {
                 out.push(Step::Updater);
                 return;
             }
@@ -466,7 +536,7 @@ impl<'a> Engine<'a> {
             let w = &self.sc.workloads[i];
             let pc = usize::from(s.wl[i].pc);
             match &w.ops[pc] {
-                WOp::SkipIfFakeHead { .. } => {
+                WOp::SkipIfFakeHead { .. } if self.reduce => {
                     // Local: taken alone.
                     out.clear();
                     out.push(Step::Cpu {
@@ -475,7 +545,7 @@ impl<'a> Engine<'a> {
                     });
                     return;
                 }
-                WOp::Pick(c) => {
+                WOp::Pick(c) if self.reduce => {
                     out.clear();
                     for k in 0..c.len() {
                         out.push(Step::Cpu {
@@ -485,7 +555,15 @@ impl<'a> Engine<'a> {
                     }
                     return;
                 }
-                WOp::RcuLock | WOp::RcuUnlock => out.push(Step::Cpu {
+                WOp::Pick(c) => {
+                    for k in 0..c.len() {
+                        out.push(Step::Cpu {
+                            cpu: cpu as u8,
+                            choice: k as u8,
+                        });
+                    }
+                }
+                WOp::RcuLock | WOp::RcuUnlock | WOp::SkipIfFakeHead { .. } => out.push(Step::Cpu {
                     cpu: cpu as u8,
                     choice: 0,
                 }),
@@ -517,7 +595,7 @@ impl<'a> Engine<'a> {
             // another now or when it becomes reachable is the same.
             let (_, frames) = self.observable(s);
             for (k, f) in s.unpublished.iter().enumerate() {
-                if frames.contains(f) {
+                if !self.reduce || frames.contains(f) {
                     out.push(Step::Publish { index: k as u8 });
                 }
             }
@@ -540,7 +618,7 @@ impl<'a> Engine<'a> {
             for (k, e) in s.tlbs[cpu].entries().iter().enumerate() {
                 // Evicting an entry no remaining access uses only helps the
                 // end-of-batch check; it is not offered.
-                if keep.iter().any(|&va| e.covers(VirtAddr(va))) {
+                if !self.reduce || keep.iter().any(|&va| e.covers(VirtAddr(va))) {
                     out.push(Step::Evict {
                         cpu: cpu as u8,
                         index: k as u8,
@@ -596,7 +674,19 @@ impl<'a> Engine<'a> {
     }
 
     /// Applies `step` to `s`; with `log`, describes it.
-    pub fn apply(&self, s: &State, step: Step, mut log: Option<&mut String>) -> Outcome {
+    pub fn apply(&self, s: &State, step: Step, log: Option<&mut String>) -> Outcome {
+        self.apply_traced(s, step, log).0
+    }
+
+    /// As [`Engine::apply`]; also returns the symmetry permutation of the
+    /// new state (see [`Engine::normalize_perm`]).
+    pub fn apply_traced(
+        &self,
+        s: &State,
+        step: Step,
+        mut log: Option<&mut String>,
+    ) -> (Outcome, Vec<usize>) {
+        let none = || (0..s.wl.len()).collect::<Vec<usize>>();
         let mut n = s.clone();
         let r = match step {
             Step::Updater => self.run_updater(&mut n, log.as_deref_mut()),
@@ -628,10 +718,10 @@ impl<'a> Engine<'a> {
                 let c = usize::from(cpu);
                 let walks = self.walks(&n, c, va);
                 let Some(ch) = walks.get(usize::from(choice)) else {
-                    return Outcome::Disabled;
+                    return (Outcome::Disabled, none());
                 };
                 if !self.commit(&mut n, c, ch) {
-                    return Outcome::Disabled;
+                    return (Outcome::Disabled, none());
                 }
                 if let Some(l) = log.as_deref_mut() {
                     let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
@@ -656,11 +746,11 @@ impl<'a> Engine<'a> {
             }
         };
         match r {
-            Err(h) => Outcome::Hazard(h),
-            Ok(false) => Outcome::Disabled,
+            Err(h) => (Outcome::Hazard(h), none()),
+            Ok(false) => (Outcome::Disabled, none()),
             Ok(true) => {
-                self.normalize(&mut n);
-                Outcome::Next(n)
+                let perm = self.normalize_perm(&mut n);
+                (Outcome::Next(n), perm)
             }
         }
     }
@@ -673,18 +763,42 @@ impl<'a> Engine<'a> {
         match op {
             Op::Store { pa, value } => self.store(s, pa.0, *value),
             Op::Cas {
-                pa,
-                expect,
-                value,
-                retry,
+                pa, expect, tlbi, ..
+            } if s.retry_stage > 0 => {
+                // The retry of this entry: clear AF again and flush it.
+                next = pc;
+                note = match s.retry_stage {
+                    1 => {
+                        self.store(s, pa.0, *expect);
+                        format!(" (retry {}: clear AF again)", s.retries)
+                    }
+                    2 => {
+                        s.pending.clear();
+                        " (retry: dsb ishst)".into()
+                    }
+                    3 => {
+                        self.issue_tlbi(s, *tlbi);
+                        format!(" (retry: {tlbi})")
+                    }
+                    _ => {
+                        self.complete_tlbis(s);
+                        " (retry: dsb ish)".into()
+                    }
+                };
+                s.retry_stage = (s.retry_stage + 1) % 5;
+            }
+            Op::Cas {
+                pa, expect, value, ..
             } => {
                 let cur = self.read(s, pa.0);
                 if cur == *expect {
                     self.store(s, pa.0, *value);
+                    s.retries = 0;
                 } else if s.retries < CAS_RETRIES {
                     s.retries += 1;
-                    next = *retry;
-                    note = format!(" -> found {cur:#x}, retry from {retry}");
+                    s.retry_stage = 1;
+                    next = pc;
+                    note = format!(" -> found {cur:#x}, retry");
                 } else {
                     return Err(Hazard {
                         kind: HazardKind::GaveUp,
@@ -701,24 +815,11 @@ impl<'a> Engine<'a> {
                 s.pending.clear();
                 s.unpublished.clear();
                 if kind.completes_tlbi() {
-                    for t in std::mem::take(&mut s.tlbis) {
-                        for c in 0..s.tlbs.len() {
-                            if t.waiting & (1 << c) != 0 {
-                                s.tlbs[c].invalidate(&t.op);
-                            }
-                        }
-                    }
+                    self.complete_tlbis(s);
                 }
             }
             Op::Isb | Op::Alloc => {}
-            Op::Tlbi(t) => {
-                let all = (1u64 << s.tlbs.len()) - 1;
-                s.tlbis.push(PendingTlbi {
-                    cpu: 0,
-                    op: *t,
-                    waiting: all & !1,
-                });
-            }
+            Op::Tlbi(t) => self.issue_tlbi(s, *t),
             Op::Free { first, count } => {
                 for f in *first..first + count {
                     match s.freed.binary_search(&f) {
@@ -776,10 +877,20 @@ impl<'a> Engine<'a> {
                 let g = self.sc.config.granule;
                 let read = |pa: PhysAddr| self.read(s, pa.0);
                 let w = walk::walk(g, VirtAddr(*va), g.start_level(), self.sc.root, &read);
-                if let Ok((leaf, lvl, _, _)) = w.result {
-                    let pa = leaf.oa.0 + (va & (g.level_size(lvl) - 1));
-                    s.mem.write(pa, *value);
-                    s.wrote(*va, *value);
+                match w.result {
+                    Ok((leaf, lvl, _, _)) => {
+                        let pa = leaf.oa.0 + (va & (g.level_size(lvl) - 1));
+                        s.mem.write(pa, *value);
+                        s.wrote(*va, *value);
+                    }
+                    Err(f) => {
+                        return Err(Hazard {
+                            kind: HazardKind::Fault(f.kind),
+                            cpu: 0,
+                            va: Some(*va),
+                            detail: format!("the updater's own store faulted: {f}"),
+                        });
+                    }
                 }
             }
         }
@@ -788,6 +899,29 @@ impl<'a> Engine<'a> {
         }
         s.pc = next as u16;
         Ok(true)
+    }
+
+    /// Issues a broadcast TLBI from the updater: it may take effect on
+    /// every other CPU until a `DSB ISH` completes it.
+    fn issue_tlbi(&self, s: &mut State, t: vmsa::Tlbi) {
+        let all = u64::MAX >> (64 - s.tlbs.len());
+        s.tlbis.push(PendingTlbi {
+            cpu: 0,
+            op: t,
+            waiting: all & !1,
+        });
+    }
+
+    /// `DSB ISH` on the updater: its TLBIs complete on every CPU still
+    /// waiting for them.
+    fn complete_tlbis(&self, s: &mut State) {
+        for t in std::mem::take(&mut s.tlbis) {
+            for c in 0..s.tlbs.len() {
+                if t.waiting & (1 << c) != 0 {
+                    s.tlbs[c].invalidate(&t.op);
+                }
+            }
+        }
     }
 
     fn store(&self, s: &mut State, pa: u64, value: u64) {

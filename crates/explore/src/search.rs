@@ -167,7 +167,9 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     while !frontier.is_empty() {
         // Expand the level in chunks, so that successors not yet
         // deduplicated never hold much memory, and limits are checked often.
-        for chunk in frontier.chunks(CHUNK) {
+        let per_state = frontier.first().map_or(1, |(_, s)| s.approx_bytes().max(1));
+        let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
+        for chunk in frontier.chunks(chunk_len) {
             let expanded: Vec<Expanded> =
                 chunk.par_iter().map(|(_, s)| expand(engine, s)).collect();
             for ((id, s), succ) in chunk.iter().zip(expanded) {
@@ -178,9 +180,15 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                         Outcome::Hazard(h) => {
                             let terminal =
                                 engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
-                            let trace = rebuild(engine, &nodes, *id, (!terminal).then_some(step));
+                            let (trace, labels) =
+                                rebuild(engine, &nodes, *id, (!terminal).then_some(step));
+                            let mut hazard = h;
+                            hazard.detail = relabel(&hazard.detail, &labels);
+                            if hazard.cpu > 0 {
+                                hazard.cpu = labels[hazard.cpu - 1];
+                            }
                             return report(
-                                Verdict::Hazard { hazard: h, trace },
+                                Verdict::Hazard { hazard, trace },
                                 visited.len(),
                                 transitions,
                                 depth + 1,
@@ -191,6 +199,18 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                             if visited.insert(fp) {
                                 nodes.push((*id, step));
                                 next.push(((nodes.len() - 1) as u32, n));
+                                if visited.len() as u64 >= limits.states {
+                                    return report(
+                                        Verdict::Incomplete {
+                                            limit: Limit::States,
+                                            advice: Limit::States.advice(limits),
+                                        },
+                                        visited.len(),
+                                        transitions,
+                                        depth,
+                                        gave_up,
+                                    );
+                                }
                             }
                         }
                         Outcome::Disabled => {}
@@ -216,8 +236,11 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
 }
 
-/// States expanded at once.
+/// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
+/// Bytes the successors of one chunk may take before deduplication
+/// (assuming about 32 successors per state).
+const CHUNK_BYTES: usize = 256 << 20;
 
 fn expand(engine: &Engine<'_>, s: &State) -> Expanded {
     let mut steps = Vec::new();
@@ -277,14 +300,35 @@ fn memory_in_use(visited: usize, frontier: &[(u32, State)], next: &[(u32, State)
     (visited as u64) * (20 + link) + ((frontier.len() + next.len()) as u64) * per_state
 }
 
+/// Rewrites `cpuN` (N a workload position, from 1) into the real CPU
+/// number `labels[N - 1]`.
+fn relabel(text: &str, labels: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("cpu") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) if n >= 1 && n <= labels.len() => out.push_str(&labels[n - 1].to_string()),
+            _ => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Replays the path to node `id` (then `last`) from the initial state,
-/// describing each step.
+/// describing each step with the real CPU numbers (the symmetry reduction
+/// reorders identical CPUs in the states it stores). Returns the steps and
+/// the final labels: position `k` holds CPU `labels[k]`.
 fn rebuild(
     engine: &Engine<'_>,
     nodes: &[(u32, Step)],
     id: u32,
     last: Option<Step>,
-) -> Vec<TraceStep> {
+) -> (Vec<TraceStep>, Vec<usize>) {
     let mut path = Vec::new();
     let mut cur = id;
     while cur != 0 {
@@ -295,20 +339,27 @@ fn rebuild(
     path.reverse();
     path.extend(last);
     let mut s = engine.initial();
+    let mut labels: Vec<usize> = (1..=s.wl.len()).collect();
     let mut out = Vec::new();
     for step in path {
         let mut text = String::new();
-        let outcome = engine.apply(&s, step, Some(&mut text));
+        let (outcome, perm) = engine.apply_traced(&s, step, Some(&mut text));
         let cpu = match step {
             Step::Updater => Some(0),
-            Step::Cpu { cpu, .. } => Some(usize::from(cpu)),
+            Step::Cpu { cpu, .. } => Some(labels[usize::from(cpu) - 1]),
             _ => None,
         };
-        out.push(TraceStep { cpu, text });
+        out.push(TraceStep {
+            cpu,
+            text: relabel(&text, &labels),
+        });
         match outcome {
-            Outcome::Next(n) => s = n,
+            Outcome::Next(n) => {
+                s = n;
+                labels = perm.iter().map(|&i| labels[i]).collect();
+            }
             _ => break,
         }
     }
-    out
+    (out, labels)
 }

@@ -157,8 +157,11 @@ pub struct State {
     pub tlbs: Vec<Tlb>,
     /// The updater's next operation.
     pub pc: u16,
-    /// Failed compare-and-swaps so far.
+    /// Failed compare-and-swaps of the current CAS so far.
     pub retries: u8,
+    /// Where the updater is in retrying a failed CAS: 0 not retrying; 1 to
+    /// 4: the AF-clear store, `dsb ishst`, the TLBI, `dsb ish` to run next.
+    pub retry_stage: u8,
     /// Other CPUs paused or stopped.
     pub paused: bool,
     /// A `synchronize_rcu()` waiting for these CPUs to leave their read

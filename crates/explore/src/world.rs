@@ -91,7 +91,11 @@ impl Setup {
 
     /// Returns the number of CPUs: the updater and the workloads.
     pub fn ncpus(&self) -> usize {
-        1 + self.workloads.len() * self.copies
+        self.workloads
+            .len()
+            .checked_mul(self.copies)
+            .and_then(|n| n.checked_add(1))
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -119,8 +123,10 @@ pub enum Op {
         /// The value.
         value: u64,
     },
-    /// A descriptor compare-and-swap; on failure the updater goes back to
-    /// operation `retry` (the store that cleared the Access flag).
+    /// A descriptor compare-and-swap. On failure (a walker set AF) the
+    /// updater retries this entry alone: clear AF again, `dsb ishst`, TLBI
+    /// for the VA, `dsb ish`, CAS, up to [`crate::engine::CAS_RETRIES`]
+    /// times.
     Cas {
         /// The slot.
         pa: PhysAddr,
@@ -128,8 +134,8 @@ pub enum Op {
         expect: u64,
         /// The value written.
         value: u64,
-        /// Where a failed CAS retries from.
-        retry: usize,
+        /// The TLBI of a retry (by VA; walk caches too above the last level).
+        tlbi: Tlbi,
     },
     /// `DSB`.
     Dsb(DsbKind),
@@ -381,7 +387,6 @@ impl Scenario {
         let root = k.machine.root();
         let mut regs: FxHashMap<u16, u64> = FxHashMap::default();
         let mut ops = Vec::with_capacity(program.instrs.len());
-        let mut last_store: FxHashMap<u64, usize> = FxHashMap::default();
         for (index, ins) in program.instrs.iter().enumerate() {
             let frame = |p: Page, regs: &FxHashMap<u16, u64>| -> Result<u64, ExploreError> {
                 match p {
@@ -402,7 +407,6 @@ impl Scenario {
                         &|p| frame(p, &regs).map(|f| f << shift).map_err(to_mm),
                         &|| Ok(k.machine.read_desc(pa)?),
                     )?;
-                    last_store.insert(pa.0, index);
                     Op::Store { pa, value: d.0 }
                 }
                 Instr::Cas {
@@ -421,11 +425,16 @@ impl Scenario {
                         )
                     };
                     let (e, d) = (enc(expect)?, enc(desc)?);
+                    let kind = if *level < 3 {
+                        vmsa::TlbiKind::Vaae1is
+                    } else {
+                        vmsa::TlbiKind::Vaale1is
+                    };
                     Op::Cas {
                         pa,
                         expect: e.0,
                         value: d.0,
-                        retry: last_store.get(&pa.0).copied().unwrap_or(index),
+                        tlbi: Tlbi::new(kind, VirtAddr(*va)),
                     }
                 }
                 Instr::Dsb(kd) => Op::Dsb(*kd),

@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Args;
 use explore::{Direction, Limits, Row, Setup, Verdict, WorkloadKind};
 use mm::{PROTOCOLS, Protocol};
-use rayon::prelude::*;
 use serde::Serialize;
 use vmsa::{BbmLevel, Features, Granule};
 
@@ -130,8 +129,12 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
-    if a.cpus == 0 {
-        return fail("--cpus must be at least 1".into());
+    if a.cpus == 0 || a.cpus.saturating_mul(workloads.len()) > 63 {
+        return fail(format!(
+            "--cpus {} with {} workload(s): the model has 1 to 64 CPUs, the updater and the workloads' CPUs",
+            a.cpus,
+            workloads.len()
+        ));
     }
     let limits = Limits {
         states: a.max_states,
@@ -159,8 +162,10 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
             }
         }
     }
+    // One configuration at a time (each search is parallel): the memory
+    // limit is then the limit of the whole run.
     let results: Vec<Result<Row, explore::ExploreError>> = setups
-        .par_iter()
+        .iter()
         .map(|s| {
             let prep = explore::Prepared::new(s)?;
             let mut program = prep.program.clone();
@@ -205,7 +210,9 @@ fn rules_cell(row: &Row) -> String {
 
 fn verdict_cell(row: &Row) -> String {
     let (v, run) = row.verdict();
+    let gave_up: u64 = row.runs.iter().map(|r| r.report.gave_up).sum();
     match v {
+        Verdict::Safe if gave_up > 0 => format!("safe ({gave_up} paths gave up the CAS)"),
         Verdict::Safe => "safe".into(),
         Verdict::Hazard { hazard, .. } => format!(
             "{} ({})",

@@ -364,3 +364,42 @@ fn protocols_and_bad_options() {
     assert_eq!(code, 2);
     assert!(err.contains("raise --memory"), "{err}");
 }
+
+#[test]
+fn counterexamples_name_the_real_cpus_under_symmetry() {
+    let (code, out, _) = hvo(&[
+        "verify",
+        "--protocol",
+        "linux-generic",
+        "--workload",
+        "pfn-walker",
+        "--cpus",
+        "2",
+        "--bbm",
+        "0",
+        "--direction",
+        "hvo",
+    ]);
+    assert_eq!(code, 0);
+    let hazard = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("=>"))
+        .expect("a hazard line");
+    let cpu = hazard
+        .split_whitespace()
+        .find(|w| w.starts_with("cpu"))
+        .expect("the CPU");
+    // The CPU that aborts is the one that took the RCU read lock and picked.
+    assert!(out.contains(&format!("{cpu}: rcu_read_lock")), "{out}");
+    assert!(
+        out.contains(&format!("{cpu}: picks the struct page")),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_refuses_too_many_cpus() {
+    let (code, _, err) = hvo(&["verify", "--cpus", "40"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("1 to 64 CPUs"), "{err}");
+}

@@ -207,7 +207,9 @@ impl Kernel {
             None => {
                 let mut m = pool_bytes + spare;
                 while needed(m) > m {
-                    m = needed(m).div_ceil(1 << 30) << 30;
+                    // Whole GiB and whole huge pages (16G pages with 64K).
+                    let unit = cfg.huge_size.max(1 << 30);
+                    m = needed(m).div_ceil(unit) * unit;
                 }
                 m
             }
