@@ -71,26 +71,20 @@ impl Mutant {
                 let mm::Desc::Leaf { page, .. } = desc else {
                     return None;
                 };
-                // The next store to the same slot must change the page.
-                let next = v[i + 1..].iter().find_map(|x| match x {
+                let to_slot = |x: &Instr| match x {
                     Instr::Store {
                         va: a,
                         level: l,
                         desc,
                     } if *a == va && *l == level => Some(*desc),
                     _ => None,
-                })?;
+                };
+                // The next store to the same slot must change the page.
+                let next = v[i + 1..].iter().find_map(to_slot)?;
                 let mm::Desc::Leaf { page: p2, .. } = next else {
                     return None;
                 };
-                let prev = v[..i].iter().rev().find_map(|x| match x {
-                    Instr::Store {
-                        va: a,
-                        level: l,
-                        desc,
-                    } if *a == va && *l == level => Some(*desc),
-                    _ => None,
-                });
+                let prev = v[..i].iter().rev().find_map(to_slot);
                 // A permission-only change: same page as before (or the
                 // first store, keeping the boot mapping's page).
                 let same_page = match prev {

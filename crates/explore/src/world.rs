@@ -398,16 +398,22 @@ impl Scenario {
                     }),
                 }
             };
+            // Encodes a descriptor for the slot at `pa`, `level`.
+            let enc = |d: &mm::Desc, pa: PhysAddr, level: u8| {
+                d.encode(
+                    g,
+                    level,
+                    &|p| frame(p, &regs).map(|f| f << shift).map_err(to_mm),
+                    &|| Ok(k.machine.read_desc(pa)?),
+                )
+            };
             let op = match ins {
                 Instr::Store { va, level, desc } => {
                     let pa = k.machine.desc_pa(VirtAddr(*va), *level)?;
-                    let d = desc.encode(
-                        g,
-                        *level,
-                        &|p| frame(p, &regs).map(|f| f << shift).map_err(to_mm),
-                        &|| Ok(k.machine.read_desc(pa)?),
-                    )?;
-                    Op::Store { pa, value: d.0 }
+                    Op::Store {
+                        pa,
+                        value: enc(desc, pa, *level)?.0,
+                    }
                 }
                 Instr::Cas {
                     va,
@@ -416,15 +422,7 @@ impl Scenario {
                     desc,
                 } => {
                     let pa = k.machine.desc_pa(VirtAddr(*va), *level)?;
-                    let enc = |d: &mm::Desc| {
-                        d.encode(
-                            g,
-                            *level,
-                            &|p| frame(p, &regs).map(|f| f << shift).map_err(to_mm),
-                            &|| Ok(k.machine.read_desc(pa)?),
-                        )
-                    };
-                    let (e, d) = (enc(expect)?, enc(desc)?);
+                    let (e, d) = (enc(expect, pa, *level)?, enc(desc, pa, *level)?);
                     let kind = if *level < 3 {
                         vmsa::TlbiKind::Vaae1is
                     } else {

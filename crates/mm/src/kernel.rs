@@ -651,25 +651,13 @@ impl Kernel {
             let mut split_any = false;
             for &i in &chunk {
                 let mut fine = true;
-                if leaf < 3 {
-                    let mut blocks: Vec<u64> = self
-                        .vmemmap_vas(i)
-                        .iter()
-                        .map(|va| va & !(g.level_size(leaf) - 1))
-                        .collect();
-                    blocks.dedup();
-                    for b in blocks {
-                        let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
-                        if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_none() {
-                            continue;
-                        }
-                        let p = proto.split.program(b, leaf, 0);
-                        if self.run_or_undo(&p)?.is_none() {
-                            fine = false;
-                            break;
-                        }
-                        split_any = true;
+                for b in self.blocks_to_split(i)? {
+                    let p = proto.split.program(b, leaf, 0);
+                    if self.run_or_undo(&p)?.is_none() {
+                        fine = false;
+                        break;
                     }
+                    split_any = true;
                 }
                 if fine {
                     ok.push(i);
@@ -716,6 +704,31 @@ impl Kernel {
         Ok(done)
     }
 
+    /// Returns the VAs of the vmemmap blocks that map huge page `i`'s
+    /// struct pages and are still blocks (none where the vmemmap is mapped
+    /// with base pages).
+    fn blocks_to_split(&self, i: usize) -> Result<Vec<u64>, MmError> {
+        let g = self.geo.granule;
+        let leaf = vmemmap_leaf_level(g);
+        if leaf == 3 {
+            return Ok(Vec::new());
+        }
+        let mut blocks: Vec<u64> = self
+            .vmemmap_vas(i)
+            .iter()
+            .map(|va| va & !(g.level_size(leaf) - 1))
+            .collect();
+        blocks.dedup();
+        let mut out = Vec::new();
+        for b in blocks {
+            let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
+            if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_some() {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
     /// Emits, as one program, everything `optimize(proto, &[i], 1)` runs
     /// for huge page `i` (a batch of one): `stop_machine()` if the protocol
     /// stops it, the split of each vmemmap block (table in register 1000),
@@ -748,20 +761,9 @@ impl Kernel {
             p.push(Instr::StopMachine);
         }
         let mut split_any = false;
-        if leaf < 3 {
-            let mut blocks: Vec<u64> = self
-                .vmemmap_vas(i)
-                .iter()
-                .map(|va| va & !(g.level_size(leaf) - 1))
-                .collect();
-            blocks.dedup();
-            for (n, b) in blocks.into_iter().enumerate() {
-                let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
-                if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_some() {
-                    p.extend(proto.split.program(b, leaf, SPLIT_REG + n as u16));
-                    split_any = true;
-                }
-            }
+        for (n, b) in self.blocks_to_split(i)?.into_iter().enumerate() {
+            p.extend(proto.split.program(b, leaf, SPLIT_REG + n as u16));
+            split_any = true;
         }
         if split_any && proto.split.deferred_flush() {
             p.flush_tlb_all();
