@@ -1284,6 +1284,44 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        // No leak: every page the program allocated, and every page the
+        // vmemmap mapped before (but the shared tail page, which other huge
+        // pages map), is a table on a vmemmap walk, maps a vmemmap page, or
+        // was freed.
+        let mut used = Small::default();
+        for &(va, _, _) in &self.sc.pages {
+            let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
+            for t in &w.tables {
+                if let TlbKind::Walk { next } = t.kind {
+                    used.insert(next.0 >> self.shift);
+                }
+            }
+            if let Ok((leaf, lvl, _, _)) = w.result {
+                used.insert((leaf.oa.0 + (va & (g.level_size(lvl) - 1))) >> self.shift);
+            }
+        }
+        let old = self
+            .sc
+            .pages
+            .iter()
+            .map(|p| p.1)
+            .filter(|&f| Some(f) != self.sc.shared_tail);
+        if let Some(f) = self
+            .sc
+            .fresh
+            .iter()
+            .copied()
+            .chain(old)
+            .find(|f| !used.contains(f) && s.freed.binary_search(f).is_err())
+        {
+            return bad(
+                HazardKind::FinalState,
+                0,
+                format!(
+                    "pfn {f:#x}, allocated by the program, is neither mapped nor freed (a leak)"
+                ),
+            );
+        }
         if s.freed != self.sc.reference.freed {
             return bad(
                 HazardKind::FinalState,

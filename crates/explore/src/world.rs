@@ -231,6 +231,9 @@ pub struct Scenario {
     pub checked: Vec<u64>,
     /// Frames the program allocates (their earlier contents are garbage).
     pub fresh: Vec<u64>,
+    /// The shared tail page (`shared-tail`), which outlives every huge
+    /// page that maps it.
+    pub shared_tail: Option<u64>,
 }
 
 /// A kernel booted for an exploration, with the program it will run.
@@ -580,6 +583,7 @@ impl Scenario {
             pages,
             checked,
             fresh,
+            shared_tail: k.shared_tail,
             setup,
         })
     }

@@ -125,3 +125,27 @@ fn reduced_and_unreduced_searches_agree() {
     }
     println!("{}", report.join("\n"));
 }
+
+/// The final-state invariants catch a program that leaks: without its free,
+/// stop-machine's HVO leaves the old vmemmap pages neither mapped nor freed.
+#[test]
+fn a_program_without_its_free_leaks() {
+    let setup = Setup::standard(
+        mm::Protocol::by_name("stop-machine").unwrap(),
+        BbmLevel::Level0,
+    );
+    let mut setup = setup;
+    setup.workloads = vec![WorkloadKind::Neighbour];
+    let prep = Prepared::new(&setup).unwrap();
+    let mut program = prep.program.clone();
+    program
+        .instrs
+        .retain(|i| !matches!(i, mm::Instr::Free { .. }));
+    let sc = Scenario::build(&prep, &program).unwrap();
+    let r = explore(&Engine::new(&sc), &Limits::default());
+    let Verdict::Hazard { hazard, .. } = r.verdict else {
+        panic!("no hazard: {:?}", r.verdict);
+    };
+    assert_eq!(hazard.kind, explore::HazardKind::FinalState);
+    assert!(hazard.detail.contains("a leak"), "{}", hazard.detail);
+}
