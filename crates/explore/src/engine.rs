@@ -10,7 +10,12 @@
 //! - a pending descriptor store becomes visible to walkers (before the DSB
 //!   that would force it);
 //! - a CPU's walker fills its TLB from any walk it could make now
-//!   (R_FFWJK: entries may be cached at any time);
+//!   (R_FFWJK: entries may be cached at any time); with hardware AF such a
+//!   walk may set AF in memory. The model lets a speculative walk update AF
+//!   as a walk for a real access does: the adversarial choice for the
+//!   AF-clear + CAS protocol (DDI0487's rules on hardware AF updates for
+//!   speculative walks are cited second-hand here; check them before
+//!   relying on af-cas's verdict);
 //! - a CPU evicts any TLB entry.
 //!
 //! A TLBI taking effect on a CPU before the DSB that completes it removes
