@@ -110,6 +110,34 @@ pub enum Step {
     },
 }
 
+/// The translation choices and walks [`Engine::steps`] computed for a
+/// state, so that applying each step does not compute them again.
+#[derive(Default)]
+pub struct Memo {
+    /// (CPU, its next access's choices).
+    choices: Vec<(usize, Vec<Choice>)>,
+    /// (CPU, VA, the walks a fill may make).
+    walks: Vec<(usize, u64, Vec<Choice>)>,
+}
+
+impl Memo {
+    fn clear(&mut self) {
+        self.choices.clear();
+        self.walks.clear();
+    }
+
+    fn choice(&self, cpu: usize, k: usize) -> Option<Option<&Choice>> {
+        self.choices.iter().find(|c| c.0 == cpu).map(|c| c.1.get(k))
+    }
+
+    fn walk(&self, cpu: usize, va: u64, k: usize) -> Option<Option<&Choice>> {
+        self.walks
+            .iter()
+            .find(|w| w.0 == cpu && w.1 == va)
+            .map(|w| w.2.get(k))
+    }
+}
+
 /// What a step led to.
 pub enum Outcome {
     /// A new state.
@@ -524,7 +552,14 @@ impl<'a> Engine<'a> {
 
     /// Lists the steps enabled in `s`, reduced.
     pub fn steps(&self, s: &State, out: &mut Vec<Step>) {
+        self.steps_memo(s, out, &mut Memo::default());
+    }
+
+    /// As [`Engine::steps`], keeping what it computed in `memo` for
+    /// [`Engine::apply_memo`].
+    pub fn steps_memo(&self, s: &State, out: &mut Vec<Step>, memo: &mut Memo) {
         out.clear();
+        memo.clear();
         if self.updater_enabled(s) {
             let op = &self.sc.ops[usize::from(s.pc)];
             if self.reduce && self.invisible(s, op) {
@@ -580,7 +615,9 @@ impl<'a> Engine<'a> {
                 }
                 _ => {
                     let (va, access) = self.access_of(s, i);
-                    let n = self.choices(s, cpu, va, access).len();
+                    let choices = self.choices(s, cpu, va, access);
+                    let n = choices.len();
+                    memo.choices.push((cpu, choices));
                     for k in 0..n {
                         out.push(Step::Cpu {
                             cpu: cpu as u8,
@@ -611,7 +648,10 @@ impl<'a> Engine<'a> {
             }
             let cpu = i + 1;
             for &va in self.remaining(s, i) {
-                for k in 0..self.walks(s, cpu, va).len() {
+                let walks = self.walks(s, cpu, va);
+                let n = walks.len();
+                memo.walks.push((cpu, va, walks));
+                for k in 0..n {
                     out.push(Step::Fill {
                         cpu: cpu as u8,
                         va,
@@ -683,24 +723,39 @@ impl<'a> Engine<'a> {
         self.apply_traced(s, step, log).0
     }
 
+    /// As [`Engine::apply`], with the choices [`Engine::steps_memo`]
+    /// computed for `s`.
+    pub fn apply_memo(&self, s: &State, step: Step, memo: &Memo) -> Outcome {
+        self.apply_inner(s, step, None, Some(memo)).0
+    }
+
     /// As [`Engine::apply`]; also returns the symmetry permutation of the
     /// new state (see [`Engine::normalize_perm`]).
     pub fn apply_traced(
         &self,
         s: &State,
         step: Step,
+        log: Option<&mut String>,
+    ) -> (Outcome, Vec<usize>) {
+        self.apply_inner(s, step, log, None)
+    }
+
+    fn apply_inner(
+        &self,
+        s: &State,
+        step: Step,
         mut log: Option<&mut String>,
+        memo: Option<&Memo>,
     ) -> (Outcome, Vec<usize>) {
         let none = || (0..s.wl.len()).collect::<Vec<usize>>();
         let mut n = s.clone();
         let r = match step {
             Step::Updater => self.run_updater(&mut n, log.as_deref_mut()),
-            Step::Cpu { cpu, choice } => self.run_cpu(
-                &mut n,
-                usize::from(cpu),
-                usize::from(choice),
-                log.as_deref_mut(),
-            ),
+            Step::Cpu { cpu, choice } => {
+                let (c, k) = (usize::from(cpu), usize::from(choice));
+                let memoized = memo.and_then(|m| m.choice(c, k));
+                self.run_cpu(&mut n, c, k, memoized, log.as_deref_mut())
+            }
             Step::Propagate { index } => {
                 let p = n.pending.remove(usize::from(index));
                 if let Some(l) = log.as_deref_mut() {
@@ -721,11 +776,19 @@ impl<'a> Engine<'a> {
             }
             Step::Fill { cpu, va, choice } => {
                 let c = usize::from(cpu);
-                let walks = self.walks(&n, c, va);
-                let Some(ch) = walks.get(usize::from(choice)) else {
+                let k = usize::from(choice);
+                let owned;
+                let ch = match memo.and_then(|m| m.walk(c, va, k)) {
+                    Some(found) => found,
+                    None => {
+                        owned = self.walks(&n, c, va);
+                        owned.get(k)
+                    }
+                };
+                let Some(ch) = ch.cloned() else {
                     return (Outcome::Disabled, none());
                 };
-                if !self.commit(&mut n, c, ch) {
+                if !self.commit(&mut n, c, &ch) {
                     return (Outcome::Disabled, none());
                 }
                 if let Some(l) = log.as_deref_mut() {
@@ -945,6 +1008,7 @@ impl<'a> Engine<'a> {
         s: &mut State,
         cpu: usize,
         choice: usize,
+        memoized: Option<Option<&Choice>>,
         mut log: Option<&mut String>,
     ) -> Result<bool, Hazard> {
         let i = cpu - 1;
@@ -992,11 +1056,13 @@ impl<'a> Engine<'a> {
             }
             _ => {
                 let (va, access) = self.access_of(s, i);
-                let choices = self.choices(s, cpu, va, access);
-                let Some(ch) = choices.get(choice) else {
+                let ch = match memoized {
+                    Some(found) => found.cloned(),
+                    None => self.choices(s, cpu, va, access).get(choice).cloned(),
+                };
+                let Some(ch) = ch else {
                     return Ok(false);
                 };
-                let ch = ch.clone();
                 if !self.commit(s, cpu, &ch) {
                     return Ok(false);
                 }

@@ -12,14 +12,14 @@
 //! two distinct states of one run collide with probability about
 //! n^2 / 2^129, negligible at the sizes run here.
 
-use std::hash::{BuildHasher, Hash, Hasher as _};
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use rustc_hash::{FxBuildHasher, FxHashSet, FxHasher};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::engine::{Engine, Outcome, Step};
+use crate::engine::{Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
 use crate::state::State;
 
@@ -123,10 +123,82 @@ pub struct Report {
 }
 
 fn fingerprint(s: &State) -> u128 {
-    let a = FxBuildHasher.hash_one(s);
-    let mut b = FxHasher::with_seed(0x9e37_79b9_7f4a_7c15);
-    s.hash(&mut b);
-    (u128::from(a) << 64) | u128::from(b.finish())
+    let mut h = Fingerprint::default();
+    s.hash(&mut h);
+    h.finish128()
+}
+
+/// A 128-bit fingerprint in one pass: two multiply-rotate lanes (FxHash's
+/// step with different constants), mixed at the end (the MurmurHash3
+/// finalizer).
+#[derive(Default)]
+struct Fingerprint {
+    a: u64,
+    b: u64,
+}
+
+impl Fingerprint {
+    const K1: u64 = 0xf135_7aea_2e62_a9c5;
+    const K2: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn add(&mut self, x: u64) {
+        self.a = (self.a.rotate_left(26) ^ x).wrapping_mul(Self::K1);
+        self.b = (self.b.rotate_left(23) ^ x)
+            .wrapping_mul(Self::K2)
+            .wrapping_add(1);
+    }
+
+    fn mix(mut x: u64) -> u64 {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+
+    fn finish128(&self) -> u128 {
+        (u128::from(Self::mix(self.a)) << 64)
+            | u128::from(Self::mix(self.b ^ self.a.rotate_left(32)))
+    }
+}
+
+impl std::hash::Hasher for Fingerprint {
+    fn finish(&self) -> u64 {
+        Self::mix(self.a)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
 }
 
 /// Successors of one state: each step with its outcome's fingerprint.
@@ -140,7 +212,9 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     visited.insert(fingerprint(&init));
     // Parent links: node id -> (parent id, step).
     let mut nodes: Vec<(u32, Step)> = vec![(u32::MAX, Step::Updater)];
-    let mut frontier: Vec<(u32, State)> = vec![(0, init.clone())];
+    // A level is kept as a list of parts, one per expanded chunk, so that
+    // it never grows by reallocating (and copying) one huge vector.
+    let mut frontier: Vec<Vec<(u32, State)>> = vec![vec![(0, init.clone())]];
     let mut transitions = 0u64;
     let mut depth = 0u64;
     let mut gave_up = 0u64;
@@ -152,26 +226,32 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
         gave_up,
         elapsed: start.elapsed(),
     };
-    let mut next: Vec<(u32, State)> = Vec::new();
-    let check_limits = |states: usize, frontier: &[(u32, State)], next: &[(u32, State)]| {
-        if states as u64 >= limits.states {
-            Some(Limit::States)
-        } else if memory_in_use(states, frontier, next) >= limits.memory {
-            Some(Limit::Memory)
-        } else if start.elapsed() >= limits.time {
-            Some(Limit::Time)
-        } else {
-            None
-        }
-    };
+    let mut next: Vec<Vec<(u32, State)>> = Vec::new();
+    let check_limits =
+        |states: usize, frontier: &[Vec<(u32, State)>], next: &[Vec<(u32, State)>]| {
+            if states as u64 >= limits.states {
+                Some(Limit::States)
+            } else if memory_in_use(states, frontier, next) >= limits.memory {
+                Some(Limit::Memory)
+            } else if start.elapsed() >= limits.time {
+                Some(Limit::Time)
+            } else {
+                None
+            }
+        };
     while !frontier.is_empty() {
         // Expand the level in chunks, so that successors not yet
         // deduplicated never hold much memory, and limits are checked often.
-        let per_state = frontier.first().map_or(1, |(_, s)| s.approx_bytes().max(1));
+        let per_state = frontier
+            .iter()
+            .flatten()
+            .next()
+            .map_or(1, |(_, s)| s.approx_bytes().max(1));
         let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
-        for chunk in frontier.chunks(chunk_len) {
+        for chunk in frontier.iter().flat_map(|part| part.chunks(chunk_len)) {
             let expanded: Vec<Expanded> =
                 chunk.par_iter().map(|(_, s)| expand(engine, s)).collect();
+            let mut part = Vec::with_capacity(expanded.iter().map(Vec::len).sum());
             for ((id, s), succ) in chunk.iter().zip(expanded) {
                 for (step, outcome, fp) in succ {
                     transitions += 1;
@@ -198,7 +278,7 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                         Outcome::Next(n) => {
                             if visited.insert(fp) {
                                 nodes.push((*id, step));
-                                next.push(((nodes.len() - 1) as u32, n));
+                                part.push(((nodes.len() - 1) as u32, n));
                                 if visited.len() as u64 >= limits.states {
                                     return report(
                                         Verdict::Incomplete {
@@ -217,6 +297,8 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                     }
                 }
             }
+            part.shrink_to_fit();
+            next.push(part);
             if let Some(l) = check_limits(visited.len(), &frontier, &next) {
                 return report(
                     Verdict::Incomplete {
@@ -231,6 +313,7 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             }
         }
         depth += 1;
+        next.retain(|p| !p.is_empty());
         frontier = std::mem::take(&mut next);
     }
     report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
@@ -244,7 +327,8 @@ const CHUNK_BYTES: usize = 256 << 20;
 
 fn expand(engine: &Engine<'_>, s: &State) -> Expanded {
     let mut steps = Vec::new();
-    engine.steps(s, &mut steps);
+    let mut memo = Memo::default();
+    engine.steps_memo(s, &mut steps, &mut memo);
     if steps.is_empty() {
         let out = if engine.finished(s) {
             engine.check_final(s)
@@ -257,7 +341,7 @@ fn expand(engine: &Engine<'_>, s: &State) -> Expanded {
     }
     steps
         .into_iter()
-        .filter_map(|st| match engine.apply(s, st, None) {
+        .filter_map(|st| match engine.apply_memo(s, st, &memo) {
             Outcome::Disabled => None,
             Outcome::Next(n) => {
                 let fp = fingerprint(&n);
@@ -291,13 +375,16 @@ fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
 /// about 20 bytes) and a parent link; per frontier state its own size,
 /// estimated from a sample. (Not the process's resident set: several
 /// searches may run at once.)
-fn memory_in_use(visited: usize, frontier: &[(u32, State)], next: &[(u32, State)]) -> u64 {
+fn memory_in_use(
+    visited: usize,
+    frontier: &[Vec<(u32, State)>],
+    next: &[Vec<(u32, State)>],
+) -> u64 {
     let link = std::mem::size_of::<(u32, Step)>() as u64;
-    let per_state = frontier
-        .first()
-        .or(next.first())
-        .map_or(0, |(_, s)| s.approx_bytes() as u64);
-    (visited as u64) * (20 + link) + ((frontier.len() + next.len()) as u64) * per_state
+    let mut all = frontier.iter().chain(next).flatten();
+    let per_state = all.next().map_or(0, |(_, s)| s.approx_bytes() as u64);
+    let held: usize = frontier.iter().chain(next).map(Vec::len).sum();
+    (visited as u64) * (20 + link) + (held as u64) * per_state
 }
 
 /// Rewrites `cpuN` (N a workload position, from 1) into the real CPU
