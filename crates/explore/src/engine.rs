@@ -1003,30 +1003,48 @@ impl<'a> Engine<'a> {
         });
     }
 
+    /// Runs workload CPU `cpu`'s next operation with translation `choice`;
+    /// with `log`, describes it (also when it ends in a hazard).
     fn run_cpu(
         &self,
         s: &mut State,
         cpu: usize,
         choice: usize,
         memoized: Option<Option<&Choice>>,
-        mut log: Option<&mut String>,
+        log: Option<&mut String>,
+    ) -> Result<bool, Hazard> {
+        let mut text = String::new();
+        let r = self.cpu_op(s, cpu, choice, memoized, log.is_some(), &mut text);
+        if let Some(l) = log
+            && !matches!(r, Ok(false))
+        {
+            l.push_str(&text);
+        }
+        r
+    }
+
+    fn cpu_op(
+        &self,
+        s: &mut State,
+        cpu: usize,
+        choice: usize,
+        memoized: Option<Option<&Choice>>,
+        on: bool,
+        text: &mut String,
     ) -> Result<bool, Hazard> {
         let i = cpu - 1;
         let w = &self.sc.workloads[i];
         let pc = usize::from(s.wl[i].pc);
         let op = &w.ops[pc];
         let mut next = pc + 1;
-        let on = log.is_some();
-        let mut text = if on {
-            format!("cpu{cpu}: {op}")
-        } else {
-            String::new()
-        };
+        if on {
+            *text = format!("cpu{cpu}: {op}");
+        }
         match op {
             WOp::Pick(c) => {
                 s.wl[i].pick = Some(choice as u8);
                 if on {
-                    text = format!("cpu{cpu}: picks the struct page at {:#x}", c[choice]);
+                    *text = format!("cpu{cpu}: picks the struct page at {:#x}", c[choice]);
                 }
             }
             WOp::RcuLock => s.wl[i].rcu = true,
@@ -1071,9 +1089,6 @@ impl<'a> Engine<'a> {
                 }
                 let t = match ch.result {
                     Err(f) => {
-                        if let Some(l) = log.as_deref_mut() {
-                            l.push_str(&text);
-                        }
                         return Err(self.hazard(
                             s,
                             cpu,
@@ -1086,9 +1101,6 @@ impl<'a> Engine<'a> {
                 };
                 let frame = t.pa.0 >> self.shift;
                 if s.unpublished.binary_search(&frame).is_ok() {
-                    if let Some(l) = log.as_deref_mut() {
-                        l.push_str(&text);
-                    }
                     return Err(self.hazard(
                         s,
                         cpu,
@@ -1100,9 +1112,6 @@ impl<'a> Engine<'a> {
                     ));
                 }
                 if s.freed.binary_search(&frame).is_ok() {
-                    if let Some(l) = log.as_deref_mut() {
-                        l.push_str(&text);
-                    }
                     return Err(self.hazard(
                         s,
                         cpu,
@@ -1161,9 +1170,6 @@ impl<'a> Engine<'a> {
                                 _ => false,
                             };
                             if torn {
-                                if let Some(l) = log.as_deref_mut() {
-                                    l.push_str(&text);
-                                }
                                 return Err(self.hazard(
                                     s,
                                     cpu,
@@ -1180,9 +1186,6 @@ impl<'a> Engine<'a> {
             }
         }
         s.wl[i].pc = next as u8;
-        if let Some(l) = log {
-            l.push_str(&text);
-        }
         Ok(true)
     }
 
