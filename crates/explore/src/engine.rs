@@ -239,7 +239,7 @@ impl<'a> Engine<'a> {
 
     /// What walkers read: the oldest pending store's previous value, or
     /// memory.
-    fn walker_read(&self, s: &State, pa: u64) -> u64 {
+    pub(crate) fn walker_read(&self, s: &State, pa: u64) -> u64 {
         if s.unpublished.binary_search(&(pa >> self.shift)).is_ok() {
             // A table whose entries are not visible yet: the fresh page's
             // earlier contents, taken as zero (invalid entries).

@@ -12,6 +12,8 @@
 //! - [`engine`]: the steps and what they do, with the reductions;
 //! - [`hazard`]: what can go wrong;
 //! - [`search`]: parallel breadth-first search with limits;
+//! - [`trace`]: the structured counterexample: step kinds, descriptors
+//!   and TLB entries after each step;
 //! - [`mod@verify`]: one configuration's rule verdict, costs and safety verdict;
 //! - [`mutate`]: mutants of a program, one step removed or moved.
 
@@ -20,6 +22,7 @@ pub mod hazard;
 pub mod mutate;
 pub mod search;
 pub mod state;
+pub mod trace;
 pub mod verify;
 pub mod workload;
 pub mod world;
@@ -27,6 +30,7 @@ pub mod world;
 pub use hazard::{Hazard, HazardKind};
 pub use mutate::Mutant;
 pub use search::{Limit, Limits, Report, TraceStep, Verdict};
+pub use trace::{DescState, Snapshot, StepKind, TlbState, VaState};
 pub use verify::{Row, Run, verify, verify_program};
 pub use workload::WorkloadKind;
 pub use world::{Direction, Prepared, Scenario, Setup};

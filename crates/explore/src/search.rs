@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::engine::{Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
 use crate::state::State;
+use crate::trace::{self, Snapshot, StepKind};
 
 /// Limits on a search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -82,6 +83,11 @@ pub struct TraceStep {
     pub cpu: Option<usize>,
     /// What happened.
     pub text: String,
+    /// What kind of step it is.
+    pub kind: StepKind,
+    /// The descriptors and TLB entries that matter, after the step (for
+    /// the step that meets the hazard: when it meets it).
+    pub state: Snapshot,
 }
 
 /// What a search found.
@@ -261,7 +267,7 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                             let terminal =
                                 engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
                             let (trace, labels) =
-                                rebuild(engine, &nodes, *id, (!terminal).then_some(step));
+                                rebuild(engine, &nodes, *id, (!terminal).then_some(step), h.va);
                             let mut hazard = h;
                             hazard.detail = relabel(&hazard.detail, &labels);
                             if hazard.cpu > 0 {
@@ -408,13 +414,15 @@ fn relabel(text: &str, labels: &[usize]) -> String {
 
 /// Replays the path to node `id` (then `last`) from the initial state,
 /// describing each step with the real CPU numbers (the symmetry reduction
-/// reorders identical CPUs in the states it stores). Returns the steps and
+/// reorders identical CPUs in the states it stores), and the state of the
+/// workloads' pages (and `hazard_va`'s) after it. Returns the steps and
 /// the final labels: position `k` holds CPU `labels[k]`.
 fn rebuild(
     engine: &Engine<'_>,
     nodes: &[(u32, Step)],
     id: u32,
     last: Option<Step>,
+    hazard_va: Option<u64>,
 ) -> (Vec<TraceStep>, Vec<usize>) {
     let mut path = Vec::new();
     let mut cur = id;
@@ -425,27 +433,42 @@ fn rebuild(
     }
     path.reverse();
     path.extend(last);
+    let vas = trace::relevant_vas(engine.scenario(), hazard_va);
     let mut s = engine.initial();
     let mut labels: Vec<usize> = (1..=s.wl.len()).collect();
     let mut out = Vec::new();
     for step in path {
         let mut text = String::new();
+        let kind = trace::kind_of(&s, step, &labels);
         let (outcome, perm) = engine.apply_traced(&s, step, Some(&mut text));
         let cpu = match step {
             Step::Updater => Some(0),
             Step::Cpu { cpu, .. } => Some(labels[usize::from(cpu) - 1]),
             _ => None,
         };
-        out.push(TraceStep {
-            cpu,
-            text: relabel(&text, &labels),
-        });
+        let text = relabel(&text, &labels);
         match outcome {
             Outcome::Next(n) => {
                 s = n;
                 labels = perm.iter().map(|&i| labels[i]).collect();
+                let state = trace::snapshot(engine, &s, &vas, &labels);
+                out.push(TraceStep {
+                    cpu,
+                    text,
+                    kind,
+                    state,
+                });
             }
-            _ => break,
+            _ => {
+                let state = trace::snapshot(engine, &s, &vas, &labels);
+                out.push(TraceStep {
+                    cpu,
+                    text,
+                    kind,
+                    state,
+                });
+                break;
+            }
         }
     }
     (out, labels)
