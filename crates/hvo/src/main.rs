@@ -1,6 +1,7 @@
 //! The `hvo` command line: verdicts on live vmemmap remapping sequences for
 //! arm64.
 
+mod html;
 mod simulate;
 mod table;
 mod verify;

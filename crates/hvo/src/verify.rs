@@ -63,6 +63,11 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write the report as one self-contained HTML page to this file:
+    /// the table, and each counterexample as a timeline (one lane per CPU,
+    /// the descriptors and TLB entries after each step, the hazard marked).
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -184,6 +189,17 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
             Err(e) => return fail(e.to_string()),
         }
     }
+    if let Some(path) = &a.html {
+        let page = crate::html::Page {
+            title: "hvo verify".into(),
+            meta: meta(&workloads, a),
+            rows: &rows,
+            extra: None,
+        };
+        if let Err(e) = std::fs::write(path, crate::html::render(&page)) {
+            return fail(format!("cannot write {}: {e}", path.display()));
+        }
+    }
     if a.json {
         let out: Vec<RowJson> = rows.iter().map(row_json).collect();
         match serde_json::to_string_pretty(&out) {
@@ -196,7 +212,8 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn rules_cell(row: &Row) -> String {
+/// Returns the rules cell: `compliant` or the rules violated.
+pub(crate) fn rules_cell(row: &Row) -> String {
     if row.compliant() {
         "compliant".into()
     } else {
@@ -208,7 +225,9 @@ fn rules_cell(row: &Row) -> String {
     }
 }
 
-fn verdict_cell(row: &Row) -> String {
+/// Returns the concurrent cell: `safe`, the hazard and its workloads, or
+/// the limit that stopped the search.
+pub(crate) fn verdict_cell(row: &Row) -> String {
     let (v, run) = row.verdict();
     let gave_up: u64 = row.runs.iter().map(|r| r.report.gave_up).sum();
     match v {
@@ -223,7 +242,8 @@ fn verdict_cell(row: &Row) -> String {
     }
 }
 
-fn names(w: &[WorkloadKind]) -> String {
+/// Joins workload names with `+`.
+pub(crate) fn names(w: &[WorkloadKind]) -> String {
     w.iter().map(|w| w.name()).collect::<Vec<_>>().join("+")
 }
 
@@ -246,39 +266,92 @@ fn row_json(row: &Row) -> RowJson<'_> {
     }
 }
 
+/// Returns the configuration lines of the HTML report.
+fn meta(workloads: &[WorkloadKind], a: &VerifyArgs) -> Vec<(String, String)> {
+    let on = |b: bool| if b { "on" } else { "off" }.to_string();
+    vec![
+        ("granule".into(), a.granule.to_string()),
+        ("huge page size".into(), a.huge_size.clone()),
+        (
+            "FEAT_BBM levels".into(),
+            a.bbm
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("direction".into(), a.direction.clone()),
+        (
+            "workloads".into(),
+            format!(
+                "{}, {} CPU(s) each, {}",
+                names(workloads),
+                a.cpus,
+                if a.together {
+                    "in one exploration"
+                } else {
+                    "one exploration each"
+                }
+            ),
+        ),
+        ("hardware AF (TCR_EL1.HA)".into(), on(!a.no_hw_af)),
+        ("hardware DBM (TCR_EL1.HD)".into(), on(a.hw_dbm)),
+        (
+            "synchronize_rcu()".into(),
+            if a.no_rcu { "removed" } else { "kept" }.into(),
+        ),
+        (
+            "search limits".into(),
+            format!(
+                "{} states, {} MiB, {} s",
+                a.max_states, a.max_memory, a.max_time
+            ),
+        ),
+    ]
+}
+
+/// The columns of the verdict and cost table (the terminal's and the
+/// HTML report's).
+pub(crate) const COLUMNS: [&str; 13] = [
+    "protocol",
+    "op",
+    "FEAT_BBM",
+    "rules",
+    "concurrent",
+    "states",
+    "time",
+    "stores",
+    "cas",
+    "dsb",
+    "tlbi",
+    "pause",
+    "rcu",
+];
+
+/// Returns the cells of `r`'s line in the verdict and cost table.
+pub(crate) fn cells(r: &Row) -> Vec<String> {
+    let c = &r.costs;
+    vec![
+        r.setup.protocol.name.to_string(),
+        r.setup.direction.name().to_string(),
+        r.setup.features.bbm.to_string(),
+        rules_cell(r),
+        verdict_cell(r),
+        r.states().to_string(),
+        format!("{:.2}s", r.elapsed().as_secs_f64()),
+        c.stores.to_string(),
+        c.cas.to_string(),
+        (c.dsb_ish + c.dsb_ishst).to_string(),
+        c.tlbis().to_string(),
+        (c.pauses + c.stop_machines).to_string(),
+        c.rcu_syncs.to_string(),
+    ]
+}
+
 fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
-    let mut t = Table::new(&[
-        "protocol",
-        "op",
-        "FEAT_BBM",
-        "rules",
-        "concurrent",
-        "states",
-        "time",
-        "stores",
-        "cas",
-        "dsb",
-        "tlbi",
-        "pause",
-        "rcu",
-    ]);
+    let mut t = Table::new(&COLUMNS);
     for r in rows {
-        let c = &r.costs;
-        t.row(vec![
-            r.setup.protocol.name.to_string(),
-            r.setup.direction.name().to_string(),
-            r.setup.features.bbm.to_string(),
-            rules_cell(r),
-            verdict_cell(r),
-            r.states().to_string(),
-            format!("{:.2}s", r.elapsed().as_secs_f64()),
-            c.stores.to_string(),
-            c.cas.to_string(),
-            (c.dsb_ish + c.dsb_ishst).to_string(),
-            c.tlbis().to_string(),
-            (c.pauses + c.stop_machines).to_string(),
-            c.rcu_syncs.to_string(),
-        ]);
+        t.row(cells(r));
     }
     let mut out = format!(
         "hvo verify: {} {} pages, {} CPU(s) per workload, workloads: {}{}, hardware AF {}{}\n\n",
