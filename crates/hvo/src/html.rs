@@ -47,7 +47,7 @@ pub fn esc(s: &str) -> String {
 
 const CSS: &str = r#"
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 15px;
-       color: #1d1d1f; background: #ffffff; margin: 24px 32px; }
+       color: #1d1d1f; background: #ffffff; margin: 20px 20px; }
 h1 { font-size: 24px; margin: 0 0 8px 0; }
 h2 { font-size: 20px; margin: 32px 0 8px 0; border-bottom: 1px solid #ccc; }
 h3 { font-size: 17px; margin: 24px 0 6px 0; }
@@ -61,7 +61,7 @@ table.verdicts td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3; white-sp
 table.verdicts td.num { text-align: right; }
 td.hazard { background: #fde2e1; color: #a31515; font-weight: bold; }
 td.hazard a { color: #a31515; }
-td.violation { background: #fff1d6; color: #7a4b00; }
+td.violation { background: #fff1d6; color: #7a4b00; white-space: normal; max-width: 330px; }
 td.incomplete { background: #ececec; color: #555; font-style: italic; }
 td.safe { color: #1b6e20; }
 td.compliant { color: #1b6e20; }
@@ -266,9 +266,9 @@ const CH: f64 = 7.9;
 const LINE: f64 = 17.0;
 const PAD: f64 = 6.0;
 const NUM_W: f64 = 44.0;
-const LANE_W: f64 = 300.0;
-const MEM_W: f64 = 250.0;
-const STATE_W: f64 = 600.0;
+const LANE_W: f64 = 260.0;
+const MEM_W: f64 = 210.0;
+const STATE_W: f64 = 540.0;
 const HEAD_H: f64 = 44.0;
 
 /// A lane of the timeline.
@@ -520,7 +520,12 @@ fn step_box(
                 .filter(|t| t.leaf || t.level >= 2)
                 .map(|t| t.text.as_str())
                 .collect();
-            added.dedup();
+            let mut seen = Vec::new();
+            added.retain(|a| {
+                let new = !seen.contains(a);
+                seen.push(*a);
+                new
+            });
             let mut lines = wrap(&format!("TLB fill: walk for {va:#x} cached"), width);
             for a in added {
                 lines.extend(wrap(&format!("+ [{a}]"), width));
