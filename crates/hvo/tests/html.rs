@@ -345,3 +345,63 @@ fn decode(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
         .collect();
     (info.width, info.height, pixels)
 }
+
+#[test]
+fn an_unwritable_report_is_an_error_naming_the_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hvo"))
+        .args([
+            "verify",
+            "--protocol",
+            "stop-machine",
+            "--bbm",
+            "0",
+            "--direction",
+            "hvo",
+            "--html",
+            "/nonexistent-dir/report.html",
+        ])
+        .output()
+        .expect("hvo runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot write /nonexistent-dir/report.html"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_counterexamples_carry_the_step_kinds_and_state() {
+    let json: Value = serde_json::from_str(&hvo(&[
+        "verify",
+        "--protocol",
+        "linux-generic",
+        "--bbm",
+        "0",
+        "--direction",
+        "hvo",
+        "--workload",
+        "neighbour",
+        "--json",
+    ]))
+    .expect("JSON");
+    let trace = json[0]["runs"][0]["report"]["verdict"]["Hazard"]["trace"]
+        .as_array()
+        .expect("a counterexample");
+    let last = trace.last().expect("steps");
+    assert_eq!(last["kind"]["kind"], "op");
+    assert_eq!(last["cpu"], 1);
+    let tlb = last["state"]["vas"][0]["tlb"]
+        .as_array()
+        .expect("TLB entries");
+    assert!(
+        tlb.iter()
+            .any(|t| t["cpu"] == 1 && t["leaf"] == true && t["level"] == 2 && t["stale"] == true),
+        "{last}"
+    );
+    assert!(
+        trace
+            .iter()
+            .any(|s| s["kind"]["kind"] == "fill" && s["kind"]["cpu"] == 1)
+    );
+}
