@@ -88,6 +88,10 @@ pub struct TraceStep {
     /// The descriptors and TLB entries that matter, after the step (for
     /// the step that meets the hazard: when it meets it).
     pub state: Snapshot,
+    /// This step met the hazard (the last step, unless the hazard was
+    /// found when every CPU had finished: a final-state check, a
+    /// deadlock).
+    pub hazard: bool,
 }
 
 /// What a search found.
@@ -457,15 +461,17 @@ fn rebuild(
                     text,
                     kind,
                     state,
+                    hazard: false,
                 });
             }
-            _ => {
+            outcome => {
                 let state = trace::snapshot(engine, &s, &vas, &labels);
                 out.push(TraceStep {
                     cpu,
                     text,
                     kind,
                     state,
+                    hazard: matches!(outcome, Outcome::Hazard(_)),
                 });
                 break;
             }

@@ -80,6 +80,20 @@ fn the_conflict_abort_shows_the_stale_block_and_the_new_page_on_the_cpu() {
             .text
             .contains("via a TLB conflict")
     );
+    // The last step met the hazard, and no other.
+    let met: Vec<bool> = trace.iter().map(|s| s.hazard).collect();
+    assert_eq!(met.iter().filter(|m| **m).count(), 1);
+    assert!(met[met.len() - 1]);
+}
+
+#[test]
+fn a_hazard_found_at_the_end_is_met_by_no_step() {
+    // pause-cpus loses the head writer's store (README: what each protocol
+    // relies on); the final-state check finds it once every CPU finished.
+    let (hazard, trace) =
+        counterexample("pause-cpus", BbmLevel::Level0, WorkloadKind::HeadWriter, 1);
+    assert_eq!(hazard.kind.slug(), "lost-update");
+    assert!(trace.iter().all(|s| !s.hazard));
 }
 
 #[test]

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use explore::{Hazard, HazardKind, Row, Snapshot, StepKind, TraceStep, Verdict, WorkloadKind};
+use explore::{Hazard, Row, Snapshot, StepKind, TraceStep, Verdict, WorkloadKind};
 
 use crate::verify::{COLUMNS, cells, names};
 
@@ -700,7 +700,6 @@ fn timeline(
         "<text class=\"lane-title\" x=\"{:.1}\" y=\"28\">descriptors and TLBs after the step</text>",
         state_x + PAD
     );
-    let terminal = matches!(hazard.kind, HazardKind::FinalState | HazardKind::Deadlock);
     let mut y = HEAD_H;
     for (i, (row, h)) in rows.iter().zip(&heights).enumerate() {
         let step = &trace[i];
@@ -709,7 +708,7 @@ fn timeline(
         } else {
             format!("cpu{}", row.lane)
         };
-        let is_hazard = !terminal && i + 1 == trace.len() && step.cpu == Some(hazard.cpu);
+        let is_hazard = step.hazard;
         let _ = write!(
             o,
             "<g class=\"step{}\" data-step=\"{}\" data-lane=\"{lane_attr}\">",
@@ -791,6 +790,9 @@ fn timeline(
         y + PAD + LINE + 2.0
     );
     let mut what = format!("{} on CPU{}", hazard.kind.name(), hazard.cpu);
+    if !trace.iter().any(|s| s.hazard) {
+        what.push_str(", found when every CPU had finished");
+    }
     if let Some(va) = hazard.va {
         let _ = write!(what, " at {va:#x}");
     }
