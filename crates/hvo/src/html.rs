@@ -59,9 +59,10 @@ table.verdicts { border-collapse: collapse; font-size: 13px; }
 table.verdicts th { background: #eef1f5; text-align: left; padding: 4px 8px; border-bottom: 2px solid #999; }
 table.verdicts td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3; white-space: nowrap; }
 table.verdicts td.num { text-align: right; }
-td.hazard { background: #fde2e1; color: #a31515; font-weight: bold; }
+table.verdicts td.hazard { background: #fde2e1; color: #a31515; font-weight: bold; }
 td.hazard a { color: #a31515; }
-td.violation { background: #fff1d6; color: #7a4b00; white-space: normal; max-width: 330px; }
+table.verdicts td.violation { background: #fff1d6; color: #7a4b00; white-space: normal; }
+span.rule { white-space: nowrap; }
 td.incomplete { background: #ececec; color: #555; font-style: italic; }
 td.safe { color: #1b6e20; }
 td.compliant { color: #1b6e20; }
@@ -198,7 +199,12 @@ fn table(o: &mut String, page: &Page<'_>) {
                     } else {
                         "violation"
                     };
-                    let _ = write!(o, "<td class=\"{cls}\">{}</td>", esc(c));
+                    // Wrap between rules, never inside a rule's ID.
+                    let rules: Vec<String> = c
+                        .split(", ")
+                        .map(|r| format!("<span class=\"rule\">{}</span>", esc(r)))
+                        .collect();
+                    let _ = write!(o, "<td class=\"{cls}\">{}</td>", rules.join(", "));
                 }
                 4 if class == "hazard" => {
                     n += 1;
