@@ -641,7 +641,7 @@ fn timeline(
             }
             state.push(StateLine {
                 class: "st-va",
-                text: format!("page {va:#x}"),
+                text: format!("vmemmap page {va:#x}"),
                 title: format!("the vmemmap page at {va:#x}"),
             });
             changed.push(false);
