@@ -66,7 +66,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Serialize)]
-struct RowJson<'a> {
+pub(crate) struct RowJson<'a> {
     protocol: &'a str,
     direction: &'a str,
     granule: String,
@@ -196,7 +196,7 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn rules_cell(row: &Row) -> String {
+pub(crate) fn rules_cell(row: &Row) -> String {
     if row.compliant() {
         "compliant".into()
     } else {
@@ -208,7 +208,7 @@ fn rules_cell(row: &Row) -> String {
     }
 }
 
-fn verdict_cell(row: &Row) -> String {
+pub(crate) fn verdict_cell(row: &Row) -> String {
     let (v, run) = row.verdict();
     let gave_up: u64 = row.runs.iter().map(|r| r.report.gave_up).sum();
     match v {
@@ -223,11 +223,11 @@ fn verdict_cell(row: &Row) -> String {
     }
 }
 
-fn names(w: &[WorkloadKind]) -> String {
+pub(crate) fn names(w: &[WorkloadKind]) -> String {
     w.iter().map(|w| w.name()).collect::<Vec<_>>().join("+")
 }
 
-fn row_json(row: &Row) -> RowJson<'_> {
+pub(crate) fn row_json(row: &Row) -> RowJson<'_> {
     RowJson {
         protocol: row.setup.protocol.name,
         direction: row.setup.direction.name(),
@@ -263,8 +263,7 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
         "rcu",
     ]);
     for r in rows {
-        let c = &r.costs;
-        t.row(vec![
+        let mut cells = vec![
             r.setup.protocol.name.to_string(),
             r.setup.direction.name().to_string(),
             r.setup.features.bbm.to_string(),
@@ -272,13 +271,9 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
             verdict_cell(r),
             r.states().to_string(),
             format!("{:.2}s", r.elapsed().as_secs_f64()),
-            c.stores.to_string(),
-            c.cas.to_string(),
-            (c.dsb_ish + c.dsb_ishst).to_string(),
-            c.tlbis().to_string(),
-            (c.pauses + c.stop_machines).to_string(),
-            c.rcu_syncs.to_string(),
-        ]);
+        ];
+        cells.extend(cost_cells(r));
+        t.row(cells);
     }
     let mut out = format!(
         "hvo verify: {} {} pages, {} CPU(s) per workload, workloads: {}{}, hardware AF {}{}\n\n",
@@ -309,35 +304,53 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
         time.as_secs_f64()
     ));
     for r in rows {
-        let (v, run) = r.verdict();
-        match v {
-            Verdict::Hazard { hazard, trace } => {
-                out.push_str(&format!(
-                    "\n{} {} at FEAT_BBM {} with {}: {}\n",
-                    r.setup.protocol.name,
-                    r.setup.direction.name(),
-                    r.setup.features.bbm,
-                    run.map(|r| names(&r.workloads)).unwrap_or_default(),
-                    hazard.kind.name()
-                ));
-                for (i, s) in trace.iter().enumerate() {
-                    out.push_str(&format!("  {:>3}  {}\n", i + 1, s.text));
-                }
-                out.push_str(&format!("   =>  {hazard}\n"));
-            }
-            Verdict::Incomplete { advice, .. } => {
-                out.push_str(&format!(
-                    "\n{} {} at FEAT_BBM {}: incomplete after {} states: {advice}\n",
-                    r.setup.protocol.name,
-                    r.setup.direction.name(),
-                    r.setup.features.bbm,
-                    r.states()
-                ));
-            }
-            Verdict::Safe => {}
-        }
+        let label = format!("{} {}", r.setup.protocol.name, r.setup.direction.name());
+        out.push_str(&counterexample(&label, r));
     }
     out
+}
+
+/// Renders the counterexample (or the incomplete search) of `r`, if any,
+/// headed by `label`: one line per step, then the hazard.
+pub(crate) fn counterexample(label: &str, r: &Row) -> String {
+    let mut out = String::new();
+    let (v, run) = r.verdict();
+    match v {
+        Verdict::Hazard { hazard, trace } => {
+            out.push_str(&format!(
+                "\n{label} at FEAT_BBM {} with {}: {}\n",
+                r.setup.features.bbm,
+                run.map(|r| names(&r.workloads)).unwrap_or_default(),
+                hazard.kind.name()
+            ));
+            for (i, s) in trace.iter().enumerate() {
+                out.push_str(&format!("  {:>3}  {}\n", i + 1, s.text));
+            }
+            out.push_str(&format!("   =>  {hazard}\n"));
+        }
+        Verdict::Incomplete { advice, .. } => {
+            out.push_str(&format!(
+                "\n{label} at FEAT_BBM {}: incomplete after {} states: {advice}\n",
+                r.setup.features.bbm,
+                r.states()
+            ));
+        }
+        Verdict::Safe => {}
+    }
+    out
+}
+
+/// Returns the cost cells of `r` (stores, cas, dsb, tlbi, pause, rcu).
+pub(crate) fn cost_cells(r: &Row) -> Vec<String> {
+    let c = &r.costs;
+    vec![
+        c.stores.to_string(),
+        c.cas.to_string(),
+        (c.dsb_ish + c.dsb_ishst).to_string(),
+        c.tlbis().to_string(),
+        (c.pauses + c.stop_machines).to_string(),
+        c.rcu_syncs.to_string(),
+    ]
 }
 
 /// Runs `hvo bench --explore`: the default `hvo verify`, then the largest
