@@ -416,6 +416,8 @@ impl Names<'_> {
             sym("next", pfn - self.next)
         } else if pfn >= self.head {
             sym("head", pfn - self.head)
+        } else if pfn < 4096 {
+            pfn.to_string()
         } else {
             format!("{pfn:#x}")
         };

@@ -1271,9 +1271,10 @@ fn attrs(p: &mut Parser<'_>) -> R<LeafAttrs> {
                         "os" => Shareability::Outer,
                         "ns" => Shareability::NonShareable,
                         _ => {
-                            return Err(
-                                p.err_at(s, format!("expected sh=is, sh=os or sh=ns, found `{w}`"))
-                            );
+                            return Err(p.err_at(
+                                s,
+                                format!("expected sh=is, sh=os or sh=ns, found `{w}`"),
+                            ));
                         }
                     };
                 }
