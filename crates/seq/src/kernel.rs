@@ -122,7 +122,23 @@ fn desc(d: &KDesc, level: u8, span: &Range<usize>, env: &Env<'_>) -> Located<Des
 /// Returns the span and message of a step that cannot be resolved.
 pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
     let mut p = Program::default();
+    let mut allocated = BTreeSet::new();
     for s in &case.steps {
+        for a in pages_of(&s.op) {
+            if let PageRef::Reg(r, _) = a.page
+                && !allocated.contains(&r)
+            {
+                return Err((
+                    a.span.clone(),
+                    format!(
+                        "register r{r} is used before `alloc r{r}`: expected an allocation first"
+                    ),
+                ));
+            }
+        }
+        if let KOp::Alloc { reg, .. } = s.op {
+            allocated.insert(reg);
+        }
         let ev = |e: &Expr| eval(e, Some(env));
         p.push(match &s.op {
             KOp::Store { va, level, desc: d } => Instr::Store {
@@ -185,6 +201,25 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
         });
     }
     Ok(p)
+}
+
+fn desc_page(d: &KDesc) -> Option<&PageArg> {
+    match d {
+        KDesc::Invalid => None,
+        KDesc::Table(p) | KDesc::Leaf { page: p, .. } => Some(p),
+    }
+}
+
+fn pages_of(op: &KOp) -> Vec<&PageArg> {
+    let d = desc_page;
+    match op {
+        KOp::Store { desc, .. } => d(desc).into_iter().collect(),
+        KOp::Cas { expect, desc, .. } => d(expect).into_iter().chain(d(desc)).collect(),
+        KOp::Free { page, .. } | KOp::Reset { page, .. } => vec![page],
+        KOp::Copy { dst, src } => vec![dst, src],
+        KOp::FillTable { table, .. } => vec![table],
+        _ => Vec::new(),
+    }
 }
 
 /// One case at one FEAT_BBM level: the result `hvo verify` gives for a
