@@ -7,10 +7,10 @@ use std::ops::Range;
 /// `Display` gives `file:line:col: message`, the source line and a caret
 /// line under the span; [`SeqError::render`] draws the same with ariadne.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{col}: {message}\n  {text}\n  {caret}")]
+#[error("{file}:{line}:{col}: {message}\n  {text}\n  {}", self.caret())]
 pub struct SeqError {
     /// The file name as given.
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     /// 1-based line.
     pub line: usize,
     /// 1-based column (in characters).
@@ -19,8 +19,6 @@ pub struct SeqError {
     pub message: String,
     /// The source line.
     pub text: String,
-    /// A caret line under the offending span.
-    pub caret: String,
     /// The byte range in the file.
     pub span: Range<usize>,
 }
@@ -35,19 +33,23 @@ impl SeqError {
         let text = src[line_start..line_end].trim_end_matches('\r');
         let line = src[..start].matches('\n').count() + 1;
         let col0 = src[line_start..start].chars().count();
-        let width = src[start..end.min(line_end).max(start)]
-            .chars()
-            .count()
-            .max(1);
         SeqError {
-            file: file.to_string(),
+            file: file.into(),
             line,
             col: col0 + 1,
             message: message.into(),
             text: text.to_string(),
-            caret: format!("{}{}", " ".repeat(col0), "^".repeat(width)),
             span: start..end.max(start),
         }
+    }
+
+    /// Returns a line of carets under the span in [`SeqError::text`].
+    pub fn caret(&self) -> String {
+        let col0 = self.col.saturating_sub(1);
+        let rest = self.text.chars().count().saturating_sub(col0);
+        // The span in characters, clipped to the line.
+        let width = self.span.len().min(rest).max(1);
+        format!("{}{}", " ".repeat(col0), "^".repeat(width))
     }
 
     /// Renders the error with ariadne: the file, line and column, the
@@ -61,7 +63,7 @@ impl SeqError {
             .get(..self.span.end)
             .map_or(cs, |s| s.chars().count())
             .max(cs + 1);
-        let name = self.file.as_str();
+        let name: &str = &self.file;
         let mut out = Vec::new();
         let report = Report::build(ReportKind::Error, (name, cs..ce))
             .with_config(

@@ -10,7 +10,7 @@ use explore::{Direction, Limits, Prepared, Row, Setup, Verdict};
 use mm::vmemmap::{VMEMMAP_START, struct_page_va};
 use mm::{Desc, Instr, Kernel, Page, Perm, Program};
 use serde::Serialize;
-use vmsa::{BbmLevel, Features, TlbiKind};
+use vmsa::{BbmLevel, Features};
 
 use crate::ast::{
     Concurrent, Expect, Expr, ExprKind, KCase, KDesc, KOp, KernelFile, PageArg, PageRef,
@@ -701,6 +701,5 @@ pub fn emit(
     for ins in &program.instrs {
         let _ = writeln!(out, "{}", names.instr(ins));
     }
-    let _ = TlbiKind::Vmalle1is;
     Ok(out)
 }

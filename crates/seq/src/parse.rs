@@ -25,6 +25,15 @@ const KERNEL_OPS: &str = "a step: store, cas, dsb, isb, tlbi, alloc, free, copy,
 const MACHINE_OPS: &str = "an operation: store, cas, dsb, isb, tlbi, table, copy, write, free";
 
 type R<T> = Result<T, SeqError>;
+/// An `expect` line: its levels, rule codes and explorer verdict.
+type ExpectParts = (Option<Vec<BbmLevel>>, BTreeSet<String>, Option<Concurrent>);
+/// A `case` line: name, line, span and its own levels.
+type CaseHead = (
+    String,
+    usize,
+    Range<usize>,
+    Option<(Vec<BbmLevel>, Range<usize>)>,
+);
 
 struct Parser<'s> {
     file: &'s str,
@@ -412,10 +421,10 @@ pub fn parse(file: &str, src: &str) -> R<SeqFile> {
         p.end_line()?;
         p.skip_blank();
     }
-    let Some(config_span) = h.config_span.clone() else {
+    if h.config_span.is_none() {
         return Err(p.err_at(0..1, "expected a `config` line before the first case"));
-    };
-    if let Some((_, _, ks)) = &h.kernel {
+    }
+    if h.kernel.is_some() {
         if let Some(s) = &h.init_span {
             return Err(p.err_at(s.clone(), "`map` and `fill` build a bare machine: a kernel file states its mapping with `initial` lines"));
         }
@@ -427,10 +436,9 @@ pub fn parse(file: &str, src: &str) -> R<SeqFile> {
                 return Err(p.err_at(s, format!("`{what}=` is for machine files: a kernel file's CPUs are the updater and the `workloads`, its memory is what the kernel needs")));
             }
         }
-        let _ = ks;
         kernel_file(&mut p, h)
     } else {
-        for s in [
+        if let Some(s) = [
             h.workloads.as_ref().map(|w| w.3.clone()),
             h.limits.as_ref().map(|w| w.1.clone()),
             h.initial.first().map(|i| i.span.clone()),
@@ -438,10 +446,11 @@ pub fn parse(file: &str, src: &str) -> R<SeqFile> {
         ]
         .into_iter()
         .flatten()
+        .next()
         {
             return Err(p.err_at(s, "this is for kernel files: expected a `kernel hvo` or `kernel de-hvo after=PROTOCOL` line first"));
         }
-        machine_file(&mut p, h, config_span)
+        machine_file(&mut p, h)
     }
 }
 
@@ -882,10 +891,7 @@ fn initial_line(p: &mut Parser<'_>, start: usize) -> R<Initial> {
     })
 }
 
-fn expect_line(
-    p: &mut Parser<'_>,
-    kernel: bool,
-) -> R<(Option<Vec<BbmLevel>>, BTreeSet<String>, Option<Concurrent>)> {
+fn expect_line(p: &mut Parser<'_>, kernel: bool) -> R<ExpectParts> {
     let mut levels = None;
     if p.at_key() == Some("bbm") {
         p.bump();
@@ -971,14 +977,7 @@ fn explore_slugs() -> Vec<&'static str> {
 }
 
 /// Parses `case NAME [bbm=L]` (the `case` word current).
-fn case_head(
-    p: &mut Parser<'_>,
-) -> R<(
-    String,
-    usize,
-    Range<usize>,
-    Option<(Vec<BbmLevel>, Range<usize>)>,
-)> {
+fn case_head(p: &mut Parser<'_>) -> R<CaseHead> {
     let start = p.span().start;
     p.bump();
     let (name, _) = p.word("a case name")?;
@@ -1097,7 +1096,6 @@ fn kernel_file(p: &mut Parser<'_>, h: Header) -> R<SeqFile> {
     if cases.is_empty() {
         return Err(p.err("`case NAME`: expected at least one case"));
     }
-    let _ = kernel_span.clone();
     Ok(SeqFile::Kernel(KernelFile {
         file: p.file.to_string(),
         source: p.src.to_string(),
@@ -1121,7 +1119,7 @@ fn kernel_file(p: &mut Parser<'_>, h: Header) -> R<SeqFile> {
     }))
 }
 
-fn machine_file(p: &mut Parser<'_>, h: Header, config_span: Range<usize>) -> R<SeqFile> {
+fn machine_file(p: &mut Parser<'_>, h: Header) -> R<SeqFile> {
     let mut config = Config::new(
         h.granule.unwrap_or(Granule::K4),
         h.cpus.as_ref().map_or(2, |c| c.0),
@@ -1137,7 +1135,6 @@ fn machine_file(p: &mut Parser<'_>, h: Header, config_span: Range<usize>) -> R<S
     }
     config.features.hw_af = h.hw_af.unwrap_or(false);
     config.features.hw_dbm = h.hw_dbm;
-    let _ = config_span;
     let mut cases: Vec<Case> = Vec::new();
     while p.peek_word() == Some("case") {
         let (name, line, _, bbm) = case_head(p)?;

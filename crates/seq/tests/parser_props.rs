@@ -49,7 +49,7 @@ fn check(src: &str) {
             e.col
         );
         assert!(!e.message.is_empty());
-        assert!(e.caret.ends_with('^'));
+        assert!(e.caret().ends_with('^'));
         assert!(e.span.start <= e.span.end && e.span.end <= src.len());
         let r = e.render(src);
         assert!(r.contains(&format!("prop.seq:{}:{}", e.line, e.col)), "{r}");
