@@ -550,6 +550,51 @@ impl Names<'_> {
     }
 }
 
+/// Returns a comment to write before instruction `i`, naming the phase
+/// it starts.
+fn comment(i: usize, is: &[Instr]) -> Option<String> {
+    let prev = i.checked_sub(1).and_then(|p| is.get(p));
+    let next = is.get(i + 1);
+    match (&is[i], next) {
+        (Instr::WriteWord { .. }, _) if !matches!(prev, Some(Instr::WriteWord { .. })) => {
+            Some("the refcount freeze (a speculative PFN walker may hold a reference)".into())
+        }
+        (Instr::Alloc { .. }, _) if !matches!(prev, Some(Instr::Alloc { .. })) => {
+            match is[i..].iter().find(|x| !matches!(x, Instr::Alloc { .. })) {
+                Some(Instr::FillTable { level, .. }) => Some(format!(
+                    "split the L{level} block: a private table mapping the same memory"
+                )),
+                _ => Some("new pages, allocated before any visible change".into()),
+            }
+        }
+        (Instr::Free { .. }, _) if !matches!(prev, Some(Instr::Free { .. })) => {
+            Some("free what is no longer mapped".into())
+        }
+        (
+            Instr::Store {
+                desc: Desc::Invalid,
+                ..
+            },
+            _,
+        ) if !matches!(
+            prev,
+            Some(Instr::Store {
+                desc: Desc::Invalid,
+                ..
+            })
+        ) =>
+        {
+            Some("break".into())
+        }
+        (Instr::ResetStructPages { .. }, _)
+            if !matches!(prev, Some(Instr::ResetStructPages { .. })) =>
+        {
+            Some("repair the fake heads".into())
+        }
+        _ => None,
+    }
+}
+
 fn sym(name: &str, d: u64) -> String {
     if d == 0 {
         name.to_string()
@@ -698,7 +743,11 @@ pub fn emit(
     for (l, v) in &lines {
         let _ = writeln!(out, "expect bbm={} {v}", level_list(l));
     }
-    for ins in &program.instrs {
+    let is = &program.instrs;
+    for (i, ins) in is.iter().enumerate() {
+        if let Some(c) = comment(i, is) {
+            let _ = writeln!(out, "# {c}");
+        }
         let _ = writeln!(out, "{}", names.instr(ins));
     }
     Ok(out)
