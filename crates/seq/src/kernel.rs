@@ -175,6 +175,12 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
                 dst: page(dst, env)?,
                 src: page(src, env)?,
             },
+            KOp::FillTable { level, .. } if *level >= 3 => {
+                return Err((
+                    s.span.clone(),
+                    format!("expected the level of a block (L0..L2) to fill a table from, found L{level}"),
+                ));
+            }
             KOp::FillTable { table, va, level } => Instr::FillTable {
                 table: page(table, env)?,
                 va: ev(va)?,
@@ -184,11 +190,21 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
                 page: pg,
                 count,
                 head,
-            } => Instr::ResetStructPages {
-                page: page(pg, env)?,
-                count: ev(count)?,
-                head: ev(head)?,
-            },
+            } => {
+                let per_page = env.kernel.geo.granule.page_size() / 64;
+                let n = ev(count)?;
+                if n > per_page {
+                    return Err((
+                        count.span.clone(),
+                        format!("expected at most {per_page} struct pages (one page), found {n}"),
+                    ));
+                }
+                Instr::ResetStructPages {
+                    page: page(pg, env)?,
+                    count: n,
+                    head: ev(head)?,
+                }
+            }
             KOp::Pause => Instr::PauseCpus,
             KOp::Resume => Instr::ResumeCpus,
             KOp::StopMachine => Instr::StopMachine,

@@ -281,3 +281,62 @@ fn every_corpus_file_parses_or_is_a_bad_example() {
         check(&src);
     }
 }
+
+const STEPS: &[&str] = &[
+    "store vmemmap[head+64] L3 invalid",
+    "store vmemmap[head] L0 table r0",
+    "store 0x0 L3 page pfn 0xffffffffffff rw",
+    "store vmemmap[0] L2 block same rw nt",
+    "cas vmemmap[head+64] L3 page r0 ro => invalid",
+    "fill-table r0 from vmemmap[head] L2",
+    "fill-table r0 from 0x1000 L1",
+    "alloc r0",
+    "alloc r0 order=31",
+    "alloc r1 order=3",
+    "free r0",
+    "free pfn 0x3f100 order=9",
+    "free page-of vmemmap[head] order=3",
+    "copy r0 page-of vmemmap[head+64]",
+    "copy pfn 0xfffffffffffff r0",
+    "reset r0 structs=64 head=head",
+    "reset r0 structs=99999999999 head=head",
+    "fill-table r0 from vmemmap[head] L3",
+    "reset page-of vmemmap[head] structs=3 head=0xffffffffffffffff",
+    "str 0x1, [vmemmap[next]]",
+    "str 0x1, [0x1000]",
+    "tlbi vaale1is vmemmap[head]",
+    "tlbi vmalle1is",
+    "dsb ish",
+    "isb",
+    "pause",
+    "resume",
+    "stop-machine",
+    "start-machine",
+    "synchronize-rcu",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Programs made of arbitrary steps either resolve and run
+    /// sequentially on the booted kernel or give an error: never a panic.
+    #[test]
+    fn arbitrary_kernel_programs_resolve_or_fail_cleanly(
+        steps in prop::collection::vec(prop::sample::select(STEPS), 0..12),
+        de_hvo in any::<bool>(),
+    ) {
+        let mut src = String::from("config granule=4k bbm=0\n");
+        src.push_str(if de_hvo { "kernel de-hvo after=ro-first\n" } else { "kernel hvo\n" });
+        src.push_str("workloads neighbour\ncase c\nexpect rules compliant concurrent safe\n");
+        for s in &steps {
+            src.push_str(s);
+            src.push('\n');
+        }
+        let Ok(seq::SeqFile::Kernel(k)) = seq::parse("p.seq", &src) else {
+            panic!("does not parse:\n{src}");
+        };
+        if let Ok((prep, programs)) = k.prepare(vmsa::BbmLevel::Level0) {
+            let _ = explore::Scenario::build(&prep, &programs[0]);
+        }
+    }
+}
