@@ -35,14 +35,16 @@
 //!
 //! Expressions: numbers (`0x1000`, `4096`, `4K`), `head` and `next` (the
 //! pfns of the updated huge page's head and of the next huge page's),
-//! `vmemmap[PFN]` (the VA of a struct page), `+`, `*`, parentheses.
-//! Pages: `rN`, `rN+K` (allocated by `alloc rN [order=K]`), `pfn N`,
+//! `vmemmap[PFN]` (the VA of a struct page), `+`, `*`, parentheses, and
+//! names defined before the first case by `let NAME = EXPR`.
+//! Pages: `rN`, `rN+K` (allocated by `alloc rN [order=K]`), a name given
+//! by `alloc rN as NAME`, `pfn N`,
 //! `page-of VA` (the frame mapping VA when the program starts), `same`
 //! (the block's own memory), `shared-tail`. Descriptors: `invalid`,
 //! `page PAGE rw|ro [noaf] [nt]` (level 3), `block PAGE rw|ro [noaf] [nt]`
 //! (levels 0..2), `table PAGE`. Kernel steps: `store VA Ln DESC`,
 //! `cas VA Ln DESC => DESC`, `dsb ish|ishst`, `isb`, `tlbi OP [VA]`,
-//! `alloc rN [order=K]`, `free PAGE [order=K]`, `copy DST SRC`,
+//! `alloc rN [order=K] [as NAME]`, `free PAGE [order=K]`, `copy DST SRC`,
 //! `fill-table PAGE from VA Ln`, `reset PAGE structs=N head=PFN`, `pause`,
 //! `resume`, `stop-machine`, `start-machine`, `synchronize-rcu`,
 //! `str VALUE, [VA]`. `expect [bbm=L,...] rules CODES|compliant

@@ -1,6 +1,6 @@
 //! The recursive-descent parser over the lexer's tokens.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use crate::error::SeqError;
 use crate::lex::{Tok, Token, lex};
 use crate::machine::{Case, Desc, Init, MachineFile, Op, Setup, Step};
 
-const HEADER: &str = "config, kernel, workloads, limits, initial, map, fill or case";
+const HEADER: &str = "config, kernel, workloads, limits, initial, let, map, fill or case";
 const KERNEL_OPS: &str = "a step: store, cas, dsb, isb, tlbi, alloc, free, copy, fill-table, reset, pause, resume, stop-machine, start-machine, synchronize-rcu or str";
 const MACHINE_OPS: &str = "an operation: store, cas, dsb, isb, tlbi, table, copy, write, free";
 
@@ -40,6 +40,37 @@ struct Parser<'s> {
     src: &'s str,
     toks: Vec<Token<'s>>,
     pos: usize,
+    /// `let NAME = EXPR` definitions.
+    lets: BTreeMap<String, Expr>,
+    /// `alloc rN as NAME` names of the current case.
+    names: BTreeMap<String, u16>,
+}
+
+/// Words a `let` or `as` name may not be.
+fn reserved(w: &str) -> bool {
+    number(w).is_some()
+        || matches!(
+            w,
+            "head"
+                | "next"
+                | "vmemmap"
+                | "pfn"
+                | "page-of"
+                | "same"
+                | "shared-tail"
+                | "as"
+                | "from"
+                | "invalid"
+                | "page"
+                | "block"
+                | "table"
+                | "rw"
+                | "ro"
+                | "noaf"
+                | "nt"
+        )
+        || (w.starts_with('r') && w.len() > 1 && w[1..].bytes().all(|b| b.is_ascii_digit()))
+        || (w.starts_with('L') && w.len() == 2)
 }
 
 /// Parses a number: decimal, `0x` hex, `_` separators, and a binary
@@ -256,7 +287,7 @@ impl<'s> Parser<'s> {
                 span: start..self.prev_end(),
             });
         }
-        let expected = format!("{what} (a number, `head`, `next` or `vmemmap[PFN]`)");
+        let expected = format!("{what} (a number, `head`, `next`, `vmemmap[PFN]` or a `let` name)");
         let Some(w) = self.peek_word() else {
             return Err(self.err(&expected));
         };
@@ -270,6 +301,14 @@ impl<'s> Parser<'s> {
                 self.punct("]")?;
                 return Ok(Expr {
                     kind: ExprKind::Vmemmap(Box::new(inner)),
+                    span: start..self.prev_end(),
+                });
+            }
+            w if self.lets.contains_key(w) => {
+                let kind = self.lets[w].kind.clone();
+                self.bump();
+                return Ok(Expr {
+                    kind,
                     span: start..self.prev_end(),
                 });
             }
@@ -359,6 +398,8 @@ pub fn parse(file: &str, src: &str) -> R<SeqFile> {
         src,
         toks,
         pos: 0,
+        lets: BTreeMap::new(),
+        names: BTreeMap::new(),
     };
     let mut h = Header::default();
     p.skip_blank();
@@ -372,6 +413,16 @@ pub fn parse(file: &str, src: &str) -> R<SeqFile> {
         let start = p.span().start;
         match w {
             "case" => break,
+            "let" => {
+                p.bump();
+                let (name, ns) = p.word("a name")?;
+                if reserved(name) || p.lets.contains_key(name) {
+                    return Err(p.err_at(ns, format!("expected a new name, found `{name}` (a keyword, a number, a register or a name already defined)")));
+                }
+                p.punct("=")?;
+                let e = p.expr("a value")?;
+                p.lets.insert(name.to_string(), e);
+            }
             "config" => {
                 if h.config_span.is_some() {
                     return Err(p.err_at(
@@ -649,7 +700,7 @@ fn limits_line(p: &mut Parser<'_>) -> R<Limits> {
 }
 
 fn page_arg(p: &mut Parser<'_>) -> R<PageArg> {
-    const WHAT: &str = "a page: rN, rN+K, pfn N, page-of VA, same or shared-tail";
+    const WHAT: &str = "a page: rN, rN+K, pfn N, page-of VA, same, shared-tail or a name given by `alloc rN as NAME`";
     let start = p.span().start;
     let Some(w) = p.peek_word() else {
         return Err(p.err(WHAT));
@@ -670,6 +721,16 @@ fn page_arg(p: &mut Parser<'_>) -> R<PageArg> {
         "shared-tail" => {
             p.bump();
             PageRef::SharedTail
+        }
+        w if p.names.contains_key(w) => {
+            let r = p.names[w];
+            p.bump();
+            let off = if p.eat_punct("+") {
+                p.num_word("a page offset")?
+            } else {
+                0
+            };
+            PageRef::Reg(r, off)
         }
         w if w.starts_with('r') && w.len() > 1 && w[1..].bytes().all(|b| b.is_ascii_digit()) => {
             let s = p.span();
@@ -796,10 +857,15 @@ fn kop(p: &mut Parser<'_>) -> R<KOp> {
             let PageRef::Reg(reg, 0) = a.page else {
                 return Err(p.err_at(a.span, "expected a register rN to allocate into"));
             };
-            KOp::Alloc {
-                reg,
-                order: order(p)?,
+            let order = order(p)?;
+            if p.eat_word("as") {
+                let (name, ns) = p.word("a name for the page")?;
+                if reserved(name) || p.names.contains_key(name) || p.lets.contains_key(name) {
+                    return Err(p.err_at(ns, format!("expected a new name, found `{name}` (a keyword, a number, a register or a name already defined)")));
+                }
+                p.names.insert(name.to_string(), reg);
             }
+            KOp::Alloc { reg, order }
         }
         "free" => KOp::Free {
             page: page_arg(p)?,
@@ -1020,6 +1086,7 @@ fn kernel_file(p: &mut Parser<'_>, h: Header) -> R<SeqFile> {
         if let Some((_, s)) = bbm {
             return Err(p.err_at(s, "a kernel case runs at the `config` line's FEAT_BBM levels: give `bbm=` on its `expect` lines"));
         }
+        p.names.clear();
         let mut case = KCase {
             name,
             line,
