@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
             let lines = src.split('\n').count();
             assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}", e.line);
             let text = src.split('\n').nth(e.line - 1).unwrap_or("");
-            assert!(e.col >= 1 && e.col <= text.chars().count() + 1, "col {}", e.col);
+            assert!(
+                e.col >= 1 && e.col <= text.chars().count() + 1,
+                "col {}",
+                e.col
+            );
             assert!(!e.message.is_empty());
             let _ = e.render(src);
         }
