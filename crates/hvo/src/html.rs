@@ -26,6 +26,20 @@ pub struct Page<'a> {
     /// One more column for the table (header, one cell per row), e.g. the
     /// file and expected verdict of `hvo check`.
     pub extra: Option<(String, Vec<String>)>,
+    /// Names for the rows in place of the protocol (one per row), e.g.
+    /// `file case` for `hvo check`, whose rows run a user's program rather
+    /// than the protocol the kernel was booted with.
+    pub labels: Option<Vec<String>>,
+}
+
+impl Page<'_> {
+    /// Returns the name of row `i`: its label, else its protocol.
+    fn name(&self, i: usize) -> &str {
+        self.labels
+            .as_ref()
+            .and_then(|l| l.get(i))
+            .map_or(self.rows[i].setup.protocol.name, String::as_str)
+    }
 }
 
 /// Escapes `s` for HTML text and attribute values (also inside inline
@@ -127,7 +141,7 @@ pub fn render(page: &Page<'_>) -> String {
     );
     let mut n = 0;
     let mut header = false;
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
         let (v, run) = r.verdict();
         match v {
             Verdict::Hazard { hazard, trace } => {
@@ -138,13 +152,13 @@ pub fn render(page: &Page<'_>) -> String {
                 }
                 n += 1;
                 let workloads = run.map(|r| r.workloads.clone()).unwrap_or_default();
-                counterexample(&mut o, n, r, &workloads, hazard, trace);
+                counterexample(&mut o, n, page.name(i), r, &workloads, hazard, trace);
             }
             Verdict::Incomplete { advice, .. } => {
                 let _ = writeln!(
                     o,
                     "<p class=\"incomplete\">{} {} at FEAT_BBM {}: incomplete after {} states: {}</p>",
-                    esc(r.setup.protocol.name),
+                    esc(page.name(i)),
                     esc(r.setup.direction.name()),
                     esc(&r.setup.features.bbm.to_string()),
                     r.states(),
@@ -181,7 +195,7 @@ fn table(o: &mut String, page: &Page<'_>) {
         let _ = write!(
             o,
             "<tr class=\"row\" data-protocol=\"{}\" data-op=\"{}\" data-bbm=\"{}\" data-rules=\"{}\" data-verdict=\"{}\">",
-            esc(r.setup.protocol.name),
+            esc(page.name(i)),
             esc(r.setup.direction.name()),
             esc(&r.setup.features.bbm.to_string()),
             if r.compliant() {
@@ -191,7 +205,9 @@ fn table(o: &mut String, page: &Page<'_>) {
             },
             esc(&slug)
         );
-        for (k, c) in cells(r).iter().enumerate() {
+        let mut row_cells = cells(r);
+        row_cells[0] = page.name(i).to_string();
+        for (k, c) in row_cells.iter().enumerate() {
             match k {
                 3 => {
                     let cls = if r.compliant() {
@@ -555,6 +571,7 @@ fn step_box(
 fn counterexample(
     o: &mut String,
     n: usize,
+    name: &str,
     r: &Row,
     workloads: &[WorkloadKind],
     hazard: &Hazard,
@@ -562,7 +579,7 @@ fn counterexample(
 ) {
     let title = format!(
         "{} {} at FEAT_BBM {} with {}: {}",
-        r.setup.protocol.name,
+        name,
         r.setup.direction.name(),
         r.setup.features.bbm,
         names(workloads),
@@ -571,7 +588,7 @@ fn counterexample(
     let _ = writeln!(
         o,
         "<section class=\"counterexample\" id=\"cx-{n}\" data-protocol=\"{}\" data-op=\"{}\" data-bbm=\"{}\" data-hazard=\"{}\">\n<h3>{}</h3>",
-        esc(r.setup.protocol.name),
+        esc(name),
         esc(r.setup.direction.name()),
         esc(&r.setup.features.bbm.to_string()),
         esc(hazard.kind.slug()),
@@ -848,6 +865,7 @@ mod tests {
             meta: vec![("granule".into(), "4K".into())],
             rows,
             extra: None,
+            labels: None,
         }
     }
 
@@ -908,6 +926,7 @@ mod tests {
             meta: vec![("a&b".into(), "\"quoted\" <x>".into())],
             rows: &rows,
             extra: Some(("file".into(), vec!["<b>bold</b>.seq".into()])),
+            labels: None,
         };
         let html = render(&p);
         assert!(!html.contains("<script>"));

@@ -1,6 +1,7 @@
 //! The `hvo` command line: verdicts on live vmemmap remapping sequences for
 //! arm64.
 
+mod check;
 mod html;
 mod simulate;
 mod table;
@@ -38,8 +39,10 @@ enum Command {
     /// against concurrent CPUs: one table of verdicts and costs, then the
     /// shortest counterexample of each failure.
     Verify(verify::VerifyArgs),
-    /// Check sequence files (`.seq`) you wrote; exits 1 when a verdict
-    /// differs from the file's `expect` line.
+    /// Check sequence files (`.seq`) you wrote: kernel files through the
+    /// rule checker and the explorer (as `verify`), machine files through
+    /// the rule checker; exits 1 when a verdict differs from the file's
+    /// `expect` line, 2 on bad input.
     Check {
         /// The files.
         #[arg(required = true)]
@@ -50,6 +53,10 @@ enum Command {
         /// Print every violation, not only the first of each rule.
         #[arg(long, short)]
         verbose: bool,
+        /// Also write a self-contained HTML report (the table and a
+        /// timeline per counterexample) to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Simulate a whole arm64 machine: boot, build the vmemmap, allocate the
     /// hugetlb pool, optimize it in batches (and restore part of it) with
@@ -85,19 +92,6 @@ enum Command {
     },
 }
 
-#[derive(Serialize)]
-struct CaseJson {
-    file: String,
-    case: String,
-    bbm: String,
-    expected: Vec<String>,
-    found: Vec<String>,
-    verdict: String,
-    matches_expectation: bool,
-    steps: u64,
-    violations: Vec<vmsa::Violation>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -106,19 +100,8 @@ fn main() -> ExitCode {
             files,
             json,
             verbose,
-        } => {
-            let mut parsed = Vec::new();
-            for f in &files {
-                match seq::load(f) {
-                    Ok(s) => parsed.push(s),
-                    Err(e) => {
-                        eprintln!("hvo: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            report(&parsed, json, verbose)
-        }
+            html,
+        } => check::run(&files, json, verbose, html.as_deref()),
         Command::Simulate(a) => simulate::simulate(&a),
         Command::Show(a) => simulate::show(&a),
         Command::Bench(a) if a.explore => verify::bench(),
@@ -184,99 +167,5 @@ fn main() -> ExitCode {
             println!("{}", describe(&e));
             ExitCode::SUCCESS
         }
-    }
-}
-
-fn report(files: &[seq::SeqFile], json: bool, verbose: bool) -> ExitCode {
-    let mut rows = Vec::new();
-    for f in files {
-        match f.run() {
-            Ok(results) => rows.extend(results.into_iter().map(|r| (f.file.clone(), r))),
-            Err(e) => {
-                eprintln!("hvo: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let mismatches = rows.iter().filter(|(_, r)| !r.passed()).count();
-    if json {
-        let out: Vec<CaseJson> = rows
-            .iter()
-            .map(|(file, r)| CaseJson {
-                file: file.clone(),
-                case: r.name.clone(),
-                bbm: r.bbm.to_string(),
-                expected: r.expect.iter().cloned().collect(),
-                found: r.found().into_iter().collect(),
-                verdict: verdict(r),
-                matches_expectation: r.passed(),
-                steps: r.steps,
-                violations: r.violations.clone(),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    } else {
-        let mut t = Table::new(&[
-            "file",
-            "case",
-            "FEAT_BBM",
-            "ops",
-            "rule verdict",
-            "expected",
-        ]);
-        for (file, r) in &rows {
-            let short = std::path::Path::new(file)
-                .file_name()
-                .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
-            t.row(vec![
-                short,
-                r.name.clone(),
-                r.bbm.to_string(),
-                r.steps.to_string(),
-                verdict(r),
-                if r.passed() {
-                    "yes".into()
-                } else {
-                    "NO".into()
-                },
-            ]);
-        }
-        print!("{}", t.render());
-        for (file, r) in &rows {
-            if r.violations.is_empty() {
-                continue;
-            }
-            println!("\n{file} case {}:", r.name);
-            let mut shown = std::collections::BTreeSet::new();
-            for v in &r.violations {
-                if verbose || shown.insert(v.rule) {
-                    println!("  {v}");
-                }
-            }
-            let hidden = r.violations.len() - shown.len().min(r.violations.len());
-            if !verbose && hidden > 0 {
-                println!("  ... and {hidden} more (use --verbose)");
-            }
-        }
-        println!(
-            "\n{} cases, {} as expected, {} not.",
-            rows.len(),
-            rows.len() - mismatches,
-            mismatches
-        );
-    }
-    if mismatches > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn verdict(r: &seq::CaseResult) -> String {
-    let found = r.found();
-    if found.is_empty() {
-        "compliant".into()
-    } else {
-        found.into_iter().collect::<Vec<_>>().join(", ")
     }
 }

@@ -384,9 +384,117 @@ pub struct ShowArgs {
     name: String,
     #[command(flatten)]
     machine: MachineArgs,
-    /// Show de-HVO (restore) after HVO.
+    /// Show de-HVO (restore) after HVO; with `--format seq`, write the
+    /// de-HVO program.
     #[arg(long)]
     restore: bool,
+    /// `text` (the program and its rule verdict) or `seq` (a kernel file
+    /// for `hvo check`, with the verdicts of `hvo verify` as its expected
+    /// ones).
+    #[arg(long, default_value = "text")]
+    format: String,
+    /// With `--format seq`: the FEAT_BBM levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,2,2-noabort")]
+    levels: Vec<BbmLevel>,
+    /// With `--format seq`: the workloads, comma-separated (default: the
+    /// standard set).
+    #[arg(long, value_delimiter = ',')]
+    workload: Vec<String>,
+    /// With `--format seq`: CPUs per workload.
+    #[arg(long = "workload-cpus", default_value_t = 1)]
+    workload_cpus: usize,
+    /// With `--format seq`: all workloads in one exploration.
+    #[arg(long)]
+    together: bool,
+    /// With `--format seq`: hardware Access flag management off (on by
+    /// default, as in `hvo verify`).
+    #[arg(long)]
+    no_hw_af: bool,
+    /// With `--format seq`: remove `synchronize_rcu()` from the program.
+    #[arg(long)]
+    no_rcu: bool,
+}
+
+/// Writes the kernel file of `hvo show NAME --format seq`.
+fn show_seq(a: &ShowArgs, p: Protocol) -> ExitCode {
+    let workloads: Vec<explore::WorkloadKind> = if a.workload.is_empty() {
+        explore::WorkloadKind::STANDARD.to_vec()
+    } else {
+        match a.workload.iter().map(|w| w.parse()).collect() {
+            Ok(v) => v,
+            Err(e) => return fail(&e),
+        }
+    };
+    let direction = if a.restore {
+        explore::Direction::Restore
+    } else {
+        explore::Direction::Hvo
+    };
+    let limits = explore::Limits::default();
+    let mut rows = Vec::new();
+    let mut first = None;
+    for &bbm in &a.levels {
+        let setup = explore::Setup {
+            protocol: p,
+            direction,
+            granule: a.machine.granule,
+            huge_size: a.machine.huge_size,
+            features: Features {
+                bbm,
+                hw_af: !a.no_hw_af,
+                hw_dbm: a.machine.hw_dbm,
+                ..Features::default()
+            },
+            workloads: workloads.clone(),
+            copies: a.workload_cpus,
+        };
+        let prep = match explore::Prepared::new(&setup) {
+            Ok(p) => p,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let mut program = prep.program.clone();
+        if a.no_rcu {
+            program
+                .instrs
+                .retain(|i| !matches!(i, mm::Instr::SynchronizeRcu));
+        }
+        match explore::verify_program(&prep, &program, &limits, a.together) {
+            Ok(r) => rows.push(r),
+            Err(e) => return fail(&e.to_string()),
+        }
+        first.get_or_insert((prep, program));
+    }
+    let Some((prep, program)) = first else {
+        return fail("--levels: expected at least one FEAT_BBM level");
+    };
+    let title = vec![
+        format!(
+            "{} {}: {} (split {})",
+            p.name,
+            direction.name(),
+            p.summary,
+            p.split.name()
+        ),
+        format!("source: {}", p.source),
+        format!(
+            "written by `hvo show {} --format seq{}`; the expected verdicts are `hvo verify`'s",
+            a.name,
+            if a.restore { " --restore" } else { "" }
+        ),
+    ];
+    let opts = seq::Emit {
+        title,
+        case: &format!("{}-{}", p.name, direction.name()),
+        together: a.together,
+        limits,
+    };
+    match seq::emit(&prep, &program, &rows, &opts) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 /// Runs `hvo show`: the program one huge page's HVO (and de-HVO) runs.
@@ -397,6 +505,11 @@ pub fn show(a: &ShowArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    match a.format.as_str() {
+        "text" => {}
+        "seq" => return show_seq(a, p),
+        f => return fail(&format!("unknown format `{f}`: expected text or seq")),
+    }
     let mut k = match m.boot(1, &p) {
         Ok(k) => k,
         Err(e) => return fail(&e),

@@ -71,7 +71,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Serialize)]
-struct RowJson<'a> {
+pub(crate) struct RowJson<'a> {
     protocol: &'a str,
     direction: &'a str,
     granule: String,
@@ -195,6 +195,7 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
             meta: meta(&workloads, a),
             rows: &rows,
             extra: None,
+            labels: None,
         };
         if let Err(e) = std::fs::write(path, crate::html::render(&page)) {
             return fail(format!("cannot write {}: {e}", path.display()));
@@ -247,7 +248,7 @@ pub(crate) fn names(w: &[WorkloadKind]) -> String {
     w.iter().map(|w| w.name()).collect::<Vec<_>>().join("+")
 }
 
-fn row_json(row: &Row) -> RowJson<'_> {
+pub(crate) fn row_json(row: &Row) -> RowJson<'_> {
     RowJson {
         protocol: row.setup.protocol.name,
         direction: row.setup.direction.name(),
@@ -330,8 +331,7 @@ pub(crate) const COLUMNS: [&str; 13] = [
 
 /// Returns the cells of `r`'s line in the verdict and cost table.
 pub(crate) fn cells(r: &Row) -> Vec<String> {
-    let c = &r.costs;
-    vec![
+    let mut cells = vec![
         r.setup.protocol.name.to_string(),
         r.setup.direction.name().to_string(),
         r.setup.features.bbm.to_string(),
@@ -339,13 +339,9 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
         verdict_cell(r),
         r.states().to_string(),
         format!("{:.2}s", r.elapsed().as_secs_f64()),
-        c.stores.to_string(),
-        c.cas.to_string(),
-        (c.dsb_ish + c.dsb_ishst).to_string(),
-        c.tlbis().to_string(),
-        (c.pauses + c.stop_machines).to_string(),
-        c.rcu_syncs.to_string(),
-    ]
+    ];
+    cells.extend(cost_cells(r));
+    cells
 }
 
 fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
@@ -382,35 +378,53 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
         time.as_secs_f64()
     ));
     for r in rows {
-        let (v, run) = r.verdict();
-        match v {
-            Verdict::Hazard { hazard, trace } => {
-                out.push_str(&format!(
-                    "\n{} {} at FEAT_BBM {} with {}: {}\n",
-                    r.setup.protocol.name,
-                    r.setup.direction.name(),
-                    r.setup.features.bbm,
-                    run.map(|r| names(&r.workloads)).unwrap_or_default(),
-                    hazard.kind.name()
-                ));
-                for (i, s) in trace.iter().enumerate() {
-                    out.push_str(&format!("  {:>3}  {}\n", i + 1, s.text));
-                }
-                out.push_str(&format!("   =>  {hazard}\n"));
-            }
-            Verdict::Incomplete { advice, .. } => {
-                out.push_str(&format!(
-                    "\n{} {} at FEAT_BBM {}: incomplete after {} states: {advice}\n",
-                    r.setup.protocol.name,
-                    r.setup.direction.name(),
-                    r.setup.features.bbm,
-                    r.states()
-                ));
-            }
-            Verdict::Safe => {}
-        }
+        let label = format!("{} {}", r.setup.protocol.name, r.setup.direction.name());
+        out.push_str(&counterexample(&label, r));
     }
     out
+}
+
+/// Renders the counterexample (or the incomplete search) of `r`, if any,
+/// headed by `label`: one line per step, then the hazard.
+pub(crate) fn counterexample(label: &str, r: &Row) -> String {
+    let mut out = String::new();
+    let (v, run) = r.verdict();
+    match v {
+        Verdict::Hazard { hazard, trace } => {
+            out.push_str(&format!(
+                "\n{label} at FEAT_BBM {} with {}: {}\n",
+                r.setup.features.bbm,
+                run.map(|r| names(&r.workloads)).unwrap_or_default(),
+                hazard.kind.name()
+            ));
+            for (i, s) in trace.iter().enumerate() {
+                out.push_str(&format!("  {:>3}  {}\n", i + 1, s.text));
+            }
+            out.push_str(&format!("   =>  {hazard}\n"));
+        }
+        Verdict::Incomplete { advice, .. } => {
+            out.push_str(&format!(
+                "\n{label} at FEAT_BBM {}: incomplete after {} states: {advice}\n",
+                r.setup.features.bbm,
+                r.states()
+            ));
+        }
+        Verdict::Safe => {}
+    }
+    out
+}
+
+/// Returns the cost cells of `r` (stores, cas, dsb, tlbi, pause, rcu).
+pub(crate) fn cost_cells(r: &Row) -> Vec<String> {
+    let c = &r.costs;
+    vec![
+        c.stores.to_string(),
+        c.cas.to_string(),
+        (c.dsb_ish + c.dsb_ishst).to_string(),
+        c.tlbis().to_string(),
+        (c.pauses + c.stop_machines).to_string(),
+        c.rcu_syncs.to_string(),
+    ]
 }
 
 /// Runs `hvo bench --explore`: the default `hvo verify`, then the largest

@@ -190,7 +190,9 @@ fn bad_input_names_file_line_and_expectation() {
         err.contains("expected vae1is, vale1is, vaae1is, vaale1is or vmalle1is, found `vae2is`"),
         "{err}"
     );
-    assert!(err.contains("^^^^^^"), "{err}");
+    // The source line, with the span underlined (ariadne, ASCII).
+    assert!(err.contains(" 4 | cpu0 tlbi vae2is 0x1000"), "{err}");
+    assert!(err.contains("|           ^^^|^^"), "{err}");
     let (code, _, err) = hvo(&["check", "/nonexistent/x.seq"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/x.seq"), "{err}");

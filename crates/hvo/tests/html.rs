@@ -405,3 +405,47 @@ fn json_counterexamples_carry_the_step_kinds_and_state() {
             .any(|s| s["kind"]["kind"] == "fill" && s["kind"]["cpu"] == 1)
     );
 }
+
+#[test]
+fn a_check_report_names_each_file_and_case_with_its_expectation() {
+    let dir = scratch("html-check");
+    let page = dir.join("check.html");
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/check/pass");
+    hvo(&[
+        "check",
+        &format!("{corpus}/bbm-no-pause.seq"),
+        &format!("{corpus}/stop-machine.seq"),
+        "--html",
+        page.to_str().expect("UTF-8 path"),
+    ]);
+    let dom = browse(&page, &dir, &["--dump-dom".to_string()]);
+    let rows = pieces(&dom, "<tr class=\"row\"");
+    // bbm-no-pause at FEAT_BBM 0 and 2-noabort, then stop-machine's levels.
+    let names: Vec<&str> = rows
+        .iter()
+        .filter_map(|(tag, _)| attr(tag, "data-protocol"))
+        .collect();
+    assert_eq!(names[..2], ["bbm-no-pause.seq bbm-no-pause"; 2], "{dom}");
+    assert!(
+        names[2..]
+            .iter()
+            .all(|n| n.starts_with("stop-machine.seq "))
+    );
+    for (tag, body) in &rows {
+        assert!(body.contains("as expected: rules"), "{body}");
+        let fault = attr(tag, "data-protocol").is_some_and(|n| n.starts_with("bbm-no-pause"));
+        let verdict = attr(tag, "data-verdict");
+        assert_eq!(verdict == Some("translation-fault"), fault, "{tag}");
+        assert_eq!(verdict == Some("safe"), !fault, "{tag}");
+    }
+    let timelines = pieces(&dom, "<section class=\"counterexample\"");
+    assert_eq!(timelines.len(), 2, "one timeline per bbm-no-pause level");
+    for (tag, body) in &timelines {
+        assert_eq!(
+            attr(tag, "data-protocol"),
+            Some("bbm-no-pause.seq bbm-no-pause")
+        );
+        assert_eq!(attr(tag, "data-hazard"), Some("translation-fault"));
+        assert!(body.contains("<svg"), "{body}");
+    }
+}

@@ -3,6 +3,14 @@
 
 use std::path::Path;
 
+fn machine(p: &Path) -> seq::MachineFile {
+    match seq::load(p) {
+        Ok(seq::SeqFile::Machine(m)) => m,
+        Ok(_) => panic!("{}: a kernel file among the rule cases", p.display()),
+        Err(e) => panic!("{}", e.render()),
+    }
+}
+
 #[test]
 fn every_case_reports_what_it_expects() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules");
@@ -17,7 +25,7 @@ fn every_case_reports_what_it_expects() {
     let mut cases = 0;
     let mut compliant = 0;
     for f in &files {
-        let seq = seq::load(f).unwrap_or_else(|e| panic!("{e}"));
+        let seq = machine(f);
         let results = seq.run().unwrap_or_else(|e| panic!("{e}"));
         for r in results {
             cases += 1;
@@ -58,7 +66,7 @@ fn every_rule_has_a_violating_case() {
     for e in std::fs::read_dir(&dir).expect("tests/rules exists") {
         let p = e.expect("entry").path();
         if p.extension().is_some_and(|e| e == "seq") {
-            for c in seq::load(&p).unwrap_or_else(|e| panic!("{e}")).cases {
+            for c in machine(&p).cases {
                 seen.extend(c.expect);
             }
         }

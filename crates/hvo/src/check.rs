@@ -1,0 +1,351 @@
+//! `hvo check FILE...`: runs sequence files and compares their verdicts
+//! with the ones they expect. Kernel files give the same rows as `hvo
+//! verify` (rules and explorer, with counterexamples); machine files the
+//! rule checker's verdict per case.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use seq::{CaseResult, CheckRow, SeqFile};
+use serde::Serialize;
+
+use crate::table::Table;
+use crate::verify::{RowJson, cost_cells, counterexample, row_json, rules_cell, verdict_cell};
+
+#[derive(Serialize)]
+struct CaseJson {
+    kind: &'static str,
+    file: String,
+    case: String,
+    bbm: String,
+    expected: Vec<String>,
+    found: Vec<String>,
+    verdict: String,
+    matches_expectation: bool,
+    steps: u64,
+    violations: Vec<vmsa::Violation>,
+}
+
+#[derive(Serialize)]
+struct KernelJson<'a> {
+    kind: &'static str,
+    file: &'a str,
+    case: &'a str,
+    expected_rules: &'a BTreeSet<String>,
+    expected_concurrent: &'a str,
+    rules_as_expected: bool,
+    concurrent_as_expected: bool,
+    matches_expectation: bool,
+    #[serde(flatten)]
+    row: RowJson<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AnyJson<'a> {
+    Kernel(KernelJson<'a>),
+    Machine(CaseJson),
+}
+
+/// The results of every file: kernel rows and machine cases.
+#[derive(Default)]
+pub struct Checked {
+    /// Kernel files' rows (one per case and FEAT_BBM level).
+    pub kernel: Vec<CheckRow>,
+    /// Machine files' cases.
+    pub machine: Vec<(String, CaseResult)>,
+}
+
+/// Loads and runs every file.
+///
+/// # Errors
+///
+/// Returns the first error, rendered for the terminal.
+pub fn run_files(files: &[PathBuf]) -> Result<Checked, String> {
+    let mut parsed = Vec::new();
+    for f in files {
+        parsed.push(seq::load(f).map_err(|e| e.render())?);
+    }
+    let mut out = Checked::default();
+    for f in &parsed {
+        match f {
+            SeqFile::Kernel(k) => {
+                let rows = k.check().map_err(|error| {
+                    seq::Error::Located {
+                        error,
+                        text: k.source.clone(),
+                    }
+                    .render()
+                })?;
+                out.kernel.extend(rows);
+            }
+            SeqFile::Machine(m) => {
+                let results = m.run().map_err(|e| e.to_string())?;
+                out.machine
+                    .extend(results.into_iter().map(|r| (m.file.clone(), r)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn short(file: &str) -> String {
+    Path::new(file)
+        .file_name()
+        .map_or(file.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn machine_verdict(r: &CaseResult) -> String {
+    let found = r.found();
+    if found.is_empty() {
+        "compliant".into()
+    } else {
+        found.into_iter().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Returns the expected verdicts of a kernel row, with whether they held.
+fn expected_cell(r: &CheckRow) -> String {
+    let rules = if r.expected_rules.is_empty() {
+        "compliant".to_string()
+    } else {
+        r.expected_rules
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{}: rules {rules}, concurrent {}",
+        if r.passed() { "as expected" } else { "DIFFERS" },
+        r.expected_concurrent
+    )
+}
+
+/// Writes the HTML report of the kernel rows (machine cases have no
+/// exploration; they are counted in the configuration lines).
+fn write_html(path: &Path, files: &[PathBuf], checked: &Checked) -> Result<(), String> {
+    let rows: Vec<explore::Row> = checked.kernel.iter().map(|r| r.row.clone()).collect();
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let passed = checked.kernel.iter().filter(|r| r.passed()).count();
+    let page = crate::html::Page {
+        title: format!("hvo check {}", names.join(" ")),
+        meta: vec![
+            ("files".into(), names.join(", ")),
+            (
+                "kernel cases".into(),
+                format!(
+                    "{} (one row per case and FEAT_BBM level), {passed} as expected",
+                    rows.len()
+                ),
+            ),
+            (
+                "machine cases".into(),
+                format!(
+                    "{} (rule checker only; listed in the terminal output)",
+                    checked.machine.len()
+                ),
+            ),
+        ],
+        rows: &rows,
+        extra: Some((
+            "expected".into(),
+            checked.kernel.iter().map(expected_cell).collect(),
+        )),
+        labels: Some(
+            checked
+                .kernel
+                .iter()
+                .map(|r| format!("{} {}", short(&r.file), r.case))
+                .collect(),
+        ),
+    };
+    std::fs::write(path, crate::html::render(&page))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs `hvo check`.
+pub fn run(files: &[PathBuf], json: bool, verbose: bool, html: Option<&Path>) -> ExitCode {
+    let checked = match run_files(files) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hvo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(path) = html
+        && let Err(e) = write_html(path, files, &checked)
+    {
+        eprintln!("hvo: {e}");
+        return ExitCode::from(2);
+    }
+    let total = checked.kernel.len() + checked.machine.len();
+    let mismatches = checked.kernel.iter().filter(|r| !r.passed()).count()
+        + checked.machine.iter().filter(|(_, r)| !r.passed()).count();
+    if json {
+        let mut out: Vec<AnyJson> = Vec::new();
+        for r in &checked.kernel {
+            out.push(AnyJson::Kernel(KernelJson {
+                kind: "kernel",
+                file: &r.file,
+                case: &r.case,
+                expected_rules: &r.expected_rules,
+                expected_concurrent: &r.expected_concurrent,
+                rules_as_expected: r.rules_ok,
+                concurrent_as_expected: r.concurrent_ok,
+                matches_expectation: r.passed(),
+                row: row_json(&r.row),
+            }));
+        }
+        for (file, r) in &checked.machine {
+            out.push(AnyJson::Machine(CaseJson {
+                kind: "machine",
+                file: file.clone(),
+                case: r.name.clone(),
+                bbm: r.bbm.to_string(),
+                expected: r.expect.iter().cloned().collect(),
+                found: r.found().into_iter().collect(),
+                verdict: machine_verdict(r),
+                matches_expectation: r.passed(),
+                steps: r.steps,
+                violations: r.violations.clone(),
+            }));
+        }
+        match serde_json::to_string_pretty(&out) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("hvo: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print!("{}", render(&checked, verbose));
+        println!(
+            "\n{total} cases, {} as expected, {mismatches} not.",
+            total - mismatches
+        );
+    }
+    if mismatches > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn render(c: &Checked, verbose: bool) -> String {
+    let mut out = String::new();
+    if !c.kernel.is_empty() {
+        let mut t = Table::new(&[
+            "file",
+            "case",
+            "op",
+            "FEAT_BBM",
+            "rules",
+            "concurrent",
+            "states",
+            "time",
+            "stores",
+            "cas",
+            "dsb",
+            "tlbi",
+            "pause",
+            "rcu",
+            "expected",
+        ]);
+        for r in &c.kernel {
+            let row = &r.row;
+            let mut cells = vec![
+                short(&r.file),
+                r.case.clone(),
+                row.setup.direction.name().to_string(),
+                row.setup.features.bbm.to_string(),
+                rules_cell(row),
+                verdict_cell(row),
+                row.states().to_string(),
+                format!("{:.2}s", row.elapsed().as_secs_f64()),
+            ];
+            cells.extend(cost_cells(row));
+            cells.push(if r.passed() {
+                "yes".into()
+            } else {
+                "NO".into()
+            });
+            t.row(cells);
+        }
+        out.push_str(&t.render());
+        for r in &c.kernel {
+            if !r.passed() {
+                let rules = if r.expected_rules.is_empty() {
+                    "compliant".to_string()
+                } else {
+                    r.expected_rules
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                out.push_str(&format!(
+                    "\n{} case {} at FEAT_BBM {}: expected rules {rules}, concurrent {}; found rules {}, concurrent {}\n",
+                    r.file,
+                    r.case,
+                    r.row.setup.features.bbm,
+                    r.expected_concurrent,
+                    rules_cell(&r.row),
+                    seq::kernel::concurrent_of(&r.row)
+                ));
+            }
+        }
+        for r in &c.kernel {
+            out.push_str(&counterexample(
+                &format!("{} case {}", short(&r.file), r.case),
+                &r.row,
+            ));
+        }
+    }
+    if !c.machine.is_empty() {
+        if !c.kernel.is_empty() {
+            out.push('\n');
+        }
+        let mut t = Table::new(&[
+            "file",
+            "case",
+            "FEAT_BBM",
+            "ops",
+            "rule verdict",
+            "expected",
+        ]);
+        for (file, r) in &c.machine {
+            t.row(vec![
+                short(file),
+                r.name.clone(),
+                r.bbm.to_string(),
+                r.steps.to_string(),
+                machine_verdict(r),
+                if r.passed() {
+                    "yes".into()
+                } else {
+                    "NO".into()
+                },
+            ]);
+        }
+        out.push_str(&t.render());
+        for (file, r) in &c.machine {
+            if r.violations.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("\n{file} case {}:\n", r.name));
+            let mut shown = BTreeSet::new();
+            for v in &r.violations {
+                if verbose || shown.insert(v.rule) {
+                    out.push_str(&format!("  {v}\n"));
+                }
+            }
+            let hidden = r.violations.len() - shown.len().min(r.violations.len());
+            if !verbose && hidden > 0 {
+                out.push_str(&format!("  ... and {hidden} more (use --verbose)\n"));
+            }
+        }
+    }
+    out
+}

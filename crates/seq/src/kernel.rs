@@ -1,0 +1,770 @@
+//! Kernel files: resolving the symbolic program against a booted kernel,
+//! checking it (rules and explorer), and writing a protocol's program as a
+//! kernel file.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use explore::{Direction, Limits, Prepared, Row, Setup, Verdict};
+use mm::vmemmap::{VMEMMAP_START, struct_page_va};
+use mm::{Desc, Instr, Kernel, Page, Perm, Program};
+use serde::Serialize;
+use vmsa::{BbmLevel, Features};
+
+use crate::ast::{
+    Concurrent, Expect, Expr, ExprKind, KCase, KDesc, KOp, KernelFile, PageArg, PageRef,
+};
+use crate::error::SeqError;
+
+/// What symbols mean: the huge page's head, its neighbour, and the booted
+/// kernel (for `page-of` and `shared-tail`).
+pub struct Env<'k> {
+    /// The pfn `head` names.
+    pub head: u64,
+    /// The pfn `next` names.
+    pub next: u64,
+    /// The kernel before the program.
+    pub kernel: &'k Kernel,
+}
+
+type Located<T> = Result<T, (Range<usize>, String)>;
+
+/// Evaluates `e`; symbols need `env` (a kernel file).
+///
+/// # Errors
+///
+/// Returns the span and message of a symbol without a kernel, or of an
+/// overflow.
+pub fn eval(e: &Expr, env: Option<&Env<'_>>) -> Located<u64> {
+    let need = |what: &str| {
+        (
+            e.span.clone(),
+            format!("`{what}` names a huge page of a kernel file: a machine file uses numbers"),
+        )
+    };
+    let overflow = || {
+        (
+            e.span.clone(),
+            "expected a value that fits in 64 bits: this overflows".to_string(),
+        )
+    };
+    match &e.kind {
+        ExprKind::Num(n) => Ok(*n),
+        ExprKind::Head => env.map(|v| v.head).ok_or_else(|| need("head")),
+        ExprKind::Next => env.map(|v| v.next).ok_or_else(|| need("next")),
+        ExprKind::Vmemmap(i) => {
+            let pfn = eval(i, env)?;
+            pfn.checked_mul(64)
+                .and_then(|o| VMEMMAP_START.checked_add(o))
+                .ok_or_else(overflow)
+        }
+        ExprKind::Add(a, b) => eval(a, env)?
+            .checked_add(eval(b, env)?)
+            .ok_or_else(overflow),
+        ExprKind::Mul(a, b) => eval(a, env)?
+            .checked_mul(eval(b, env)?)
+            .ok_or_else(overflow),
+    }
+}
+
+fn page(a: &PageArg, env: &Env<'_>) -> Located<Page> {
+    Ok(match &a.page {
+        PageRef::Reg(r, o) => Page::Reg(*r, *o),
+        PageRef::Pfn(e) => Page::Frame(eval(e, Some(env))?),
+        PageRef::PageOf(e) => {
+            let va = eval(e, Some(env))?;
+            Page::Frame(env.kernel.frame_of(va).map_err(|err| {
+                (a.span.clone(), format!("expected a mapped VA: {va:#x} is not mapped when the program starts ({err})"))
+            })?)
+        }
+        PageRef::Same => mm::protocol::SAME_MEMORY,
+        PageRef::SharedTail => Page::Frame(env.kernel.shared_tail.ok_or_else(|| {
+            (a.span.clone(), "this kernel has no shared tail page: expected `kernel hvo tails=order` or `kernel de-hvo after=shared-tail`".to_string())
+        })?),
+    })
+}
+
+fn desc(d: &KDesc, level: u8, span: &Range<usize>, env: &Env<'_>) -> Located<Desc> {
+    Ok(match d {
+        KDesc::Invalid => Desc::Invalid,
+        KDesc::Table(p) => Desc::Table(page(p, env)?),
+        KDesc::Leaf {
+            page: p,
+            perm,
+            af,
+            nt,
+            block,
+        } => {
+            if *block != (level < 3) {
+                return Err((
+                    span.clone(),
+                    format!(
+                        "expected `{}` at L{level}: a leaf at level 3 is a page, above it a block",
+                        if level < 3 { "block" } else { "page" }
+                    ),
+                ));
+            }
+            Desc::Leaf {
+                page: page(p, env)?,
+                perm: *perm,
+                af: *af,
+                nt: *nt,
+            }
+        }
+    })
+}
+
+/// Resolves a case's steps to the program the executor runs.
+///
+/// # Errors
+///
+/// Returns the span and message of a step that cannot be resolved.
+pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
+    let mut p = Program::default();
+    let mut allocated = BTreeSet::new();
+    for s in &case.steps {
+        for a in pages_of(&s.op) {
+            if let PageRef::Reg(r, _) = a.page
+                && !allocated.contains(&r)
+            {
+                return Err((
+                    a.span.clone(),
+                    format!(
+                        "register r{r} is used before `alloc r{r}`: expected an allocation first"
+                    ),
+                ));
+            }
+        }
+        if let KOp::Alloc { reg, .. } = s.op {
+            allocated.insert(reg);
+        }
+        let ev = |e: &Expr| eval(e, Some(env));
+        p.push(match &s.op {
+            KOp::Store { va, level, desc: d } => Instr::Store {
+                va: ev(va)?,
+                level: *level,
+                desc: desc(d, *level, &s.span, env)?,
+            },
+            KOp::Cas {
+                va,
+                level,
+                expect,
+                desc: d,
+            } => Instr::Cas {
+                va: ev(va)?,
+                level: *level,
+                expect: desc(expect, *level, &s.span, env)?,
+                desc: desc(d, *level, &s.span, env)?,
+            },
+            KOp::Dsb(k) => Instr::Dsb(*k),
+            KOp::Isb => Instr::Isb,
+            KOp::Tlbi { kind, va } => Instr::Tlbi {
+                kind: *kind,
+                va: va.as_ref().map(ev).transpose()?.unwrap_or(0),
+            },
+            KOp::Alloc { reg, order } => Instr::Alloc {
+                reg: *reg,
+                order: *order,
+            },
+            KOp::Free { page: pg, order } => Instr::Free {
+                page: page(pg, env)?,
+                order: *order,
+            },
+            KOp::Copy { dst, src } => Instr::Copy {
+                dst: page(dst, env)?,
+                src: page(src, env)?,
+            },
+            KOp::FillTable { level, .. } if *level >= 3 => {
+                return Err((
+                    s.span.clone(),
+                    format!("expected the level of a block (L0..L2) to fill a table from, found L{level}"),
+                ));
+            }
+            KOp::FillTable { table, va, level } => Instr::FillTable {
+                table: page(table, env)?,
+                va: ev(va)?,
+                level: *level,
+            },
+            KOp::Reset {
+                page: pg,
+                count,
+                head,
+            } => {
+                let per_page = env.kernel.geo.granule.page_size() / 64;
+                let n = ev(count)?;
+                if n > per_page {
+                    return Err((
+                        count.span.clone(),
+                        format!("expected at most {per_page} struct pages (one page), found {n}"),
+                    ));
+                }
+                Instr::ResetStructPages {
+                    page: page(pg, env)?,
+                    count: n,
+                    head: ev(head)?,
+                }
+            }
+            KOp::Pause => Instr::PauseCpus,
+            KOp::Resume => Instr::ResumeCpus,
+            KOp::StopMachine => Instr::StopMachine,
+            KOp::StartMachine => Instr::StartMachine,
+            KOp::SynchronizeRcu => Instr::SynchronizeRcu,
+            KOp::Str { value, va } => Instr::WriteWord {
+                va: ev(va)?,
+                value: ev(value)?,
+            },
+        });
+    }
+    Ok(p)
+}
+
+fn desc_page(d: &KDesc) -> Option<&PageArg> {
+    match d {
+        KDesc::Invalid => None,
+        KDesc::Table(p) | KDesc::Leaf { page: p, .. } => Some(p),
+    }
+}
+
+fn pages_of(op: &KOp) -> Vec<&PageArg> {
+    let d = desc_page;
+    match op {
+        KOp::Store { desc, .. } => d(desc).into_iter().collect(),
+        KOp::Cas { expect, desc, .. } => d(expect).into_iter().chain(d(desc)).collect(),
+        KOp::Free { page, .. } | KOp::Reset { page, .. } => vec![page],
+        KOp::Copy { dst, src } => vec![dst, src],
+        KOp::FillTable { table, .. } => vec![table],
+        _ => Vec::new(),
+    }
+}
+
+/// One case at one FEAT_BBM level: the result `hvo verify` gives for a
+/// configuration, and what the file expected.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckRow {
+    /// The file.
+    pub file: String,
+    /// The case.
+    pub case: String,
+    /// The rule checker's and the explorer's results (as `hvo verify`).
+    pub row: Row,
+    /// The rule codes expected.
+    pub expected_rules: BTreeSet<String>,
+    /// The explorer's verdict expected.
+    pub expected_concurrent: String,
+    /// Whether the rules verdict is the expected one.
+    pub rules_ok: bool,
+    /// Whether the explorer's verdict is the expected one.
+    pub concurrent_ok: bool,
+}
+
+impl CheckRow {
+    /// Tells whether both verdicts are the expected ones.
+    pub fn passed(&self) -> bool {
+        self.rules_ok && self.concurrent_ok
+    }
+}
+
+/// Tells whether `row`'s explorer verdict is `c`.
+pub fn concurrent_matches(c: &Concurrent, row: &Row) -> bool {
+    let (v, run) = row.verdict();
+    match (c, v) {
+        (Concurrent::Safe, Verdict::Safe) => true,
+        (Concurrent::Incomplete, Verdict::Incomplete { .. }) => true,
+        (Concurrent::Hazard { slug, by }, Verdict::Hazard { hazard, .. }) => {
+            hazard.kind.slug() == slug
+                && by.as_ref().is_none_or(|b| {
+                    let mut b = b.clone();
+                    b.sort();
+                    let mut w = run.map(|r| r.workloads.clone()).unwrap_or_default();
+                    w.sort();
+                    b == w
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Returns the explorer verdict of `row` as a kernel file writes it.
+pub fn concurrent_of(row: &Row) -> Concurrent {
+    let (v, run) = row.verdict();
+    match v {
+        Verdict::Safe => Concurrent::Safe,
+        Verdict::Incomplete { .. } => Concurrent::Incomplete,
+        Verdict::Hazard { hazard, .. } => Concurrent::Hazard {
+            slug: hazard.kind.slug().to_string(),
+            by: run.map(|r| r.workloads.clone()),
+        },
+    }
+}
+
+impl KernelFile {
+    /// Returns the explorer's setup at FEAT_BBM `bbm`.
+    pub fn setup(&self, bbm: BbmLevel) -> Setup {
+        Setup {
+            protocol: self.boot,
+            direction: self.direction,
+            granule: self.granule,
+            huge_size: self.huge_size,
+            features: Features {
+                bbm,
+                hw_af: self.hw_af,
+                hw_dbm: self.hw_dbm,
+                ..Features::default()
+            },
+            workloads: self.workloads.clone(),
+            copies: self.copies,
+        }
+    }
+
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> SeqError {
+        SeqError::at(&self.file, &self.source, span, msg)
+    }
+
+    /// Boots the kernel for `bbm`, checks the `initial` lines against it,
+    /// and resolves every case's program.
+    ///
+    /// # Errors
+    ///
+    /// Returns a located error when the kernel cannot be booted, when it
+    /// maps a stated VA otherwise, or when a step cannot be resolved.
+    pub fn prepare(&self, bbm: BbmLevel) -> Result<(Prepared, Vec<Program>), SeqError> {
+        let prep = Prepared::new(&self.setup(bbm)).map_err(|e| {
+            self.err(
+                self.kernel_span.clone(),
+                format!("cannot boot this kernel: {e}"),
+            )
+        })?;
+        let env = Env {
+            head: prep.sites.head,
+            next: prep.sites.neighbour,
+            kernel: &prep.kernel,
+        };
+        let g = self.granule;
+        for i in &self.initial {
+            let va = eval(&i.va, Some(&env)).map_err(|(s, m)| self.err(s, m))?;
+            let first = match page(&i.page, &env).map_err(|(s, m)| self.err(s, m))? {
+                Page::Frame(f) => f,
+                _ => return Err(self.err(i.page.span.clone(), "expected a frame (`pfn N` or `page-of VA`): nothing is allocated before the program")),
+            };
+            for n in 0..i.pages {
+                let v = va.wrapping_add(n.wrapping_mul(g.page_size()));
+                let want = if i.shared {
+                    first
+                } else {
+                    first.wrapping_add(n)
+                };
+                let found = prep
+                    .kernel
+                    .leaf_of(v)
+                    .ok()
+                    .map(|(pa, ro)| (pa >> g.page_shift(), ro));
+                if found != Some((want, i.ro)) {
+                    let booted = match found {
+                        Some((f, ro)) => format!("pfn {f:#x} {}", if ro { "ro" } else { "rw" }),
+                        None => "nothing".into(),
+                    };
+                    return Err(self.err(i.span.clone(), format!(
+                        "the booted kernel maps {v:#x} (page {n} of this line) to {booted}, not pfn {want:#x} {}: expected the booted kernel's mapping (`hvo show PROTOCOL --format seq` writes it)",
+                        if i.ro { "ro" } else { "rw" }
+                    )));
+                }
+            }
+        }
+        let programs = self
+            .cases
+            .iter()
+            .map(|c| program(c, &env).map_err(|(s, m)| self.err(s, m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((prep, programs))
+    }
+
+    /// Checks every case at every FEAT_BBM level: the rule checker and the
+    /// explorer, as `hvo verify` does for a protocol.
+    ///
+    /// # Errors
+    ///
+    /// As [`KernelFile::prepare`], and a located error for a program the
+    /// kernel cannot run sequentially.
+    pub fn check(&self) -> Result<Vec<CheckRow>, SeqError> {
+        let mut out = Vec::new();
+        for &bbm in &self.levels {
+            let (prep, programs) = self.prepare(bbm)?;
+            for (case, program) in self.cases.iter().zip(&programs) {
+                let row = explore::verify_program(&prep, program, &self.limits, self.together)
+                    .map_err(|e| {
+                        self.err(
+                            case.span.clone(),
+                            format!("case `{}` cannot run: {e}", case.name),
+                        )
+                    })?;
+                let Some(exp) = case
+                    .expects
+                    .iter()
+                    .find(|e| e.levels.as_ref().is_none_or(|l| l.contains(&bbm)))
+                else {
+                    return Err(self.err(
+                        case.span.clone(),
+                        format!("expected an `expect` line for FEAT_BBM {bbm}"),
+                    ));
+                };
+                out.push(self.row(case, exp, row));
+            }
+        }
+        Ok(out)
+    }
+
+    fn row(&self, case: &KCase, exp: &Expect, row: Row) -> CheckRow {
+        let found: BTreeSet<String> = row.violations.iter().map(|(r, _)| r.code()).collect();
+        CheckRow {
+            file: self.file.clone(),
+            case: case.name.clone(),
+            rules_ok: found == exp.rules,
+            concurrent_ok: concurrent_matches(&exp.concurrent, &row),
+            expected_rules: exp.rules.clone(),
+            expected_concurrent: exp.concurrent.to_string(),
+            row,
+        }
+    }
+}
+
+/// How to write a kernel file.
+#[derive(Clone, Debug)]
+pub struct Emit<'a> {
+    /// Comment lines at the top (without `#`).
+    pub title: Vec<String>,
+    /// The case's name.
+    pub case: &'a str,
+    /// All workloads in one exploration.
+    pub together: bool,
+    /// The search limits.
+    pub limits: Limits,
+}
+
+fn level_list(l: &[BbmLevel]) -> String {
+    l.iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+struct Names<'k> {
+    head: u64,
+    next: u64,
+    /// (frame, VA) of the vmemmap pages stated in `initial`.
+    frames: Vec<(u64, u64)>,
+    kernel: &'k Kernel,
+}
+
+impl Names<'_> {
+    fn va(&self, va: u64) -> String {
+        if va < VMEMMAP_START {
+            return format!("{va:#x}");
+        }
+        let off = va - VMEMMAP_START;
+        let (pfn, rem) = (off / 64, off % 64);
+        let base = if pfn >= self.next {
+            sym("next", pfn - self.next)
+        } else if pfn >= self.head {
+            sym("head", pfn - self.head)
+        } else if pfn < 4096 {
+            pfn.to_string()
+        } else {
+            format!("{pfn:#x}")
+        };
+        if rem == 0 {
+            format!("vmemmap[{base}]")
+        } else {
+            format!("vmemmap[{base}] + {rem:#x}")
+        }
+    }
+
+    fn page(&self, p: Page) -> String {
+        match p {
+            Page::Reg(r, 0) => format!("r{r}"),
+            Page::Reg(r, o) => format!("r{r}+{o}"),
+            p if p == mm::protocol::SAME_MEMORY => "same".into(),
+            Page::Frame(f) => {
+                if let Some((_, va)) = self.frames.iter().find(|(fr, _)| *fr == f) {
+                    format!("page-of {}", self.va(*va))
+                } else if self.kernel.shared_tail == Some(f) {
+                    "shared-tail".into()
+                } else {
+                    format!("pfn {f:#x}")
+                }
+            }
+        }
+    }
+
+    fn desc(&self, d: &Desc, level: u8) -> String {
+        match *d {
+            Desc::Invalid => "invalid".into(),
+            Desc::Table(p) => format!("table {}", self.page(p)),
+            Desc::Leaf { page, perm, af, nt } => format!(
+                "{} {} {}{}{}",
+                if level < 3 { "block" } else { "page" },
+                self.page(page),
+                if perm == Perm::Rw { "rw" } else { "ro" },
+                if af { "" } else { " noaf" },
+                if nt { " nt" } else { "" }
+            ),
+        }
+    }
+
+    fn instr(&self, i: &Instr) -> String {
+        match i {
+            Instr::Store { va, level, desc } => {
+                format!(
+                    "store {} L{level} {}",
+                    self.va(*va),
+                    self.desc(desc, *level)
+                )
+            }
+            Instr::Cas {
+                va,
+                level,
+                expect,
+                desc,
+            } => format!(
+                "cas {} L{level} {} => {}",
+                self.va(*va),
+                self.desc(expect, *level),
+                self.desc(desc, *level)
+            ),
+            Instr::Dsb(k) => k.to_string(),
+            Instr::Isb => "isb".into(),
+            Instr::Tlbi { kind, va } if kind.by_va() => format!("tlbi {kind} {}", self.va(*va)),
+            Instr::Tlbi { kind, .. } => format!("tlbi {kind}"),
+            Instr::Alloc { reg, order: 0 } => format!("alloc r{reg}"),
+            Instr::Alloc { reg, order } => format!("alloc r{reg} order={order}"),
+            Instr::Free { page, order: 0 } => format!("free {}", self.page(*page)),
+            Instr::Free { page, order } => format!("free {} order={order}", self.page(*page)),
+            Instr::Copy { dst, src } => format!("copy {} {}", self.page(*dst), self.page(*src)),
+            Instr::FillTable { table, va, level } => {
+                format!(
+                    "fill-table {} from {} L{level}",
+                    self.page(*table),
+                    self.va(*va)
+                )
+            }
+            Instr::ResetStructPages { page, count, head } => format!(
+                "reset {} structs={count} head={}",
+                self.page(*page),
+                if *head == self.head {
+                    "head".to_string()
+                } else {
+                    format!("{head:#x}")
+                }
+            ),
+            Instr::PauseCpus => "pause".into(),
+            Instr::ResumeCpus => "resume".into(),
+            Instr::StopMachine => "stop-machine".into(),
+            Instr::StartMachine => "start-machine".into(),
+            Instr::SynchronizeRcu => "synchronize-rcu".into(),
+            Instr::WriteWord { va, value } => format!("str {value:#x}, [{}]", self.va(*va)),
+        }
+    }
+}
+
+/// Returns a comment to write before instruction `i`, naming the phase
+/// it starts.
+fn comment(i: usize, is: &[Instr]) -> Option<String> {
+    let prev = i.checked_sub(1).and_then(|p| is.get(p));
+    let next = is.get(i + 1);
+    match (&is[i], next) {
+        (Instr::WriteWord { .. }, _) if !matches!(prev, Some(Instr::WriteWord { .. })) => {
+            Some("the refcount freeze (a speculative PFN walker may hold a reference)".into())
+        }
+        (Instr::Alloc { .. }, _) if !matches!(prev, Some(Instr::Alloc { .. })) => {
+            match is[i..].iter().find(|x| !matches!(x, Instr::Alloc { .. })) {
+                Some(Instr::FillTable { level, .. }) => Some(format!(
+                    "split the L{level} block: a private table mapping the same memory"
+                )),
+                _ => Some("new pages, allocated before any visible change".into()),
+            }
+        }
+        (Instr::Free { .. }, _) if !matches!(prev, Some(Instr::Free { .. })) => {
+            Some("free what is no longer mapped".into())
+        }
+        (
+            Instr::Store {
+                desc: Desc::Invalid,
+                ..
+            },
+            _,
+        ) if !matches!(
+            prev,
+            Some(Instr::Store {
+                desc: Desc::Invalid,
+                ..
+            })
+        ) =>
+        {
+            Some("break".into())
+        }
+        (Instr::ResetStructPages { .. }, _)
+            if !matches!(prev, Some(Instr::ResetStructPages { .. })) =>
+        {
+            Some("repair the fake heads".into())
+        }
+        _ => None,
+    }
+}
+
+fn sym(name: &str, d: u64) -> String {
+    if d == 0 {
+        name.to_string()
+    } else {
+        format!("{name}+{d}")
+    }
+}
+
+/// Writes `program`, prepared on `prep`'s kernel, as a kernel file whose
+/// `expect` lines are the verdicts of `rows` (one per FEAT_BBM level).
+///
+/// # Errors
+///
+/// Returns a message when the kernel cannot say how a stated VA is mapped.
+pub fn emit(
+    prep: &Prepared,
+    program: &Program,
+    rows: &[Row],
+    opts: &Emit<'_>,
+) -> Result<String, String> {
+    let s = &prep.setup;
+    let k = &prep.kernel;
+    let g = s.granule;
+    let mut out = String::new();
+    for t in &opts.title {
+        let _ = writeln!(out, "# {t}");
+    }
+    let levels: Vec<BbmLevel> = rows.iter().map(|r| r.setup.features.bbm).collect();
+    let onoff = |b: bool| if b { "on" } else { "off" };
+    let _ = writeln!(
+        out,
+        "config granule={g} hugepagesz={} bbm={} hw-af={} hw-dbm={}",
+        vmsa::granule::format_size(s.huge_size),
+        level_list(&levels),
+        onoff(s.features.hw_af),
+        onoff(s.features.hw_dbm)
+    );
+    match s.direction {
+        Direction::Hvo if s.protocol.needs_identical_tails() => {
+            out.push_str("kernel hvo tails=order\n")
+        }
+        Direction::Hvo => out.push_str("kernel hvo\n"),
+        Direction::Restore => {
+            let _ = writeln!(out, "kernel de-hvo after={}", s.protocol.name);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "workloads {}{}{}",
+        s.workloads
+            .iter()
+            .map(|w| w.name())
+            .collect::<Vec<_>>()
+            .join(" "),
+        if s.copies > 1 {
+            format!(" cpus={}", s.copies)
+        } else {
+            String::new()
+        },
+        if opts.together { " together" } else { "" }
+    );
+    let d = Limits::default();
+    if opts.limits != d {
+        let _ = writeln!(
+            out,
+            "limits states={} memory={} time={}s",
+            opts.limits.states,
+            opts.limits.memory,
+            opts.limits.time.as_secs()
+        );
+    }
+    // The initial mapping: the huge page's vmemmap pages and the
+    // neighbour's first one, in runs.
+    let head = prep.sites.head;
+    let next = prep.sites.neighbour;
+    let mut vas: Vec<u64> = (0..k.geo.vmemmap_pages())
+        .map(|i| struct_page_va(head) + i * g.page_size())
+        .collect();
+    vas.push(struct_page_va(next));
+    let mut mapped = Vec::new();
+    for &va in &vas {
+        let (pa, ro) = k.leaf_of(va).map_err(|e| format!("{va:#x}: {e}"))?;
+        mapped.push((va, pa >> g.page_shift(), ro));
+    }
+    let mut names = Names {
+        head,
+        next,
+        frames: Vec::new(),
+        kernel: k,
+    };
+    for &(va, f, _) in &mapped {
+        if !names.frames.iter().any(|(x, _)| *x == f) {
+            names.frames.push((f, va));
+        }
+    }
+    out.push_str("# the mapping when the program starts (checked against the booted kernel)\n");
+    let mut i = 0;
+    while i < mapped.len() {
+        let (va, f, ro) = mapped[i];
+        let mut n = 1;
+        let run = |n: usize, shared: bool| {
+            i + n < mapped.len() && {
+                let (v2, f2, r2) = mapped[i + n];
+                v2 == va + n as u64 * g.page_size()
+                    && r2 == ro
+                    && f2 == if shared { f } else { f + n as u64 }
+            }
+        };
+        let shared = !run(1, false) && run(1, true);
+        while run(n, shared) {
+            n += 1;
+        }
+        let _ = writeln!(
+            out,
+            "initial {} -> pfn {f:#x}{}{} {}",
+            names.va(va),
+            if n > 1 {
+                format!(" pages={n}")
+            } else {
+                String::new()
+            },
+            if shared && n > 1 { " shared" } else { "" },
+            if ro { "ro" } else { "rw" }
+        );
+        i += n;
+    }
+    let _ = writeln!(out, "\ncase {}", opts.case);
+    // Expected verdicts, levels with the same verdicts on one line.
+    let mut lines: Vec<(Vec<BbmLevel>, String)> = Vec::new();
+    for r in rows {
+        let rules = if r.violations.is_empty() {
+            "compliant".to_string()
+        } else {
+            r.violations
+                .iter()
+                .map(|(r, _)| r.code())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let v = format!("rules {rules} concurrent {}", concurrent_of(r));
+        match lines.iter_mut().find(|(_, x)| *x == v) {
+            Some((l, _)) => l.push(r.setup.features.bbm),
+            None => lines.push((vec![r.setup.features.bbm], v)),
+        }
+    }
+    for (l, v) in &lines {
+        let _ = writeln!(out, "expect bbm={} {v}", level_list(l));
+    }
+    let is = &program.instrs;
+    for (i, ins) in is.iter().enumerate() {
+        if let Some(c) = comment(i, is) {
+            let _ = writeln!(out, "# {c}");
+        }
+        let _ = writeln!(out, "{}", names.instr(ins));
+    }
+    Ok(out)
+}
