@@ -19,7 +19,7 @@ pub struct LitmusArgs {
     #[arg(long)]
     json: bool,
     /// The most states explored per test.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 500_000)]
     max_states: u64,
 }
 
@@ -33,7 +33,7 @@ pub struct ConformanceArgs {
     #[arg(long)]
     json: bool,
     /// The most states explored per test.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 500_000)]
     max_states: u64,
 }
 

@@ -157,7 +157,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            max_states: 2_000_000,
+            max_states: 500_000,
         }
     }
 }
@@ -190,7 +190,12 @@ struct State {
     cpus: Vec<Cpu>,
     /// Index 2s: data of PA(s); 2s+1: descriptor PTE(s).
     mem: Vec<Val>,
-    /// Per CPU: sorted (symbol, descriptor) entries.
+    /// Per CPU: the descriptors its TLB may hold, sorted: every cacheable
+    /// value (valid, AF set) a descriptor it uses has had since the CPU's
+    /// last invalidation of it. A fill may happen at any time and an
+    /// eviction too, so the entries a TLB may hold at an access are exactly
+    /// these (a hit is a choice, a walk always another): no fill step is
+    /// needed.
     tlbs: Vec<Vec<(Sym, u64)>>,
     /// Pending invalidations: (issuer, target, symbol or all).
     inv: Vec<(u8, u8, Option<Sym>)>,
@@ -216,6 +221,9 @@ struct Ctx<'a> {
     t: &'a Test,
     nsym: usize,
     hd_any: bool,
+    /// Per thread: bit s set if the thread may access symbol s through a
+    /// translation.
+    vas: Vec<u64>,
 }
 
 enum Access {
@@ -292,9 +300,16 @@ impl Ctx<'_> {
                 cpu.excl = None;
             }
         }
-        if let Loc::Pte(s) = l {
+        if let Loc::Pte(sym) = l {
             let d = v.num();
-            let s = usize::from(s);
+            if cacheable(d) {
+                for c in 0..st.cpus.len() {
+                    if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                        insert(&mut st.tlbs[c], (sym, d));
+                    }
+                }
+            }
+            let s = usize::from(sym);
             let (old, stage) = st.bbm[s];
             if cacheable(d) {
                 if stage != Bbm::Done && self.needs_bbm(st, old, d) {
@@ -369,10 +384,6 @@ impl Ctx<'_> {
                         f.af = true;
                         self.write(&mut n, c, Loc::Pte(s), Val::Desc(f.encode()));
                     }
-                    let e = (s, f.encode());
-                    if let Err(i) = n.tlbs[c].binary_search(&e) {
-                        n.tlbs[c].insert(i, e);
-                    }
                     Err(FaultKind::Permission)
                 } else {
                     let mut g = f;
@@ -383,16 +394,26 @@ impl Ctx<'_> {
                     if g != f {
                         self.write(&mut n, c, Loc::Pte(s), Val::Desc(g.encode()));
                     }
-                    let e = (s, g.encode());
-                    if let Err(i) = n.tlbs[c].binary_search(&e) {
-                        n.tlbs[c].insert(i, e);
-                    }
                     Ok(g.oa)
                 }
             }
         };
         out.push((n, res));
         out
+    }
+
+    /// Removes the TLB entries of `c` for `s` (all if None); the current
+    /// descriptor may be cached again at once, so it stays.
+    fn invalidate(&self, st: &mut State, c: usize, s: Option<Sym>) {
+        st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
+        let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
+            .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
+            .map(|x| (x, st.mem[mi(Loc::Pte(x))].num()))
+            .filter(|e| cacheable(e.1))
+            .collect();
+        for e in keep {
+            insert(&mut st.tlbs[c], e);
+        }
     }
 
     fn fault(&self, st: &mut State, c: usize, s: Sym, k: FaultKind) {
@@ -500,14 +521,16 @@ impl Ctx<'_> {
             Instr::Nop | Instr::Dmb | Instr::Isb => next(&mut n),
             Instr::Dsb(full) => {
                 if full {
-                    n.inv.retain(|&(i, t, s)| {
-                        if usize::from(i) == c {
-                            n.tlbs[usize::from(t)].retain(|e| s.is_none_or(|s| e.0 != s));
-                            false
-                        } else {
-                            true
-                        }
-                    });
+                    let mine: Vec<_> = n
+                        .inv
+                        .iter()
+                        .copied()
+                        .filter(|e| usize::from(e.0) == c)
+                        .collect();
+                    n.inv.retain(|e| usize::from(e.0) != c);
+                    for (_, t, s) in mine {
+                        self.invalidate(&mut n, usize::from(t), s);
+                    }
                     for b in &mut n.bbm {
                         if b.1 == Bbm::Tlbi(c as u8) {
                             b.1 = Bbm::Done;
@@ -586,12 +609,18 @@ impl Ctx<'_> {
                     TlbiScope::All => None,
                     TlbiScope::Page(r) => {
                         let v = Self::reg(&n, c, r).num();
-                        let s = (0..self.nsym)
+                        // A page that is no symbol's (e.g. the page of a
+                        // descriptor address) has no entry to invalidate.
+                        match (0..self.nsym)
                             .find(|&s| va_of(s as Sym) >> 12 == v || va_of(s as Sym) == v)
-                            .ok_or_else(|| {
-                                self.err(format!("TLBI of page {v:#x}, no symbol's page"))
-                            })?;
-                        Some(s as Sym)
+                        {
+                            Some(s) => Some(s as Sym),
+                            None => {
+                                next(&mut n);
+                                out.push(n);
+                                return Ok(());
+                            }
+                        }
                     }
                 };
                 let targets: Vec<usize> = if bcast {
@@ -714,6 +743,29 @@ impl Ctx<'_> {
     }
 }
 
+fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
+    if let Err(i) = v.binary_search(&e) {
+        v.insert(i, e);
+    }
+}
+
+/// Drops what no future step can observe: the TLB entries of finished
+/// CPUs, and pending invalidations whose target holds no entry in their
+/// scope.
+fn canonical(n: &mut State) {
+    for (c, cpu) in n.cpus.iter().enumerate() {
+        if cpu.done {
+            n.tlbs[c].clear();
+        }
+    }
+    let tlbs = &n.tlbs;
+    n.inv.retain(|&(_, t, s)| {
+        tlbs[usize::from(t)]
+            .iter()
+            .any(|e| s.is_none_or(|s| e.0 == s))
+    });
+}
+
 fn holds(cc: CondCode, z: bool) -> bool {
     match cc {
         CondCode::Eq => z,
@@ -823,10 +875,36 @@ fn observe(st: &State, o: &Obs) -> ObsVal {
 pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let start = Instant::now();
     let nsym = t.syms.len();
+    // The symbols each thread may access through a translation: those
+    // whose virtual address it holds in a register at the start, or all if
+    // it computes addresses with a register offset.
+    let vas: Vec<u64> = (0..t.threads.len())
+        .map(|c| {
+            let mut m = 0u64;
+            for &(th, _, v) in &t.init_regs {
+                if usize::from(th) == c
+                    && let Val::Va(s) = v
+                {
+                    m |= 1 << s;
+                }
+            }
+            let computed = t.threads[c].code.iter().any(|i| match i {
+                Instr::Ldr(_, a, ..)
+                | Instr::Str(_, a, _)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Cas(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _) => matches!(a.off, Operand::Reg(..)),
+                _ => false,
+            });
+            if computed { u64::MAX } else { m }
+        })
+        .collect();
     let cx = Ctx {
         t,
         nsym,
         hd_any: t.tthm.hd != 0,
+        vas,
     };
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
@@ -865,10 +943,18 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             )
         })
         .collect();
+    let tlbs: Vec<Vec<(Sym, u64)>> = (0..nthreads)
+        .map(|c| {
+            (0..nsym)
+                .filter(|&x| cx.vas[c] >> x & 1 == 1 && cacheable(mem[2 * x + 1].num()))
+                .map(|x| (x as Sym, mem[2 * x + 1].num()))
+                .collect()
+        })
+        .collect();
     let init = State {
         cpus,
         mem,
-        tlbs: vec![Vec::new(); nthreads],
+        tlbs,
         inv: Vec::new(),
         faults: Vec::new(),
         bbm,
@@ -897,26 +983,26 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
                 continue;
             }
             cx.step(&st, c, &mut succ)?;
-            // TLB fills (and speculative AF updates with hardware AF).
-            for s in 0..nsym {
-                let s = s as Sym;
-                let d = st.mem[mi(Loc::Pte(s))].num();
-                let Some(mut f) = PteFields::decode(d) else {
-                    continue;
-                };
-                if d & 1 == 0 || (!f.af && !cx.ha(c)) {
-                    continue;
-                }
-                let mut n = st.clone();
-                if !f.af {
+            // Speculative walks: with hardware AF, a walk for any address
+            // may set AF at any time (herd7 allows it: catalogue test
+            // `SpecAF`). Fills of cacheable values need no step: see
+            // `State::tlbs`.
+            if cx.ha(c) {
+                for s in 0..nsym {
+                    let s = s as Sym;
+                    let d = st.mem[mi(Loc::Pte(s))].num();
+                    if d & 1 == 0 {
+                        continue;
+                    }
+                    let Some(mut f) = PteFields::decode(d) else {
+                        continue;
+                    };
+                    if f.af {
+                        continue;
+                    }
+                    let mut n = st.clone();
                     f.af = true;
                     cx.write(&mut n, c, Loc::Pte(s), Val::Desc(f.encode()));
-                }
-                let e = (s, f.encode());
-                if let Err(i) = n.tlbs[c].binary_search(&e) {
-                    n.tlbs[c].insert(i, e);
-                    succ.push(n);
-                } else if n.mem != st.mem {
                     succ.push(n);
                 }
             }
@@ -925,10 +1011,11 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         for k in 0..st.inv.len() {
             let mut n = st.clone();
             let (_, tgt, s) = n.inv.remove(k);
-            n.tlbs[usize::from(tgt)].retain(|e| s.is_none_or(|s| e.0 != s));
+            cx.invalidate(&mut n, usize::from(tgt), s);
             succ.push(n);
         }
-        for n in succ.drain(..) {
+        for mut n in succ.drain(..) {
+            canonical(&mut n);
             if seen.len() as u64 >= opts.max_states {
                 limit_hit = true;
                 break;

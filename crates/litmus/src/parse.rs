@@ -22,8 +22,8 @@ struct Token {
 }
 
 const PUNCTS: &[&str] = &[
-    "/\\", "\\/", "=>", "{", "}", "[", "]", "(", ")", ",", ";", ":", "=", "|", "#", "~", "+", "-",
-    "*", "!", "&",
+    "/\\", "\\/", "=>", "<>", "{", "}", "[", "]", "(", ")", ",", ";", ":", "=", "|", "#", "~", "+",
+    "-", "*", "!", "&",
 ];
 
 /// Splits `text` (starting at `line`, `col`) into tokens.
@@ -491,6 +491,10 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
             p.pos += 1;
         }
         if let Some((th, r)) = thread_reg(p)? {
+            if p.is(";") || p.done() {
+                // A typed register without a value: it holds 0.
+                continue;
+            }
             p.expect("=")?;
             let v = value(p, syms, None, &nolabel)?;
             t.init_regs.push((th, r, v));
@@ -602,7 +606,10 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             comma(p)?;
             let m = operand(p)?;
             if p.eat(",") {
-                return Err(p.unsupported(format!("{op} with a shifted operand")));
+                let ext = p.ident()?.to_ascii_uppercase();
+                if !matches!(ext.as_str(), "SXTW" | "UXTW" | "SXTX" | "UXTX") {
+                    return Err(p.unsupported(format!("{op} with a shifted operand ({ext})")));
+                }
             }
             Instr::Alu(a, d, w, n, m)
         }
@@ -869,13 +876,17 @@ fn atom(
     } else {
         Obs::Mem(location(p, syms)?)
     };
-    p.expect("=")?;
+    let ne = p.eat("<>");
+    if !ne {
+        p.expect("=")?;
+    }
     let oa = match obs {
         Obs::Mem(Loc::Pte(s)) => Some(s),
         _ => None,
     };
     let v = value(p, syms, oa, labels)?;
-    Ok(Prop::Eq(obs, v))
+    let eq = Prop::Eq(obs, v);
+    Ok(if ne { Prop::Not(Box::new(eq)) } else { eq })
 }
 
 /// Parses the text of a litmus file.
