@@ -239,6 +239,17 @@ pub enum CondCode {
     Ne,
 }
 
+/// The access types a DSB waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DsbKind {
+    /// SY, ISH, OSH, NSH: everything, TLBIs included.
+    Full,
+    /// LD: loads only.
+    Ld,
+    /// ST: stores (descriptor stores reach the walkers), not TLBIs.
+    St,
+}
+
 /// What a TLBI invalidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlbiScope {
@@ -267,8 +278,8 @@ pub enum Instr {
     Cbz(bool, Reg, u16),
     /// A load: Rt, address, width in bytes, exclusive.
     Ldr(Reg, Addr, u8, bool),
-    /// A store: Rt, address, width in bytes.
-    Str(Reg, Addr, u8),
+    /// A store: Rt, address, width in bytes, release (STLR).
+    Str(Reg, Addr, u8, bool),
     /// STXR Ws, Rt, \[Xn\].
     Stxr(Reg, Reg, Addr, u8),
     /// SWP Rs, Rt, \[Xn\].
@@ -277,11 +288,12 @@ pub enum Instr {
     Cas(Reg, Reg, Addr, u8),
     /// LD<op> Rs, Rt, \[Xn\] (Rt = ZR for ST<op>).
     Amo(AmoOp, Reg, Reg, Addr, u8),
-    /// DMB of any kind (no effect on a sequentially consistent model).
-    Dmb,
-    /// DSB; `true` for a full one (SY, ISH, OSH, NSH), which waits for the
-    /// thread's TLBIs.
-    Dsb(bool),
+    /// DMB; `true` for DMB LD. Ordinary accesses are sequentially
+    /// consistent already; a DMB that orders stores orders the thread's
+    /// descriptor stores before its later stores, so they reach the walkers.
+    Dmb(bool),
+    /// DSB of a kind.
+    Dsb(DsbKind),
     /// ISB.
     Isb,
     /// NOP.

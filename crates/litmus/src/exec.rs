@@ -29,8 +29,11 @@
 //!   any time and all of the issuer's are complete at its next full DSB
 //!   (DSB SY/ISH/NSH/OSH, not DSB LD/ST), as R_BTWQB? the Arm ARM's "TLB
 //!   maintenance completion" requires.
-//! - Descriptor stores are visible to walks at once (herd7 orders them
-//!   with the relaxed model; an SC model cannot delay them).
+//! - **Descriptor stores** reach the walkers (every CPU's at once: the
+//!   walks are multi-copy atomic) at any time after the store and at the
+//!   latest at the writer's next DSB other than DSB LD; a load of the
+//!   descriptor sees the store at once. Hardware AF/dirty updates are
+//!   atomic and seen by walkers at once.
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
 //!   with ELR pointing at the faulting instruction, and otherwise stops, as
@@ -197,6 +200,18 @@ struct State {
     /// these (a hit is a choice, a walk always another): no fill step is
     /// needed.
     tlbs: Vec<Vec<(Sym, u64)>>,
+    /// Per symbol: the descriptor as walkers see it.
+    wmem: Vec<u64>,
+    /// Descriptor stores not yet visible to walkers, oldest first:
+    /// (symbol, writer, value). A store to a descriptor reaches the
+    /// translation table walks only when it propagates (at any time) and
+    /// at the latest at the writer's next DSB that is not DSB LD (the Arm
+    /// ARM's "Ordering of translation table updates": a DSB is needed
+    /// before the walk is guaranteed to see the store).
+    /// The flag: the store is already visible to the other CPUs' walkers
+    /// (a barrier ordered it before a later store, or another CPU read
+    /// it); only the writer's own walker may still miss it.
+    pend: Vec<(Sym, u8, u64, bool)>,
     /// Pending invalidations: (issuer, target, symbol or all).
     inv: Vec<(u8, u8, Option<Sym>)>,
     /// Faults taken: (thread, pc, va, kind).
@@ -302,13 +317,7 @@ impl Ctx<'_> {
         }
         if let Loc::Pte(sym) = l {
             let d = v.num();
-            if cacheable(d) {
-                for c in 0..st.cpus.len() {
-                    if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
-                        insert(&mut st.tlbs[c], (sym, d));
-                    }
-                }
-            }
+            st.pend.push((sym, writer as u8, d, false));
             let s = usize::from(sym);
             let (old, stage) = st.bbm[s];
             if cacheable(d) {
@@ -319,6 +328,86 @@ impl Ctx<'_> {
             } else if stage == Bbm::Live {
                 st.bbm[s] = (old, Bbm::Broken);
             }
+        }
+    }
+
+    /// Writes a descriptor as the hardware does when it updates AF or the
+    /// dirty state: an atomic update, seen by walkers at once.
+    fn hw_write(&self, st: &mut State, c: usize, s: Sym, d: u64) {
+        self.write(st, c, Loc::Pte(s), Val::Desc(d));
+        let i = st.pend.len() - 1;
+        self.propagate(st, i);
+    }
+
+    /// Makes pending descriptor store `i` (the oldest of its descriptor)
+    /// visible to walkers; the value may then be cached by every CPU that
+    /// uses it.
+    fn propagate(&self, st: &mut State, i: usize) {
+        let (sym, _, d, _) = st.pend.remove(i);
+        st.wmem[usize::from(sym)] = d;
+        if cacheable(d) {
+            for c in 0..st.cpus.len() {
+                if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                    insert(&mut st.tlbs[c], (sym, d));
+                }
+            }
+        }
+    }
+
+    /// Records that `c` read location `l`: a descriptor store another CPU
+    /// can read is visible to every observer (Armv8 is other-multi-copy
+    /// atomic), walkers included; only the writer's own walker may lag
+    /// (it needs a DSB).
+    fn observed(&self, st: &mut State, c: usize, l: Loc) {
+        if let Loc::Pte(s) = l {
+            for i in 0..st.pend.len() {
+                if st.pend[i].0 == s && usize::from(st.pend[i].1) != c {
+                    self.publish(st, i);
+                }
+            }
+        }
+    }
+
+    /// Makes pending store `i` visible to the walkers of every CPU but its
+    /// writer.
+    fn publish(&self, st: &mut State, i: usize) {
+        let (sym, w, d, _) = st.pend[i];
+        st.pend[i].3 = true;
+        if cacheable(d) {
+            for c in 0..st.cpus.len() {
+                if c != usize::from(w) && !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                    insert(&mut st.tlbs[c], (sym, d));
+                }
+            }
+        }
+    }
+
+    /// Publishes every pending descriptor store of `c` (a DMB other than
+    /// DMB LD, or a release).
+    fn publish_all(&self, st: &mut State, c: usize) {
+        for i in 0..st.pend.len() {
+            if usize::from(st.pend[i].1) == c {
+                self.publish(st, i);
+            }
+        }
+    }
+
+    /// Returns descriptor `s` as `c`'s walker sees it.
+    fn view(st: &State, c: usize, s: Sym) -> u64 {
+        st.pend
+            .iter()
+            .rev()
+            .find(|e| e.0 == s && e.3 && usize::from(e.1) != c)
+            .map_or(st.wmem[usize::from(s)], |e| e.2)
+    }
+
+    /// Makes every descriptor store of `c` visible to walkers (a DSB),
+    /// with the older stores to the same descriptors.
+    fn drain(&self, st: &mut State, c: usize) {
+        while let Some(last) = st.pend.iter().rposition(|e| usize::from(e.1) == c) {
+            let sym = st.pend[last].0;
+            let first = st.pend.iter().position(|e| e.0 == sym).unwrap_or(last);
+            self.propagate(st, first);
         }
     }
 
@@ -372,7 +461,8 @@ impl Ctx<'_> {
         }
         // A walk.
         let mut n = st.clone();
-        let d = n.mem[mi(Loc::Pte(s))].num();
+        let d = Self::view(&n, c, s);
+        let quiet = !n.pend.iter().any(|e| e.0 == s);
         let res = match PteFields::decode(d) {
             _ if d & 1 == 0 => Err(FaultKind::Translation),
             None => Err(FaultKind::Translation),
@@ -381,8 +471,11 @@ impl Ctx<'_> {
                     Err(FaultKind::AccessFlag)
                 } else if write && !f.db && !(f.dbm && self.hd(c)) {
                     if !f.af {
+                        if !quiet {
+                            return out;
+                        }
                         f.af = true;
-                        self.write(&mut n, c, Loc::Pte(s), Val::Desc(f.encode()));
+                        self.hw_write(&mut n, c, s, f.encode());
                     }
                     Err(FaultKind::Permission)
                 } else {
@@ -392,7 +485,13 @@ impl Ctx<'_> {
                         g.db = true;
                     }
                     if g != f {
-                        self.write(&mut n, c, Loc::Pte(s), Val::Desc(g.encode()));
+                        // The hardware update is an atomic read-modify-write
+                        // of the descriptor; with a store to it still on its
+                        // way to walkers, the walk waits.
+                        if !quiet {
+                            return out;
+                        }
+                        self.hw_write(&mut n, c, s, g.encode());
                     }
                     Ok(g.oa)
                 }
@@ -408,7 +507,7 @@ impl Ctx<'_> {
         st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
         let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
             .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
-            .map(|x| (x, st.mem[mi(Loc::Pte(x))].num()))
+            .map(|x| (x, Self::view(st, c, x)))
             .filter(|e| cacheable(e.1))
             .collect();
         for e in keep {
@@ -518,9 +617,19 @@ impl Ctx<'_> {
         let next = |n: &mut State| n.cpus[c].pc += 1;
         match ins {
             Instr::Halt => n.cpus[c].done = true,
-            Instr::Nop | Instr::Dmb | Instr::Isb => next(&mut n),
-            Instr::Dsb(full) => {
-                if full {
+            Instr::Nop | Instr::Isb | Instr::Dmb(true) => next(&mut n),
+            Instr::Dmb(false) => {
+                // The descriptor stores before the barrier are ordered
+                // before the stores after it, which other CPUs see at once
+                // on this model: they reach the other CPUs' walkers now.
+                self.publish_all(&mut n, c);
+                next(&mut n);
+            }
+            Instr::Dsb(kind) => {
+                if kind != DsbKind::Ld {
+                    self.drain(&mut n, c);
+                }
+                if kind == DsbKind::Full {
                     let mine: Vec<_> = n
                         .inv
                         .iter()
@@ -645,6 +754,7 @@ impl Ctx<'_> {
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
                     let v = narrow(m.mem[mi(l)], w);
                     Self::set(m, c, t, v);
+                    self.observed(m, c, l);
                     if excl {
                         m.cpus[c].excl = Some(l);
                     }
@@ -652,8 +762,12 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Str(t, a, w) => {
+            Instr::Str(t, a, w, rel) => {
                 let v = narrow(Self::reg(&n, c, t), w);
+                if rel {
+                    // A release orders every earlier store before it.
+                    self.publish_all(&mut n, c);
+                }
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
                     self.write(m, c, l, v);
                     true
@@ -890,7 +1004,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             }
             let computed = t.threads[c].code.iter().any(|i| match i {
                 Instr::Ldr(_, a, ..)
-                | Instr::Str(_, a, _)
+                | Instr::Str(_, a, _, _)
                 | Instr::Stxr(_, _, a, _)
                 | Instr::Swp(_, _, a, _)
                 | Instr::Cas(_, _, a, _)
@@ -951,9 +1065,12 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
                 .collect()
         })
         .collect();
+    let wmem = (0..nsym).map(|x| mem[2 * x + 1].num()).collect();
     let init = State {
         cpus,
         mem,
+        wmem,
+        pend: Vec::new(),
         tlbs,
         inv: Vec::new(),
         faults: Vec::new(),
@@ -990,8 +1107,8 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             if cx.ha(c) {
                 for s in 0..nsym {
                     let s = s as Sym;
-                    let d = st.mem[mi(Loc::Pte(s))].num();
-                    if d & 1 == 0 {
+                    let d = st.wmem[usize::from(s)];
+                    if d & 1 == 0 || st.pend.iter().any(|e| e.0 == s) {
                         continue;
                     }
                     let Some(mut f) = PteFields::decode(d) else {
@@ -1002,10 +1119,20 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
                     }
                     let mut n = st.clone();
                     f.af = true;
-                    cx.write(&mut n, c, Loc::Pte(s), Val::Desc(f.encode()));
+                    cx.hw_write(&mut n, c, s, f.encode());
                     succ.push(n);
                 }
             }
+        }
+        // Descriptor stores reaching walkers (the oldest of each
+        // descriptor).
+        for i in 0..st.pend.len() {
+            if st.pend[..i].iter().any(|e| e.0 == st.pend[i].0) {
+                continue;
+            }
+            let mut n = st.clone();
+            cx.propagate(&mut n, i);
+            succ.push(n);
         }
         // Pending invalidations taking effect.
         for k in 0..st.inv.len() {

@@ -654,7 +654,7 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let (t, w) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            Instr::Str(t, a, width(w, &op))
+            Instr::Str(t, a, width(w, &op), op.starts_with("STL"))
         }
         "STXR" | "STLXR" => {
             let (s, _) = reg(p)?;
@@ -700,12 +700,18 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             Instr::Amo(a, s, t, addr(p)?, width(w, ""))
         }
         "DMB" => {
-            p.ident()?;
-            Instr::Dmb
+            let k = p.ident()?.to_ascii_uppercase();
+            Instr::Dmb(k.ends_with("LD"))
         }
         "DSB" => {
             let k = p.ident()?.to_ascii_uppercase();
-            Instr::Dsb(!k.ends_with("LD") && !k.ends_with("ST"))
+            Instr::Dsb(if k.ends_with("LD") {
+                DsbKind::Ld
+            } else if k.ends_with("ST") {
+                DsbKind::St
+            } else {
+                DsbKind::Full
+            })
         }
         "ISB" => Instr::Isb,
         "TLBI" => {
