@@ -212,6 +212,13 @@ struct State {
     /// (a barrier ordered it before a later store, or another CPU read
     /// it); only the writer's own walker may still miss it.
     pend: Vec<(Sym, u8, u64, bool)>,
+    /// Per CPU: every descriptor value its walker could see since its last
+    /// context synchronization (ISB, exception entry or return), sorted. A
+    /// walk is not ordered after the earlier instructions without one, so
+    /// it may have read any of them (herd7 allows such early walks:
+    /// catalogue tests `J-simple`, `F1`); only faults and hits that need no
+    /// hardware update come from these stale reads.
+    whist: Vec<Vec<(Sym, u64)>>,
     /// Pending invalidations: (issuer, target, symbol or all).
     inv: Vec<(u8, u8, Option<Sym>)>,
     /// Faults taken: (thread, pc, va, kind).
@@ -345,6 +352,11 @@ impl Ctx<'_> {
     fn propagate(&self, st: &mut State, i: usize) {
         let (sym, _, d, _) = st.pend.remove(i);
         st.wmem[usize::from(sym)] = d;
+        for c in 0..st.cpus.len() {
+            if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                insert(&mut st.whist[c], (sym, d));
+            }
+        }
         if cacheable(d) {
             for c in 0..st.cpus.len() {
                 if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
@@ -373,6 +385,11 @@ impl Ctx<'_> {
     fn publish(&self, st: &mut State, i: usize) {
         let (sym, w, d, _) = st.pend[i];
         st.pend[i].3 = true;
+        for c in 0..st.cpus.len() {
+            if c != usize::from(w) && !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                insert(&mut st.whist[c], (sym, d));
+            }
+        }
         if cacheable(d) {
             for c in 0..st.cpus.len() {
                 if c != usize::from(w) && !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
@@ -459,6 +476,28 @@ impl Ctx<'_> {
                 out.push((st.clone(), Ok(f.oa)));
             }
         }
+        // Early walks: stale values seen since the last context
+        // synchronization.
+        let cur = Self::view(st, c, s);
+        for &(es, d) in &st.whist[c] {
+            if es != s || d == cur {
+                continue;
+            }
+            let res = match PteFields::decode(d) {
+                _ if d & 1 == 0 => Err(FaultKind::Translation),
+                None => Err(FaultKind::Translation),
+                Some(f) if !f.af && !self.ha(c) => Err(FaultKind::AccessFlag),
+                Some(f) if !f.af => continue,
+                Some(f) if write && !f.db => {
+                    if f.dbm && self.hd(c) {
+                        continue;
+                    }
+                    Err(FaultKind::Permission)
+                }
+                Some(f) => Ok(f.oa),
+            };
+            out.push((st.clone(), res));
+        }
         // A walk.
         let mut n = st.clone();
         let d = Self::view(&n, c, s);
@@ -505,6 +544,15 @@ impl Ctx<'_> {
     /// descriptor may be cached again at once, so it stays.
     fn invalidate(&self, st: &mut State, c: usize, s: Option<Sym>) {
         st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
+        // A walk that read a value the TLBI removes cannot serve an access
+        // performed after the TLBI; early reads of values that could not be
+        // cached (invalid, AF clear) are not affected.
+        let cur: Vec<u64> = (0..self.nsym as Sym)
+            .map(|x| Self::view(st, c, x))
+            .collect();
+        st.whist[c].retain(|e| {
+            s.is_some_and(|s| e.0 != s) || !cacheable(e.1) || cur[usize::from(e.0)] == e.1
+        });
         let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
             .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
             .map(|x| (x, Self::view(st, c, x)))
@@ -515,6 +563,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// A context synchronization event of `c`: later walks are ordered
+    /// after it.
+    fn sync(&self, st: &mut State, c: usize) {
+        st.whist[c].clear();
+        for x in 0..self.nsym as Sym {
+            if self.vas[c] >> x & 1 == 1 {
+                let d = Self::view(st, c, x);
+                insert(&mut st.whist[c], (x, d));
+            }
+        }
+    }
+
     fn fault(&self, st: &mut State, c: usize, s: Sym, k: FaultKind) {
         let pc = st.cpus[c].pc;
         let f = (c as u8, pc, s, k);
@@ -522,13 +582,13 @@ impl Ctx<'_> {
             st.faults.insert(i, f);
         }
         let th = &self.t.threads[c];
-        let cpu = &mut st.cpus[c];
         match th.handler {
             Some(h) => {
-                cpu.elr = pc;
-                cpu.pc = h;
+                st.cpus[c].elr = pc;
+                st.cpus[c].pc = h;
+                self.sync(st, c);
             }
-            None => cpu.done = true,
+            None => st.cpus[c].done = true,
         }
     }
 
@@ -617,7 +677,11 @@ impl Ctx<'_> {
         let next = |n: &mut State| n.cpus[c].pc += 1;
         match ins {
             Instr::Halt => n.cpus[c].done = true,
-            Instr::Nop | Instr::Isb | Instr::Dmb(true) => next(&mut n),
+            Instr::Nop | Instr::Dmb(true) => next(&mut n),
+            Instr::Isb => {
+                self.sync(&mut n, c);
+                next(&mut n);
+            }
             Instr::Dmb(false) => {
                 // The descriptor stores before the barrier are ordered
                 // before the stores after it, which other CPUs see at once
@@ -711,6 +775,7 @@ impl Ctx<'_> {
                 next(&mut n);
             }
             Instr::Eret => {
+                self.sync(&mut n, c);
                 n.cpus[c].pc = n.cpus[c].elr;
             }
             Instr::Tlbi(scope, bcast) => {
@@ -870,6 +935,7 @@ fn canonical(n: &mut State) {
     for (c, cpu) in n.cpus.iter().enumerate() {
         if cpu.done {
             n.tlbs[c].clear();
+            n.whist[c].clear();
         }
     }
     let tlbs = &n.tlbs;
@@ -1066,11 +1132,20 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         })
         .collect();
     let wmem = (0..nsym).map(|x| mem[2 * x + 1].num()).collect();
+    let whist: Vec<Vec<(Sym, u64)>> = (0..nthreads)
+        .map(|c| {
+            (0..nsym)
+                .filter(|&x| cx.vas[c] >> x & 1 == 1)
+                .map(|x| (x as Sym, mem[2 * x + 1].num()))
+                .collect()
+        })
+        .collect();
     let init = State {
         cpus,
         mem,
         wmem,
         pend: Vec::new(),
+        whist,
         tlbs,
         inv: Vec::new(),
         faults: Vec::new(),
