@@ -544,15 +544,14 @@ impl Ctx<'_> {
     /// descriptor may be cached again at once, so it stays.
     fn invalidate(&self, st: &mut State, c: usize, s: Option<Sym>) {
         st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
-        // A walk that read a value the TLBI removes cannot serve an access
-        // performed after the TLBI; early reads of values that could not be
-        // cached (invalid, AF clear) are not affected.
+        // A walk that read an overwritten value cannot serve an access
+        // performed after a TLBI of it has taken effect (herd7 orders such
+        // translation reads before the TLBI: catalogue tests `FC`,
+        // `MP+shoot+DSB`), whether the value could be cached or not.
         let cur: Vec<u64> = (0..self.nsym as Sym)
             .map(|x| Self::view(st, c, x))
             .collect();
-        st.whist[c].retain(|e| {
-            s.is_some_and(|s| e.0 != s) || !cacheable(e.1) || cur[usize::from(e.0)] == e.1
-        });
+        st.whist[c].retain(|e| s.is_some_and(|s| e.0 != s) || cur[usize::from(e.0)] == e.1);
         let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
             .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
             .map(|x| (x, Self::view(st, c, x)))
