@@ -48,6 +48,7 @@
 //!   issued after it, was completed by a DSB before the new value.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use rustc_hash::FxHashSet;
@@ -172,7 +173,8 @@ struct Cpu {
     z: bool,
     elr: u16,
     excl: Option<Loc>,
-    regs: [Val; 32],
+    /// The registers the test uses (index = register number).
+    regs: Vec<Val>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -286,11 +288,11 @@ impl Ctx<'_> {
     }
 
     fn addr(&self, st: &State, c: usize, a: &Addr) -> Result<Val, LitmusError> {
-        let base = st.cpus[c].regs[usize::from(a.base)];
+        let base = Self::reg(st, c, a.base);
         let off = match a.off {
             Operand::Imm(n) => n,
             Operand::Reg(r, w) => {
-                let v = st.cpus[c].regs[usize::from(r)].num();
+                let v = Self::reg(st, c, r).num();
                 if w {
                     (v as u32 as i32) as i64 as u64
                 } else {
@@ -639,16 +641,21 @@ impl Ctx<'_> {
     }
 
     fn reg(st: &State, c: usize, r: Reg) -> Val {
-        if r == ZR {
-            Val::Int(0)
-        } else {
-            st.cpus[c].regs[usize::from(r)]
-        }
+        st.cpus[c]
+            .regs
+            .get(usize::from(r))
+            .copied()
+            .unwrap_or(Val::Int(0))
     }
 
     fn set(st: &mut State, c: usize, r: Reg, v: Val) {
         if r != ZR {
-            st.cpus[c].regs[usize::from(r)] = v;
+            let regs = &mut st.cpus[c].regs;
+            let r = usize::from(r);
+            if r >= regs.len() {
+                regs.resize(r + 1, Val::Int(0));
+            }
+            regs[r] = v;
         }
     }
 
@@ -1028,11 +1035,7 @@ fn collect_obs(p: &Prop, out: &mut Vec<Obs>) {
 fn observe(st: &State, o: &Obs) -> ObsVal {
     match *o {
         Obs::Reg(t, r) => ObsVal::Val(st.cpus.get(usize::from(t)).map_or(Val::Int(0), |c| {
-            if r == ZR {
-                Val::Int(0)
-            } else {
-                c.regs[usize::from(r)]
-            }
+            c.regs.get(usize::from(r)).copied().unwrap_or(Val::Int(0))
         })),
         Obs::Mem(l) => ObsVal::Val(st.mem[mi(l)]),
         Obs::Fault(t, pc, va, k) => ObsVal::Fault(st.faults.iter().any(|f| {
@@ -1097,6 +1100,13 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             Loc::Data(_) => v,
         };
     }
+    let nregs = t
+        .init_regs
+        .iter()
+        .filter(|e| e.1 != ZR)
+        .map(|e| usize::from(e.1) + 1)
+        .max()
+        .unwrap_or(0);
     let mut cpus = vec![
         Cpu {
             pc: 0,
@@ -1104,7 +1114,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             z: false,
             elr: 0,
             excl: None,
-            regs: [Val::Int(0); 32],
+            regs: vec![Val::Int(0); nregs],
         };
         nthreads
     ];
@@ -1153,9 +1163,18 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     };
     let mut shown: Vec<Obs> = t.locations.clone();
     collect_obs(&t.prop, &mut shown);
-    let mut seen: FxHashSet<State> = FxHashSet::default();
-    let mut stack = vec![init.clone()];
-    seen.insert(init);
+    // Visited states are kept as 128-bit fingerprints (two independent
+    // 64-bit hashes with fixed keys): a collision would need ~2^64 states.
+    let fp = |s: &State| -> u128 {
+        let mut a = rustc_hash::FxHasher::default();
+        s.hash(&mut a);
+        let mut b = std::hash::DefaultHasher::new();
+        s.hash(&mut b);
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    };
+    let mut seen: FxHashSet<u128> = FxHashSet::default();
+    seen.insert(fp(&init));
+    let mut stack = vec![init];
     let mut finals = BTreeMap::new();
     let mut warn = false;
     let mut limit_hit = false;
@@ -1221,8 +1240,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
                 limit_hit = true;
                 break;
             }
-            if !seen.contains(&n) {
-                seen.insert(n.clone());
+            if seen.insert(fp(&n)) {
                 stack.push(n);
             }
         }
