@@ -48,6 +48,7 @@ fn lex(file: &str, text: &str, line0: usize, col0: usize) -> Result<Vec<Token>, 
         }
         if c.is_ascii_alphabetic() || c == '_' || c == '%' {
             let start = i;
+            i += 1;
             while i < chars.len() {
                 let d = chars[i];
                 let dash_word = d == '-'
