@@ -286,7 +286,7 @@ pub enum Instr {
     Swp(Reg, Reg, Addr, u8),
     /// CAS Rs, Rt, \[Xn\].
     Cas(Reg, Reg, Addr, u8),
-    /// LD<op> Rs, Rt, \[Xn\] (Rt = ZR for ST<op>).
+    /// `LD<op> Rs, Rt, [Xn]` (Rt = ZR for `ST<op>`).
     Amo(AmoOp, Reg, Reg, Addr, u8),
     /// DMB; `true` for DMB LD. Ordinary accesses are sequentially
     /// consistent already; a DMB that orders stores orders the thread's

@@ -233,14 +233,15 @@ fn has_pt_atom(p: &Prop) -> bool {
 
 /// Classifies a verdict disagreement mechanically.
 ///
-/// - Our model is sequentially consistent for ordinary accesses and its
-///   descriptor stores reach walkers at once, so it reaches a subset of
-///   herd7's executions: where we forbid (or require) what herd7 allows, the
-///   missing executions need relaxed ordering. If the final condition has
-///   no page-table atom (no fault, no descriptor value, no `PTE(x)`
-///   location), the outcome is one of ordinary accesses: "needs relaxed
-///   ordering of ordinary accesses"; otherwise "needs relaxed ordering of
-///   translation (walks, descriptor writes, faults)".
+/// - Our model is sequentially consistent for ordinary accesses, so where
+///   we forbid (or require) what herd7 allows, the missing executions need
+///   relaxed ordering. If the final condition has a page-table atom (a
+///   fault, a descriptor value, a `PTE(x)` location): "needs relaxed
+///   ordering of translation (walks, descriptor writes, faults)". Else, if
+///   some thread holds a descriptor address or issues a TLBI: "needs
+///   relaxed ordering of ordinary accesses around descriptor writes or
+///   TLBIs". Else (no page-table aspect at all, faults from the initial
+///   tables aside): "needs relaxed ordering of ordinary accesses".
 /// - Where we allow what herd7 forbids or require-fails, our model has an
 ///   execution herd7 does not: "more permissive than herd7", with the
 ///   model feature the test exercises (a fault handler, hardware AF/DB,
@@ -252,8 +253,15 @@ pub fn classify(t: &Test, ours: Verdict, theirs: Verdict) -> String {
             | (Verdict::Required, Verdict::Allowed)
     );
     if stricter {
+        use crate::ast::{Instr, Val};
+        let touches_tables = t.init_regs.iter().any(|r| matches!(r.2, Val::PteAddr(_)))
+            || t.threads
+                .iter()
+                .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))));
         if has_pt_atom(&t.prop) {
             "needs relaxed ordering of translation (walks, descriptor writes, faults)".into()
+        } else if touches_tables {
+            "needs relaxed ordering of ordinary accesses around descriptor writes or TLBIs".into()
         } else {
             "needs relaxed ordering of ordinary accesses".into()
         }

@@ -1,6 +1,6 @@
 //! herd7 AArch64 VMSA litmus tests on the project's model: a reader for the
-//! catalogue's files ([`parse`]), an exhaustive executor on an operational
-//! model with per-CPU TLBs ([`exec`]), and a conformance harness comparing
+//! catalogue's files ([`parse()`]), an exhaustive executor on an operational
+//! model with per-CPU TLBs ([`exec`] module), and a conformance harness comparing
 //! verdicts and BBM warnings with herd7's ([`harness`]).
 
 pub mod ast;
