@@ -9,31 +9,37 @@
 //!   relaxed Armv8 model, so some outcomes it allows are not reached here
 //!   (the conformance harness counts and classifies them). DMB, acquire and
 //!   release add nothing on an SC model.
-//! - **Translation**: an access to a virtual address either uses an entry
-//!   of the CPU's TLB (any of them, stale or not: an entry may be evicted at
-//!   any time, so a walk is always a choice too) or walks the descriptor in
-//!   memory. A walk of an invalid descriptor is a Translation fault; AF
-//!   clear is an Access flag fault unless the CPU updates AF in hardware
-//!   (`TTHM=HA`), in which case the walk sets AF in memory (D8.4.1,
-//!   R_QKCKW? see the Arm ARM "Hardware management of the Access flag");
-//!   a write to a read-only (`db:0`) page is a Permission fault unless DBM
-//!   is set and the CPU manages dirty state in hardware (`TTHM=HD`), which
-//!   then clears AP\[2\] in memory (D8.4.2, "Hardware management of the
-//!   dirty state"). A walk's result enters the TLB.
-//! - **TLB fills** happen at any time, for any CPU still running and any
-//!   symbol, from the descriptor in memory; an entry with AF clear is never
-//!   cached (I_WZCBG) unless the CPU has hardware AF, which then sets AF
-//!   (herd7 allows such speculative updates: catalogue test `SpecAF`).
+//! - **Translation**: an access to a virtual address either uses a value
+//!   its CPU's TLB may hold (see `State::tlbs`: TLBs are not coherent with
+//!   table writes, R_FFWJK, and fill and evict at any time) or walks the
+//!   descriptor as its walker sees it. A walk of an invalid descriptor is a
+//!   Translation fault; AF clear is an Access flag fault unless the CPU
+//!   updates AF in hardware (`TTHM=HA`), in which case the walk sets AF in
+//!   memory (Arm ARM D8, "Hardware management of the Access flag"); a write
+//!   to a read-only (`db:0`) page is a Permission fault unless DBM is set
+//!   and the CPU manages dirty state in hardware (`TTHM=HD`), which then
+//!   clears AP\[2\] in memory ("Hardware management of the dirty state").
+//!   Entries with AF clear or invalid are never cached (I_WZCBG).
+//! - **Speculative AF updates**: with hardware AF a walk may happen at any
+//!   time and set AF (herd7 allows it: catalogue test `SpecAF`).
 //! - **TLBI** records one pending invalidation per target CPU (all CPUs for
 //!   the broadcast `IS` forms, the issuer otherwise); each takes effect at
 //!   any time and all of the issuer's are complete at its next full DSB
-//!   (DSB SY/ISH/NSH/OSH, not DSB LD/ST), as R_BTWQB? the Arm ARM's "TLB
-//!   maintenance completion" requires.
-//! - **Descriptor stores** reach the walkers (every CPU's at once: the
-//!   walks are multi-copy atomic) at any time after the store and at the
-//!   latest at the writer's next DSB other than DSB LD; a load of the
-//!   descriptor sees the store at once. Hardware AF/dirty updates are
+//!   (SY/ISH/NSH/OSH, not LD/ST: herd7's `dsb.full` in `TLBI-ob`; R_DDMVT's
+//!   sequence ends with such a DSB).
+//! - **Descriptor stores** are seen at once by loads of the descriptor, and
+//!   by walkers later: by the other CPUs' walkers once a barrier (a DMB
+//!   other than DMB LD, or a release) orders the store before later stores
+//!   or another CPU has read it (other-multi-copy atomicity), by every
+//!   walker at any time, and by the writer's own walker at the latest at
+//!   its next DSB other than DSB LD (R_DDMVT step 2: the DSB before a TLBI
+//!   "so the walker sees the new value"). Hardware AF/dirty updates are
 //!   atomic and seen by walkers at once.
+//! - **Early walks**: a walk is not ordered after the earlier instructions
+//!   of its thread until a context synchronization event (ISB, exception
+//!   entry, ERET), so it may use any value its walker saw since then,
+//!   except values a TLBI of the CPU has since removed (catalogue tests
+//!   `J-simple`, `F1` allowed, `FC`, `MP+shoot+DSB` forbidden).
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
 //!   with ELR pointing at the faulting instruction, and otherwise stops, as
