@@ -3,6 +3,7 @@
 
 mod check;
 mod html;
+mod litmus;
 mod simulate;
 mod table;
 mod verify;
@@ -79,6 +80,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run herd7 AArch64 VMSA litmus tests on the model; prints herd7-style
+    /// results.
+    Litmus(litmus::LitmusArgs),
+    /// Run a directory of herd7 tests and compare with herd7's verdicts and
+    /// BBM warnings.
+    Conformance(litmus::ConformanceArgs),
     /// Decode a descriptor value as found at a level of a walk.
     Decode {
         /// The 64-bit descriptor, e.g. 0x0060000040001703.
@@ -96,6 +103,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(a) => verify::run(&a),
+        Command::Litmus(a) => litmus::litmus(&a),
+        Command::Conformance(a) => litmus::conformance_cmd(&a),
         Command::Check {
             files,
             json,

@@ -1,0 +1,259 @@
+//! `hvo litmus` and `hvo conformance`: herd7 AArch64 VMSA litmus tests on
+//! the model.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use litmus::exec::{ObsVal, Options};
+use litmus::harness::{Ours, conformance, summary_text};
+use serde::Serialize;
+
+/// Arguments of `hvo litmus`.
+#[derive(Args)]
+pub struct LitmusArgs {
+    /// The litmus files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print JSON instead of herd7-style text.
+    #[arg(long)]
+    json: bool,
+    /// The most states explored per test.
+    #[arg(long, default_value_t = 500_000)]
+    max_states: u64,
+}
+
+/// Arguments of `hvo conformance`.
+#[derive(Args)]
+pub struct ConformanceArgs {
+    /// A directory with `results.tsv` and `tests/`, or with `.litmus` and
+    /// `.litmus.expected` files, or a parent of such directories.
+    dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The most states explored per test.
+    #[arg(long, default_value_t = 500_000)]
+    max_states: u64,
+}
+
+#[derive(Serialize)]
+struct TestJson {
+    file: String,
+    name: String,
+    kind: &'static str,
+    states: Vec<String>,
+    ok: bool,
+    positive: usize,
+    negative: usize,
+    condition: &'static str,
+    observation: &'static str,
+    bbm_warning: bool,
+    explored: u64,
+    limit_hit: bool,
+    seconds: f64,
+}
+
+/// Runs `hvo litmus`.
+pub fn litmus(a: &LitmusArgs) -> ExitCode {
+    let opts = Options {
+        max_states: a.max_states,
+    };
+    let mut out = Vec::new();
+    let mut status = ExitCode::SUCCESS;
+    for f in &a.files {
+        let label = f.display().to_string();
+        let src = match std::fs::read_to_string(f) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hvo: {label}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let t = match litmus::parse(&label, &src) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("hvo: {e}");
+                status = ExitCode::from(2);
+                continue;
+            }
+        };
+        let o = match litmus::run(&t, &opts) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("hvo: {e}");
+                status = ExitCode::from(2);
+                continue;
+            }
+        };
+        let kind = match t.quant {
+            litmus::ast::Quant::Exists => "Allowed",
+            litmus::ast::Quant::NotExists => "Forbidden",
+            litmus::ast::Quant::Forall => "Required",
+        };
+        let states: Vec<String> = o
+            .finals
+            .keys()
+            .map(|k| {
+                k.iter()
+                    .zip(&o.shown)
+                    .map(|(v, obs)| match v {
+                        ObsVal::Val(v) => format!("{}={};", t.obs_name(obs), t.val_name(*v)),
+                        ObsVal::Fault(true) => format!("{};", t.obs_name(obs)),
+                        ObsVal::Fault(false) => format!("~{};", t.obs_name(obs)),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let (pos, neg) = o.counts();
+        let j = TestJson {
+            file: label,
+            name: t.name.clone(),
+            kind,
+            states,
+            ok: o.ok(t.quant),
+            positive: pos,
+            negative: neg,
+            condition: t.quant.as_str(),
+            observation: o.observation(),
+            bbm_warning: o.bbm_warning,
+            explored: o.states,
+            limit_hit: o.limit_hit,
+            seconds: o.seconds,
+        };
+        if a.json {
+            out.push(j);
+        } else {
+            println!("Test {} {}", j.name, j.kind);
+            println!("States {}", j.states.len());
+            for s in &j.states {
+                println!("{s}");
+            }
+            println!("{}", if j.ok { "Ok" } else { "No" });
+            println!("Witnesses");
+            println!("Positive: {} Negative: {}", pos, neg);
+            if j.bbm_warning {
+                println!("Flag Warning-BBM-expected");
+            }
+            if j.limit_hit {
+                println!(
+                    "Flag state-limit-hit ({} states explored; raise --max-states)",
+                    j.explored
+                );
+            }
+            println!(
+                "Condition {} (final states counted, not executions)",
+                j.condition
+            );
+            println!("Observation {} {} {} {}", j.name, j.observation, pos, neg);
+            println!("Time {} {:.3}s ({} states)", j.name, j.seconds, j.explored);
+            println!();
+        }
+    }
+    if a.json {
+        match serde_json::to_string_pretty(&out) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("hvo: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    status
+}
+
+/// Runs `hvo conformance`.
+pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
+    let opts = Options {
+        max_states: a.max_states,
+    };
+    let start = std::time::Instant::now();
+    let r = match conformance(&a.dir, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hvo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let wall = start.elapsed().as_secs_f64();
+    if a.json {
+        match serde_json::to_string_pretty(&r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("hvo: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let opt = |v: Option<litmus::Verdict>| v.map_or("?", |v| v.as_str());
+    println!(
+        "{:<70} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>8}  class",
+        "test", "ours", "expected", "herd7", "bbm", "herd7", "states", "time"
+    );
+    for row in &r.rows {
+        let hb = row
+            .reference
+            .herd7_bbm
+            .map_or("?", |b| if b { "yes" } else { "no" });
+        match &row.ours {
+            Ours::Ran {
+                verdict,
+                bbm,
+                states,
+                limit_hit,
+                seconds,
+                ..
+            } => {
+                let mut class = row.verdict_class.clone().unwrap_or_default();
+                if let Some(b) = &row.bbm_class {
+                    if !class.is_empty() {
+                        class.push_str("; ");
+                    }
+                    class.push_str("BBM: ");
+                    class.push_str(b);
+                }
+                if *limit_hit {
+                    class.push_str(" [state limit]");
+                }
+                println!(
+                    "{:<70} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>7.3}s  {}",
+                    row.file,
+                    verdict.as_str(),
+                    opt(row.reference.expected),
+                    opt(row.herd7_verdict),
+                    if *bbm { "yes" } else { "no" },
+                    hb,
+                    states,
+                    seconds,
+                    class
+                );
+            }
+            Ours::Unsupported { message, .. } => {
+                println!(
+                    "{:<70} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>8}  {}",
+                    row.file,
+                    "unsupp.",
+                    opt(row.reference.expected),
+                    opt(row.herd7_verdict),
+                    "-",
+                    hb,
+                    "-",
+                    "-",
+                    message
+                );
+            }
+            Ours::Error { message } => {
+                println!("{:<70} error: {message}", row.file);
+            }
+        }
+    }
+    println!();
+    print!("{}", summary_text(&r.summary));
+    println!(
+        "time {:.2}s wall, {:.2}s summed over tests (slowest {} {:.2}s)",
+        wall, r.summary.seconds, r.summary.slowest.0, r.summary.slowest.1
+    );
+    ExitCode::SUCCESS
+}

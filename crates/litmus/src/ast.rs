@@ -1,0 +1,503 @@
+//! The parsed form of a litmus test: locations, values, instructions, the
+//! final condition.
+
+use serde::Serialize;
+use vmsa::{Attributes, Descriptor, Granule, LeafAttrs, PhysAddr, Shareability};
+
+/// A symbol of the test (`x`, `y`, ...), an index into [`Test::syms`].
+pub type Sym = u8;
+
+/// Where the virtual address of symbol `i` lives (herd7 keeps addresses
+/// symbolic; the executor needs distinct numbers for arithmetic).
+pub fn va_of(s: Sym) -> u64 {
+    0x10_0000 + (u64::from(s) << 12)
+}
+
+/// The physical address `PA(x)` of symbol `i`: a 4K page.
+pub fn pa_of(s: Sym) -> u64 {
+    0x4000_0000 + (u64::from(s) << 12)
+}
+
+/// The address of the descriptor `PTE(x)` of symbol `i`.
+pub fn pte_addr_of(s: Sym) -> u64 {
+    0x8000_0000 + (u64::from(s) << 3)
+}
+
+/// A value held in a register or a memory location. Addresses stay tagged
+/// with their symbol so that outcomes print as herd7 prints them;
+/// arithmetic works on the numbers ([`Val::num`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Val {
+    /// A plain integer.
+    Int(u64),
+    /// The virtual address of a symbol (`x`).
+    Va(Sym),
+    /// The physical address of a symbol (`PA(x)`, `phy_x`).
+    Pa(Sym),
+    /// The address of the last-level descriptor of a symbol (`PTE(x)`,
+    /// `pte_x`, `TTD(x)`).
+    PteAddr(Sym),
+    /// A descriptor value, encoded as the hardware encodes a 4K level-3
+    /// page descriptor (vmsa's encoder): `(oa:PA(x), af:0, ...)`.
+    Desc(u64),
+    /// A code label of a thread: `label:"P1:L0"` (thread, instruction index).
+    Label(u8, u16),
+}
+
+impl Val {
+    /// Returns the value as a number.
+    pub fn num(self) -> u64 {
+        match self {
+            Val::Int(n) | Val::Desc(n) => n,
+            Val::Va(s) => va_of(s),
+            Val::Pa(s) => pa_of(s),
+            Val::PteAddr(s) => pte_addr_of(s),
+            Val::Label(t, i) => 0xc000_0000 + (u64::from(t) << 16) + u64::from(i) * 4,
+        }
+    }
+}
+
+/// The memory type of a descriptor, herd7's `attrs:(...)`: the model keeps
+/// it as an AttrIndx into a fixed MAIR (index 0 Normal write-back, the
+/// default).
+pub const ATTRS: &[(&str, u8)] = &[
+    ("Normal", 0),
+    ("Device-nGnRnE", 1),
+    ("Device-nGnRE", 2),
+    ("Device-GRE", 3),
+    ("Device-nGRE", 4),
+    ("iNC", 5),
+    ("oNC", 5),
+    ("iWT", 6),
+    ("oWT", 6),
+];
+
+/// The fields of a herd7 descriptor value, each with herd7's default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PteFields {
+    /// `oa:PA(x)`.
+    pub oa: Sym,
+    /// `valid:` (default 1).
+    pub valid: bool,
+    /// `af:` (default 1).
+    pub af: bool,
+    /// `db:` dirty, i.e. AP\[2\] clear (default 1).
+    pub db: bool,
+    /// `dbm:` (default 0).
+    pub dbm: bool,
+    /// `el0:` AP\[1\] (default 1).
+    pub el0: bool,
+    /// AttrIndx (see [`ATTRS`]).
+    pub attr: u8,
+    /// Shareability: 0 inner (default), 1 outer, 2 non-shareable.
+    pub sh: u8,
+}
+
+impl PteFields {
+    /// Returns herd7's default descriptor for `oa`.
+    pub fn new(oa: Sym) -> Self {
+        PteFields {
+            oa,
+            valid: true,
+            af: true,
+            db: true,
+            dbm: false,
+            el0: true,
+            attr: 0,
+            sh: 0,
+        }
+    }
+
+    /// Encodes the fields as a 4K level-3 page descriptor with vmsa's
+    /// encoder (D8.3 of the Arm ARM: AF bit 10, AP\[2\] bit 7, AP\[1\] bit 6,
+    /// DBM bit 51, valid bit 0). `valid:0` clears bit 0 and keeps the rest,
+    /// as software does when it breaks an entry.
+    pub fn encode(&self) -> u64 {
+        let mut flags = Attributes::empty();
+        flags.set(Attributes::AF, self.af);
+        flags.set(Attributes::READ_ONLY, !self.db);
+        flags.set(Attributes::DBM, self.dbm);
+        flags.set(Attributes::USER, self.el0);
+        let attrs = LeafAttrs {
+            flags,
+            attr_indx: self.attr,
+            sh: match self.sh {
+                1 => Shareability::Outer,
+                2 => Shareability::NonShareable,
+                _ => Shareability::Inner,
+            },
+            ..LeafAttrs::default()
+        };
+        let d = Descriptor::leaf(Granule::K4, 3, PhysAddr(pa_of(self.oa)), attrs)
+            .map(|d| d.0)
+            .unwrap_or(0);
+        if self.valid { d } else { d & !1 }
+    }
+
+    /// Decodes a descriptor value, whatever its valid bit, with vmsa's
+    /// decoder; `None` if the output address is not a symbol's page.
+    pub fn decode(bits: u64) -> Option<Self> {
+        let leaf = Descriptor(bits | 1).as_leaf(Granule::K4, 3)?;
+        let oa = leaf.oa.0.checked_sub(pa_of(0))? >> 12;
+        let oa = Sym::try_from(oa).ok()?;
+        let f = leaf.attrs.flags;
+        Some(PteFields {
+            oa,
+            valid: bits & 1 == 1,
+            af: f.contains(Attributes::AF),
+            db: !f.contains(Attributes::READ_ONLY),
+            dbm: f.contains(Attributes::DBM),
+            el0: f.contains(Attributes::USER),
+            attr: leaf.attrs.attr_indx,
+            sh: match leaf.attrs.sh {
+                Shareability::Outer => 1,
+                Shareability::NonShareable => 2,
+                _ => 0,
+            },
+        })
+    }
+
+    /// Tells whether the memory type is Device.
+    pub fn device(&self) -> bool {
+        (1..=4).contains(&self.attr)
+    }
+}
+
+/// A memory location: the data of a physical page or a descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Loc {
+    /// The data at `PA(x)` (herd7's `[x]` or `x`).
+    Data(Sym),
+    /// The descriptor `PTE(x)`.
+    Pte(Sym),
+}
+
+/// A register: 0..=30, 31 for XZR/WZR.
+pub type Reg = u8;
+
+/// The zero register.
+pub const ZR: Reg = 31;
+
+/// A second operand: a register or an immediate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// A register (with its width: true for W).
+    Reg(Reg, bool),
+    /// An immediate.
+    Imm(u64),
+}
+
+/// An addressing mode `[Xn]`, `[Xn,#imm]`, `[Xn,Xm]`, `[Xn,Wm,SXTW]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addr {
+    /// The base register.
+    pub base: Reg,
+    /// The offset.
+    pub off: Operand,
+}
+
+/// Arithmetic and logic operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alu {
+    /// ADD.
+    Add,
+    /// SUB.
+    Sub,
+    /// EOR.
+    Eor,
+    /// AND.
+    And,
+    /// ORR.
+    Orr,
+    /// BIC.
+    Bic,
+    /// LSR.
+    Lsr,
+    /// LSL.
+    Lsl,
+}
+
+/// The atomic memory operations of FEAT_LSE (LDADD, LDCLR, LDSET, LDEOR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmoOp {
+    /// Add.
+    Add,
+    /// Bit clear.
+    Clr,
+    /// Bit set.
+    Set,
+    /// Exclusive or.
+    Eor,
+}
+
+/// A condition code (only the ones the catalogue uses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CondCode {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Ne,
+}
+
+/// The access types a DSB waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DsbKind {
+    /// SY, ISH, OSH, NSH: everything, TLBIs included.
+    Full,
+    /// LD: loads only.
+    Ld,
+    /// ST: stores (descriptor stores reach the walkers), not TLBIs.
+    St,
+}
+
+/// What a TLBI invalidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbiScope {
+    /// Every entry (VMALLE1, ALLE1, VMALLS12E1, ...).
+    All,
+    /// The entries of one page, given in a register as VA\[55:12\].
+    Page(Reg),
+}
+
+/// One instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Instr {
+    /// MOV Rd, op.
+    Mov(Reg, bool, Operand),
+    /// ALU Rd, Rn, op.
+    Alu(Alu, Reg, bool, Reg, Operand),
+    /// CMP Rn, op.
+    Cmp(Reg, Operand),
+    /// CSEL Rd, Rn, Rm, cond.
+    Csel(Reg, Reg, Reg, CondCode),
+    /// CSET Rd, cond.
+    Cset(Reg, CondCode),
+    /// B / B.cond to an instruction index.
+    B(Option<CondCode>, u16),
+    /// CBZ (false) / CBNZ (true) Rn, target.
+    Cbz(bool, Reg, u16),
+    /// A load: Rt, address, width in bytes, exclusive.
+    Ldr(Reg, Addr, u8, bool),
+    /// A store: Rt, address, width in bytes, release (STLR).
+    Str(Reg, Addr, u8, bool),
+    /// STXR Ws, Rt, \[Xn\].
+    Stxr(Reg, Reg, Addr, u8),
+    /// SWP Rs, Rt, \[Xn\].
+    Swp(Reg, Reg, Addr, u8),
+    /// CAS Rs, Rt, \[Xn\].
+    Cas(Reg, Reg, Addr, u8),
+    /// `LD<op> Rs, Rt, [Xn]` (Rt = ZR for `ST<op>`).
+    Amo(AmoOp, Reg, Reg, Addr, u8),
+    /// DMB; `true` for DMB LD. Ordinary accesses are sequentially
+    /// consistent already; a DMB that orders stores orders the thread's
+    /// descriptor stores before its later stores, so they reach the walkers.
+    Dmb(bool),
+    /// DSB of a kind.
+    Dsb(DsbKind),
+    /// ISB.
+    Isb,
+    /// NOP.
+    Nop,
+    /// TLBI: scope, broadcast (the IS forms).
+    Tlbi(TlbiScope, bool),
+    /// ADR Rd, label.
+    Adr(Reg, u16),
+    /// MSR ELR_EL1, Rn.
+    MsrElr(Reg),
+    /// ERET.
+    Eret,
+    /// The end of a thread's code (or of its fault handler).
+    Halt,
+}
+
+/// A thread: its code (main code, a `Halt`, then the fault handler if the
+/// test has a `Pn.F` column) and the labels.
+#[derive(Clone, Debug, Default)]
+pub struct Thread {
+    /// The instructions.
+    pub code: Vec<Instr>,
+    /// The source text of each instruction (for traces).
+    pub text: Vec<String>,
+    /// Where the fault handler starts, if there is one.
+    pub handler: Option<u16>,
+    /// Labels and the instruction index they name.
+    pub labels: Vec<(String, u16)>,
+}
+
+/// The kind of an MMU fault, as herd7 names it (`MMU:Translation`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum FaultKind {
+    /// The descriptor is invalid.
+    Translation,
+    /// AF clear without hardware AF.
+    AccessFlag,
+    /// A write to a read-only page without hardware dirty-bit management.
+    Permission,
+}
+
+/// What a final condition observes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Obs {
+    /// A register of a thread.
+    Reg(u8, Reg),
+    /// A memory location.
+    Mem(Loc),
+    /// A fault: thread, instruction index (None: any), virtual address
+    /// (None: any), kind (None: any).
+    Fault(u8, Option<u16>, Option<Sym>, Option<FaultKind>),
+}
+
+/// A proposition of the final condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prop {
+    /// `true`.
+    True,
+    /// An equality.
+    Eq(Obs, Val),
+    /// A fault atom holds.
+    Fault(Obs),
+    /// Negation.
+    Not(Box<Prop>),
+    /// Conjunction.
+    And(Vec<Prop>),
+    /// Disjunction.
+    Or(Vec<Prop>),
+}
+
+/// The quantifier of the final condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Quant {
+    /// `exists`.
+    Exists,
+    /// `~exists`.
+    NotExists,
+    /// `forall`.
+    Forall,
+}
+
+impl Quant {
+    /// Returns the quantifier as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quant::Exists => "exists",
+            Quant::NotExists => "~exists",
+            Quant::Forall => "forall",
+        }
+    }
+}
+
+/// Hardware Access flag / dirty state updates per thread (`TTHM=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tthm {
+    /// Bit i: thread i updates AF in hardware.
+    pub ha: u64,
+    /// Bit i: thread i updates the dirty state in hardware.
+    pub hd: u64,
+}
+
+/// A parsed litmus test.
+#[derive(Clone, Debug)]
+pub struct Test {
+    /// The test's name.
+    pub name: String,
+    /// `Variant=` words.
+    pub variants: Vec<String>,
+    /// `TTHM=`.
+    pub tthm: Tthm,
+    /// The symbols, by index.
+    pub syms: Vec<String>,
+    /// Initial memory (everything else: data 0, descriptor `(oa:PA(x))`).
+    pub init_mem: Vec<(Loc, Val)>,
+    /// Initial registers: thread, register, value.
+    pub init_regs: Vec<(u8, Reg, Val)>,
+    /// The threads.
+    pub threads: Vec<Thread>,
+    /// `locations [...]`.
+    pub locations: Vec<Obs>,
+    /// The quantifier.
+    pub quant: Quant,
+    /// The proposition.
+    pub prop: Prop,
+}
+
+impl Test {
+    /// Returns how herd7 prints an observed location.
+    pub fn obs_name(&self, o: &Obs) -> String {
+        match *o {
+            Obs::Reg(t, r) => format!("{t}:X{r}"),
+            Obs::Mem(Loc::Data(s)) => format!("[{}]", self.syms[usize::from(s)]),
+            Obs::Mem(Loc::Pte(s)) => format!("[PTE({})]", self.syms[usize::from(s)]),
+            Obs::Fault(t, pc, va, kind) => {
+                let mut s = format!("fault(P{t}");
+                if let Some(pc) = pc {
+                    let th = &self.threads[usize::from(t)];
+                    let l = th
+                        .labels
+                        .iter()
+                        .find(|(_, i)| *i == pc)
+                        .map_or("?", |(l, _)| l.as_str());
+                    s.push(':');
+                    s.push_str(l);
+                }
+                if let Some(va) = va {
+                    s.push(',');
+                    s.push_str(&self.syms[usize::from(va)]);
+                }
+                if let Some(k) = kind {
+                    s.push_str(&format!(",MMU:{k:?}"));
+                }
+                s.push(')');
+                s
+            }
+        }
+    }
+
+    /// Returns how herd7 prints a value.
+    pub fn val_name(&self, v: Val) -> String {
+        let sym = |s: Sym| self.syms[usize::from(s)].clone();
+        match v {
+            Val::Int(n) => format!("{}", n as i64),
+            Val::Va(s) => sym(s),
+            Val::Pa(s) => format!("PA({})", sym(s)),
+            Val::PteAddr(s) => format!("PTE({})", sym(s)),
+            Val::Label(t, i) => {
+                let l = self.threads[usize::from(t)]
+                    .labels
+                    .iter()
+                    .find(|(_, j)| *j == i)
+                    .map_or("?", |(l, _)| l.as_str());
+                format!("label:\"P{t}:{l}\"")
+            }
+            Val::Desc(bits) => match PteFields::decode(bits) {
+                None => format!("{bits:#x}"),
+                Some(f) => {
+                    let mut s = format!("(oa:PA({})", sym(f.oa));
+                    if !f.valid {
+                        s.push_str(", valid:0");
+                    }
+                    if !f.af {
+                        s.push_str(", af:0");
+                    }
+                    if !f.db {
+                        s.push_str(", db:0");
+                    }
+                    if f.dbm {
+                        s.push_str(", dbm:1");
+                    }
+                    if !f.el0 {
+                        s.push_str(", el0:0");
+                    }
+                    if f.attr != 0 {
+                        let a = ATTRS
+                            .iter()
+                            .find(|(_, i)| *i == f.attr)
+                            .map_or("?", |a| a.0);
+                        s.push_str(&format!(", attrs:({a})"));
+                    }
+                    s.push(')');
+                    s
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,1265 @@
+//! The executor: every execution of a litmus test on an operational model
+//! of the VMSA, explored exhaustively.
+//!
+//! The model (what a step may do):
+//!
+//! - **Threads** execute their instructions in program order, one
+//!   instruction per step, interleaved in every order. Ordinary memory
+//!   accesses are therefore *sequentially consistent*; herd7 uses the
+//!   relaxed Armv8 model, so some outcomes it allows are not reached here
+//!   (the conformance harness counts and classifies them). DMB, acquire and
+//!   release add nothing on an SC model.
+//! - **Translation**: an access to a virtual address either uses a value
+//!   its CPU's TLB may hold (see `State::tlbs`: TLBs are not coherent with
+//!   table writes, R_FFWJK, and fill and evict at any time) or walks the
+//!   descriptor as its walker sees it. A walk of an invalid descriptor is a
+//!   Translation fault; AF clear is an Access flag fault unless the CPU
+//!   updates AF in hardware (`TTHM=HA`), in which case the walk sets AF in
+//!   memory (Arm ARM D8, "Hardware management of the Access flag"); a write
+//!   to a read-only (`db:0`) page is a Permission fault unless DBM is set
+//!   and the CPU manages dirty state in hardware (`TTHM=HD`), which then
+//!   clears AP\[2\] in memory ("Hardware management of the dirty state").
+//!   Entries with AF clear or invalid are never cached (I_WZCBG).
+//! - **Speculative AF updates**: with hardware AF a walk may happen at any
+//!   time and set AF (herd7 allows it: catalogue test `SpecAF`).
+//! - **TLBI** records one pending invalidation per target CPU (all CPUs for
+//!   the broadcast `IS` forms, the issuer otherwise); each takes effect at
+//!   any time and all of the issuer's are complete at its next full DSB
+//!   (SY/ISH/NSH/OSH, not LD/ST: herd7's `dsb.full` in `TLBI-ob`; R_DDMVT's
+//!   sequence ends with such a DSB).
+//! - **Descriptor stores** are seen at once by loads of the descriptor, and
+//!   by walkers later: by the other CPUs' walkers once a barrier (a DMB
+//!   other than DMB LD, or a release) orders the store before later stores
+//!   or another CPU has read it (other-multi-copy atomicity), by every
+//!   walker at any time, and by the writer's own walker at the latest at
+//!   its next DSB other than DSB LD (R_DDMVT step 2: the DSB before a TLBI
+//!   "so the walker sees the new value"). Hardware AF/dirty updates are
+//!   atomic and seen by walkers at once.
+//! - **Early walks**: a walk is not ordered after the earlier instructions
+//!   of its thread until a context synchronization event (ISB, exception
+//!   entry, ERET), so it may use any value its walker saw since then,
+//!   except values a TLBI of the CPU has since removed (catalogue tests
+//!   `J-simple`, `F1` allowed, `FC`, `MP+shoot+DSB` forbidden).
+//! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
+//!   faulting thread jumps to its handler (`P0.F` column) if it has one,
+//!   with ELR pointing at the faulting instruction, and otherwise stops, as
+//!   herd7 does under `-variant vmsa,fatal`.
+//! - **BBM warning** (herd7's `Warning-BBM-expected`, `aarch64bbm.cat`):
+//!   per descriptor, the last TLB-cacheable value (valid with AF set) is
+//!   remembered; a new cacheable value whose output address differs (unless
+//!   both are read-only and the two pages hold equal contents: R_WHZWS's
+//!   exemption) or whose memory type or shareability differs needs
+//!   break-before-make, which is done only if an uncacheable value (invalid,
+//!   or AF clear) was written in between and a TLBI covering the address,
+//!   issued after it, was completed by a DSB before the new value.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+
+use crate::LitmusError;
+use crate::ast::*;
+
+/// A herd7-style verdict on the final condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Some final state satisfies the proposition.
+    Allowed,
+    /// No final state satisfies it.
+    Forbidden,
+    /// Every final state satisfies it (a `forall` test).
+    Required,
+}
+
+impl Verdict {
+    /// Returns the verdict as herd7's `kinds.txt` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "Allowed",
+            Verdict::Forbidden => "Forbidden",
+            Verdict::Required => "Required",
+        }
+    }
+}
+
+/// A value of an observed location in a final state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObsVal {
+    /// A register or memory value.
+    Val(Val),
+    /// Whether a fault atom holds.
+    Fault(bool),
+}
+
+/// The result of exploring a test.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The locations shown, in order.
+    pub shown: Vec<Obs>,
+    /// The distinct final states (values of `shown`) and whether each
+    /// satisfies the proposition.
+    pub finals: BTreeMap<Vec<ObsVal>, bool>,
+    /// States explored.
+    pub states: u64,
+    /// True when the state limit stopped the search (the verdict then
+    /// covers only what was explored).
+    pub limit_hit: bool,
+    /// True when some execution updated a descriptor without the
+    /// break-before-make it needed.
+    pub bbm_warning: bool,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// Returns the number of final states satisfying / not satisfying the
+    /// proposition.
+    pub fn counts(&self) -> (usize, usize) {
+        let pos = self.finals.values().filter(|b| **b).count();
+        (pos, self.finals.len() - pos)
+    }
+
+    /// Returns herd7's observation word: Never, Sometimes or Always.
+    pub fn observation(&self) -> &'static str {
+        match self.counts() {
+            (0, _) => "Never",
+            (_, 0) => "Always",
+            _ => "Sometimes",
+        }
+    }
+
+    /// Tells whether the condition holds (herd7's `Ok`).
+    pub fn ok(&self, q: Quant) -> bool {
+        let (pos, neg) = self.counts();
+        match q {
+            Quant::Exists => pos > 0,
+            Quant::NotExists => pos == 0,
+            Quant::Forall => neg == 0,
+        }
+    }
+
+    /// Returns the verdict in the catalogue's terms (`kinds.txt`): Never is
+    /// Forbidden, Always under `forall` is Required, anything else Allowed.
+    pub fn verdict(&self, q: Quant) -> Verdict {
+        verdict_of(self.observation(), q)
+    }
+}
+
+/// Maps an observation word and a quantifier to a catalogue verdict.
+pub fn verdict_of(observation: &str, q: Quant) -> Verdict {
+    match observation {
+        "Never" => Verdict::Forbidden,
+        "Always" if q == Quant::Forall => Verdict::Required,
+        _ => Verdict::Allowed,
+    }
+}
+
+/// Options of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// The most states explored before the search stops.
+    pub max_states: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_states: 500_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Cpu {
+    pc: u16,
+    done: bool,
+    z: bool,
+    elr: u16,
+    excl: Option<Loc>,
+    /// The registers the test uses (index = register number).
+    regs: Vec<Val>,
+}
+
+/// Where a descriptor is in the break-before-make sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Bbm {
+    /// No break since the last cacheable value.
+    Live,
+    /// An uncacheable value was written.
+    Broken,
+    /// A TLBI covering it was issued after the break, by this CPU.
+    Tlbi(u8),
+    /// That TLBI was completed by a DSB.
+    Done,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct State {
+    cpus: Vec<Cpu>,
+    /// Index 2s: data of PA(s); 2s+1: descriptor PTE(s).
+    mem: Vec<Val>,
+    /// Per CPU: the descriptors its TLB may hold, sorted: every cacheable
+    /// value (valid, AF set) a descriptor it uses has had since the CPU's
+    /// last invalidation of it. A fill may happen at any time and an
+    /// eviction too, so the entries a TLB may hold at an access are exactly
+    /// these (a hit is a choice, a walk always another): no fill step is
+    /// needed.
+    tlbs: Vec<Vec<(Sym, u64)>>,
+    /// Per symbol: the descriptor as walkers see it.
+    wmem: Vec<u64>,
+    /// Descriptor stores not yet visible to walkers, oldest first:
+    /// (symbol, writer, value). A store to a descriptor reaches the
+    /// translation table walks only when it propagates (at any time) and
+    /// at the latest at the writer's next DSB that is not DSB LD (the Arm
+    /// ARM's "Ordering of translation table updates": a DSB is needed
+    /// before the walk is guaranteed to see the store).
+    /// The flag: the store is already visible to the other CPUs' walkers
+    /// (a barrier ordered it before a later store, or another CPU read
+    /// it); only the writer's own walker may still miss it.
+    pend: Vec<(Sym, u8, u64, bool)>,
+    /// Per CPU: every descriptor value its walker could see since its last
+    /// context synchronization (ISB, exception entry or return), sorted. A
+    /// walk is not ordered after the earlier instructions without one, so
+    /// it may have read any of them (herd7 allows such early walks:
+    /// catalogue tests `J-simple`, `F1`); only faults and hits that need no
+    /// hardware update come from these stale reads.
+    whist: Vec<Vec<(Sym, u64)>>,
+    /// Pending invalidations: (issuer, target, symbol or all).
+    inv: Vec<(u8, u8, Option<Sym>)>,
+    /// Faults taken: (thread, pc, va, kind).
+    faults: Vec<(u8, u16, Sym, FaultKind)>,
+    /// Per descriptor: last cacheable value and BBM stage.
+    bbm: Vec<(u64, Bbm)>,
+    warn: bool,
+}
+
+fn mi(l: Loc) -> usize {
+    match l {
+        Loc::Data(s) => 2 * usize::from(s),
+        Loc::Pte(s) => 2 * usize::from(s) + 1,
+    }
+}
+
+fn cacheable(d: u64) -> bool {
+    d & 1 == 1 && PteFields::decode(d).is_some_and(|f| f.af)
+}
+
+struct Ctx<'a> {
+    t: &'a Test,
+    nsym: usize,
+    hd_any: bool,
+    /// Per thread: bit s set if the thread may access symbol s through a
+    /// translation.
+    vas: Vec<u64>,
+}
+
+enum Access {
+    Read,
+    Write,
+}
+
+impl Ctx<'_> {
+    fn err(&self, what: impl Into<String>) -> LitmusError {
+        LitmusError::Runtime {
+            test: self.t.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn ha(&self, c: usize) -> bool {
+        self.t.tthm.ha >> c & 1 == 1
+    }
+
+    fn hd(&self, c: usize) -> bool {
+        self.t.tthm.hd >> c & 1 == 1
+    }
+
+    /// Resolves a value used as an address.
+    fn resolve(&self, v: u64) -> Option<Val> {
+        (0..self.nsym).find_map(|s| {
+            let s = s as Sym;
+            if v == va_of(s) {
+                Some(Val::Va(s))
+            } else if v == pa_of(s) {
+                Some(Val::Pa(s))
+            } else if v == pte_addr_of(s) {
+                Some(Val::PteAddr(s))
+            } else {
+                None
+            }
+        })
+    }
+
+    fn addr(&self, st: &State, c: usize, a: &Addr) -> Result<Val, LitmusError> {
+        let base = Self::reg(st, c, a.base);
+        let off = match a.off {
+            Operand::Imm(n) => n,
+            Operand::Reg(r, w) => {
+                let v = Self::reg(st, c, r).num();
+                if w {
+                    (v as u32 as i32) as i64 as u64
+                } else {
+                    v
+                }
+            }
+        };
+        if off == 0 && !matches!(base, Val::Int(_) | Val::Desc(_)) {
+            return Ok(base);
+        }
+        let n = base.num().wrapping_add(off);
+        self.resolve(n).ok_or_else(|| {
+            self.err(format!(
+                "access to {n:#x}, which is no location of the test"
+            ))
+        })
+    }
+
+    /// Writes memory, with the BBM bookkeeping for descriptors and the
+    /// exclusive monitors.
+    fn write(&self, st: &mut State, writer: usize, l: Loc, v: Val) {
+        let v = match l {
+            Loc::Pte(_) => Val::Desc(v.num()),
+            Loc::Data(_) => v,
+        };
+        st.mem[mi(l)] = v;
+        for (i, cpu) in st.cpus.iter_mut().enumerate() {
+            if i != writer && cpu.excl == Some(l) {
+                cpu.excl = None;
+            }
+        }
+        if let Loc::Pte(sym) = l {
+            let d = v.num();
+            st.pend.push((sym, writer as u8, d, false));
+            let s = usize::from(sym);
+            let (old, stage) = st.bbm[s];
+            if cacheable(d) {
+                if stage != Bbm::Done && self.needs_bbm(st, old, d) {
+                    st.warn = true;
+                }
+                st.bbm[s] = (d, Bbm::Live);
+            } else if stage == Bbm::Live {
+                st.bbm[s] = (old, Bbm::Broken);
+            }
+        }
+    }
+
+    /// Writes a descriptor as the hardware does when it updates AF or the
+    /// dirty state: an atomic update, seen by walkers at once.
+    fn hw_write(&self, st: &mut State, c: usize, s: Sym, d: u64) {
+        self.write(st, c, Loc::Pte(s), Val::Desc(d));
+        let i = st.pend.len() - 1;
+        self.propagate(st, i);
+    }
+
+    /// Makes pending descriptor store `i` (the oldest of its descriptor)
+    /// visible to walkers; the value may then be cached by every CPU that
+    /// uses it.
+    fn propagate(&self, st: &mut State, i: usize) {
+        let (sym, _, d, _) = st.pend.remove(i);
+        st.wmem[usize::from(sym)] = d;
+        for c in 0..st.cpus.len() {
+            if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                insert(&mut st.whist[c], (sym, d));
+            }
+        }
+        if cacheable(d) {
+            for c in 0..st.cpus.len() {
+                if !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                    insert(&mut st.tlbs[c], (sym, d));
+                }
+            }
+        }
+    }
+
+    /// Records that `c` read location `l`: a descriptor store another CPU
+    /// can read is visible to every observer (Armv8 is other-multi-copy
+    /// atomic), walkers included; only the writer's own walker may lag
+    /// (it needs a DSB).
+    fn observed(&self, st: &mut State, c: usize, l: Loc) {
+        if let Loc::Pte(s) = l {
+            for i in 0..st.pend.len() {
+                if st.pend[i].0 == s && usize::from(st.pend[i].1) != c {
+                    self.publish(st, i);
+                }
+            }
+        }
+    }
+
+    /// Makes pending store `i` visible to the walkers of every CPU but its
+    /// writer.
+    fn publish(&self, st: &mut State, i: usize) {
+        let (sym, w, d, _) = st.pend[i];
+        st.pend[i].3 = true;
+        for c in 0..st.cpus.len() {
+            if c != usize::from(w) && !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                insert(&mut st.whist[c], (sym, d));
+            }
+        }
+        if cacheable(d) {
+            for c in 0..st.cpus.len() {
+                if c != usize::from(w) && !st.cpus[c].done && self.vas[c] >> sym & 1 == 1 {
+                    insert(&mut st.tlbs[c], (sym, d));
+                }
+            }
+        }
+    }
+
+    /// Publishes every pending descriptor store of `c` (a DMB other than
+    /// DMB LD, or a release).
+    fn publish_all(&self, st: &mut State, c: usize) {
+        for i in 0..st.pend.len() {
+            if usize::from(st.pend[i].1) == c {
+                self.publish(st, i);
+            }
+        }
+    }
+
+    /// Returns descriptor `s` as `c`'s walker sees it.
+    fn view(st: &State, c: usize, s: Sym) -> u64 {
+        st.pend
+            .iter()
+            .rev()
+            .find(|e| e.0 == s && e.3 && usize::from(e.1) != c)
+            .map_or(st.wmem[usize::from(s)], |e| e.2)
+    }
+
+    /// Makes every descriptor store of `c` visible to walkers (a DSB),
+    /// with the older stores to the same descriptors.
+    fn drain(&self, st: &mut State, c: usize) {
+        while let Some(last) = st.pend.iter().rposition(|e| usize::from(e.1) == c) {
+            let sym = st.pend[last].0;
+            let first = st.pend.iter().position(|e| e.0 == sym).unwrap_or(last);
+            self.propagate(st, first);
+        }
+    }
+
+    /// Tells whether replacing cacheable `old` by cacheable `new` needs
+    /// break-before-make (R_WHZWS; herd7's `TTD-update-needsBBM`).
+    fn needs_bbm(&self, st: &State, old: u64, new: u64) -> bool {
+        if old == 0 {
+            return false;
+        }
+        let (Some(o), Some(n)) = (PteFields::decode(old), PteFields::decode(new)) else {
+            return false;
+        };
+        if o.device() != n.device() || o.attr != n.attr || o.sh != n.sh {
+            return true;
+        }
+        if o.oa != n.oa {
+            let writable = |f: &PteFields| f.db || (f.dbm && self.hd_any);
+            let same = st.mem[mi(Loc::Data(o.oa))] == st.mem[mi(Loc::Data(n.oa))];
+            return writable(&o) || writable(&n) || !same;
+        }
+        false
+    }
+
+    /// Returns every way an access by `c` to virtual address `s` may
+    /// translate: the state after the translation's side effects and the
+    /// physical page or the fault (with the page the walk found).
+    fn translate(
+        &self,
+        st: &State,
+        c: usize,
+        s: Sym,
+        acc: &Access,
+    ) -> Vec<(State, Result<Sym, FaultKind>)> {
+        let mut out: Vec<(State, Result<Sym, FaultKind>)> = Vec::new();
+        let write = matches!(acc, Access::Write);
+        for &(es, d) in &st.tlbs[c] {
+            if es != s {
+                continue;
+            }
+            let Some(f) = PteFields::decode(d) else {
+                continue;
+            };
+            if write && !f.db {
+                if f.dbm && self.hd(c) {
+                    continue; // the update goes through a walk
+                }
+                out.push((st.clone(), Err(FaultKind::Permission)));
+            } else {
+                out.push((st.clone(), Ok(f.oa)));
+            }
+        }
+        // Early walks: stale values seen since the last context
+        // synchronization.
+        let cur = Self::view(st, c, s);
+        for &(es, d) in &st.whist[c] {
+            if es != s || d == cur {
+                continue;
+            }
+            let res = match PteFields::decode(d) {
+                _ if d & 1 == 0 => Err(FaultKind::Translation),
+                None => Err(FaultKind::Translation),
+                Some(f) if !f.af && !self.ha(c) => Err(FaultKind::AccessFlag),
+                Some(f) if !f.af => continue,
+                Some(f) if write && !f.db => {
+                    if f.dbm && self.hd(c) {
+                        continue;
+                    }
+                    Err(FaultKind::Permission)
+                }
+                Some(f) => Ok(f.oa),
+            };
+            out.push((st.clone(), res));
+        }
+        // A walk.
+        let mut n = st.clone();
+        let d = Self::view(&n, c, s);
+        let quiet = !n.pend.iter().any(|e| e.0 == s);
+        let res = match PteFields::decode(d) {
+            _ if d & 1 == 0 => Err(FaultKind::Translation),
+            None => Err(FaultKind::Translation),
+            Some(mut f) => {
+                if !f.af && !self.ha(c) {
+                    Err(FaultKind::AccessFlag)
+                } else if write && !f.db && !(f.dbm && self.hd(c)) {
+                    if !f.af {
+                        if !quiet {
+                            return out;
+                        }
+                        f.af = true;
+                        self.hw_write(&mut n, c, s, f.encode());
+                    }
+                    Err(FaultKind::Permission)
+                } else {
+                    let mut g = f;
+                    g.af = true;
+                    if write {
+                        g.db = true;
+                    }
+                    if g != f {
+                        // The hardware update is an atomic read-modify-write
+                        // of the descriptor; with a store to it still on its
+                        // way to walkers, the walk waits.
+                        if !quiet {
+                            return out;
+                        }
+                        self.hw_write(&mut n, c, s, g.encode());
+                    }
+                    Ok(g.oa)
+                }
+            }
+        };
+        out.push((n, res));
+        out
+    }
+
+    /// Removes the TLB entries of `c` for `s` (all if None); the current
+    /// descriptor may be cached again at once, so it stays.
+    fn invalidate(&self, st: &mut State, c: usize, s: Option<Sym>) {
+        st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
+        // A walk that read an overwritten value cannot serve an access
+        // performed after a TLBI of it has taken effect (herd7 orders such
+        // translation reads before the TLBI: catalogue tests `FC`,
+        // `MP+shoot+DSB`), whether the value could be cached or not.
+        let cur: Vec<u64> = (0..self.nsym as Sym)
+            .map(|x| Self::view(st, c, x))
+            .collect();
+        st.whist[c].retain(|e| s.is_some_and(|s| e.0 != s) || cur[usize::from(e.0)] == e.1);
+        let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
+            .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
+            .map(|x| (x, Self::view(st, c, x)))
+            .filter(|e| cacheable(e.1))
+            .collect();
+        for e in keep {
+            insert(&mut st.tlbs[c], e);
+        }
+    }
+
+    /// A context synchronization event of `c`: later walks are ordered
+    /// after it.
+    fn sync(&self, st: &mut State, c: usize) {
+        st.whist[c].clear();
+        for x in 0..self.nsym as Sym {
+            if self.vas[c] >> x & 1 == 1 {
+                let d = Self::view(st, c, x);
+                insert(&mut st.whist[c], (x, d));
+            }
+        }
+    }
+
+    fn fault(&self, st: &mut State, c: usize, s: Sym, k: FaultKind) {
+        let pc = st.cpus[c].pc;
+        let f = (c as u8, pc, s, k);
+        if let Err(i) = st.faults.binary_search(&f) {
+            st.faults.insert(i, f);
+        }
+        let th = &self.t.threads[c];
+        match th.handler {
+            Some(h) => {
+                st.cpus[c].elr = pc;
+                st.cpus[c].pc = h;
+                self.sync(st, c);
+            }
+            None => st.cpus[c].done = true,
+        }
+    }
+
+    /// Performs a memory access of the instruction at `c`'s pc: `f` gets
+    /// the state and the physical location, does the access and returns
+    /// false when this way of doing it is impossible (the successor is
+    /// dropped).
+    fn access(
+        &self,
+        st: &State,
+        c: usize,
+        a: &Addr,
+        acc: Access,
+        out: &mut Vec<State>,
+        f: &dyn Fn(&mut State, Loc) -> bool,
+    ) -> Result<(), LitmusError> {
+        match self.addr(st, c, a)? {
+            Val::Va(s) => {
+                for (mut n, r) in self.translate(st, c, s, &acc) {
+                    match r {
+                        Ok(pa) => {
+                            if !f(&mut n, Loc::Data(pa)) {
+                                continue;
+                            }
+                            n.cpus[c].pc += 1;
+                        }
+                        Err(k) => self.fault(&mut n, c, s, k),
+                    }
+                    out.push(n);
+                }
+            }
+            Val::Pa(s) => {
+                let mut n = st.clone();
+                if f(&mut n, Loc::Data(s)) {
+                    n.cpus[c].pc += 1;
+                    out.push(n);
+                }
+            }
+            Val::PteAddr(s) => {
+                let mut n = st.clone();
+                if f(&mut n, Loc::Pte(s)) {
+                    n.cpus[c].pc += 1;
+                    out.push(n);
+                }
+            }
+            _ => return Err(self.err("access through a value that is no address")),
+        }
+        Ok(())
+    }
+
+    fn reg(st: &State, c: usize, r: Reg) -> Val {
+        st.cpus[c]
+            .regs
+            .get(usize::from(r))
+            .copied()
+            .unwrap_or(Val::Int(0))
+    }
+
+    fn set(st: &mut State, c: usize, r: Reg, v: Val) {
+        if r != ZR {
+            let regs = &mut st.cpus[c].regs;
+            let r = usize::from(r);
+            if r >= regs.len() {
+                regs.resize(r + 1, Val::Int(0));
+            }
+            regs[r] = v;
+        }
+    }
+
+    fn operand(st: &State, c: usize, o: Operand) -> Val {
+        match o {
+            Operand::Imm(n) => Val::Int(n),
+            Operand::Reg(r, w) => {
+                let v = Self::reg(st, c, r);
+                if w { narrow(v, 4) } else { v }
+            }
+        }
+    }
+
+    /// Every successor of `st` by one step of CPU `c`.
+    fn step(&self, st: &State, c: usize, out: &mut Vec<State>) -> Result<(), LitmusError> {
+        let cpu = &st.cpus[c];
+        let th = &self.t.threads[c];
+        let Some(&ins) = th.code.get(usize::from(cpu.pc)) else {
+            let mut n = st.clone();
+            n.cpus[c].done = true;
+            out.push(n);
+            return Ok(());
+        };
+        let mut n = st.clone();
+        let next = |n: &mut State| n.cpus[c].pc += 1;
+        match ins {
+            Instr::Halt => n.cpus[c].done = true,
+            Instr::Nop | Instr::Dmb(true) => next(&mut n),
+            Instr::Isb => {
+                self.sync(&mut n, c);
+                next(&mut n);
+            }
+            Instr::Dmb(false) => {
+                // The descriptor stores before the barrier are ordered
+                // before the stores after it, which other CPUs see at once
+                // on this model: they reach the other CPUs' walkers now.
+                self.publish_all(&mut n, c);
+                next(&mut n);
+            }
+            Instr::Dsb(kind) => {
+                if kind != DsbKind::Ld {
+                    self.drain(&mut n, c);
+                }
+                if kind == DsbKind::Full {
+                    let mine: Vec<_> = n
+                        .inv
+                        .iter()
+                        .copied()
+                        .filter(|e| usize::from(e.0) == c)
+                        .collect();
+                    n.inv.retain(|e| usize::from(e.0) != c);
+                    for (_, t, s) in mine {
+                        self.invalidate(&mut n, usize::from(t), s);
+                    }
+                    for b in &mut n.bbm {
+                        if b.1 == Bbm::Tlbi(c as u8) {
+                            b.1 = Bbm::Done;
+                        }
+                    }
+                }
+                next(&mut n);
+            }
+            Instr::Mov(d, w, o) => {
+                let v = Self::operand(&n, c, o);
+                Self::set(&mut n, c, d, if w { narrow(v, 4) } else { v });
+                next(&mut n);
+            }
+            Instr::Alu(op, d, w, a, o) => {
+                let x = Self::reg(&n, c, a);
+                let y = Self::operand(&n, c, o);
+                let v = alu(op, x, y, self);
+                Self::set(&mut n, c, d, if w { narrow(v, 4) } else { v });
+                next(&mut n);
+            }
+            Instr::Cmp(a, o) => {
+                let x = Self::reg(&n, c, a).num();
+                let y = Self::operand(&n, c, o).num();
+                n.cpus[c].z = x == y;
+                next(&mut n);
+            }
+            Instr::Csel(d, a, b, cc) => {
+                let v = if holds(cc, n.cpus[c].z) {
+                    Self::reg(&n, c, a)
+                } else {
+                    Self::reg(&n, c, b)
+                };
+                Self::set(&mut n, c, d, v);
+                next(&mut n);
+            }
+            Instr::Cset(d, cc) => {
+                let v = Val::Int(u64::from(holds(cc, n.cpus[c].z)));
+                Self::set(&mut n, c, d, v);
+                next(&mut n);
+            }
+            Instr::B(cc, t) => {
+                if cc.is_none_or(|cc| holds(cc, n.cpus[c].z)) {
+                    n.cpus[c].pc = t;
+                } else {
+                    next(&mut n);
+                }
+            }
+            Instr::Cbz(nz, r, t) => {
+                let zero = Self::reg(&n, c, r).num() == 0;
+                if zero != nz {
+                    n.cpus[c].pc = t;
+                } else {
+                    next(&mut n);
+                }
+            }
+            Instr::Adr(d, t) => {
+                Self::set(&mut n, c, d, Val::Label(c as u8, t));
+                next(&mut n);
+            }
+            Instr::MsrElr(r) => {
+                n.cpus[c].elr = match Self::reg(&n, c, r) {
+                    Val::Label(t, i) if usize::from(t) == c => i,
+                    _ => {
+                        return Err(
+                            self.err("ELR_EL1 set to a value that is no label of the thread")
+                        );
+                    }
+                };
+                next(&mut n);
+            }
+            Instr::Eret => {
+                self.sync(&mut n, c);
+                n.cpus[c].pc = n.cpus[c].elr;
+            }
+            Instr::Tlbi(scope, bcast) => {
+                let sym = match scope {
+                    TlbiScope::All => None,
+                    TlbiScope::Page(r) => {
+                        let v = Self::reg(&n, c, r).num();
+                        // A page that is no symbol's (e.g. the page of a
+                        // descriptor address) has no entry to invalidate.
+                        match (0..self.nsym)
+                            .find(|&s| va_of(s as Sym) >> 12 == v || va_of(s as Sym) == v)
+                        {
+                            Some(s) => Some(s as Sym),
+                            None => {
+                                next(&mut n);
+                                out.push(n);
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                let targets: Vec<usize> = if bcast {
+                    (0..n.cpus.len()).collect()
+                } else {
+                    vec![c]
+                };
+                for t in targets {
+                    let e = (c as u8, t as u8, sym);
+                    if let Err(i) = n.inv.binary_search(&e) {
+                        n.inv.insert(i, e);
+                    }
+                }
+                for (s, b) in n.bbm.iter_mut().enumerate() {
+                    if b.1 == Bbm::Broken && sym.is_none_or(|x| usize::from(x) == s) {
+                        b.1 = Bbm::Tlbi(c as u8);
+                    }
+                }
+                next(&mut n);
+            }
+            Instr::Ldr(t, a, w, excl) => {
+                self.access(&n, c, &a, Access::Read, out, &|m, l| {
+                    let v = narrow(m.mem[mi(l)], w);
+                    Self::set(m, c, t, v);
+                    self.observed(m, c, l);
+                    if excl {
+                        m.cpus[c].excl = Some(l);
+                    }
+                    true
+                })?;
+                return Ok(());
+            }
+            Instr::Str(t, a, w, rel) => {
+                let v = narrow(Self::reg(&n, c, t), w);
+                if rel {
+                    // A release orders every earlier store before it.
+                    self.publish_all(&mut n, c);
+                }
+                self.access(&n, c, &a, Access::Write, out, &|m, l| {
+                    self.write(m, c, l, v);
+                    true
+                })?;
+                return Ok(());
+            }
+            Instr::Stxr(s, t, a, w) => {
+                let v = narrow(Self::reg(&n, c, t), w);
+                // A failed store-exclusive writes nothing and needs no
+                // translation.
+                let mut fail = n.clone();
+                Self::set(&mut fail, c, s, Val::Int(1));
+                fail.cpus[c].excl = None;
+                fail.cpus[c].pc += 1;
+                out.push(fail);
+                self.access(&n, c, &a, Access::Write, out, &|m, l| {
+                    if m.cpus[c].excl != Some(l) {
+                        return false;
+                    }
+                    self.write(m, c, l, v);
+                    Self::set(m, c, s, Val::Int(0));
+                    m.cpus[c].excl = None;
+                    true
+                })?;
+                return Ok(());
+            }
+            Instr::Swp(s, t, a, w) => {
+                let v = narrow(Self::reg(&n, c, s), w);
+                self.access(&n, c, &a, Access::Write, out, &|m, l| {
+                    let old = narrow(m.mem[mi(l)], w);
+                    self.write(m, c, l, v);
+                    Self::set(m, c, t, old);
+                    true
+                })?;
+                return Ok(());
+            }
+            Instr::Amo(op, s, t, a, w) => {
+                let x = narrow(Self::reg(&n, c, s), w);
+                self.access(&n, c, &a, Access::Write, out, &|m, l| {
+                    let old = narrow(m.mem[mi(l)], w);
+                    let o = old.num();
+                    let y = x.num();
+                    let r = match op {
+                        AmoOp::Add => o.wrapping_add(y),
+                        AmoOp::Clr => o & !y,
+                        AmoOp::Set => o | y,
+                        AmoOp::Eor => o ^ y,
+                    };
+                    let r = if matches!(old, Val::Desc(_)) {
+                        Val::Desc(r)
+                    } else {
+                        retag(r, &[old, x], self)
+                    };
+                    self.write(m, c, l, narrow(r, w));
+                    Self::set(m, c, t, old);
+                    true
+                })?;
+                return Ok(());
+            }
+            Instr::Cas(s, t, a, w) => {
+                let cmp = narrow(Self::reg(&n, c, s), w);
+                let new = narrow(Self::reg(&n, c, t), w);
+                // A CAS whose comparison fails is a read (no write
+                // permission needed); one that succeeds is a write.
+                self.access(&n, c, &a, Access::Read, out, &|m, l| {
+                    let old = narrow(m.mem[mi(l)], w);
+                    if old.num() == cmp.num() {
+                        return false;
+                    }
+                    Self::set(m, c, s, old);
+                    true
+                })?;
+                self.access(&n, c, &a, Access::Write, out, &|m, l| {
+                    let old = narrow(m.mem[mi(l)], w);
+                    if old.num() != cmp.num() {
+                        return false;
+                    }
+                    self.write(m, c, l, new);
+                    Self::set(m, c, s, old);
+                    true
+                })?;
+                return Ok(());
+            }
+        }
+        out.push(n);
+        Ok(())
+    }
+}
+
+fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
+    if let Err(i) = v.binary_search(&e) {
+        v.insert(i, e);
+    }
+}
+
+/// Drops what no future step can observe: the TLB entries of finished
+/// CPUs, and pending invalidations whose target holds no entry in their
+/// scope.
+fn canonical(n: &mut State) {
+    for (c, cpu) in n.cpus.iter().enumerate() {
+        if cpu.done {
+            n.tlbs[c].clear();
+            n.whist[c].clear();
+        }
+    }
+    let tlbs = &n.tlbs;
+    n.inv.retain(|&(_, t, s)| {
+        tlbs[usize::from(t)]
+            .iter()
+            .any(|e| s.is_none_or(|s| e.0 == s))
+    });
+}
+
+fn holds(cc: CondCode, z: bool) -> bool {
+    match cc {
+        CondCode::Eq => z,
+        CondCode::Ne => !z,
+    }
+}
+
+/// Truncates a value to `w` bytes (addresses and descriptors are kept).
+fn narrow(v: Val, w: u8) -> Val {
+    match v {
+        Val::Int(n) if w < 8 => Val::Int(n & ((1u64 << (8 * u32::from(w))) - 1)),
+        _ => v,
+    }
+}
+
+/// Keeps an address's tag when arithmetic leaves the number unchanged
+/// (`ADD X0,X1,X2` with X2 = 0 after `EOR X2,X3,X3`), or finds the
+/// location a computed number names.
+fn retag(r: u64, inputs: &[Val], cx: &Ctx<'_>) -> Val {
+    for v in inputs {
+        if !matches!(v, Val::Int(_)) && v.num() == r {
+            return *v;
+        }
+    }
+    if inputs.iter().any(|v| matches!(v, Val::Desc(_))) {
+        return Val::Desc(r);
+    }
+    match cx.resolve(r) {
+        Some(v) if r != 0 => v,
+        _ => Val::Int(r),
+    }
+}
+
+fn alu(op: Alu, x: Val, y: Val, cx: &Ctx<'_>) -> Val {
+    let (a, b) = (x.num(), y.num());
+    let r = match op {
+        Alu::Add => a.wrapping_add(b),
+        Alu::Sub => a.wrapping_sub(b),
+        Alu::Eor => a ^ b,
+        Alu::And => a & b,
+        Alu::Orr => a | b,
+        Alu::Bic => a & !b,
+        Alu::Lsr => a.checked_shr(b as u32).unwrap_or(0),
+        Alu::Lsl => a.checked_shl(b as u32).unwrap_or(0),
+    };
+    if matches!(op, Alu::Lsr | Alu::Lsl) && !matches!(x, Val::Desc(_)) {
+        return Val::Int(r);
+    }
+    retag(r, &[x, y], cx)
+}
+
+fn eval(p: &Prop, get: &dyn Fn(&Obs) -> ObsVal) -> bool {
+    match p {
+        Prop::True => true,
+        Prop::Eq(o, v) => match get(o) {
+            ObsVal::Val(x) => {
+                x == *v || (x.num() == v.num() && !matches!((x, v), (Val::Desc(_), Val::Desc(_))))
+            }
+            ObsVal::Fault(_) => false,
+        },
+        Prop::Fault(o) => get(o) == ObsVal::Fault(true),
+        Prop::Not(q) => !eval(q, get),
+        Prop::And(v) => v.iter().all(|q| eval(q, get)),
+        Prop::Or(v) => v.iter().any(|q| eval(q, get)),
+    }
+}
+
+fn collect_obs(p: &Prop, out: &mut Vec<Obs>) {
+    match p {
+        Prop::True => {}
+        Prop::Eq(o, _) | Prop::Fault(o) => {
+            if !out.contains(o) {
+                out.push(*o);
+            }
+        }
+        Prop::Not(q) => collect_obs(q, out),
+        Prop::And(v) | Prop::Or(v) => v.iter().for_each(|q| collect_obs(q, out)),
+    }
+}
+
+fn observe(st: &State, o: &Obs) -> ObsVal {
+    match *o {
+        Obs::Reg(t, r) => ObsVal::Val(st.cpus.get(usize::from(t)).map_or(Val::Int(0), |c| {
+            c.regs.get(usize::from(r)).copied().unwrap_or(Val::Int(0))
+        })),
+        Obs::Mem(l) => ObsVal::Val(st.mem[mi(l)]),
+        Obs::Fault(t, pc, va, k) => ObsVal::Fault(st.faults.iter().any(|f| {
+            f.0 == t
+                && pc.is_none_or(|p| p == f.1)
+                && va.is_none_or(|v| v == f.2)
+                && k.is_none_or(|k| k == f.3)
+        })),
+    }
+}
+
+/// Explores every execution of `t`.
+///
+/// # Errors
+///
+/// Returns [`LitmusError::Runtime`] when an execution meets something the
+/// model does not handle (an access to a number that names no location, a
+/// TLBI of an unknown page, ...).
+pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
+    let start = Instant::now();
+    let nsym = t.syms.len();
+    // The symbols each thread may access through a translation: those
+    // whose virtual address it holds in a register at the start, or all if
+    // it computes addresses with a register offset.
+    let vas: Vec<u64> = (0..t.threads.len())
+        .map(|c| {
+            let mut m = 0u64;
+            for &(th, _, v) in &t.init_regs {
+                if usize::from(th) == c
+                    && let Val::Va(s) = v
+                {
+                    m |= 1 << s;
+                }
+            }
+            let computed = t.threads[c].code.iter().any(|i| match i {
+                Instr::Ldr(_, a, ..)
+                | Instr::Str(_, a, _, _)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Cas(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _) => matches!(a.off, Operand::Reg(..)),
+                _ => false,
+            });
+            if computed { u64::MAX } else { m }
+        })
+        .collect();
+    let cx = Ctx {
+        t,
+        nsym,
+        hd_any: t.tthm.hd != 0,
+        vas,
+    };
+    let nthreads = t.threads.len();
+    let mut mem = Vec::with_capacity(2 * nsym);
+    for s in 0..nsym {
+        mem.push(Val::Int(0));
+        mem.push(Val::Desc(PteFields::new(s as Sym).encode()));
+    }
+    for &(l, v) in &t.init_mem {
+        mem[mi(l)] = match l {
+            Loc::Pte(_) => Val::Desc(v.num()),
+            Loc::Data(_) => v,
+        };
+    }
+    let nregs = t
+        .init_regs
+        .iter()
+        .filter(|e| e.1 != ZR)
+        .map(|e| usize::from(e.1) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut cpus = vec![
+        Cpu {
+            pc: 0,
+            done: false,
+            z: false,
+            elr: 0,
+            excl: None,
+            regs: vec![Val::Int(0); nregs],
+        };
+        nthreads
+    ];
+    for &(th, r, v) in &t.init_regs {
+        if r != ZR {
+            cpus[usize::from(th)].regs[usize::from(r)] = v;
+        }
+    }
+    let bbm = (0..nsym)
+        .map(|s| {
+            let d = mem[2 * s + 1].num();
+            (
+                if cacheable(d) { d } else { 0 },
+                if cacheable(d) { Bbm::Live } else { Bbm::Broken },
+            )
+        })
+        .collect();
+    let tlbs: Vec<Vec<(Sym, u64)>> = (0..nthreads)
+        .map(|c| {
+            (0..nsym)
+                .filter(|&x| cx.vas[c] >> x & 1 == 1 && cacheable(mem[2 * x + 1].num()))
+                .map(|x| (x as Sym, mem[2 * x + 1].num()))
+                .collect()
+        })
+        .collect();
+    let wmem = (0..nsym).map(|x| mem[2 * x + 1].num()).collect();
+    let whist: Vec<Vec<(Sym, u64)>> = (0..nthreads)
+        .map(|c| {
+            (0..nsym)
+                .filter(|&x| cx.vas[c] >> x & 1 == 1)
+                .map(|x| (x as Sym, mem[2 * x + 1].num()))
+                .collect()
+        })
+        .collect();
+    let init = State {
+        cpus,
+        mem,
+        wmem,
+        pend: Vec::new(),
+        whist,
+        tlbs,
+        inv: Vec::new(),
+        faults: Vec::new(),
+        bbm,
+        warn: false,
+    };
+    let mut shown: Vec<Obs> = t.locations.clone();
+    collect_obs(&t.prop, &mut shown);
+    // Visited states are kept as 128-bit fingerprints (two independent
+    // 64-bit hashes with fixed keys): a collision would need ~2^64 states.
+    let fp = |s: &State| -> u128 {
+        let mut a = rustc_hash::FxHasher::default();
+        s.hash(&mut a);
+        let mut b = std::hash::DefaultHasher::new();
+        s.hash(&mut b);
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    };
+    let mut seen: FxHashSet<u128> = FxHashSet::default();
+    seen.insert(fp(&init));
+    let mut stack = vec![init];
+    let mut finals = BTreeMap::new();
+    let mut warn = false;
+    let mut limit_hit = false;
+    let mut succ = Vec::new();
+    while let Some(st) = stack.pop() {
+        warn |= st.warn;
+        if st.cpus.iter().all(|c| c.done) {
+            let key: Vec<ObsVal> = shown.iter().map(|o| observe(&st, o)).collect();
+            let sat = eval(&t.prop, &|o| observe(&st, o));
+            finals.insert(key, sat);
+            continue;
+        }
+        succ.clear();
+        for c in 0..nthreads {
+            if st.cpus[c].done {
+                continue;
+            }
+            cx.step(&st, c, &mut succ)?;
+            // Speculative walks: with hardware AF, a walk for any address
+            // may set AF at any time (herd7 allows it: catalogue test
+            // `SpecAF`). Fills of cacheable values need no step: see
+            // `State::tlbs`.
+            if cx.ha(c) {
+                for s in 0..nsym {
+                    let s = s as Sym;
+                    let d = st.wmem[usize::from(s)];
+                    if d & 1 == 0 || st.pend.iter().any(|e| e.0 == s) {
+                        continue;
+                    }
+                    let Some(mut f) = PteFields::decode(d) else {
+                        continue;
+                    };
+                    if f.af {
+                        continue;
+                    }
+                    let mut n = st.clone();
+                    f.af = true;
+                    cx.hw_write(&mut n, c, s, f.encode());
+                    succ.push(n);
+                }
+            }
+        }
+        // Descriptor stores reaching walkers (the oldest of each
+        // descriptor).
+        for i in 0..st.pend.len() {
+            if st.pend[..i].iter().any(|e| e.0 == st.pend[i].0) {
+                continue;
+            }
+            let mut n = st.clone();
+            cx.propagate(&mut n, i);
+            succ.push(n);
+        }
+        // Pending invalidations taking effect.
+        for k in 0..st.inv.len() {
+            let mut n = st.clone();
+            let (_, tgt, s) = n.inv.remove(k);
+            cx.invalidate(&mut n, usize::from(tgt), s);
+            succ.push(n);
+        }
+        for mut n in succ.drain(..) {
+            canonical(&mut n);
+            if seen.len() as u64 >= opts.max_states {
+                limit_hit = true;
+                break;
+            }
+            if seen.insert(fp(&n)) {
+                stack.push(n);
+            }
+        }
+        if limit_hit {
+            break;
+        }
+    }
+    Ok(Outcome {
+        shown,
+        finals,
+        states: seen.len() as u64,
+        limit_hit,
+        bbm_warning: warn,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

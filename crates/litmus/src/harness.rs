@@ -1,0 +1,460 @@
+//! The conformance harness: run a directory of herd7 tests and compare
+//! with the catalogue's verdicts and herd7's results.
+//!
+//! Two layouts are read: a directory with `results.tsv` (columns file,
+//! name, condition, expected, herd7_observation, positive, negative,
+//! bbm_warning, herd7_seconds; files under `tests/`), and a directory of
+//! `X.litmus` files each with herd7's output in `X.litmus.expected`. A
+//! directory with neither is searched one level down.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::ast::{Prop, Quant, Test};
+use crate::exec::{Options, Verdict, run, verdict_of};
+use crate::{LitmusError, parse};
+
+/// herd7's reference for one test.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Reference {
+    /// The catalogue's verdict (`kinds.txt`), if known.
+    pub expected: Option<Verdict>,
+    /// herd7's observation (Always, Sometimes, Never), if it finished.
+    pub herd7_observation: Option<String>,
+    /// Whether herd7 raised `Warning-BBM-expected`, if known.
+    pub herd7_bbm: Option<bool>,
+    /// herd7's time as recorded (e.g. `0.05`, `>300`).
+    pub herd7_seconds: String,
+}
+
+/// Our result on one test.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "status")]
+pub enum Ours {
+    /// The test ran.
+    Ran {
+        /// Never, Sometimes, Always.
+        observation: String,
+        /// The verdict.
+        verdict: Verdict,
+        /// Whether we found a descriptor update lacking break-before-make.
+        bbm: bool,
+        /// States explored.
+        states: u64,
+        /// The state limit stopped the search.
+        limit_hit: bool,
+        /// Seconds.
+        seconds: f64,
+    },
+    /// The test uses a construct the model does not handle.
+    Unsupported {
+        /// The construct.
+        reason: String,
+        /// The full message, with the position.
+        message: String,
+    },
+    /// The file is malformed (should not happen on the catalogue).
+    Error {
+        /// The message.
+        message: String,
+    },
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The file, relative to the directory.
+    pub file: String,
+    /// The test's name.
+    pub name: String,
+    /// herd7's reference.
+    pub reference: Reference,
+    /// herd7's verdict derived from its observation.
+    pub herd7_verdict: Option<Verdict>,
+    /// Our result.
+    pub ours: Ours,
+    /// The class of a verdict disagreement (None when we agree or did not
+    /// run).
+    pub verdict_class: Option<String>,
+    /// The class of a BBM-warning disagreement.
+    pub bbm_class: Option<String>,
+}
+
+/// The summary of a conformance run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Tests found.
+    pub tests: usize,
+    /// Tests run.
+    pub ran: usize,
+    /// Verdict agreement with the catalogue (agree, compared).
+    pub verdict_vs_catalogue: (usize, usize),
+    /// Verdict agreement with herd7's own run (agree, compared).
+    pub verdict_vs_herd7: (usize, usize),
+    /// BBM-warning agreement with herd7 (agree, compared).
+    pub bbm_vs_herd7: (usize, usize),
+    /// Unsupported tests by reason.
+    pub unsupported: BTreeMap<String, usize>,
+    /// Malformed files.
+    pub errors: usize,
+    /// Verdict disagreements by class.
+    pub verdict_classes: BTreeMap<String, usize>,
+    /// BBM disagreements by class.
+    pub bbm_classes: BTreeMap<String, usize>,
+    /// Tests that hit the state limit.
+    pub limit_hit: Vec<String>,
+    /// Sum of our per-test times.
+    pub seconds: f64,
+    /// The slowest test and its time.
+    pub slowest: (String, f64),
+}
+
+/// A report: the rows and the summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// One row per test, sorted by file.
+    pub rows: Vec<Row>,
+    /// The summary.
+    pub summary: Summary,
+}
+
+fn io(path: &Path, source: std::io::Error) -> LitmusError {
+    LitmusError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn parse_verdict(s: &str) -> Option<Verdict> {
+    match s {
+        "Allowed" => Some(Verdict::Allowed),
+        "Forbidden" => Some(Verdict::Forbidden),
+        "Required" => Some(Verdict::Required),
+        _ => None,
+    }
+}
+
+/// Finds the tests of `dir` with their references.
+///
+/// # Errors
+///
+/// Returns [`LitmusError::Io`] when the directory or an index cannot be
+/// read, [`LitmusError::Syntax`] for a malformed `results.tsv` line.
+pub fn collect(dir: &Path) -> Result<Vec<(String, PathBuf, Reference)>, LitmusError> {
+    let mut out = Vec::new();
+    let tsv = dir.join("results.tsv");
+    if tsv.is_file() {
+        let text = std::fs::read_to_string(&tsv).map_err(|e| io(&tsv, e))?;
+        for (i, line) in text.lines().enumerate().skip(1) {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() < 9 {
+                return Err(LitmusError::Syntax {
+                    file: tsv.display().to_string(),
+                    line: i + 1,
+                    col: 1,
+                    msg: "expected 9 tab-separated columns".into(),
+                });
+            }
+            let r = Reference {
+                expected: parse_verdict(f[3]),
+                herd7_observation: ["Always", "Sometimes", "Never"]
+                    .contains(&f[4])
+                    .then(|| f[4].to_string()),
+                herd7_bbm: match f[7] {
+                    "yes" => Some(true),
+                    "no" => Some(false),
+                    _ => None,
+                },
+                herd7_seconds: f[8].to_string(),
+            };
+            out.push((f[0].to_string(), dir.join("tests").join(f[0]), r));
+        }
+        return Ok(out);
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut any = false;
+    for p in &entries {
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.ends_with(".litmus") {
+            continue;
+        }
+        any = true;
+        let exp = p.with_file_name(format!("{name}.expected"));
+        let mut r = Reference::default();
+        if let Ok(text) = std::fs::read_to_string(&exp) {
+            r.herd7_bbm = Some(
+                text.lines()
+                    .any(|l| l.trim() == "Flag Warning-BBM-expected"),
+            );
+            if let Some(obs) = text.lines().find_map(|l| l.strip_prefix("Observation ")) {
+                r.herd7_observation = obs.split_whitespace().nth(1).map(str::to_string);
+            }
+            r.herd7_seconds = "-".into();
+        }
+        out.push((name.to_string(), p.clone(), r));
+    }
+    if !any {
+        for p in &entries {
+            if p.is_dir() {
+                let sub = collect(p)?;
+                let prefix = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                out.extend(
+                    sub.into_iter()
+                        .map(|(f, path, r)| (format!("{prefix}/{f}"), path, r)),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn has_pt_atom(p: &Prop) -> bool {
+    use crate::ast::{Loc, Obs, Val};
+    match p {
+        Prop::True => false,
+        Prop::Fault(_) => true,
+        Prop::Eq(o, v) => {
+            matches!(o, Obs::Mem(Loc::Pte(_)) | Obs::Fault(..))
+                || matches!(v, Val::Desc(_) | Val::PteAddr(_))
+        }
+        Prop::Not(q) => has_pt_atom(q),
+        Prop::And(v) | Prop::Or(v) => v.iter().any(has_pt_atom),
+    }
+}
+
+/// Classifies a verdict disagreement mechanically.
+///
+/// - Our model is sequentially consistent for ordinary accesses, so where
+///   we forbid (or require) what herd7 allows, the missing executions need
+///   relaxed ordering. If the final condition has a page-table atom (a
+///   fault, a descriptor value, a `PTE(x)` location): "needs relaxed
+///   ordering of translation (walks, descriptor writes, faults)". Else, if
+///   some thread holds a descriptor address or issues a TLBI: "needs
+///   relaxed ordering of ordinary accesses around descriptor writes or
+///   TLBIs". Else (no page-table aspect at all, faults from the initial
+///   tables aside): "needs relaxed ordering of ordinary accesses".
+/// - Where we allow what herd7 forbids or require-fails, our model has an
+///   execution herd7 does not: "more permissive than herd7", with the
+///   model feature the test exercises (a fault handler, hardware AF/DB,
+///   TLB maintenance), the first that applies.
+pub fn classify(t: &Test, ours: Verdict, theirs: Verdict) -> String {
+    let stricter = matches!(
+        (ours, theirs),
+        (Verdict::Forbidden, Verdict::Allowed | Verdict::Required)
+            | (Verdict::Required, Verdict::Allowed)
+    );
+    if stricter {
+        use crate::ast::{Instr, Val};
+        let touches_tables = t.init_regs.iter().any(|r| matches!(r.2, Val::PteAddr(_)))
+            || t.threads
+                .iter()
+                .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))));
+        if has_pt_atom(&t.prop) {
+            "needs relaxed ordering of translation (walks, descriptor writes, faults)".into()
+        } else if touches_tables {
+            "needs relaxed ordering of ordinary accesses around descriptor writes or TLBIs".into()
+        } else {
+            "needs relaxed ordering of ordinary accesses".into()
+        }
+    } else {
+        use crate::ast::Instr;
+        let feature = if t.threads.iter().any(|th| th.handler.is_some()) {
+            "fault handler"
+        } else if t.tthm.ha != 0 || t.tthm.hd != 0 {
+            "hardware AF/dirty updates"
+        } else if t
+            .threads
+            .iter()
+            .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))))
+        {
+            "TLB maintenance"
+        } else {
+            "translation"
+        };
+        format!("more permissive than herd7: {feature}")
+    }
+}
+
+/// Runs one file and returns our result (with the parsed test when it
+/// parsed).
+pub fn run_file(path: &Path, label: &str, opts: &Options) -> (Ours, Option<Test>) {
+    let src = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                Ours::Error {
+                    message: io(path, e).to_string(),
+                },
+                None,
+            );
+        }
+    };
+    let t = match parse(label, &src) {
+        Ok(t) => t,
+        Err(e) => return (failure(e), None),
+    };
+    match run(&t, opts) {
+        Ok(o) => (
+            Ours::Ran {
+                observation: o.observation().into(),
+                verdict: o.verdict(t.quant),
+                bbm: o.bbm_warning,
+                states: o.states,
+                limit_hit: o.limit_hit,
+                seconds: o.seconds,
+            },
+            Some(t),
+        ),
+        Err(e) => (failure(e), Some(t)),
+    }
+}
+
+fn failure(e: LitmusError) -> Ours {
+    match &e {
+        LitmusError::Unsupported { what, .. } | LitmusError::Runtime { what, .. } => {
+            let reason = what.split(" of ").next().unwrap_or(what).to_string();
+            Ours::Unsupported {
+                reason,
+                message: e.to_string(),
+            }
+        }
+        _ => Ours::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Runs every test of `dir` (in parallel) and compares.
+///
+/// # Errors
+///
+/// As [`collect`].
+pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
+    let tests = collect(dir)?;
+    let mut rows: Vec<Row> = tests
+        .par_iter()
+        .map(|(file, path, r)| {
+            let (ours, t) = run_file(path, file, opts);
+            let name = t.as_ref().map_or_else(|| file.clone(), |t| t.name.clone());
+            let quant = t.as_ref().map_or(Quant::Exists, |t| t.quant);
+            let herd7_verdict = r.herd7_observation.as_deref().map(|o| verdict_of(o, quant));
+            let mut verdict_class = None;
+            let mut bbm_class = None;
+            if let (Ours::Ran { verdict, bbm, .. }, Some(t)) = (&ours, &t) {
+                if let Some(theirs) = r.expected.or(herd7_verdict)
+                    && theirs != *verdict
+                {
+                    verdict_class = Some(classify(t, *verdict, theirs));
+                }
+                if let Some(hb) = r.herd7_bbm
+                    && hb != *bbm
+                {
+                    bbm_class = Some(if *bbm {
+                        "we warn, herd7 does not".to_string()
+                    } else {
+                        "herd7 warns, we do not".to_string()
+                    });
+                }
+            }
+            Row {
+                file: file.clone(),
+                name,
+                reference: r.clone(),
+                herd7_verdict,
+                ours,
+                verdict_class,
+                bbm_class,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.file.cmp(&b.file));
+    let mut s = Summary {
+        tests: rows.len(),
+        ..Summary::default()
+    };
+    for row in &rows {
+        match &row.ours {
+            Ours::Ran {
+                verdict,
+                bbm,
+                limit_hit,
+                seconds,
+                ..
+            } => {
+                s.ran += 1;
+                s.seconds += seconds;
+                if *seconds > s.slowest.1 {
+                    s.slowest = (row.file.clone(), *seconds);
+                }
+                if *limit_hit {
+                    s.limit_hit.push(row.file.clone());
+                }
+                if let Some(e) = row.reference.expected {
+                    s.verdict_vs_catalogue.1 += 1;
+                    s.verdict_vs_catalogue.0 += usize::from(e == *verdict);
+                }
+                if let Some(h) = row.herd7_verdict {
+                    s.verdict_vs_herd7.1 += 1;
+                    s.verdict_vs_herd7.0 += usize::from(h == *verdict);
+                }
+                if let Some(b) = row.reference.herd7_bbm {
+                    s.bbm_vs_herd7.1 += 1;
+                    s.bbm_vs_herd7.0 += usize::from(b == *bbm);
+                }
+                if let Some(c) = &row.verdict_class {
+                    *s.verdict_classes.entry(c.clone()).or_default() += 1;
+                }
+                if let Some(c) = &row.bbm_class {
+                    *s.bbm_classes.entry(c.clone()).or_default() += 1;
+                }
+            }
+            Ours::Unsupported { reason, .. } => {
+                *s.unsupported.entry(reason.clone()).or_default() += 1
+            }
+            Ours::Error { .. } => s.errors += 1,
+        }
+    }
+    Ok(Report { rows, summary: s })
+}
+
+/// Renders the summary as the lines of the committed baseline.
+pub fn summary_text(s: &Summary) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("tests {}\n", s.tests));
+    out.push_str(&format!("ran {}\n", s.ran));
+    out.push_str(&format!(
+        "verdict_vs_catalogue {} / {}\n",
+        s.verdict_vs_catalogue.0, s.verdict_vs_catalogue.1
+    ));
+    out.push_str(&format!(
+        "verdict_vs_herd7 {} / {}\n",
+        s.verdict_vs_herd7.0, s.verdict_vs_herd7.1
+    ));
+    out.push_str(&format!(
+        "bbm_vs_herd7 {} / {}\n",
+        s.bbm_vs_herd7.0, s.bbm_vs_herd7.1
+    ));
+    out.push_str(&format!("errors {}\n", s.errors));
+    for (r, n) in &s.unsupported {
+        out.push_str(&format!("unsupported {n} {r}\n"));
+    }
+    for (c, n) in &s.verdict_classes {
+        out.push_str(&format!("verdict_disagreement {n} {c}\n"));
+    }
+    for (c, n) in &s.bbm_classes {
+        out.push_str(&format!("bbm_disagreement {n} {c}\n"));
+    }
+    for f in &s.limit_hit {
+        out.push_str(&format!("state_limit {f}\n"));
+    }
+    out
+}

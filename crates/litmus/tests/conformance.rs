@@ -1,0 +1,87 @@
+//! The conformance ratchet: runs `../shared/conformance` (relative to the
+//! repository root) and fails when an agreement figure falls below the
+//! committed baseline `tests/conformance.baseline`, when a file no longer
+//! parses, or when a BBM warning disagrees with herd7's. (Its speed is a
+//! benchmark figure, `hvo conformance` prints the wall time; no test is
+//! timed.)
+//!
+//! To raise the baseline after an improvement:
+//! `cargo run --release -p hvo -- conformance ../shared/conformance` and copy
+//! the summary lines (up to `time`) into the baseline.
+
+use std::path::Path;
+
+use litmus::exec::Options;
+use litmus::harness::{conformance, summary_text};
+
+fn figure(text: &str, key: &str) -> Option<(usize, usize)> {
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let n = f.get(1)?.parse().ok()?;
+    let m = if f.get(2) == Some(&"/") {
+        f.get(3)?.parse().ok()?
+    } else {
+        n
+    };
+    Some((n, m))
+}
+
+#[test]
+fn agreement_with_herd7_does_not_fall_below_the_baseline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    assert!(
+        root.is_dir(),
+        "the shared conformance data is expected beside the repository, at {}",
+        root.display()
+    );
+    let report = conformance(&root, &Options::default()).expect("conformance data readable");
+    let now = summary_text(&report.summary);
+    println!("{now}");
+    let base_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance.baseline");
+    let base = std::fs::read_to_string(&base_path).expect("baseline");
+    for key in [
+        "ran",
+        "verdict_vs_catalogue",
+        "verdict_vs_herd7",
+        "bbm_vs_herd7",
+    ] {
+        let (b, _) = figure(&base, key).expect("baseline figure");
+        let (n, _) = figure(&now, key).expect("current figure");
+        assert!(n >= b, "{key}: {n} is below the baseline {b}\n{now}");
+    }
+    assert_eq!(report.summary.errors, 0, "malformed files:\n{now}");
+    // Every test that runs agrees with herd7 on the BBM warning.
+    let (agree, compared) = report.summary.bbm_vs_herd7;
+    assert_eq!(agree, compared, "BBM-warning disagreements:\n{now}");
+}
+
+#[test]
+fn bbm_catalogue_matches_herd7_outputs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/herd7-bbm");
+    assert!(
+        dir.is_dir(),
+        "the shared herd7 BBM catalogue is expected beside the repository, at {}",
+        dir.display()
+    );
+    let report = conformance(&dir, &Options::default()).expect("readable");
+    assert_eq!(report.rows.len(), 8);
+    for row in &report.rows {
+        let litmus::harness::Ours::Ran { verdict, bbm, .. } = &row.ours else {
+            panic!("{} did not run", row.file);
+        };
+        assert_eq!(Some(*verdict), row.herd7_verdict, "{}", row.file);
+        assert_eq!(Some(*bbm), row.reference.herd7_bbm, "{}", row.file);
+    }
+    // The exemption: read-only, identical contents.
+    let get = |n: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.file == n)
+            .map(|r| r.reference.herd7_bbm)
+    };
+    assert_eq!(get("CoRR+PteOA.DB0.val.litmus"), Some(Some(false)));
+    assert_eq!(get("CoRR+PteOA.DB1.val.litmus"), Some(Some(true)));
+}

@@ -1,0 +1,96 @@
+//! Verdicts, BBM warnings and errors on the test files of `tests/data`.
+
+use std::path::Path;
+
+use litmus::LitmusError;
+use litmus::exec::{Options, Outcome};
+
+fn run(name: &str) -> (litmus::Test, Outcome) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let src = std::fs::read_to_string(&path).expect("test data");
+    let t = litmus::parse(name, &src).expect("parses");
+    let o = litmus::run(&t, &Options::default()).expect("runs");
+    (t, o)
+}
+
+fn parse_err(name: &str) -> LitmusError {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let src = std::fs::read_to_string(&path).expect("test data");
+    litmus::parse(name, &src).expect_err("must not parse")
+}
+
+#[test]
+fn store_buffering_is_forbidden_on_the_sc_executor() {
+    let (t, o) = run("SB.litmus");
+    assert_eq!(o.observation(), "Never");
+    assert!(!o.ok(t.quant));
+    assert_eq!(o.counts(), (0, 3));
+    assert!(!o.bbm_warning);
+}
+
+#[test]
+fn remap_without_bbm_warns_and_shows_the_stale_read() {
+    let (t, o) = run("remap-no-bbm.litmus");
+    assert!(o.bbm_warning);
+    // New mapping then old one: a stale TLB entry.
+    assert_eq!(o.observation(), "Sometimes");
+    assert!(o.ok(t.quant));
+}
+
+#[test]
+fn remap_with_bbm_does_not_warn_and_forbids_the_stale_read() {
+    let (t, o) = run("remap-bbm.litmus");
+    assert!(!o.bbm_warning);
+    assert_eq!(o.observation(), "Never");
+    assert!(!o.ok(t.quant));
+}
+
+#[test]
+fn hardware_af_sets_the_flag_instead_of_faulting() {
+    let (t, o) = run("ha-af.litmus");
+    assert_eq!(o.observation(), "Always");
+    assert_eq!(o.verdict(t.quant), litmus::Verdict::Required);
+}
+
+#[test]
+fn access_flag_fault_stops_the_thread() {
+    let (t, o) = run("no-ha-af.litmus");
+    assert_eq!(o.observation(), "Always");
+    assert!(o.ok(t.quant));
+    assert_eq!(o.finals.len(), 1);
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    let e = parse_err("bad-operand.litmus");
+    match &e {
+        LitmusError::Syntax {
+            file,
+            line,
+            col,
+            msg,
+        } => {
+            assert_eq!(file, "bad-operand.litmus");
+            assert_eq!((*line, *col), (6, 9));
+            assert!(msg.contains("expected `[`"), "{msg}");
+        }
+        other => panic!("expected a syntax error, got {other}"),
+    }
+    assert!(e.to_string().starts_with("bad-operand.litmus:6:9: "));
+}
+
+#[test]
+fn unsupported_constructs_are_named() {
+    let e = parse_err("unsupported.litmus");
+    match e {
+        LitmusError::Unsupported { line, what, .. } => {
+            assert_eq!(line, 7);
+            assert_eq!(what, "instruction DC");
+        }
+        other => panic!("expected unsupported, got {other}"),
+    }
+}
