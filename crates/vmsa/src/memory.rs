@@ -11,8 +11,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use crate::VmsaError;
 use crate::addr::PhysAddr;
 use crate::granule::Granule;
@@ -56,6 +54,87 @@ impl Content {
     }
 }
 
+/// At most this many chunks in the page store's directory.
+const MAX_DIR: u64 = 1 << 16;
+
+/// The contents of the frames written so far, indexed by frame number: a
+/// directory of chunks of consecutive frames, a chunk allocated when one
+/// of its frames is first written. Frames a run touches are dense (the
+/// vmemmap's backing, and what the allocator hands out lowest first), so a
+/// lookup is two indexings, never a hash, and storing a frame never moves
+/// the others (no rehash of millions of entries).
+#[derive(Clone)]
+struct PageStore {
+    shift: u32,
+    dir: Vec<Option<Box<[Option<Content>]>>>,
+    len: usize,
+}
+
+impl PageStore {
+    fn new(frames: u64) -> Self {
+        // Chunks of 4096 frames (fewer for small memories), more for memories
+        // so large that the directory would exceed `MAX_DIR` entries.
+        let mut shift = 12u32.min(64 - frames.saturating_sub(1).leading_zeros());
+        while frames >> shift > MAX_DIR {
+            shift += 1;
+        }
+        PageStore {
+            shift,
+            dir: vec![None; frames.div_ceil(1 << shift) as usize],
+            len: 0,
+        }
+    }
+
+    fn split(&self, frame: u64) -> (usize, usize) {
+        (
+            (frame >> self.shift) as usize,
+            (frame & ((1 << self.shift) - 1)) as usize,
+        )
+    }
+
+    #[inline]
+    fn get(&self, frame: u64) -> Option<&Content> {
+        let (d, i) = self.split(frame);
+        self.dir.get(d)?.as_ref()?[i].as_ref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, frame: u64) -> Option<&mut Content> {
+        let (d, i) = self.split(frame);
+        self.dir.get_mut(d)?.as_mut()?[i].as_mut()
+    }
+
+    fn insert(&mut self, frame: u64, c: Content) {
+        let (d, i) = self.split(frame);
+        let n = 1usize << self.shift;
+        let s = &mut self.dir[d].get_or_insert_with(|| vec![None; n].into_boxed_slice())[i];
+        if s.is_none() {
+            self.len += 1;
+        }
+        *s = Some(c);
+    }
+
+    fn take(&mut self, frame: u64) -> Option<Content> {
+        let (d, i) = self.split(frame);
+        let c = self.dir.get_mut(d)?.as_mut()?[i].take();
+        if c.is_some() {
+            self.len -= 1;
+        }
+        c
+    }
+
+    fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.dir.iter().enumerate().flat_map(move |(d, c)| {
+            c.iter().flat_map(move |c| {
+                c.iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.is_some())
+                    .map(move |(i, _)| ((d as u64) << self.shift) + i as u64)
+            })
+        })
+    }
+}
+
 struct Region {
     start: u64,
     end: u64,
@@ -68,7 +147,7 @@ struct Region {
 pub struct Memory {
     granule: Granule,
     frames: u64,
-    pages: FxHashMap<u64, Content>,
+    pages: PageStore,
     regions: Arc<Vec<Region>>,
 }
 
@@ -77,7 +156,7 @@ impl fmt::Debug for Memory {
         f.debug_struct("Memory")
             .field("granule", &self.granule)
             .field("frames", &self.frames)
-            .field("pages_written", &self.pages.len())
+            .field("pages_written", &self.pages.len)
             .field(
                 "regions",
                 &self
@@ -96,8 +175,8 @@ impl PartialEq for Memory {
             && self.frames == other.frames
             && Arc::ptr_eq(&self.regions, &other.regions)
             && {
-                let keys = self.pages.keys().chain(other.pages.keys());
-                keys.into_iter().all(|&f| self.same_frames(f, other, f))
+                let mut keys = self.pages.keys().chain(other.pages.keys());
+                keys.all(|f| self.same_frames(f, other, f))
             }
     }
 }
@@ -119,7 +198,7 @@ impl Memory {
         Ok(Memory {
             granule,
             frames: size / granule.page_size(),
-            pages: FxHashMap::default(),
+            pages: PageStore::new(size / granule.page_size()),
             regions: Arc::new(Vec::new()),
         })
     }
@@ -137,7 +216,7 @@ impl Memory {
     /// Returns the number of frames whose contents were written or copied
     /// (the model's own memory cost).
     pub fn pages_stored(&self) -> usize {
-        self.pages.len()
+        self.pages.len
     }
 
     /// Declares that frames `start..end` initially hold `pattern(frame,
@@ -218,7 +297,7 @@ impl Memory {
     /// Returns the contents of frame `frame` (a copy of the symbolic value).
     pub fn content(&self, frame: u64) -> Content {
         self.pages
-            .get(&frame)
+            .get(frame)
             .cloned()
             .unwrap_or_else(|| self.initial(frame))
     }
@@ -251,7 +330,7 @@ impl Memory {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
         let word = self.word_index(pa);
-        Ok(match self.pages.get(&frame) {
+        Ok(match self.pages.get(frame) {
             Some(c) => self.content_word(c, word),
             None => self.content_word(&self.initial(frame), word),
         })
@@ -273,7 +352,7 @@ impl Memory {
         if let Some(Content {
             base: Base::Words(w),
             ..
-        }) = self.pages.get_mut(&frame)
+        }) = self.pages.get_mut(frame)
         {
             Arc::make_mut(w)[word as usize] = value;
             return Ok(());
@@ -297,7 +376,12 @@ impl Memory {
                 addr: (frame << shift) + u64::from(w) * 8,
             });
         }
-        let c = self.content(frame);
+        // Taken out, not cloned: materialised words are then changed in
+        // place rather than copied.
+        let c = match self.pages.take(frame) {
+            Some(c) => c,
+            None => self.initial(frame),
+        };
         let Content { base, overlay } = c;
         let c = match base {
             Base::Words(mut w) => {
@@ -358,12 +442,7 @@ impl Memory {
         self.frame_of(PhysAddr(dst << shift))?;
         self.frame_of(PhysAddr(src << shift))?;
         let c = self.content(src);
-        match self.pages.get_mut(&dst) {
-            Some(d) => *d = c,
-            None => {
-                self.pages.insert(dst, c);
-            }
-        }
+        self.pages.insert(dst, c);
         Ok(())
     }
 
@@ -389,7 +468,7 @@ impl Memory {
     }
 
     fn content_ref(&self, frame: u64) -> std::borrow::Cow<'_, Content> {
-        match self.pages.get(&frame) {
+        match self.pages.get(frame) {
             Some(c) => std::borrow::Cow::Borrowed(c),
             None => std::borrow::Cow::Owned(self.initial(frame)),
         }
