@@ -290,6 +290,11 @@ pub struct Program {
 impl Program {
     /// Appends one operation.
     pub fn push(&mut self, i: Instr) {
+        if self.instrs.capacity() == 0 {
+            // A huge page's phase is a few dozen operations: one
+            // allocation instead of a doubling series.
+            self.instrs.reserve(32);
+        }
         self.instrs.push(i);
     }
 

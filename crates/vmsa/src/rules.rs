@@ -863,11 +863,16 @@ impl RuleChecker {
         // Details are formatted only for violations that will be kept.
         let counts = &self.counts;
         let keep = self.keep_per_rule;
-        let mut found: Vec<(Rule, String)> = Vec::new();
+        // At most one finding per rule, in the order found (no allocation:
+        // five R_WHZWS clauses are compared here).
+        let mut found: [(Rule, String); 5] =
+            std::array::from_fn(|_| (Rule::OaChangeWritable, String::new()));
+        let mut nfound = 0;
         let mut add = |r: Rule, s: &dyn Fn() -> String| {
-            if !found.iter().any(|(x, _)| *x == r) {
+            if !found[..nfound].iter().any(|(x, _)| *x == r) {
                 let kept = counts.get(&r).copied().unwrap_or(0) < keep;
-                found.push((r, if kept { s() } else { String::new() }));
+                found[nfound] = (r, if kept { s() } else { String::new() });
+                nfound += 1;
             }
         };
         for o in olds {
@@ -951,7 +956,7 @@ impl RuleChecker {
                 }
             }
         }
-        for (rule, detail) in found {
+        for (rule, detail) in found.into_iter().take(nfound) {
             self.report(rule, cpu, pa, at, (Some(old), Some(new)), || detail);
         }
     }
@@ -1037,12 +1042,19 @@ impl RuleChecker {
             }
         }
         if mapped.is_none() {
-            if let Some((f, (l, va))) = self
-                .tables
-                .iter()
-                .filter(|(f, _)| inside(**f))
-                .min_by_key(|(f, _)| **f)
-            {
+            // The lowest live table frame inside the block: probe the block's
+            // frames when it is smaller than the set of tables (a free of a
+            // few pages among thousands of tables), else scan the tables.
+            let table = if n <= self.tables.len() as u64 {
+                (first..first + n).find_map(|f| self.tables.get(&f).map(|t| (f, *t)))
+            } else {
+                self.tables
+                    .iter()
+                    .filter(|(f, _)| inside(**f))
+                    .min_by_key(|(f, _)| **f)
+                    .map(|(f, t)| (*f, *t))
+            };
+            if let Some((f, (l, va))) = table {
                 mapped = Some(format!("frame {f:#x} is a live L{l} table for {va:#x}"));
             }
         }
