@@ -28,8 +28,13 @@ enum Base {
     Zero,
     /// The initial contents of frame `frame` of region `region`.
     Pattern { region: u32, frame: u64 },
-    /// Materialised words.
+    /// Materialised words, shared by the frames copied from one another.
     Words(Arc<[u64]>),
+    /// Materialised words of one frame alone (a translation table, a page
+    /// written word by word): written in place, with no reference count to
+    /// update. A copy of the frame shares its words ([`Memory::copy_frame`]
+    /// turns them into [`Base::Words`] first).
+    Owned(Box<[u64]>),
 }
 
 /// The contents of one page: a base plus a sorted overlay of written words.
@@ -309,6 +314,7 @@ impl Memory {
                 (self.regions[*region as usize].pattern)(*frame, word)
             }
             Base::Words(w) => w[word],
+            Base::Owned(w) => w[word],
         }
     }
 
@@ -349,13 +355,22 @@ impl Memory {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
         let word = self.word_index(pa) as u32;
-        if let Some(Content {
-            base: Base::Words(w),
-            ..
-        }) = self.pages.get_mut(frame)
-        {
-            Arc::make_mut(w)[word as usize] = value;
-            return Ok(());
+        match self.pages.get_mut(frame) {
+            Some(Content {
+                base: Base::Owned(w),
+                ..
+            }) => {
+                w[word as usize] = value;
+                return Ok(());
+            }
+            Some(Content {
+                base: Base::Words(w),
+                ..
+            }) => {
+                Arc::make_mut(w)[word as usize] = value;
+                return Ok(());
+            }
+            _ => {}
         }
         self.write_words(frame, &[(word, value)])
     }
@@ -394,6 +409,15 @@ impl Memory {
                     overlay: None,
                 }
             }
+            Base::Owned(mut w) => {
+                for &(i, v) in words {
+                    w[i as usize] = v;
+                }
+                Content {
+                    base: Base::Owned(w),
+                    overlay: None,
+                }
+            }
             base => {
                 let mut o: Vec<(u32, u64)> = overlay.as_deref().unwrap_or(&[]).to_vec();
                 for &(i, v) in words {
@@ -409,7 +433,7 @@ impl Memory {
                 if c.overlay().len() > OVERLAY_LIMIT {
                     let words: Vec<u64> = (0..wpp).map(|i| self.content_word(&c, i)).collect();
                     Content {
-                        base: Base::Words(words.into()),
+                        base: Base::Owned(words.into_boxed_slice()),
                         overlay: None,
                     }
                 } else {
@@ -441,6 +465,12 @@ impl Memory {
         let shift = self.granule.page_shift();
         self.frame_of(PhysAddr(dst << shift))?;
         self.frame_of(PhysAddr(src << shift))?;
+        if let Some(c) = self.pages.get_mut(src)
+            && let Base::Owned(w) = &mut c.base
+        {
+            // From now on the copies share the words.
+            c.base = Base::Words(Arc::from(std::mem::take(w)));
+        }
         let c = self.content(src);
         self.pages.insert(dst, c);
         Ok(())
