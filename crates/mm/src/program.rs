@@ -288,12 +288,18 @@ pub struct Program {
 }
 
 impl Program {
+    /// Returns an empty program with room for `n` operations.
+    pub fn with_capacity(n: usize) -> Self {
+        Program {
+            instrs: Vec::with_capacity(n),
+        }
+    }
+
     /// Appends one operation.
     pub fn push(&mut self, i: Instr) {
         if self.instrs.capacity() == 0 {
-            // A huge page's phase is a few dozen operations: one
-            // allocation instead of a doubling series.
-            self.instrs.reserve(32);
+            // Fewer reallocations for the usual handful of operations.
+            self.instrs.reserve(8);
         }
         self.instrs.push(i);
     }

@@ -419,8 +419,16 @@ impl Memory {
                 }
             }
             base => {
-                let mut o: Vec<(u32, u64)> = overlay.as_deref().unwrap_or(&[]).to_vec();
+                let old = overlay.as_deref().unwrap_or(&[]);
+                let mut o: Vec<(u32, u64)> = Vec::with_capacity(old.len() + words.len());
+                o.extend_from_slice(old);
                 for &(i, v) in words {
+                    // Words past the last one written are appended (the
+                    // common case: a run of struct pages in order).
+                    if o.last().is_none_or(|&(j, _)| j < i) {
+                        o.push((i, v));
+                        continue;
+                    }
                     match o.binary_search_by_key(&i, |&(j, _)| j) {
                         Ok(k) => o[k].1 = v,
                         Err(k) => o.insert(k, (i, v)),
