@@ -593,7 +593,13 @@ impl Kernel {
     /// change; on an allocation failure frees what it allocated and
     /// returns `Ok(None)`.
     fn run_or_undo(&mut self, prog: &Program) -> Result<Option<FxHashMap<u16, u64>>, MmError> {
-        let mut regs = FxHashMap::default();
+        // Sized once for the registers the program allocates.
+        let allocs = prog
+            .instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Alloc { .. }))
+            .count();
+        let mut regs = FxHashMap::with_capacity_and_hasher(allocs, Default::default());
         match self.run(prog, &mut regs) {
             Ok(()) => Ok(Some(regs)),
             Err(MmError::Alloc { .. }) => {

@@ -858,11 +858,17 @@ impl RuleChecker {
             }));
         sc.new_all.clear();
         self.collect(mem, new, level, va, pa, false, &mut sc.new_all);
+        // `collect` lists a table's own walk entry first: the old value was
+        // a table exactly when `old_all` starts with a walk entry from `pa`
+        // (no second decode).
         let old_leaf_cached = sc
             .old_cached
             .iter()
             .any(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Leaf { .. }))
-            || (matches!(old.decode(g, level), Entry::Table(_)));
+            || sc
+                .old_all
+                .first()
+                .is_some_and(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Walk { .. }));
         self.overlapping(va, end, &mut sc.near);
         sc.prior.clear();
         sc.prior.extend(
