@@ -693,6 +693,10 @@ impl Kernel {
                     regs.clear();
                     self.run(&phases[0], &mut regs)?;
                 }
+                // Phase 0 has run: its memory goes back to the allocator now
+                // (reused by the next huge page's) rather than at the end of
+                // the batch, when the allocator would return it to the system.
+                phases[0] = Program::default();
                 plans.push((i, f, phases, regs));
             }
             self.run_later_phases(
@@ -909,8 +913,10 @@ impl Kernel {
             let mut plans = Vec::new();
             for &i in &chunk {
                 let f = self.folio(i)?;
-                let phases = proto.restore_phases(&f, 0);
+                let mut phases = proto.restore_phases(&f, 0);
                 if let Some(regs) = self.run_or_undo(&phases[0])? {
+                    // Phase 0 has run (see `optimize`).
+                    phases[0] = Program::default();
                     plans.push((i, phases, regs));
                 }
             }
