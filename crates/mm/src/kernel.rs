@@ -642,6 +642,9 @@ impl Kernel {
                 Err(e) => return Err(e),
             }
         }
+        // One plan list for every batch: its memory is reused, not returned
+        // to the system and faulted back at each batch.
+        let mut plans = Vec::with_capacity(batch.clamp(1, which.len().max(1)));
         for chunk in which.chunks(batch.max(1)) {
             let chunk: Vec<usize> = chunk
                 .iter()
@@ -676,7 +679,7 @@ impl Kernel {
             // first remap, so speculative PFN walkers that saw a refcount
             // before it was frozen are done.
             self.mark(true, Instr::SynchronizeRcu)?;
-            let mut plans = Vec::new();
+            plans.clear();
             for &i in &ok {
                 let mut f = self.folio(i)?;
                 let mut phases = proto.hvo_phases(&f, 0);
@@ -899,6 +902,9 @@ impl Kernel {
         batch: usize,
     ) -> Result<usize, MmError> {
         let mut done = 0;
+        // One plan list for every batch: its memory is reused, not returned
+        // to the system and faulted back at each batch.
+        let mut plans = Vec::with_capacity(batch.clamp(1, which.len().max(1)));
         for chunk in which.chunks(batch.max(1)) {
             let chunk: Vec<usize> = chunk
                 .iter()
@@ -910,7 +916,7 @@ impl Kernel {
             }
             self.mark(proto.stops_machine(), Instr::StopMachine)?;
             self.mark(true, Instr::SynchronizeRcu)?;
-            let mut plans = Vec::new();
+            plans.clear();
             for &i in &chunk {
                 let f = self.folio(i)?;
                 let mut phases = proto.restore_phases(&f, 0);
