@@ -558,6 +558,35 @@ mod tests {
     }
 
     #[test]
+    fn copies_of_a_page_written_in_place_stay_apart() {
+        // 64 MiB: 16384 frames, four chunks of the page store.
+        let mut m = Memory::new(Granule::K4, 64 << 20).unwrap();
+        let (a, b, c) = (4095u64, 4096u64, 16383u64);
+        // More words than the overlay keeps: frame `a` is materialised.
+        for i in 0..64u64 {
+            m.write_u64(PhysAddr((a << 12) + i * 8), i + 1).unwrap();
+        }
+        m.copy_frame(b, a).unwrap();
+        m.copy_frame(c, a).unwrap();
+        assert_eq!(m.pages_stored(), 3);
+        // Writing the original (or a copy) leaves the others as they were.
+        m.write_u64(PhysAddr(a << 12), 100).unwrap();
+        m.write_u64(PhysAddr((c << 12) + 8), 200).unwrap();
+        assert_eq!(m.read_u64(PhysAddr(a << 12)).unwrap(), 100);
+        assert_eq!(m.read_u64(PhysAddr(b << 12)).unwrap(), 1);
+        assert_eq!(m.read_u64(PhysAddr((b << 12) + 8)).unwrap(), 2);
+        assert_eq!(m.read_u64(PhysAddr((c << 12) + 8)).unwrap(), 200);
+        assert!(!m.same_contents(a, b) && !m.same_contents(b, c));
+        // Equality of memories is by contents, whatever the representation.
+        let mut other = m.clone();
+        assert_eq!(m, other);
+        other.write_u64(PhysAddr((b << 12) + 8), 3).unwrap();
+        assert_ne!(m, other);
+        other.write_u64(PhysAddr((b << 12) + 8), 2).unwrap();
+        assert_eq!(m, other);
+    }
+
+    #[test]
     fn materialisation_keeps_words() {
         let mut m = Memory::new(Granule::K4, 1 << 20).unwrap();
         for i in 0..100u64 {
