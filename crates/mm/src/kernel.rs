@@ -593,7 +593,13 @@ impl Kernel {
     /// change; on an allocation failure frees what it allocated and
     /// returns `Ok(None)`.
     fn run_or_undo(&mut self, prog: &Program) -> Result<Option<FxHashMap<u16, u64>>, MmError> {
-        let mut regs = FxHashMap::default();
+        // Sized once for the registers the program allocates.
+        let allocs = prog
+            .instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Alloc { .. }))
+            .count();
+        let mut regs = FxHashMap::with_capacity_and_hasher(allocs, Default::default());
         match self.run(prog, &mut regs) {
             Ok(()) => Ok(Some(regs)),
             Err(MmError::Alloc { .. }) => {
@@ -636,6 +642,9 @@ impl Kernel {
                 Err(e) => return Err(e),
             }
         }
+        // One plan list for every batch: its memory is reused, not returned
+        // to the system and faulted back at each batch.
+        let mut plans = Vec::with_capacity(batch.clamp(1, which.len().max(1)));
         for chunk in which.chunks(batch.max(1)) {
             let chunk: Vec<usize> = chunk
                 .iter()
@@ -670,7 +679,7 @@ impl Kernel {
             // first remap, so speculative PFN walkers that saw a refcount
             // before it was frozen are done.
             self.mark(true, Instr::SynchronizeRcu)?;
-            let mut plans = Vec::new();
+            plans.clear();
             for &i in &ok {
                 let mut f = self.folio(i)?;
                 let mut phases = proto.hvo_phases(&f, 0);
@@ -687,6 +696,10 @@ impl Kernel {
                     regs.clear();
                     self.run(&phases[0], &mut regs)?;
                 }
+                // Phase 0 has run: its memory goes back to the allocator now
+                // (reused by the next huge page's) rather than at the end of
+                // the batch, when the allocator would return it to the system.
+                phases[0] = Program::default();
                 plans.push((i, f, phases, regs));
             }
             self.run_later_phases(
@@ -889,6 +902,9 @@ impl Kernel {
         batch: usize,
     ) -> Result<usize, MmError> {
         let mut done = 0;
+        // One plan list for every batch: its memory is reused, not returned
+        // to the system and faulted back at each batch.
+        let mut plans = Vec::with_capacity(batch.clamp(1, which.len().max(1)));
         for chunk in which.chunks(batch.max(1)) {
             let chunk: Vec<usize> = chunk
                 .iter()
@@ -900,11 +916,13 @@ impl Kernel {
             }
             self.mark(proto.stops_machine(), Instr::StopMachine)?;
             self.mark(true, Instr::SynchronizeRcu)?;
-            let mut plans = Vec::new();
+            plans.clear();
             for &i in &chunk {
                 let f = self.folio(i)?;
-                let phases = proto.restore_phases(&f, 0);
+                let mut phases = proto.restore_phases(&f, 0);
                 if let Some(regs) = self.run_or_undo(&phases[0])? {
+                    // Phase 0 has run (see `optimize`).
+                    phases[0] = Program::default();
                     plans.push((i, phases, regs));
                 }
             }

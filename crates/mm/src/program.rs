@@ -288,8 +288,19 @@ pub struct Program {
 }
 
 impl Program {
+    /// Returns an empty program with room for `n` operations.
+    pub fn with_capacity(n: usize) -> Self {
+        Program {
+            instrs: Vec::with_capacity(n),
+        }
+    }
+
     /// Appends one operation.
     pub fn push(&mut self, i: Instr) {
+        if self.instrs.capacity() == 0 {
+            // Fewer reallocations for the usual handful of operations.
+            self.instrs.reserve(8);
+        }
         self.instrs.push(i);
     }
 

@@ -369,7 +369,9 @@ impl Protocol {
         } else {
             Page::Reg(reg, 0)
         };
-        let mut prep = Program::default();
+        // Room for the first phase as most protocols emit it (one store or
+        // two per page and a few barriers).
+        let mut prep = Program::with_capacity(n + 8);
         if !f.reuse_head && self.remap != RemapStrategy::SharedTail {
             prep.push(Instr::Alloc { reg, order: 0 });
             prep.push(Instr::Copy {
@@ -477,7 +479,7 @@ impl Protocol {
     /// Emits the frees that follow the batch's last flush: the old vmemmap
     /// pages (the whole block when page 0 was copied).
     pub fn hvo_frees(&self, f: &Folio) -> Program {
-        let mut p = Program::default();
+        let mut p = Program::with_capacity(1);
         let n = f.frames.len() as u64;
         let keep_first = f.reuse_head || self.remap == RemapStrategy::SharedTail;
         if !keep_first && n.is_power_of_two() && f.frames[0] % n == 0 {
@@ -507,7 +509,8 @@ impl Protocol {
             _ => kept,
         };
         let new = |i: usize| Page::Reg(reg + i as u16, 0);
-        let mut prep = Program::default();
+        // Room for the first phase: allocations, copies, repairs, stores.
+        let mut prep = Program::with_capacity(4 * n + 4);
         for i in 1..n {
             prep.push(Instr::Alloc {
                 reg: reg + i as u16,

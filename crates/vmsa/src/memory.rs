@@ -11,8 +11,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use crate::VmsaError;
 use crate::addr::PhysAddr;
 use crate::granule::Granule;
@@ -30,8 +28,13 @@ enum Base {
     Zero,
     /// The initial contents of frame `frame` of region `region`.
     Pattern { region: u32, frame: u64 },
-    /// Materialised words.
+    /// Materialised words, shared by the frames copied from one another.
     Words(Arc<[u64]>),
+    /// Materialised words of one frame alone (a translation table, a page
+    /// written word by word): written in place, with no reference count to
+    /// update. A copy of the frame shares its words ([`Memory::copy_frame`]
+    /// turns them into [`Base::Words`] first).
+    Owned(Box<[u64]>),
 }
 
 /// The contents of one page: a base plus a sorted overlay of written words.
@@ -56,6 +59,87 @@ impl Content {
     }
 }
 
+/// At most this many chunks in the page store's directory.
+const MAX_DIR: u64 = 1 << 16;
+
+/// The contents of the frames written so far, indexed by frame number: a
+/// directory of chunks of consecutive frames, a chunk allocated when one
+/// of its frames is first written. Frames a run touches are dense (the
+/// vmemmap's backing, and what the allocator hands out lowest first), so a
+/// lookup is two indexings, never a hash, and storing a frame never moves
+/// the others (no rehash of millions of entries).
+#[derive(Clone)]
+struct PageStore {
+    shift: u32,
+    dir: Vec<Option<Box<[Option<Content>]>>>,
+    len: usize,
+}
+
+impl PageStore {
+    fn new(frames: u64) -> Self {
+        // Chunks of 4096 frames (fewer for small memories), more for memories
+        // so large that the directory would exceed `MAX_DIR` entries.
+        let mut shift = 12u32.min(64 - frames.saturating_sub(1).leading_zeros());
+        while frames >> shift > MAX_DIR {
+            shift += 1;
+        }
+        PageStore {
+            shift,
+            dir: vec![None; frames.div_ceil(1 << shift) as usize],
+            len: 0,
+        }
+    }
+
+    fn split(&self, frame: u64) -> (usize, usize) {
+        (
+            (frame >> self.shift) as usize,
+            (frame & ((1 << self.shift) - 1)) as usize,
+        )
+    }
+
+    #[inline]
+    fn get(&self, frame: u64) -> Option<&Content> {
+        let (d, i) = self.split(frame);
+        self.dir.get(d)?.as_ref()?[i].as_ref()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, frame: u64) -> Option<&mut Content> {
+        let (d, i) = self.split(frame);
+        self.dir.get_mut(d)?.as_mut()?[i].as_mut()
+    }
+
+    fn insert(&mut self, frame: u64, c: Content) {
+        let (d, i) = self.split(frame);
+        let n = 1usize << self.shift;
+        let s = &mut self.dir[d].get_or_insert_with(|| vec![None; n].into_boxed_slice())[i];
+        if s.is_none() {
+            self.len += 1;
+        }
+        *s = Some(c);
+    }
+
+    fn take(&mut self, frame: u64) -> Option<Content> {
+        let (d, i) = self.split(frame);
+        let c = self.dir.get_mut(d)?.as_mut()?[i].take();
+        if c.is_some() {
+            self.len -= 1;
+        }
+        c
+    }
+
+    fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        self.dir.iter().enumerate().flat_map(move |(d, c)| {
+            c.iter().flat_map(move |c| {
+                c.iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.is_some())
+                    .map(move |(i, _)| ((d as u64) << self.shift) + i as u64)
+            })
+        })
+    }
+}
+
 struct Region {
     start: u64,
     end: u64,
@@ -68,7 +152,7 @@ struct Region {
 pub struct Memory {
     granule: Granule,
     frames: u64,
-    pages: FxHashMap<u64, Content>,
+    pages: PageStore,
     regions: Arc<Vec<Region>>,
 }
 
@@ -77,7 +161,7 @@ impl fmt::Debug for Memory {
         f.debug_struct("Memory")
             .field("granule", &self.granule)
             .field("frames", &self.frames)
-            .field("pages_written", &self.pages.len())
+            .field("pages_written", &self.pages.len)
             .field(
                 "regions",
                 &self
@@ -96,8 +180,8 @@ impl PartialEq for Memory {
             && self.frames == other.frames
             && Arc::ptr_eq(&self.regions, &other.regions)
             && {
-                let keys = self.pages.keys().chain(other.pages.keys());
-                keys.into_iter().all(|&f| self.same_frames(f, other, f))
+                let mut keys = self.pages.keys().chain(other.pages.keys());
+                keys.all(|f| self.same_frames(f, other, f))
             }
     }
 }
@@ -119,7 +203,7 @@ impl Memory {
         Ok(Memory {
             granule,
             frames: size / granule.page_size(),
-            pages: FxHashMap::default(),
+            pages: PageStore::new(size / granule.page_size()),
             regions: Arc::new(Vec::new()),
         })
     }
@@ -137,7 +221,7 @@ impl Memory {
     /// Returns the number of frames whose contents were written or copied
     /// (the model's own memory cost).
     pub fn pages_stored(&self) -> usize {
-        self.pages.len()
+        self.pages.len
     }
 
     /// Declares that frames `start..end` initially hold `pattern(frame,
@@ -218,7 +302,7 @@ impl Memory {
     /// Returns the contents of frame `frame` (a copy of the symbolic value).
     pub fn content(&self, frame: u64) -> Content {
         self.pages
-            .get(&frame)
+            .get(frame)
             .cloned()
             .unwrap_or_else(|| self.initial(frame))
     }
@@ -230,6 +314,7 @@ impl Memory {
                 (self.regions[*region as usize].pattern)(*frame, word)
             }
             Base::Words(w) => w[word],
+            Base::Owned(w) => w[word],
         }
     }
 
@@ -251,7 +336,7 @@ impl Memory {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
         let word = self.word_index(pa);
-        Ok(match self.pages.get(&frame) {
+        Ok(match self.pages.get(frame) {
             Some(c) => self.content_word(c, word),
             None => self.content_word(&self.initial(frame), word),
         })
@@ -270,13 +355,22 @@ impl Memory {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
         let word = self.word_index(pa) as u32;
-        if let Some(Content {
-            base: Base::Words(w),
-            ..
-        }) = self.pages.get_mut(&frame)
-        {
-            Arc::make_mut(w)[word as usize] = value;
-            return Ok(());
+        match self.pages.get_mut(frame) {
+            Some(Content {
+                base: Base::Owned(w),
+                ..
+            }) => {
+                w[word as usize] = value;
+                return Ok(());
+            }
+            Some(Content {
+                base: Base::Words(w),
+                ..
+            }) => {
+                Arc::make_mut(w)[word as usize] = value;
+                return Ok(());
+            }
+            _ => {}
         }
         self.write_words(frame, &[(word, value)])
     }
@@ -297,7 +391,12 @@ impl Memory {
                 addr: (frame << shift) + u64::from(w) * 8,
             });
         }
-        let c = self.content(frame);
+        // Taken out, not cloned: materialised words are then changed in
+        // place rather than copied.
+        let c = match self.pages.take(frame) {
+            Some(c) => c,
+            None => self.initial(frame),
+        };
         let Content { base, overlay } = c;
         let c = match base {
             Base::Words(mut w) => {
@@ -310,9 +409,26 @@ impl Memory {
                     overlay: None,
                 }
             }
-            base => {
-                let mut o: Vec<(u32, u64)> = overlay.as_deref().unwrap_or(&[]).to_vec();
+            Base::Owned(mut w) => {
                 for &(i, v) in words {
+                    w[i as usize] = v;
+                }
+                Content {
+                    base: Base::Owned(w),
+                    overlay: None,
+                }
+            }
+            base => {
+                let old = overlay.as_deref().unwrap_or(&[]);
+                let mut o: Vec<(u32, u64)> = Vec::with_capacity(old.len() + words.len());
+                o.extend_from_slice(old);
+                for &(i, v) in words {
+                    // Words past the last one written are appended (the
+                    // common case: a run of struct pages in order).
+                    if o.last().is_none_or(|&(j, _)| j < i) {
+                        o.push((i, v));
+                        continue;
+                    }
                     match o.binary_search_by_key(&i, |&(j, _)| j) {
                         Ok(k) => o[k].1 = v,
                         Err(k) => o.insert(k, (i, v)),
@@ -325,7 +441,7 @@ impl Memory {
                 if c.overlay().len() > OVERLAY_LIMIT {
                     let words: Vec<u64> = (0..wpp).map(|i| self.content_word(&c, i)).collect();
                     Content {
-                        base: Base::Words(words.into()),
+                        base: Base::Owned(words.into_boxed_slice()),
                         overlay: None,
                     }
                 } else {
@@ -357,13 +473,14 @@ impl Memory {
         let shift = self.granule.page_shift();
         self.frame_of(PhysAddr(dst << shift))?;
         self.frame_of(PhysAddr(src << shift))?;
-        let c = self.content(src);
-        match self.pages.get_mut(&dst) {
-            Some(d) => *d = c,
-            None => {
-                self.pages.insert(dst, c);
-            }
+        if let Some(c) = self.pages.get_mut(src)
+            && let Base::Owned(w) = &mut c.base
+        {
+            // From now on the copies share the words.
+            c.base = Base::Words(Arc::from(std::mem::take(w)));
         }
+        let c = self.content(src);
+        self.pages.insert(dst, c);
         Ok(())
     }
 
@@ -389,7 +506,7 @@ impl Memory {
     }
 
     fn content_ref(&self, frame: u64) -> std::borrow::Cow<'_, Content> {
-        match self.pages.get(&frame) {
+        match self.pages.get(frame) {
             Some(c) => std::borrow::Cow::Borrowed(c),
             None => std::borrow::Cow::Owned(self.initial(frame)),
         }
@@ -438,6 +555,35 @@ mod tests {
         // Writing the value back makes them equal again.
         m.write_u64(PhysAddr((3 << 12) + 8), 0).unwrap();
         assert!(m.same_contents(3, 16));
+    }
+
+    #[test]
+    fn copies_of_a_page_written_in_place_stay_apart() {
+        // 64 MiB: 16384 frames, four chunks of the page store.
+        let mut m = Memory::new(Granule::K4, 64 << 20).unwrap();
+        let (a, b, c) = (4095u64, 4096u64, 16383u64);
+        // More words than the overlay keeps: frame `a` is materialised.
+        for i in 0..64u64 {
+            m.write_u64(PhysAddr((a << 12) + i * 8), i + 1).unwrap();
+        }
+        m.copy_frame(b, a).unwrap();
+        m.copy_frame(c, a).unwrap();
+        assert_eq!(m.pages_stored(), 3);
+        // Writing the original (or a copy) leaves the others as they were.
+        m.write_u64(PhysAddr(a << 12), 100).unwrap();
+        m.write_u64(PhysAddr((c << 12) + 8), 200).unwrap();
+        assert_eq!(m.read_u64(PhysAddr(a << 12)).unwrap(), 100);
+        assert_eq!(m.read_u64(PhysAddr(b << 12)).unwrap(), 1);
+        assert_eq!(m.read_u64(PhysAddr((b << 12) + 8)).unwrap(), 2);
+        assert_eq!(m.read_u64(PhysAddr((c << 12) + 8)).unwrap(), 200);
+        assert!(!m.same_contents(a, b) && !m.same_contents(b, c));
+        // Equality of memories is by contents, whatever the representation.
+        let mut other = m.clone();
+        assert_eq!(m, other);
+        other.write_u64(PhysAddr((b << 12) + 8), 3).unwrap();
+        assert_ne!(m, other);
+        other.write_u64(PhysAddr((b << 12) + 8), 2).unwrap();
+        assert_eq!(m, other);
     }
 
     #[test]

@@ -327,6 +327,94 @@ impl Slot {
     }
 }
 
+/// The stale records of one level by first VA: a map from the VA to a slot
+/// in an arena. The map's entries are small (16 bytes), so the map of a
+/// batch's tens of thousands of records stays in cache; the slots are
+/// appended in the order the records are made. The map is what is iterated,
+/// so the order records are found in is the map's, as with a map of slots.
+#[derive(Clone, Debug, Default)]
+struct StaleMap {
+    index: FxHashMap<u64, u32>,
+    slots: Vec<Slot>,
+    /// Arena positions free for reuse.
+    holes: Vec<u32>,
+}
+
+impl StaleMap {
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn get(&self, va: &u64) -> Option<&Slot> {
+        self.index.get(va).map(|&i| &self.slots[i as usize])
+    }
+
+    fn get_mut(&mut self, va: &u64) -> Option<&mut Slot> {
+        self.index.get(va).map(|&i| &mut self.slots[i as usize])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &Slot)> {
+        self.index
+            .iter()
+            .map(|(k, &i)| (k, &self.slots[i as usize]))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Slot> {
+        self.index.values().map(|&i| &self.slots[i as usize])
+    }
+
+    /// Adds `rec` to the records of `va`.
+    fn push(&mut self, va: u64, rec: Stale) {
+        match self.index.entry(va) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                self.slots[*o.get() as usize].push(rec);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let i = match self.holes.pop() {
+                    Some(i) => {
+                        self.slots[i as usize] = Slot::One(rec);
+                        i
+                    }
+                    None => {
+                        self.slots.push(Slot::One(rec));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                v.insert(i);
+            }
+        }
+    }
+
+    fn remove(&mut self, va: &u64) {
+        if let Some(i) = self.index.remove(va) {
+            self.holes.push(i);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.holes.clear();
+    }
+
+    /// Keeps the slots `keep` (which may change them) accepts.
+    fn retain(&mut self, mut keep: impl FnMut(&mut Slot) -> bool) {
+        let slots = &mut self.slots;
+        let holes = &mut self.holes;
+        self.index.retain(|_, &mut i| {
+            let k = keep(&mut slots[i as usize]);
+            if !k {
+                holes.push(i);
+            }
+            k
+        });
+    }
+}
+
 /// A translation found under a descriptor.
 #[derive(Clone, Copy, Debug)]
 struct Trans {
@@ -367,7 +455,7 @@ pub struct RuleChecker {
     /// Live valid block leaves by (first output frame, level): count.
     leaves: FxHashMap<(u64, Level), u32>,
     /// Stale records by level, then by first VA (aligned to the level).
-    stale: [FxHashMap<u64, Slot>; 4],
+    stale: [StaleMap; 4],
     nstale: usize,
     /// Sequence number of the last descriptor write.
     seq: u64,
@@ -530,10 +618,15 @@ impl RuleChecker {
         }
         if let Some(snap) = self.all_marked[c].take() {
             let visible = |s: &Stale| s.born <= snap.get(s.writer).copied().unwrap_or(0);
-            let all = self
-                .stale
-                .iter()
-                .all(|m| m.values().all(|v| v.as_slice().iter().all(visible)));
+            // Every record of CPU w was born at or before `last_born[w]`, so
+            // when each of those is covered by the snapshot, every record is
+            // visible, without visiting them.
+            let all = (0..self.last_born.len())
+                .all(|w| self.last_born[w] <= snap.get(w).copied().unwrap_or(0))
+                || self
+                    .stale
+                    .iter()
+                    .all(|m| m.values().all(|v| v.as_slice().iter().all(visible)));
             if all {
                 // The common case: the flush covers everything.
                 for m in &mut self.stale {
@@ -543,7 +636,7 @@ impl RuleChecker {
             } else {
                 let mut removed = 0;
                 for map in &mut self.stale {
-                    map.retain(|_, v| {
+                    map.retain(|v| {
                         let (r, empty) = v.retain(|s| !visible(s));
                         removed += r;
                         !empty
@@ -765,11 +858,17 @@ impl RuleChecker {
             }));
         sc.new_all.clear();
         self.collect(mem, new, level, va, pa, false, &mut sc.new_all);
+        // `collect` lists a table's own walk entry first: the old value was
+        // a table exactly when `old_all` starts with a walk entry from `pa`
+        // (no second decode).
         let old_leaf_cached = sc
             .old_cached
             .iter()
             .any(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Leaf { .. }))
-            || (matches!(old.decode(g, level), Entry::Table(_)));
+            || sc
+                .old_all
+                .first()
+                .is_some_and(|t| t.desc_pa == pa && matches!(t.kind, StaleKind::Walk { .. }));
         self.overlapping(va, end, &mut sc.near);
         sc.prior.clear();
         sc.prior.extend(
@@ -833,12 +932,7 @@ impl RuleChecker {
                 born: self.seq,
                 tlbi_by: 0,
             };
-            match self.stale[usize::from(t.level)].entry(t.va) {
-                std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().push(rec),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(Slot::One(rec));
-                }
-            }
+            self.stale[usize::from(t.level)].push(t.va, rec);
         }
         for t in &sc.new_all {
             self.add_live(t);
@@ -863,11 +957,16 @@ impl RuleChecker {
         // Details are formatted only for violations that will be kept.
         let counts = &self.counts;
         let keep = self.keep_per_rule;
-        let mut found: Vec<(Rule, String)> = Vec::new();
+        // At most one finding per rule, in the order found (no allocation:
+        // five R_WHZWS clauses are compared here).
+        let mut found: [(Rule, String); 5] =
+            std::array::from_fn(|_| (Rule::OaChangeWritable, String::new()));
+        let mut nfound = 0;
         let mut add = |r: Rule, s: &dyn Fn() -> String| {
-            if !found.iter().any(|(x, _)| *x == r) {
+            if !found[..nfound].iter().any(|(x, _)| *x == r) {
                 let kept = counts.get(&r).copied().unwrap_or(0) < keep;
-                found.push((r, if kept { s() } else { String::new() }));
+                found[nfound] = (r, if kept { s() } else { String::new() });
+                nfound += 1;
             }
         };
         for o in olds {
@@ -951,7 +1050,7 @@ impl RuleChecker {
                 }
             }
         }
-        for (rule, detail) in found {
+        for (rule, detail) in found.into_iter().take(nfound) {
             self.report(rule, cpu, pa, at, (Some(old), Some(new)), || detail);
         }
     }
@@ -1037,12 +1136,19 @@ impl RuleChecker {
             }
         }
         if mapped.is_none() {
-            if let Some((f, (l, va))) = self
-                .tables
-                .iter()
-                .filter(|(f, _)| inside(**f))
-                .min_by_key(|(f, _)| **f)
-            {
+            // The lowest live table frame inside the block: probe the block's
+            // frames when it is smaller than the set of tables (a free of a
+            // few pages among thousands of tables), else scan the tables.
+            let table = if n <= self.tables.len() as u64 {
+                (first..first + n).find_map(|f| self.tables.get(&f).map(|t| (f, *t)))
+            } else {
+                self.tables
+                    .iter()
+                    .filter(|(f, _)| inside(**f))
+                    .min_by_key(|(f, _)| **f)
+                    .map(|(f, t)| (*f, *t))
+            };
+            if let Some((f, (l, va))) = table {
                 mapped = Some(format!("frame {f:#x} is a live L{l} table for {va:#x}"));
             }
         }
