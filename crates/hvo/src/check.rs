@@ -11,7 +11,7 @@ use seq::{CaseResult, CheckRow, SeqFile};
 use serde::Serialize;
 
 use crate::table::Table;
-use crate::verify::{RowJson, cost_cells, counterexample, row_json, rules_cell, verdict_cell};
+use crate::verify::{COLUMNS, RowJson, cells, counterexample, row_json, rules_cell};
 
 #[derive(Serialize)]
 struct CaseJson {
@@ -107,7 +107,17 @@ fn machine_verdict(r: &CaseResult) -> String {
 
 /// Returns the expected verdicts of a kernel row, with whether they held.
 fn expected_cell(r: &CheckRow) -> String {
-    let rules = if r.expected_rules.is_empty() {
+    format!(
+        "{}: rules {}, concurrent {}",
+        if r.passed() { "as expected" } else { "DIFFERS" },
+        expected_rules(r),
+        r.expected_concurrent
+    )
+}
+
+/// Returns the rules a kernel row expects: `compliant` or their codes.
+fn expected_rules(r: &CheckRow) -> String {
+    if r.expected_rules.is_empty() {
         "compliant".to_string()
     } else {
         r.expected_rules
@@ -115,12 +125,7 @@ fn expected_cell(r: &CheckRow) -> String {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ")
-    };
-    format!(
-        "{}: rules {rules}, concurrent {}",
-        if r.passed() { "as expected" } else { "DIFFERS" },
-        r.expected_concurrent
-    )
+    }
 }
 
 /// Writes the HTML report of the kernel rows (machine cases have no
@@ -236,55 +241,20 @@ pub fn run(files: &[PathBuf], json: bool, verbose: bool, html: Option<&Path>) ->
 fn render(c: &Checked, verbose: bool) -> String {
     let mut out = String::new();
     if !c.kernel.is_empty() {
-        let mut t = Table::new(&[
-            "file",
-            "case",
-            "op",
-            "FEAT_BBM",
-            "rules",
-            "concurrent",
-            "states",
-            "time",
-            "stores",
-            "cas",
-            "dsb",
-            "tlbi",
-            "pause",
-            "rcu",
-            "expected",
-        ]);
+        let mut columns = vec!["file", "case"];
+        columns.extend(&COLUMNS[1..]);
+        columns.push("expected");
+        let mut t = Table::new(&columns);
         for r in &c.kernel {
-            let row = &r.row;
-            let mut cells = vec![
-                short(&r.file),
-                r.case.clone(),
-                row.setup.direction.name().to_string(),
-                row.setup.features.bbm.to_string(),
-                rules_cell(row),
-                verdict_cell(row),
-                row.states().to_string(),
-                format!("{:.2}s", row.elapsed().as_secs_f64()),
-            ];
-            cells.extend(cost_cells(row));
-            cells.push(if r.passed() {
-                "yes".into()
-            } else {
-                "NO".into()
-            });
-            t.row(cells);
+            let mut row = vec![short(&r.file), r.case.clone()];
+            row.extend(cells(&r.row).into_iter().skip(1));
+            row.push(if r.passed() { "yes" } else { "NO" }.into());
+            t.row(row);
         }
         out.push_str(&t.render());
         for r in &c.kernel {
             if !r.passed() {
-                let rules = if r.expected_rules.is_empty() {
-                    "compliant".to_string()
-                } else {
-                    r.expected_rules
-                        .iter()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
+                let rules = expected_rules(r);
                 out.push_str(&format!(
                     "\n{} case {} at FEAT_BBM {}: expected rules {rules}, concurrent {}; found rules {}, concurrent {}\n",
                     r.file,
