@@ -50,19 +50,41 @@ use crate::workload::{Addr, WOp};
 use crate::world::{Op, REF_ONE, Scenario, Source};
 
 /// A small set of addresses: a handful of walks' worth, so a vector beats
-/// a hash set.
-#[derive(Default)]
-struct Small(Vec<u64>);
+/// a hash set; the first [`Small::INLINE`] live inline (no allocation on
+/// the search's hot path).
+struct Small {
+    n: usize,
+    inline: [u64; Small::INLINE],
+    more: Vec<u64>,
+}
+
+impl Default for Small {
+    fn default() -> Self {
+        Small {
+            n: 0,
+            inline: [0; Small::INLINE],
+            more: Vec::new(),
+        }
+    }
+}
 
 impl Small {
+    const INLINE: usize = 16;
+
     fn insert(&mut self, x: u64) {
-        if !self.0.contains(&x) {
-            self.0.push(x);
+        if self.contains(&x) {
+            return;
+        }
+        if self.n < Self::INLINE {
+            self.inline[self.n] = x;
+            self.n += 1;
+        } else {
+            self.more.push(x);
         }
     }
 
     fn contains(&self, x: &u64) -> bool {
-        self.0.contains(x)
+        self.inline[..self.n].contains(x) || self.more.contains(x)
     }
 }
 
@@ -146,6 +168,16 @@ pub enum Outcome {
     Hazard(Hazard),
     /// The step cannot be taken (a hardware update found the descriptor
     /// changed).
+    Disabled,
+}
+
+/// What a step applied in place led to (see [`Engine::apply_into`]).
+pub enum Applied {
+    /// The successor is in place; the symmetry permutation it took.
+    Next(Vec<usize>),
+    /// A hazard.
+    Hazard(Hazard),
+    /// The step cannot be taken.
     Disabled,
 }
 
@@ -295,19 +327,23 @@ impl<'a> Engine<'a> {
             }
             let tlb = &s.tlbs[i + 1];
             for &va in self.remaining(s, i) {
-                let mut starts = vec![(g.start_level(), self.sc.root)];
+                self.reach(
+                    s,
+                    va,
+                    g.start_level(),
+                    self.sc.root,
+                    &mut descs,
+                    &mut frames,
+                );
                 for e in tlb.walks(VirtAddr(va)) {
                     if let TlbKind::Walk { next } = e.kind {
-                        starts.push((e.level + 1, next));
+                        self.reach(s, va, e.level + 1, next, &mut descs, &mut frames);
                     }
                 }
                 for e in tlb.leaves(VirtAddr(va), 0) {
                     if let Some(pa) = e.translate(VirtAddr(va)) {
                         frames.insert(pa.0 >> self.shift);
                     }
-                }
-                for (level, table) in starts {
-                    self.reach(s, va, level, table, &mut descs, &mut frames);
                 }
             }
         }
@@ -333,16 +369,25 @@ impl<'a> Engine<'a> {
         let pa = table.add(g.index(level, va) as u64 * 8);
         descs.insert(pa.0);
         frames.insert(pa.0 >> self.shift);
-        let mut vals = vec![self.read(s, pa.0)];
+        let mut vals = Small::default();
+        vals.insert(self.read(s, pa.0));
         for p in s.pending.iter().filter(|p| p.pa == pa) {
-            vals.extend([p.prev, p.value]);
+            vals.insert(p.prev);
+            vals.insert(p.value);
         }
         if s.unpublished.binary_search(&(pa.0 >> self.shift)).is_ok() {
-            vals.push(0);
+            vals.insert(0);
         }
+        let mut inline = vals.inline;
+        let mut more = vals.more;
+        let vals: &mut [u64] = if more.is_empty() {
+            &mut inline[..vals.n]
+        } else {
+            more.extend_from_slice(&inline);
+            &mut more
+        };
         vals.sort_unstable();
-        vals.dedup();
-        for v in vals {
+        for &v in vals.iter() {
             match vmsa::Descriptor(v).decode(g, level) {
                 vmsa::Entry::Table(t) => self.reach(s, va, level + 1, t.next, descs, frames),
                 vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
@@ -368,22 +413,20 @@ impl<'a> Engine<'a> {
     pub fn normalize_perm(&self, s: &mut State) -> Vec<usize> {
         s.tlbs[0] = Tlb::default();
         for i in 0..s.wl.len() {
-            let keep: Vec<u64> = if self.live(s, i) {
-                self.remaining(s, i).to_vec()
+            if !self.reduce {
+                continue;
+            }
+            let keep: &[u64] = if self.live(s, i) {
+                self.remaining(s, i)
             } else {
-                Vec::new()
+                &[]
             };
             let tlb = &mut s.tlbs[i + 1];
-            let drop: Vec<usize> = (0..tlb.entries().len())
-                .filter(|&k| {
-                    let e = tlb.entries()[k];
-                    self.reduce
-                        && !keep.iter().any(|&va| e.covers(VirtAddr(va)))
-                        && !self.kept_for_end(&e)
-                })
-                .collect();
-            for k in drop.into_iter().rev() {
-                tlb.evict(k);
+            for k in (0..tlb.entries().len()).rev() {
+                let e = tlb.entries()[k];
+                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(&e) {
+                    tlb.evict(k);
+                }
             }
         }
         if self.reduce && !s.pending.is_empty() {
@@ -744,17 +787,39 @@ impl<'a> Engine<'a> {
         &self,
         s: &State,
         step: Step,
-        mut log: Option<&mut String>,
+        log: Option<&mut String>,
         memo: Option<&Memo>,
     ) -> (Outcome, Vec<usize>) {
         let none = || (0..s.wl.len()).collect::<Vec<usize>>();
         let mut n = s.clone();
+        match self.apply_to(s, &mut n, step, log, memo) {
+            Applied::Next(perm) => (Outcome::Next(n), perm),
+            Applied::Hazard(h) => (Outcome::Hazard(h), none()),
+            Applied::Disabled => (Outcome::Disabled, none()),
+        }
+    }
+
+    /// As [`Engine::apply_memo`], in place: `n` holds a copy of `s` and
+    /// becomes the successor (the search reuses one state's storage for
+    /// every successor). On a hazard or a disabled step `n` is garbage.
+    pub fn apply_into(&self, s: &State, n: &mut State, step: Step, memo: &Memo) -> Applied {
+        self.apply_to(s, n, step, None, Some(memo))
+    }
+
+    fn apply_to(
+        &self,
+        s: &State,
+        n: &mut State,
+        step: Step,
+        mut log: Option<&mut String>,
+        memo: Option<&Memo>,
+    ) -> Applied {
         let r = match step {
-            Step::Updater => self.run_updater(&mut n, log.as_deref_mut()),
+            Step::Updater => self.run_updater(n, log.as_deref_mut()),
             Step::Cpu { cpu, choice } => {
                 let (c, k) = (usize::from(cpu), usize::from(choice));
                 let memoized = memo.and_then(|m| m.choice(c, k));
-                self.run_cpu(&mut n, c, k, memoized, log.as_deref_mut())
+                self.run_cpu(n, c, k, memoized, log.as_deref_mut())
             }
             Step::Propagate { index } => {
                 let p = n.pending.remove(usize::from(index));
@@ -781,15 +846,15 @@ impl<'a> Engine<'a> {
                 let ch = match memo.and_then(|m| m.walk(c, va, k)) {
                     Some(found) => found,
                     None => {
-                        owned = self.walks(&n, c, va);
+                        owned = self.walks(s, c, va);
                         owned.get(k)
                     }
                 };
-                let Some(ch) = ch.cloned() else {
-                    return (Outcome::Disabled, none());
+                let Some(ch) = ch else {
+                    return Applied::Disabled;
                 };
-                if !self.commit(&mut n, c, &ch) {
-                    return (Outcome::Disabled, none());
+                if !self.commit(n, c, ch) {
+                    return Applied::Disabled;
                 }
                 if let Some(l) = log.as_deref_mut() {
                     let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
@@ -814,12 +879,9 @@ impl<'a> Engine<'a> {
             }
         };
         match r {
-            Err(h) => (Outcome::Hazard(h), none()),
-            Ok(false) => (Outcome::Disabled, none()),
-            Ok(true) => {
-                let perm = self.normalize_perm(&mut n);
-                (Outcome::Next(n), perm)
-            }
+            Err(h) => Applied::Hazard(h),
+            Ok(false) => Applied::Disabled,
+            Ok(true) => Applied::Next(self.normalize_perm(n)),
         }
     }
 

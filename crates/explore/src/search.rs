@@ -12,14 +12,13 @@
 //! two distinct states of one run collide with probability about
 //! n^2 / 2^129, negligible at the sizes run here.
 
-use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::engine::{Engine, Memo, Outcome, Step};
+use crate::engine::{Applied, Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
 use crate::state::State;
 
@@ -122,9 +121,13 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-fn fingerprint(s: &State) -> u128 {
+/// Fingerprints a state's encoding (see [`State::encode`]).
+fn fingerprint(words: &[u64]) -> u128 {
     let mut h = Fingerprint::default();
-    s.hash(&mut h);
+    for &w in words {
+        h.add(w);
+    }
+    h.add(words.len() as u64);
     h.finish128()
 }
 
@@ -162,59 +165,95 @@ impl Fingerprint {
     }
 }
 
-impl std::hash::Hasher for Fingerprint {
-    fn finish(&self) -> u64 {
-        Self::mix(self.a)
+/// States kept encoded, one after another in one arena (see
+/// [`State::encode`]): a part of a level, with each state's node id.
+#[derive(Default)]
+struct Part {
+    /// The encodings.
+    words: Vec<u64>,
+    /// Where each state's encoding starts in `words` (and the next ends).
+    starts: Vec<usize>,
+    /// Each state's node id.
+    ids: Vec<u32>,
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        self.ids.len()
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 56));
-        }
+    fn get(&self, k: usize) -> &[u64] {
+        let end = self.starts.get(k + 1).copied().unwrap_or(self.words.len());
+        &self.words[self.starts[k]..end]
     }
 
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
+    fn push(&mut self, id: u32, words: &[u64]) {
+        self.starts.push(self.words.len());
+        self.ids.push(id);
+        self.words.extend_from_slice(words);
     }
 
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
+    fn clear(&mut self) {
+        self.words.clear();
+        self.starts.clear();
+        self.ids.clear();
     }
 
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
+    fn bytes(&self) -> u64 {
+        (self.words.len() * 8 + self.starts.len() * 12) as u64
     }
 }
 
-/// Successors of one state: each step with its outcome's fingerprint.
-type Expanded = Vec<(Step, Outcome, u128)>;
+/// One successor of a batch's state `parent` (its index in the chunk).
+struct Succ {
+    parent: usize,
+    step: Step,
+    what: What,
+}
+
+enum What {
+    /// A state, encoded at `words[start..end]` of the batch.
+    Next { fp: u128, start: usize, end: usize },
+    /// A hazard.
+    Hazard(Hazard),
+}
+
+/// The successors of a batch of states, in order.
+#[derive(Default)]
+struct Batch {
+    words: Vec<u64>,
+    succ: Vec<Succ>,
+}
+
+/// A worker's storage, reused from state to state.
+#[derive(Default)]
+struct Scratch {
+    state: State,
+    next: State,
+    steps: Vec<Step>,
+    memo: Memo,
+}
+
+/// States per parallel task.
+const BATCH: usize = 64;
 
 /// Explores every state reachable in `engine`'s scenario.
 pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     let start = Instant::now();
     let init = engine.initial();
+    let mut enc = Vec::new();
+    init.encode(&mut enc);
     let mut visited: FxHashSet<u128> = FxHashSet::default();
-    visited.insert(fingerprint(&init));
+    visited.insert(fingerprint(&enc));
     // Parent links: node id -> (parent id, step).
     let mut nodes: Vec<(u32, Step)> = vec![(u32::MAX, Step::Updater)];
     // A level is kept as a list of parts, one per expanded chunk, so that
-    // it never grows by reallocating (and copying) one huge vector.
-    let mut frontier: Vec<Vec<(u32, State)>> = vec![vec![(0, init.clone())]];
+    // it never grows by reallocating (and copying) one huge arena; parts
+    // of a finished level are reused for the one after next.
+    let mut first = Part::default();
+    first.push(0, &enc);
+    let mut frontier: Vec<Part> = vec![first];
+    let mut spare: Vec<Part> = Vec::new();
     let mut transitions = 0u64;
     let mut depth = 0u64;
     let mut gave_up = 0u64;
@@ -226,95 +265,121 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
         gave_up,
         elapsed: start.elapsed(),
     };
-    let mut next: Vec<Vec<(u32, State)>> = Vec::new();
-    let check_limits =
-        |states: usize, frontier: &[Vec<(u32, State)>], next: &[Vec<(u32, State)>]| {
-            if states as u64 >= limits.states {
-                Some(Limit::States)
-            } else if memory_in_use(states, frontier, next) >= limits.memory {
-                Some(Limit::Memory)
-            } else if start.elapsed() >= limits.time {
-                Some(Limit::Time)
-            } else {
-                None
-            }
-        };
+    let mut next: Vec<Part> = Vec::new();
+    let check_limits = |states: usize, frontier: &[Part], next: &[Part]| {
+        if states as u64 >= limits.states {
+            Some(Limit::States)
+        } else if memory_in_use(states, frontier, next) >= limits.memory {
+            Some(Limit::Memory)
+        } else if start.elapsed() >= limits.time {
+            Some(Limit::Time)
+        } else {
+            None
+        }
+    };
+    let mut parent = State::default();
+    let mut batches: Vec<Batch> = Vec::new();
     while !frontier.is_empty() {
         // Expand the level in chunks, so that successors not yet
         // deduplicated never hold much memory, and limits are checked often.
         let per_state = frontier
-            .iter()
-            .flatten()
-            .next()
-            .map_or(1, |(_, s)| s.approx_bytes().max(1));
+            .first()
+            .map_or(8, |p| p.get(0).len() * 8 + 12)
+            .max(1);
         let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
-        for chunk in frontier.iter().flat_map(|part| part.chunks(chunk_len)) {
-            let expanded: Vec<Expanded> =
-                chunk.par_iter().map(|(_, s)| expand(engine, s)).collect();
-            let mut part = Vec::with_capacity(expanded.iter().map(Vec::len).sum());
-            for ((id, s), succ) in chunk.iter().zip(expanded) {
-                for (step, outcome, fp) in succ {
-                    transitions += 1;
-                    match outcome {
-                        Outcome::Hazard(h) if h.kind == crate::HazardKind::GaveUp => gave_up += 1,
-                        Outcome::Hazard(h) => {
-                            let terminal =
-                                engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
-                            let (trace, labels) =
-                                rebuild(engine, &nodes, *id, (!terminal).then_some(step));
-                            let mut hazard = h;
-                            hazard.detail = relabel(&hazard.detail, &labels);
-                            if hazard.cpu > 0 {
-                                hazard.cpu = labels[hazard.cpu - 1];
-                            }
-                            return report(
-                                Verdict::Hazard { hazard, trace },
-                                visited.len(),
-                                transitions,
-                                depth + 1,
-                                gave_up,
-                            );
+        for part in &frontier {
+            for lo in (0..part.len()).step_by(chunk_len) {
+                let hi = (lo + chunk_len).min(part.len());
+                // Each task's successors go to a batch kept from chunk to
+                // chunk, so their storage is allocated once per search.
+                let ntasks = (hi - lo).div_ceil(BATCH);
+                if batches.len() < ntasks {
+                    batches.resize_with(ntasks, Batch::default);
+                }
+                batches[..ntasks].par_iter_mut().enumerate().for_each_init(
+                    Scratch::default,
+                    |scr, (t, out)| {
+                        out.words.clear();
+                        out.succ.clear();
+                        let b = lo + t * BATCH;
+                        for k in b..(b + BATCH).min(hi) {
+                            expand(engine, part.get(k), k, scr, out);
                         }
-                        Outcome::Next(n) => {
-                            if visited.insert(fp) {
-                                nodes.push((*id, step));
-                                part.push(((nodes.len() - 1) as u32, n));
-                                if visited.len() as u64 >= limits.states {
-                                    return report(
-                                        Verdict::Incomplete {
-                                            limit: Limit::States,
-                                            advice: Limit::States.advice(limits),
-                                        },
-                                        visited.len(),
-                                        transitions,
-                                        depth,
-                                        gave_up,
-                                    );
+                    },
+                );
+                let mut out = spare.pop().unwrap_or_default();
+                for batch in &batches[..ntasks] {
+                    for succ in &batch.succ {
+                        transitions += 1;
+                        let id = part.ids[succ.parent];
+                        match &succ.what {
+                            What::Hazard(h) if h.kind == crate::HazardKind::GaveUp => {
+                                gave_up += 1;
+                            }
+                            What::Hazard(h) => {
+                                State::decode_into(part.get(succ.parent), &mut parent);
+                                let terminal = engine.finished(&parent)
+                                    || h.kind == crate::HazardKind::Deadlock;
+                                let (trace, labels) =
+                                    rebuild(engine, &nodes, id, (!terminal).then_some(succ.step));
+                                let mut hazard = h.clone();
+                                hazard.detail = relabel(&hazard.detail, &labels);
+                                if hazard.cpu > 0 {
+                                    hazard.cpu = labels[hazard.cpu - 1];
+                                }
+                                return report(
+                                    Verdict::Hazard { hazard, trace },
+                                    visited.len(),
+                                    transitions,
+                                    depth + 1,
+                                    gave_up,
+                                );
+                            }
+                            &What::Next { fp, start, end } => {
+                                if visited.insert(fp) {
+                                    nodes.push((id, succ.step));
+                                    out.push((nodes.len() - 1) as u32, &batch.words[start..end]);
+                                    if visited.len() as u64 >= limits.states {
+                                        return report(
+                                            Verdict::Incomplete {
+                                                limit: Limit::States,
+                                                advice: Limit::States.advice(limits),
+                                            },
+                                            visited.len(),
+                                            transitions,
+                                            depth,
+                                            gave_up,
+                                        );
+                                    }
                                 }
                             }
                         }
-                        Outcome::Disabled => {}
                     }
                 }
-            }
-            part.shrink_to_fit();
-            next.push(part);
-            if let Some(l) = check_limits(visited.len(), &frontier, &next) {
-                return report(
-                    Verdict::Incomplete {
-                        limit: l,
-                        advice: l.advice(limits),
-                    },
-                    visited.len(),
-                    transitions,
-                    depth,
-                    gave_up,
-                );
+                if out.len() > 0 {
+                    next.push(out);
+                } else {
+                    spare.push(out);
+                }
+                if let Some(l) = check_limits(visited.len(), &frontier, &next) {
+                    return report(
+                        Verdict::Incomplete {
+                            limit: l,
+                            advice: l.advice(limits),
+                        },
+                        visited.len(),
+                        transitions,
+                        depth,
+                        gave_up,
+                    );
+                }
             }
         }
         depth += 1;
-        next.retain(|p| !p.is_empty());
-        frontier = std::mem::take(&mut next);
+        for mut p in std::mem::replace(&mut frontier, std::mem::take(&mut next)) {
+            p.clear();
+            spare.push(p);
+        }
     }
     report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
 }
@@ -325,31 +390,49 @@ const CHUNK: usize = 1 << 15;
 /// (assuming about 32 successors per state).
 const CHUNK_BYTES: usize = 256 << 20;
 
-fn expand(engine: &Engine<'_>, s: &State) -> Expanded {
-    let mut steps = Vec::new();
-    let mut memo = Memo::default();
-    engine.steps_memo(s, &mut steps, &mut memo);
-    if steps.is_empty() {
-        let out = if engine.finished(s) {
+/// Appends to `out` the successors of the state encoded in `words` (index
+/// `k` in its chunk): each encoded with its fingerprint, or a hazard.
+fn expand(engine: &Engine<'_>, words: &[u64], k: usize, scr: &mut Scratch, out: &mut Batch) {
+    State::decode_into(words, &mut scr.state);
+    let s = &scr.state;
+    engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
+    if scr.steps.is_empty() {
+        let h = if engine.finished(s) {
             engine.check_final(s)
         } else {
             Some(deadlock(engine, s))
         };
-        return out
-            .map(|h| vec![(Step::Updater, Outcome::Hazard(h), 0)])
-            .unwrap_or_default();
+        if let Some(h) = h {
+            out.succ.push(Succ {
+                parent: k,
+                step: Step::Updater,
+                what: What::Hazard(h),
+            });
+        }
+        return;
     }
-    steps
-        .into_iter()
-        .filter_map(|st| match engine.apply_memo(s, st, &memo) {
-            Outcome::Disabled => None,
-            Outcome::Next(n) => {
-                let fp = fingerprint(&n);
-                Some((st, Outcome::Next(n), fp))
+    for &st in &scr.steps {
+        scr.next.clone_from(s);
+        let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
+            Applied::Disabled => continue,
+            Applied::Next(_) => {
+                let start = out.words.len();
+                scr.next.encode(&mut out.words);
+                let end = out.words.len();
+                What::Next {
+                    fp: fingerprint(&out.words[start..end]),
+                    start,
+                    end,
+                }
             }
-            h => Some((st, h, 0)),
-        })
-        .collect()
+            Applied::Hazard(h) => What::Hazard(h),
+        };
+        out.succ.push(Succ {
+            parent: k,
+            step: st,
+            what,
+        });
+    }
 }
 
 fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
@@ -372,19 +455,12 @@ fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
 
 /// Estimates the memory this search holds: per visited state a 16-byte
 /// fingerprint in a hash set (with its control byte and load-factor slack,
-/// about 20 bytes) and a parent link; per frontier state its own size,
-/// estimated from a sample. (Not the process's resident set: several
-/// searches may run at once.)
-fn memory_in_use(
-    visited: usize,
-    frontier: &[Vec<(u32, State)>],
-    next: &[Vec<(u32, State)>],
-) -> u64 {
+/// about 20 bytes) and a parent link; the frontier's arenas. (Not the
+/// process's resident set: several searches may run at once.)
+fn memory_in_use(visited: usize, frontier: &[Part], next: &[Part]) -> u64 {
     let link = std::mem::size_of::<(u32, Step)>() as u64;
-    let mut all = frontier.iter().chain(next).flatten();
-    let per_state = all.next().map_or(0, |(_, s)| s.approx_bytes() as u64);
-    let held: usize = frontier.iter().chain(next).map(Vec::len).sum();
-    (visited as u64) * (20 + link) + (held as u64) * per_state
+    let held: u64 = frontier.iter().chain(next).map(Part::bytes).sum();
+    (visited as u64) * (20 + link) + held
 }
 
 /// Rewrites `cpuN` (N a workload position, from 1) into the real CPU

@@ -6,19 +6,34 @@
 //! descriptor stores, the pending TLBIs, every CPU's TLB and every CPU's
 //! position, a state is a few hundred bytes, `Clone + Hash + Eq`.
 
+use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
 use vmsa::machine::{PendingStore, PendingTlbi};
-use vmsa::tlb::Tlb;
-use vmsa::{PhysAddr, memory::Memory};
+use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind};
+use vmsa::{PhysAddr, VirtAddr, memory::Memory};
 
 use crate::world::Source;
 
 /// Memory as a difference from the initial memory.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Mem {
     /// Words written, by physical address, sorted.
     words: Vec<(u64, u64)>,
     /// Frames whose contents were replaced, sorted.
     frames: Vec<(u64, Source)>,
+}
+
+impl Clone for Mem {
+    fn clone(&self) -> Self {
+        Mem {
+            words: self.words.clone(),
+            frames: self.frames.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.words.clone_from(&source.words);
+        self.frames.clone_from(&source.frames);
+    }
 }
 
 impl Mem {
@@ -145,7 +160,7 @@ pub enum Half {
 }
 
 /// A state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct State {
     /// Coherent memory: what data accesses and CASes see.
     pub mem: Mem,
@@ -180,6 +195,37 @@ pub struct State {
     pub unpublished: Vec<u64>,
 }
 
+impl Clone for State {
+    fn clone(&self) -> Self {
+        let mut s = State::default();
+        s.clone_from(self);
+        s
+    }
+
+    /// Copies `source` into this state's storage: no allocation once the
+    /// vectors are big enough (the search copies a state per successor).
+    fn clone_from(&mut self, source: &Self) {
+        self.mem.clone_from(&source.mem);
+        self.pending.clone_from(&source.pending);
+        self.tlbis.clone_from(&source.tlbis);
+        self.tlbs.truncate(source.tlbs.len());
+        let n = self.tlbs.len();
+        for (d, t) in self.tlbs.iter_mut().zip(&source.tlbs) {
+            d.clone_from(t);
+        }
+        self.tlbs.extend(source.tlbs[n..].iter().cloned());
+        self.pc = source.pc;
+        self.retries = source.retries;
+        self.retry_stage = source.retry_stage;
+        self.paused = source.paused;
+        self.gp = source.gp;
+        self.wl.clone_from(&source.wl);
+        self.freed.clone_from(&source.freed);
+        self.written.clone_from(&source.written);
+        self.unpublished.clone_from(&source.unpublished);
+    }
+}
+
 impl State {
     /// Estimates the bytes this state holds, heap included.
     pub fn approx_bytes(&self) -> usize {
@@ -206,5 +252,273 @@ impl State {
             Ok(i) => self.written[i].1 = value,
             Err(i) => self.written.insert(i, (va, value)),
         }
+    }
+}
+
+/// The fields of a state's encoding header that hold counts: 16 bits each.
+const COUNTS: usize = 9;
+
+impl State {
+    /// Appends this state's encoding to `out`: a sequence of words from
+    /// which [`State::decode_into`] rebuilds it exactly, so two states are
+    /// equal exactly when their encodings are (the search stores frontier
+    /// states encoded in one arena, and fingerprints the encoding).
+    pub fn encode(&self, out: &mut Vec<u64>) {
+        let counts = [
+            self.mem.words.len(),
+            self.mem.frames.len(),
+            self.pending.len(),
+            self.tlbis.len(),
+            self.tlbs.len(),
+            self.wl.len(),
+            self.freed.len(),
+            self.written.len(),
+            self.unpublished.len(),
+        ];
+        out.push(
+            u64::from(self.pc)
+                | u64::from(self.retries) << 16
+                | u64::from(self.retry_stage) << 24
+                | u64::from(self.paused) << 32
+                | u64::from(self.gp.is_some()) << 33,
+        );
+        let mut w = [0u64; COUNTS.div_ceil(4)];
+        for (k, &c) in counts.iter().enumerate() {
+            // Every vector of a state is far below 2^16 entries.
+            w[k / 4] |= (c as u64 & 0xffff) << (16 * (k % 4));
+        }
+        out.extend_from_slice(&w);
+        if let Some(m) = self.gp {
+            out.push(m);
+        }
+        for &(pa, v) in &self.mem.words {
+            out.extend_from_slice(&[pa, v]);
+        }
+        for &(f, src) in &self.mem.frames {
+            match src {
+                Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
+                Source::Fill { first, step } => out.extend_from_slice(&[f, 1, first, step]),
+            }
+        }
+        for p in &self.pending {
+            out.extend_from_slice(&[p.cpu as u64, p.pa.0, p.prev, p.value]);
+        }
+        for t in &self.tlbis {
+            let kind = TlbiKind::ALL
+                .iter()
+                .position(|&k| k == t.op.kind)
+                .unwrap_or(0) as u64;
+            out.extend_from_slice(&[
+                t.cpu as u64,
+                kind | u64::from(t.op.asid) << 8,
+                t.op.va.0,
+                t.waiting,
+            ]);
+        }
+        for tlb in &self.tlbs {
+            out.push(tlb.entries().len() as u64);
+            for e in tlb.entries() {
+                encode_entry(e, out);
+            }
+        }
+        for w in &self.wl {
+            let (half, old, new) = match w.half {
+                Half::None => (0, false, false),
+                Half::Loaded { old, new } => (1, old, new),
+            };
+            out.extend_from_slice(&[
+                u64::from(w.pc)
+                    | u64::from(w.pick.is_some()) << 8
+                    | u64::from(w.pick.unwrap_or(0)) << 9
+                    | u64::from(w.rcu) << 17
+                    | half << 18
+                    | u64::from(old) << 19
+                    | u64::from(new) << 20,
+                w.regs[0],
+                w.regs[1],
+            ]);
+        }
+        out.extend_from_slice(&self.freed);
+        for &(va, v) in &self.written {
+            out.extend_from_slice(&[va, v]);
+        }
+        out.extend_from_slice(&self.unpublished);
+    }
+
+    /// Rebuilds into `s` the state [`State::encode`] wrote to `words`,
+    /// reusing `s`'s storage.
+    pub fn decode_into(words: &[u64], s: &mut State) {
+        let mut r = Reader { words, at: 0 };
+        let h = r.next();
+        s.pc = h as u16;
+        s.retries = (h >> 16) as u8;
+        s.retry_stage = (h >> 24) as u8;
+        s.paused = h >> 32 & 1 != 0;
+        let mut counts = [0usize; COUNTS];
+        let w = [r.next(), r.next(), r.next()];
+        for (k, c) in counts.iter_mut().enumerate() {
+            *c = (w[k / 4] >> (16 * (k % 4)) & 0xffff) as usize;
+        }
+        s.gp = (h >> 33 & 1 != 0).then(|| r.next());
+        s.mem.words.clear();
+        for _ in 0..counts[0] {
+            s.mem.words.push((r.next(), r.next()));
+        }
+        s.mem.frames.clear();
+        for _ in 0..counts[1] {
+            let f = r.next();
+            let src = match r.next() {
+                0 => Source::Base(r.next()),
+                _ => Source::Fill {
+                    first: r.next(),
+                    step: r.next(),
+                },
+            };
+            s.mem.frames.push((f, src));
+        }
+        s.pending.clear();
+        for _ in 0..counts[2] {
+            s.pending.push(PendingStore {
+                cpu: r.next() as usize,
+                pa: PhysAddr(r.next()),
+                prev: r.next(),
+                value: r.next(),
+            });
+        }
+        s.tlbis.clear();
+        for _ in 0..counts[3] {
+            let cpu = r.next() as usize;
+            let k = r.next();
+            s.tlbis.push(PendingTlbi {
+                cpu,
+                op: Tlbi {
+                    kind: TlbiKind::ALL[(k & 0xff) as usize % TlbiKind::ALL.len()],
+                    asid: (k >> 8) as u16,
+                    va: VirtAddr(r.next()),
+                },
+                waiting: r.next(),
+            });
+        }
+        s.tlbs.resize_with(counts[4], Tlb::default);
+        for tlb in s.tlbs.iter_mut() {
+            tlb.clear();
+            for _ in 0..r.next() {
+                tlb.insert(decode_entry(&mut r));
+            }
+        }
+        s.wl.clear();
+        for _ in 0..counts[5] {
+            let h = r.next();
+            s.wl.push(Wl {
+                pc: h as u8,
+                pick: (h >> 8 & 1 != 0).then_some((h >> 9) as u8),
+                rcu: h >> 17 & 1 != 0,
+                half: if h >> 18 & 1 != 0 {
+                    Half::Loaded {
+                        old: h >> 19 & 1 != 0,
+                        new: h >> 20 & 1 != 0,
+                    }
+                } else {
+                    Half::None
+                },
+                regs: [r.next(), r.next()],
+            });
+        }
+        s.freed.clear();
+        s.freed.extend_from_slice(r.take(counts[6]));
+        s.written.clear();
+        for _ in 0..counts[7] {
+            s.written.push((r.next(), r.next()));
+        }
+        s.unpublished.clear();
+        s.unpublished.extend_from_slice(r.take(counts[8]));
+    }
+}
+
+struct Reader<'a> {
+    words: &'a [u64],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn next(&mut self) -> u64 {
+        let w = self.words.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        w
+    }
+
+    fn take(&mut self, n: usize) -> &[u64] {
+        let end = (self.at + n).min(self.words.len());
+        let out = &self.words[self.at.min(end)..end];
+        self.at += n;
+        out
+    }
+}
+
+fn encode_entry(e: &TlbEntry, out: &mut Vec<u64>) {
+    let head = u64::from(e.size_shift)
+        | u64::from(e.level) << 8
+        | u64::from(e.asid.is_some()) << 17
+        | u64::from(e.asid.unwrap_or(0)) << 18;
+    match e.kind {
+        TlbKind::Walk { next } => out.extend_from_slice(&[e.va.0, head, e.desc_pa.0, next.0]),
+        TlbKind::Leaf { oa, attrs } => {
+            let sh = match attrs.sh {
+                Shareability::NonShareable => 0,
+                Shareability::Reserved => 1,
+                Shareability::Outer => 2,
+                Shareability::Inner => 3,
+            };
+            out.extend_from_slice(&[
+                e.va.0,
+                head | 1 << 16,
+                e.desc_pa.0,
+                oa.0,
+                attrs.flags.bits(),
+                attrs.res0,
+                u64::from(attrs.attr_indx)
+                    | sh << 8
+                    | u64::from(attrs.sw) << 16
+                    | u64::from(attrs.ignored) << 24,
+            ]);
+        }
+    }
+}
+
+fn decode_entry(r: &mut Reader<'_>) -> TlbEntry {
+    let va = VirtAddr(r.next());
+    let head = r.next();
+    let desc_pa = PhysAddr(r.next());
+    let to = PhysAddr(r.next());
+    let kind = if head >> 16 & 1 == 0 {
+        TlbKind::Walk { next: to }
+    } else {
+        let flags = Attributes::from_bits_retain(r.next());
+        let res0 = r.next();
+        let m = r.next();
+        TlbKind::Leaf {
+            oa: to,
+            attrs: LeafAttrs {
+                flags,
+                attr_indx: m as u8,
+                sh: match m >> 8 & 3 {
+                    0 => Shareability::NonShareable,
+                    1 => Shareability::Reserved,
+                    2 => Shareability::Outer,
+                    _ => Shareability::Inner,
+                },
+                sw: (m >> 16) as u8,
+                ignored: (m >> 24) as u8,
+                res0,
+            },
+        }
+    };
+    TlbEntry {
+        va,
+        size_shift: head as u8,
+        level: (head >> 8) as u8,
+        kind,
+        asid: (head >> 17 & 1 != 0).then_some((head >> 18) as u16),
+        desc_pa,
     }
 }
