@@ -316,34 +316,48 @@ impl<'a> Engine<'a> {
     /// Returns every descriptor address a remaining walk of a live CPU may
     /// read (from the root or a cached table, in the coherent or the
     /// walkers' view), and every frame such walks or cached entries lead
-    /// to (tables and data).
-    fn observable(&self, s: &State) -> (Small, Small) {
+    /// to (tables and data); or stops early, with part of them, once
+    /// `done` holds of what was found. `done` must be monotone (once true,
+    /// true of any supersets), so that what a caller decides from the part
+    /// is what it would decide from the whole.
+    fn observable(&self, s: &State, done: &dyn Fn(&Small, &Small) -> bool) -> (Small, Small) {
         let g = self.sc.config.granule;
         let mut descs = Small::default();
         let mut frames = Small::default();
+        // Walks already followed (identical CPUs often walk the same VAs
+        // from the same tables): following one again adds nothing.
+        let mut seen = [(0u64, 0u8, 0u64); 32];
+        let mut nseen = 0;
+        let mut follow = |va: u64, level: u8, table: PhysAddr, d: &mut Small, f: &mut Small| {
+            let key = (va, level, table.0);
+            if seen[..nseen].contains(&key) {
+                return;
+            }
+            if nseen < seen.len() {
+                seen[nseen] = key;
+                nseen += 1;
+            }
+            self.reach(s, va, level, table, d, f);
+        };
         for i in 0..s.wl.len() {
             if !self.live(s, i) {
                 continue;
             }
             let tlb = &s.tlbs[i + 1];
             for &va in self.remaining(s, i) {
-                self.reach(
-                    s,
-                    va,
-                    g.start_level(),
-                    self.sc.root,
-                    &mut descs,
-                    &mut frames,
-                );
+                follow(va, g.start_level(), self.sc.root, &mut descs, &mut frames);
                 for e in tlb.walks(VirtAddr(va)) {
                     if let TlbKind::Walk { next } = e.kind {
-                        self.reach(s, va, e.level + 1, next, &mut descs, &mut frames);
+                        follow(va, e.level + 1, next, &mut descs, &mut frames);
                     }
                 }
                 for e in tlb.leaves(VirtAddr(va), 0) {
                     if let Some(pa) = e.translate(VirtAddr(va)) {
                         frames.insert(pa.0 >> self.shift);
                     }
+                }
+                if done(&descs, &frames) {
+                    return (descs, frames);
                 }
             }
         }
@@ -430,7 +444,9 @@ impl<'a> Engine<'a> {
             }
         }
         if self.reduce && !s.pending.is_empty() {
-            let (descs, _) = self.observable(s);
+            let (descs, _) = self.observable(s, &|d, _| {
+                s.pending.iter().all(|p| d.contains(&p.pa.0))
+            });
             s.pending.retain(|p| descs.contains(&p.pa.0));
         }
         for t in s.tlbis.iter_mut() {
@@ -562,16 +578,22 @@ impl<'a> Engine<'a> {
                 .tlbs
                 .iter()
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
-            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self.observable(s).0.contains(&pa.0),
-            Op::Free { first, count } => !touches(&self.observable(s).1, *first, *count),
+            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self
+                .observable(s, &|d, _| d.contains(&pa.0))
+                .0
+                .contains(&pa.0),
+            Op::Free { first, count } => {
+                let hit = |f: &Small| touches(f, *first, *count);
+                !hit(&self.observable(s, &|_, f| hit(f)).1)
+            }
             // A copy also reads its source: a workload store there must not
             // be reordered around it.
             Op::Copy { dst, src } => {
-                let frames = self.observable(s).1;
-                !frames.contains(dst) && !frames.contains(src)
+                let hit = |f: &Small| f.contains(dst) || f.contains(src);
+                !hit(&self.observable(s, &|_, f| hit(f)).1)
             }
             Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
-                !self.observable(s).1.contains(f)
+                !self.observable(s, &|_, fr| fr.contains(f)).1.contains(f)
             }
             Op::Pause | Op::Resume | Op::SynchronizeRcu | Op::WriteWord { .. } => false,
         }
@@ -678,7 +700,8 @@ impl<'a> Engine<'a> {
         if !s.unpublished.is_empty() {
             // Only a frame some remaining access can reach: publishing
             // another now or when it becomes reachable is the same.
-            let (_, frames) = self.observable(s);
+            let (_, frames) =
+                self.observable(s, &|_, f| s.unpublished.iter().all(|u| f.contains(u)));
             for (k, f) in s.unpublished.iter().enumerate() {
                 if !self.reduce || frames.contains(f) {
                     out.push(Step::Publish { index: k as u8 });

@@ -121,36 +121,26 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// Fingerprints a state's encoding (see [`State::encode`]).
+/// Fingerprints a state's encoding (see [`State::encode`]): two
+/// independent 64-bit hashes, each with four lanes that take two words at
+/// a time through a folded 64x64->128-bit multiply (wyhash's mixing step),
+/// keyed by lane, so that the lanes run in parallel; the lanes are folded
+/// together with the length and finished with the MurmurHash3 finalizer.
 fn fingerprint(words: &[u64]) -> u128 {
-    let mut h = Fingerprint::default();
-    for &w in words {
-        h.add(w);
+    const K: [u64; 8] = [
+        0xa076_1d64_78bd_642f,
+        0xe703_7ed1_a0b4_28db,
+        0x8ebc_6af0_9c88_c6e3,
+        0x5899_65cc_7537_4cc3,
+        0x1d8e_4e27_c47d_124f,
+        0xf135_7aea_2e62_a9c5,
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+    ];
+    fn fold(x: u64, y: u64) -> u64 {
+        let p = u128::from(x) * u128::from(y);
+        (p as u64) ^ ((p >> 64) as u64)
     }
-    h.add(words.len() as u64);
-    h.finish128()
-}
-
-/// A 128-bit fingerprint in one pass: two multiply-rotate lanes (FxHash's
-/// step with different constants), mixed at the end (the MurmurHash3
-/// finalizer).
-#[derive(Default)]
-struct Fingerprint {
-    a: u64,
-    b: u64,
-}
-
-impl Fingerprint {
-    const K1: u64 = 0xf135_7aea_2e62_a9c5;
-    const K2: u64 = 0x9e37_79b9_7f4a_7c15;
-
-    fn add(&mut self, x: u64) {
-        self.a = (self.a.rotate_left(26) ^ x).wrapping_mul(Self::K1);
-        self.b = (self.b.rotate_left(23) ^ x)
-            .wrapping_mul(Self::K2)
-            .wrapping_add(1);
-    }
-
     fn mix(mut x: u64) -> u64 {
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -158,11 +148,31 @@ impl Fingerprint {
         x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         x ^ (x >> 33)
     }
-
-    fn finish128(&self) -> u128 {
-        (u128::from(Self::mix(self.a)) << 64)
-            | u128::from(Self::mix(self.b ^ self.a.rotate_left(32)))
+    let mut a = [K[0], K[1], K[2], K[3]];
+    let mut b = [K[4], K[5], K[6], K[7]];
+    let mut round = |c: &[u64; 8]| {
+        for l in 0..4 {
+            let (x, y) = (c[2 * l], c[2 * l + 1]);
+            a[l] = fold(x ^ a[l], y ^ K[l + 4]);
+            b[l] = fold(x ^ b[l] ^ K[7 - l], y ^ K[l]);
+        }
+    };
+    let mut chunks = words.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u64; 8];
+        w.copy_from_slice(c);
+        round(&w);
     }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u64; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        round(&w);
+    }
+    let n = words.len() as u64;
+    let h1 = mix(fold(a[0] ^ n, a[1] ^ K[5]) ^ fold(a[2] ^ K[6], a[3] ^ K[7]));
+    let h2 = mix(fold(b[0] ^ K[0], b[1] ^ n ^ K[1]) ^ fold(b[2] ^ K[2], b[3] ^ K[3]));
+    (u128::from(h1) << 64) | u128::from(h2)
 }
 
 /// States kept encoded, one after another in one arena (see
@@ -235,7 +245,7 @@ struct Scratch {
 }
 
 /// States per parallel task.
-const BATCH: usize = 64;
+const BATCH: usize = 32;
 
 /// Explores every state reachable in `engine`'s scenario.
 pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
@@ -387,8 +397,9 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
 /// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
 /// Bytes the successors of one chunk may take before deduplication
-/// (assuming about 32 successors per state).
-const CHUNK_BYTES: usize = 256 << 20;
+/// (assuming about 32 successors per state): small enough that the
+/// batches, reused from chunk to chunk, stay in the cache.
+const CHUNK_BYTES: usize = 32 << 20;
 
 /// Appends to `out` the successors of the state encoded in `words` (index
 /// `k` in its chunk): each encoded with its fingerprint, or a hazard.
