@@ -190,6 +190,9 @@ pub struct Engine<'a> {
     pages: Vec<Vec<Vec<Vec<u64>>>>,
     /// Whether the reductions are on (off only to test them).
     reduce: bool,
+    /// Runs of identical workloads, `start..end`, of two or more: the
+    /// CPUs the symmetry reduction may reorder.
+    groups: Vec<(usize, usize)>,
 }
 
 impl<'a> Engine<'a> {
@@ -220,11 +223,25 @@ impl<'a> Engine<'a> {
                     .collect()
             })
             .collect();
+        let n = sc.workloads.len();
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && sc.workloads[end] == sc.workloads[start] {
+                end += 1;
+            }
+            if end - start > 1 {
+                groups.push((start, end));
+            }
+            start = end;
+        }
         Engine {
             sc,
             shift,
             pages,
             reduce: true,
+            groups,
         }
     }
 
@@ -444,9 +461,8 @@ impl<'a> Engine<'a> {
             }
         }
         if self.reduce && !s.pending.is_empty() {
-            let (descs, _) = self.observable(s, &|d, _| {
-                s.pending.iter().all(|p| d.contains(&p.pa.0))
-            });
+            let (descs, _) =
+                self.observable(s, &|d, _| s.pending.iter().all(|p| d.contains(&p.pa.0)));
             s.pending.retain(|p| descs.contains(&p.pa.0));
         }
         for t in s.tlbis.iter_mut() {
@@ -482,45 +498,40 @@ impl<'a> Engine<'a> {
     fn symmetry(&self, s: &mut State) -> Vec<usize> {
         let n = s.wl.len();
         let mut perm: Vec<usize> = (0..n).collect();
-        let mut start = 0;
-        while start < n {
-            let mut end = start + 1;
-            while end < n && self.sc.workloads[end] == self.sc.workloads[start] {
-                end += 1;
-            }
-            if end - start > 1 {
-                let mut order: Vec<usize> = (start..end).collect();
-                order.sort_by(|&a, &b| {
-                    (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
-                });
-                if order.iter().enumerate().any(|(k, &i)| i != start + k) {
-                    let before = perm.clone();
+        for &(start, end) in &self.groups {
+            let mut order: Vec<usize> = (start..end).collect();
+            order.sort_by(|&a, &b| {
+                (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
+            });
+            if order.iter().enumerate().any(|(k, &i)| i != start + k) {
+                let before = perm.clone();
+                for (k, &i) in order.iter().enumerate() {
+                    perm[start + k] = before[i];
+                }
+                let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
+                let tlbs: Vec<Tlb> = order
+                    .iter()
+                    .map(|&i| std::mem::take(&mut s.tlbs[i + 1]))
+                    .collect();
+                let remap = |m: u64| {
+                    let mut out = m;
                     for (k, &i) in order.iter().enumerate() {
-                        perm[start + k] = before[i];
+                        let (to, from) = (start + k + 1, i + 1);
+                        out = (out & !(1 << to)) | (((m >> from) & 1) << to);
                     }
-                    let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
-                    let tlbs: Vec<Tlb> = order.iter().map(|&i| s.tlbs[i + 1].clone()).collect();
-                    let remap = |m: u64| {
-                        let mut out = m;
-                        for (k, &i) in order.iter().enumerate() {
-                            let (to, from) = (start + k + 1, i + 1);
-                            out = (out & !(1 << to)) | (((m >> from) & 1) << to);
-                        }
-                        out
-                    };
-                    for (k, (w, t)) in wl.into_iter().zip(tlbs).enumerate() {
-                        s.wl[start + k] = w;
-                        s.tlbs[start + k + 1] = t;
-                    }
-                    for t in s.tlbis.iter_mut() {
-                        t.waiting = remap(t.waiting);
-                    }
-                    if let Some(m) = s.gp.as_mut() {
-                        *m = remap(*m);
-                    }
+                    out
+                };
+                for (k, (w, t)) in wl.into_iter().zip(tlbs).enumerate() {
+                    s.wl[start + k] = w;
+                    s.tlbs[start + k + 1] = t;
+                }
+                for t in s.tlbis.iter_mut() {
+                    t.waiting = remap(t.waiting);
+                }
+                if let Some(m) = s.gp.as_mut() {
+                    *m = remap(*m);
                 }
             }
-            start = end;
         }
         perm
     }

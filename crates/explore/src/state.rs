@@ -301,7 +301,9 @@ impl State {
             }
         }
         for p in &self.pending {
-            out.extend_from_slice(&[p.cpu as u64, p.pa.0, p.prev, p.value]);
+            // A physical address has at most 52 bits (FEAT_LPA); the CPU
+            // number (below 64) goes above it.
+            out.extend_from_slice(&[p.pa.0 | (p.cpu as u64) << 56, p.prev, p.value]);
         }
         for t in &self.tlbis {
             let kind = TlbiKind::ALL
@@ -309,8 +311,7 @@ impl State {
                 .position(|&k| k == t.op.kind)
                 .unwrap_or(0) as u64;
             out.extend_from_slice(&[
-                t.cpu as u64,
-                kind | u64::from(t.op.asid) << 8,
+                (t.cpu as u64) << 32 | kind | u64::from(t.op.asid) << 8,
                 t.op.va.0,
                 t.waiting,
             ]);
@@ -378,19 +379,19 @@ impl State {
         }
         s.pending.clear();
         for _ in 0..counts[2] {
+            let pa = r.next();
             s.pending.push(PendingStore {
-                cpu: r.next() as usize,
-                pa: PhysAddr(r.next()),
+                cpu: (pa >> 56) as usize,
+                pa: PhysAddr(pa & ((1 << 56) - 1)),
                 prev: r.next(),
                 value: r.next(),
             });
         }
         s.tlbis.clear();
         for _ in 0..counts[3] {
-            let cpu = r.next() as usize;
             let k = r.next();
             s.tlbis.push(PendingTlbi {
-                cpu,
+                cpu: (k >> 32) as usize,
                 op: Tlbi {
                     kind: TlbiKind::ALL[(k & 0xff) as usize % TlbiKind::ALL.len()],
                     asid: (k >> 8) as u16,
@@ -469,18 +470,18 @@ fn encode_entry(e: &TlbEntry, out: &mut Vec<u64>) {
                 Shareability::Outer => 2,
                 Shareability::Inner => 3,
             };
-            out.extend_from_slice(&[
-                e.va.0,
-                head | 1 << 16,
-                e.desc_pa.0,
-                oa.0,
-                attrs.flags.bits(),
-                attrs.res0,
-                u64::from(attrs.attr_indx)
-                    | sh << 8
-                    | u64::from(attrs.sw) << 16
-                    | u64::from(attrs.ignored) << 24,
-            ]);
+            // AttrIndx (3 bits), SH (2), the software bits (4) and the
+            // ignored bits (5) fit above the ASID; RES0 bits (should be
+            // none) take a word only when set.
+            let small = u64::from(attrs.attr_indx)
+                | sh << 8
+                | u64::from(attrs.sw) << 10
+                | u64::from(attrs.ignored) << 18;
+            let head = head | 1 << 16 | u64::from(attrs.res0 != 0) << 35 | small << 36;
+            out.extend_from_slice(&[e.va.0, head, e.desc_pa.0, oa.0, attrs.flags.bits()]);
+            if attrs.res0 != 0 {
+                out.push(attrs.res0);
+            }
         }
     }
 }
@@ -494,8 +495,8 @@ fn decode_entry(r: &mut Reader<'_>) -> TlbEntry {
         TlbKind::Walk { next: to }
     } else {
         let flags = Attributes::from_bits_retain(r.next());
-        let res0 = r.next();
-        let m = r.next();
+        let res0 = if head >> 35 & 1 != 0 { r.next() } else { 0 };
+        let m = head >> 36;
         TlbKind::Leaf {
             oa: to,
             attrs: LeafAttrs {
@@ -507,8 +508,8 @@ fn decode_entry(r: &mut Reader<'_>) -> TlbEntry {
                     2 => Shareability::Outer,
                     _ => Shareability::Inner,
                 },
-                sw: (m >> 16) as u8,
-                ignored: (m >> 24) as u8,
+                sw: (m >> 10) as u8,
+                ignored: (m >> 18) as u8,
                 res0,
             },
         }
@@ -520,5 +521,132 @@ fn decode_entry(r: &mut Reader<'_>) -> TlbEntry {
         kind,
         asid: (head >> 17 & 1 != 0).then_some((head >> 18) as u16),
         desc_pa,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(va: u64, oa: u64, asid: Option<u16>, res0: u64) -> TlbEntry {
+        TlbEntry {
+            va: VirtAddr(va),
+            size_shift: 12,
+            level: 3,
+            kind: TlbKind::Leaf {
+                oa: PhysAddr(oa),
+                attrs: LeafAttrs {
+                    flags: Attributes::AF | Attributes::READ_ONLY,
+                    attr_indx: 7,
+                    sh: Shareability::Inner,
+                    sw: 0xf,
+                    ignored: 0x1f,
+                    res0,
+                },
+            },
+            asid,
+            desc_pa: PhysAddr(0x4000_0ff8),
+        }
+    }
+
+    fn sample() -> State {
+        let mut s = State {
+            pc: 300,
+            retries: 2,
+            retry_stage: 4,
+            paused: true,
+            gp: Some(0b1010),
+            ..State::default()
+        };
+        s.mem.write(0x1008, 7);
+        s.mem.write(0x2000, u64::MAX);
+        s.mem.fill(5, Source::Fill { first: 3, step: 8 }, 12);
+        s.mem.fill(9, Source::Base(11), 12);
+        s.pending.push(PendingStore {
+            cpu: 3,
+            pa: PhysAddr(0xf_ffff_ffff_fff8),
+            prev: 1,
+            value: 2,
+        });
+        s.tlbis.push(PendingTlbi {
+            cpu: 2,
+            op: Tlbi {
+                kind: TlbiKind::Vale1is,
+                va: VirtAddr(0xffff_0000_1000_0000),
+                asid: 0xbeef,
+            },
+            waiting: 0b110,
+        });
+        let mut t = Tlb::default();
+        t.insert(leaf(0xffff_0000_0000_0000, 0x8000, Some(0xffff), 0));
+        t.insert(leaf(0xffff_0000_0000_1000, 0x9000, None, 1 << 50));
+        t.insert(TlbEntry {
+            va: VirtAddr(0xffff_0000_0000_0000),
+            size_shift: 21,
+            level: 2,
+            kind: TlbKind::Walk {
+                next: PhysAddr(0x7000),
+            },
+            asid: None,
+            desc_pa: PhysAddr(0x6010),
+        });
+        s.tlbs = vec![Tlb::default(), t];
+        s.wl = vec![
+            Wl {
+                pc: 200,
+                pick: Some(255),
+                regs: [u64::MAX, 1],
+                rcu: true,
+                half: Half::Loaded {
+                    old: true,
+                    new: false,
+                },
+            },
+            Wl::default(),
+        ];
+        s.freed = vec![1, 2, 3];
+        s.written = vec![(0xffff_0000_0000_0008, 9)];
+        s.unpublished = vec![42];
+        s
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let s = sample();
+        let mut words = Vec::new();
+        s.encode(&mut words);
+        let mut back = State::default();
+        State::decode_into(&words, &mut back);
+        assert_eq!(back, s);
+        // Decoding into a state that held something else gives the same.
+        let mut reused = sample();
+        reused.wl.push(Wl::default());
+        reused.tlbs.push(Tlb::default());
+        reused.mem.write(0x3000, 1);
+        State::decode_into(&words, &mut reused);
+        assert_eq!(reused, s);
+        let mut copy = State::default();
+        copy.clone_from(&s);
+        assert_eq!(copy, s);
+    }
+
+    #[test]
+    fn distinct_states_encode_differently() {
+        let s = sample();
+        let mut a = Vec::new();
+        s.encode(&mut a);
+        let mut t = sample();
+        t.wl[1].half = Half::Loaded {
+            old: false,
+            new: false,
+        };
+        let mut b = Vec::new();
+        t.encode(&mut b);
+        assert_ne!(a, b);
+        let mut u = sample();
+        u.gp = None;
+        let mut c = Vec::new();
+        u.encode(&mut c);
+        assert_ne!(a, c);
     }
 }
