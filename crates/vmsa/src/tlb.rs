@@ -251,6 +251,16 @@ impl Tlb {
         self.entries.clear();
     }
 
+    /// Inserts an entry, cheaply when it sorts after every entry present
+    /// (a TLB rebuilt from its entries in order).
+    pub fn push(&mut self, e: TlbEntry) {
+        if self.entries.last().is_none_or(|l| *l < e) {
+            self.entries.push(e);
+        } else {
+            self.insert(e);
+        }
+    }
+
     /// Returns the entries.
     pub fn entries(&self) -> &[TlbEntry] {
         &self.entries
