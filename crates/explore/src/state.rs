@@ -275,17 +275,6 @@ impl State {
             self.written.len(),
             self.unpublished.len(),
         ];
-        let entries: usize = self.tlbs.iter().map(|t| t.entries().len()).sum();
-        out.reserve(
-            5 + 2 * self.mem.words.len()
-                + 4 * self.mem.frames.len()
-                + 3 * (self.pending.len() + self.tlbis.len() + self.wl.len())
-                + self.tlbs.len()
-                + 6 * entries
-                + self.freed.len()
-                + 2 * self.written.len()
-                + self.unpublished.len(),
-        );
         out.push(
             u64::from(self.pc)
                 | u64::from(self.retries) << 16
@@ -298,30 +287,30 @@ impl State {
             // Every vector of a state is far below 2^16 entries.
             w[k / 4] |= (c as u64 & 0xffff) << (16 * (k % 4));
         }
-        put(out, w);
+        out.extend_from_slice(&w);
         if let Some(m) = self.gp {
             out.push(m);
         }
         for &(pa, v) in &self.mem.words {
-            put(out, [pa, v]);
+            out.extend_from_slice(&[pa, v]);
         }
         for &(f, src) in &self.mem.frames {
             match src {
-                Source::Base(b) => put(out, [f, 0, b]),
-                Source::Fill { first, step } => put(out, [f, 1, first, step]),
+                Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
+                Source::Fill { first, step } => out.extend_from_slice(&[f, 1, first, step]),
             }
         }
         for p in &self.pending {
             // A physical address has at most 52 bits (FEAT_LPA); the CPU
             // number (below 64) goes above it.
-            put(out, [p.pa.0 | (p.cpu as u64) << 56, p.prev, p.value]);
+            out.extend_from_slice(&[p.pa.0 | (p.cpu as u64) << 56, p.prev, p.value]);
         }
         for t in &self.tlbis {
             let kind = TlbiKind::ALL
                 .iter()
                 .position(|&k| k == t.op.kind)
                 .unwrap_or(0) as u64;
-            put(out, [
+            out.extend_from_slice(&[
                 (t.cpu as u64) << 32 | kind | u64::from(t.op.asid) << 8,
                 t.op.va.0,
                 t.waiting,
@@ -338,7 +327,7 @@ impl State {
                 Half::None => (0, false, false),
                 Half::Loaded { old, new } => (1, old, new),
             };
-            put(out, [
+            out.extend_from_slice(&[
                 u64::from(w.pc)
                     | u64::from(w.pick.is_some()) << 8
                     | u64::from(w.pick.unwrap_or(0)) << 9
@@ -352,7 +341,7 @@ impl State {
         }
         out.extend_from_slice(&self.freed);
         for &(va, v) in &self.written {
-            put(out, [va, v]);
+            out.extend_from_slice(&[va, v]);
         }
         out.extend_from_slice(&self.unpublished);
     }
@@ -447,15 +436,6 @@ impl State {
     }
 }
 
-/// Appends `xs` to `out` (whose capacity [`State::encode`] reserved): a
-/// loop the compiler unrolls, not a `memcpy` call per few words.
-#[inline(always)]
-fn put<const N: usize>(out: &mut Vec<u64>, xs: [u64; N]) {
-    for x in xs {
-        out.push(x);
-    }
-}
-
 struct Reader<'a> {
     words: &'a [u64],
     at: usize,
@@ -482,7 +462,7 @@ fn encode_entry(e: &TlbEntry, out: &mut Vec<u64>) {
         | u64::from(e.asid.is_some()) << 17
         | u64::from(e.asid.unwrap_or(0)) << 18;
     match e.kind {
-        TlbKind::Walk { next } => put(out, [e.va.0, head, e.desc_pa.0, next.0]),
+        TlbKind::Walk { next } => out.extend_from_slice(&[e.va.0, head, e.desc_pa.0, next.0]),
         TlbKind::Leaf { oa, attrs } => {
             let sh = match attrs.sh {
                 Shareability::NonShareable => 0,
@@ -498,7 +478,7 @@ fn encode_entry(e: &TlbEntry, out: &mut Vec<u64>) {
                 | u64::from(attrs.sw) << 10
                 | u64::from(attrs.ignored) << 18;
             let head = head | 1 << 16 | u64::from(attrs.res0 != 0) << 35 | small << 36;
-            put(out, [e.va.0, head, e.desc_pa.0, oa.0, attrs.flags.bits()]);
+            out.extend_from_slice(&[e.va.0, head, e.desc_pa.0, oa.0, attrs.flags.bits()]);
             if attrs.res0 != 0 {
                 out.push(attrs.res0);
             }
