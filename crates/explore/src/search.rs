@@ -154,14 +154,14 @@ fn fingerprint(words: &[u64]) -> u128 {
         for l in 0..4 {
             let (x, y) = (c[2 * l], c[2 * l + 1]);
             a[l] = fold(x ^ a[l], y ^ K[l + 4]);
-            b[l] = fold(x ^ b[l] ^ K[7 - l], y ^ K[l]);
+            b[l] = fold(x ^ b[l], y ^ K[l]);
         }
     };
     let mut chunks = words.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u64; 8];
-        w.copy_from_slice(c);
-        round(&w);
+        if let Ok(w) = <&[u64; 8]>::try_from(c) {
+            round(w);
+        }
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
