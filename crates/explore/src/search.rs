@@ -224,6 +224,8 @@ struct Succ {
 enum What {
     /// A state, encoded at `words[start..end]` of the batch.
     Next { fp: u128, start: usize, end: usize },
+    /// A state visited before the chunk was expanded.
+    Known,
     /// A hazard.
     Hazard(Hazard),
 }
@@ -297,92 +299,103 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             .map_or(8, |p| p.get(0).len() * 8 + 12)
             .max(1);
         let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
-        for part in &frontier {
-            for lo in (0..part.len()).step_by(chunk_len) {
-                let hi = (lo + chunk_len).min(part.len());
-                // Each task's successors go to a batch kept from chunk to
-                // chunk, so their storage is allocated once per search.
-                let ntasks = (hi - lo).div_ceil(BATCH);
-                if batches.len() < ntasks {
-                    batches.resize_with(ntasks, Batch::default);
-                }
-                batches[..ntasks].par_iter_mut().enumerate().for_each_init(
-                    Scratch::default,
-                    |scr, (t, out)| {
-                        out.words.clear();
-                        out.succ.clear();
-                        let b = lo + t * BATCH;
-                        for k in b..(b + BATCH).min(hi) {
-                            expand(engine, part.get(k), k, scr, out);
+        // Tasks of at most `BATCH` states of one part, in the frontier's
+        // order; a chunk is a run of tasks, across parts (a part can be
+        // small: the new states of one chunk of the level before).
+        let tasks: Vec<(usize, usize, usize)> = frontier
+            .iter()
+            .enumerate()
+            .flat_map(|(p, part)| {
+                (0..part.len())
+                    .step_by(BATCH)
+                    .map(move |lo| (p, lo, (lo + BATCH).min(part.len())))
+            })
+            .collect();
+        for group in tasks.chunks((chunk_len / BATCH).max(1)) {
+            // Each task's successors go to a batch kept from chunk to
+            // chunk, so their storage is allocated once per search.
+            let ntasks = group.len();
+            if batches.len() < ntasks {
+                batches.resize_with(ntasks, Batch::default);
+            }
+            batches[..ntasks]
+                .par_iter_mut()
+                .zip(group.par_iter())
+                .for_each_init(Scratch::default, |scr, (out, &(p, lo, hi))| {
+                    out.words.clear();
+                    out.succ.clear();
+                    let part = &frontier[p];
+                    for k in lo..hi {
+                        expand(engine, &visited, part.get(k), k, scr, out);
+                    }
+                });
+            let mut out = spare.pop().unwrap_or_default();
+            for (batch, &(p, _, _)) in batches[..ntasks].iter().zip(group) {
+                let part = &frontier[p];
+                for succ in &batch.succ {
+                    transitions += 1;
+                    let id = part.ids[succ.parent];
+                    match &succ.what {
+                        What::Hazard(h) if h.kind == crate::HazardKind::GaveUp => {
+                            gave_up += 1;
                         }
-                    },
-                );
-                let mut out = spare.pop().unwrap_or_default();
-                for batch in &batches[..ntasks] {
-                    for succ in &batch.succ {
-                        transitions += 1;
-                        let id = part.ids[succ.parent];
-                        match &succ.what {
-                            What::Hazard(h) if h.kind == crate::HazardKind::GaveUp => {
-                                gave_up += 1;
+                        What::Hazard(h) => {
+                            State::decode_into(part.get(succ.parent), &mut parent);
+                            let terminal =
+                                engine.finished(&parent) || h.kind == crate::HazardKind::Deadlock;
+                            let (trace, labels) =
+                                rebuild(engine, &nodes, id, (!terminal).then_some(succ.step));
+                            let mut hazard = h.clone();
+                            hazard.detail = relabel(&hazard.detail, &labels);
+                            if hazard.cpu > 0 {
+                                hazard.cpu = labels[hazard.cpu - 1];
                             }
-                            What::Hazard(h) => {
-                                State::decode_into(part.get(succ.parent), &mut parent);
-                                let terminal = engine.finished(&parent)
-                                    || h.kind == crate::HazardKind::Deadlock;
-                                let (trace, labels) =
-                                    rebuild(engine, &nodes, id, (!terminal).then_some(succ.step));
-                                let mut hazard = h.clone();
-                                hazard.detail = relabel(&hazard.detail, &labels);
-                                if hazard.cpu > 0 {
-                                    hazard.cpu = labels[hazard.cpu - 1];
-                                }
-                                return report(
-                                    Verdict::Hazard { hazard, trace },
-                                    visited.len(),
-                                    transitions,
-                                    depth + 1,
-                                    gave_up,
-                                );
-                            }
-                            &What::Next { fp, start, end } => {
-                                if visited.insert(fp) {
-                                    nodes.push((id, succ.step));
-                                    out.push((nodes.len() - 1) as u32, &batch.words[start..end]);
-                                    if visited.len() as u64 >= limits.states {
-                                        return report(
-                                            Verdict::Incomplete {
-                                                limit: Limit::States,
-                                                advice: Limit::States.advice(limits),
-                                            },
-                                            visited.len(),
-                                            transitions,
-                                            depth,
-                                            gave_up,
-                                        );
-                                    }
+                            return report(
+                                Verdict::Hazard { hazard, trace },
+                                visited.len(),
+                                transitions,
+                                depth + 1,
+                                gave_up,
+                            );
+                        }
+                        What::Known => {}
+                        &What::Next { fp, start, end } => {
+                            if visited.insert(fp) {
+                                nodes.push((id, succ.step));
+                                out.push((nodes.len() - 1) as u32, &batch.words[start..end]);
+                                if visited.len() as u64 >= limits.states {
+                                    return report(
+                                        Verdict::Incomplete {
+                                            limit: Limit::States,
+                                            advice: Limit::States.advice(limits),
+                                        },
+                                        visited.len(),
+                                        transitions,
+                                        depth,
+                                        gave_up,
+                                    );
                                 }
                             }
                         }
                     }
                 }
-                if out.len() > 0 {
-                    next.push(out);
-                } else {
-                    spare.push(out);
-                }
-                if let Some(l) = check_limits(visited.len(), &frontier, &next) {
-                    return report(
-                        Verdict::Incomplete {
-                            limit: l,
-                            advice: l.advice(limits),
-                        },
-                        visited.len(),
-                        transitions,
-                        depth,
-                        gave_up,
-                    );
-                }
+            }
+            if out.len() > 0 {
+                next.push(out);
+            } else {
+                spare.push(out);
+            }
+            if let Some(l) = check_limits(visited.len(), &frontier, &next) {
+                return report(
+                    Verdict::Incomplete {
+                        limit: l,
+                        advice: l.advice(limits),
+                    },
+                    visited.len(),
+                    transitions,
+                    depth,
+                    gave_up,
+                );
             }
         }
         depth += 1;
@@ -402,8 +415,17 @@ const CHUNK: usize = 1 << 15;
 const CHUNK_BYTES: usize = 32 << 20;
 
 /// Appends to `out` the successors of the state encoded in `words` (index
-/// `k` in its chunk): each encoded with its fingerprint, or a hazard.
-fn expand(engine: &Engine<'_>, words: &[u64], k: usize, scr: &mut Scratch, out: &mut Batch) {
+/// `k` in its chunk): each encoded with its fingerprint, or known (in
+/// `visited`, which the merge does not change while chunks expand), or a
+/// hazard.
+fn expand(
+    engine: &Engine<'_>,
+    visited: &FxHashSet<u128>,
+    words: &[u64],
+    k: usize,
+    scr: &mut Scratch,
+    out: &mut Batch,
+) {
     State::decode_into(words, &mut scr.state);
     let s = &scr.state;
     engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
@@ -430,10 +452,13 @@ fn expand(engine: &Engine<'_>, words: &[u64], k: usize, scr: &mut Scratch, out: 
                 let start = out.words.len();
                 scr.next.encode(&mut out.words);
                 let end = out.words.len();
-                What::Next {
-                    fp: fingerprint(&out.words[start..end]),
-                    start,
-                    end,
+                let fp = fingerprint(&out.words[start..end]);
+                if visited.contains(&fp) {
+                    // Visited before this chunk: the merge would drop it.
+                    out.words.truncate(start);
+                    What::Known
+                } else {
+                    What::Next { fp, start, end }
                 }
             }
             Applied::Hazard(h) => What::Hazard(h),
