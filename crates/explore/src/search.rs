@@ -7,10 +7,16 @@
 //! counts and the same (shortest) counterexample on any number of
 //! threads.
 //!
-//! Fingerprints are 128 bits (two independent 64-bit hashes of the state),
-//! as TLC and SPIN's hash compaction store fingerprints instead of states:
-//! two distinct states of one run collide with probability about
-//! n^2 / 2^129, negligible at the sizes run here.
+//! Fingerprints are 128 bits (two independent 64-bit hashes of the
+//! state's encoding, [`State::encode`]), as TLC and SPIN's hash compaction
+//! store fingerprints instead of states: two distinct states of one run
+//! collide with probability about n^2 / 2^129 (taking the hashes as
+//! random functions), negligible at the sizes run here.
+//!
+//! The frontier holds states encoded, one after another in arenas reused
+//! from level to level; a worker decodes a state into storage it keeps
+//! and builds every successor in place, so the search allocates almost
+//! nothing per state.
 
 use std::time::{Duration, Instant};
 

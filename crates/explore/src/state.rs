@@ -227,25 +227,6 @@ impl Clone for State {
 }
 
 impl State {
-    /// Estimates the bytes this state holds, heap included.
-    pub fn approx_bytes(&self) -> usize {
-        use std::mem::size_of_val;
-        size_of_val(self)
-            + size_of_val(self.mem.words.as_slice())
-            + size_of_val(self.mem.frames.as_slice())
-            + size_of_val(self.pending.as_slice())
-            + size_of_val(self.tlbis.as_slice())
-            + self
-                .tlbs
-                .iter()
-                .map(|t| size_of_val(t) + size_of_val(t.entries()))
-                .sum::<usize>()
-            + size_of_val(self.wl.as_slice())
-            + size_of_val(self.freed.as_slice())
-            + size_of_val(self.written.as_slice())
-            + size_of_val(self.unpublished.as_slice())
-    }
-
     /// Records a store of `value` to `va`.
     pub fn wrote(&mut self, va: u64, value: u64) {
         match self.written.binary_search_by_key(&va, |w| w.0) {
