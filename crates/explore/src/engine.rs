@@ -400,8 +400,26 @@ impl<'a> Engine<'a> {
         let pa = table.add(g.index(level, va) as u64 * 8);
         descs.insert(pa.0);
         frames.insert(pa.0 >> self.shift);
+        let coherent = self.read(s, pa.0);
+        let next = |v: u64, descs: &mut Small, frames: &mut Small| match vmsa::Descriptor(v)
+            .decode(g, level)
+        {
+            vmsa::Entry::Table(t) => self.reach(s, va, level + 1, t.next, descs, frames),
+            vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
+                let off = va & (g.level_size(level) - 1);
+                frames.insert((leaf.oa.0 + off) >> self.shift);
+            }
+            _ => {}
+        };
+        if !s.pending.iter().any(|p| p.pa == pa)
+            && s.unpublished.binary_search(&(pa.0 >> self.shift)).is_err()
+        {
+            // One view only (the common case).
+            next(coherent, descs, frames);
+            return;
+        }
         let mut vals = Small::default();
-        vals.insert(self.read(s, pa.0));
+        vals.insert(coherent);
         for p in s.pending.iter().filter(|p| p.pa == pa) {
             vals.insert(p.prev);
             vals.insert(p.value);
@@ -419,14 +437,7 @@ impl<'a> Engine<'a> {
         };
         vals.sort_unstable();
         for &v in vals.iter() {
-            match vmsa::Descriptor(v).decode(g, level) {
-                vmsa::Entry::Table(t) => self.reach(s, va, level + 1, t.next, descs, frames),
-                vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
-                    let off = va & (g.level_size(level) - 1);
-                    frames.insert((leaf.oa.0 + off) >> self.shift);
-                }
-                _ => {}
-            }
+            next(v, descs, frames);
         }
     }
 
