@@ -156,24 +156,22 @@ fn fingerprint(words: &[u64]) -> u128 {
     }
     let mut a = [K[0], K[1], K[2], K[3]];
     let mut b = [K[4], K[5], K[6], K[7]];
-    let mut round = |c: &[u64; 8]| {
+    #[inline(always)]
+    fn round(a: &mut [u64; 4], b: &mut [u64; 4], c: &[u64; 8]) {
         for l in 0..4 {
             let (x, y) = (c[2 * l], c[2 * l + 1]);
             a[l] = fold(x ^ a[l], y ^ K[l + 4]);
             b[l] = fold(x ^ b[l], y ^ K[l]);
         }
-    };
-    let mut chunks = words.chunks_exact(8);
-    for c in &mut chunks {
-        if let Ok(w) = <&[u64; 8]>::try_from(c) {
-            round(w);
-        }
     }
-    let rest = chunks.remainder();
+    let (chunks, rest) = words.as_chunks::<8>();
+    for c in chunks {
+        round(&mut a, &mut b, c);
+    }
     if !rest.is_empty() {
         let mut w = [0u64; 8];
         w[..rest.len()].copy_from_slice(rest);
-        round(&w);
+        round(&mut a, &mut b, &w);
     }
     let n = words.len() as u64;
     let h1 = mix(fold(a[0] ^ n, a[1] ^ K[5]) ^ fold(a[2] ^ K[6], a[3] ^ K[7]));
