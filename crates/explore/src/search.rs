@@ -164,10 +164,13 @@ fn fingerprint(words: &[u64]) -> u128 {
             b[l] = fold(x ^ b[l], y ^ K[l]);
         }
     }
-    let (chunks, rest) = words.as_chunks::<8>();
-    for c in chunks {
-        round(&mut a, &mut b, c);
+    let mut chunks = words.chunks_exact(8);
+    for c in &mut chunks {
+        if let Ok(c) = <&[u64; 8]>::try_from(c) {
+            round(&mut a, &mut b, c);
+        }
     }
+    let rest = chunks.remainder();
     if !rest.is_empty() {
         let mut w = [0u64; 8];
         w[..rest.len()].copy_from_slice(rest);
