@@ -50,19 +50,41 @@ use crate::workload::{Addr, WOp};
 use crate::world::{Op, REF_ONE, Scenario, Source};
 
 /// A small set of addresses: a handful of walks' worth, so a vector beats
-/// a hash set.
-#[derive(Default)]
-struct Small(Vec<u64>);
+/// a hash set; the first [`Small::INLINE`] live inline (no allocation on
+/// the search's hot path).
+struct Small {
+    n: usize,
+    inline: [u64; Small::INLINE],
+    more: Vec<u64>,
+}
+
+impl Default for Small {
+    fn default() -> Self {
+        Small {
+            n: 0,
+            inline: [0; Small::INLINE],
+            more: Vec::new(),
+        }
+    }
+}
 
 impl Small {
+    const INLINE: usize = 16;
+
     fn insert(&mut self, x: u64) {
-        if !self.0.contains(&x) {
-            self.0.push(x);
+        if self.contains(&x) {
+            return;
+        }
+        if self.n < Self::INLINE {
+            self.inline[self.n] = x;
+            self.n += 1;
+        } else {
+            self.more.push(x);
         }
     }
 
     fn contains(&self, x: &u64) -> bool {
-        self.0.contains(x)
+        self.inline[..self.n].contains(x) || self.more.contains(x)
     }
 }
 
@@ -149,6 +171,16 @@ pub enum Outcome {
     Disabled,
 }
 
+/// What a step applied in place led to (see [`Engine::apply_into`]).
+pub enum Applied {
+    /// The successor is in place; the symmetry permutation it took.
+    Next(Vec<usize>),
+    /// A hazard.
+    Hazard(Hazard),
+    /// The step cannot be taken.
+    Disabled,
+}
+
 /// The transition relation of a scenario.
 pub struct Engine<'a> {
     sc: &'a Scenario,
@@ -158,6 +190,9 @@ pub struct Engine<'a> {
     pages: Vec<Vec<Vec<Vec<u64>>>>,
     /// Whether the reductions are on (off only to test them).
     reduce: bool,
+    /// Runs of identical workloads, `start..end`, of two or more: the
+    /// CPUs the symmetry reduction may reorder.
+    groups: Vec<(usize, usize)>,
 }
 
 impl<'a> Engine<'a> {
@@ -188,11 +223,25 @@ impl<'a> Engine<'a> {
                     .collect()
             })
             .collect();
+        let n = sc.workloads.len();
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let mut end = start + 1;
+            while end < n && sc.workloads[end] == sc.workloads[start] {
+                end += 1;
+            }
+            if end - start > 1 {
+                groups.push((start, end));
+            }
+            start = end;
+        }
         Engine {
             sc,
             shift,
             pages,
             reduce: true,
+            groups,
         }
     }
 
@@ -284,21 +333,39 @@ impl<'a> Engine<'a> {
     /// Returns every descriptor address a remaining walk of a live CPU may
     /// read (from the root or a cached table, in the coherent or the
     /// walkers' view), and every frame such walks or cached entries lead
-    /// to (tables and data).
-    fn observable(&self, s: &State) -> (Small, Small) {
+    /// to (tables and data); or stops early, with part of them, once
+    /// `done` holds of what was found. `done` must be monotone (once true,
+    /// true of any supersets), so that what a caller decides from the part
+    /// is what it would decide from the whole.
+    fn observable(&self, s: &State, done: &dyn Fn(&Small, &Small) -> bool) -> (Small, Small) {
         let g = self.sc.config.granule;
         let mut descs = Small::default();
         let mut frames = Small::default();
+        // Walks already followed (identical CPUs often walk the same VAs
+        // from the same tables): following one again adds nothing.
+        let mut seen = [(0u64, 0u8, 0u64); 32];
+        let mut nseen = 0;
+        let mut follow = |va: u64, level: u8, table: PhysAddr, d: &mut Small, f: &mut Small| {
+            let key = (va, level, table.0);
+            if seen[..nseen].contains(&key) {
+                return;
+            }
+            if nseen < seen.len() {
+                seen[nseen] = key;
+                nseen += 1;
+            }
+            self.reach(s, va, level, table, d, f);
+        };
         for i in 0..s.wl.len() {
             if !self.live(s, i) {
                 continue;
             }
             let tlb = &s.tlbs[i + 1];
             for &va in self.remaining(s, i) {
-                let mut starts = vec![(g.start_level(), self.sc.root)];
+                follow(va, g.start_level(), self.sc.root, &mut descs, &mut frames);
                 for e in tlb.walks(VirtAddr(va)) {
                     if let TlbKind::Walk { next } = e.kind {
-                        starts.push((e.level + 1, next));
+                        follow(va, e.level + 1, next, &mut descs, &mut frames);
                     }
                 }
                 for e in tlb.leaves(VirtAddr(va), 0) {
@@ -306,8 +373,8 @@ impl<'a> Engine<'a> {
                         frames.insert(pa.0 >> self.shift);
                     }
                 }
-                for (level, table) in starts {
-                    self.reach(s, va, level, table, &mut descs, &mut frames);
+                if done(&descs, &frames) {
+                    return (descs, frames);
                 }
             }
         }
@@ -333,24 +400,44 @@ impl<'a> Engine<'a> {
         let pa = table.add(g.index(level, va) as u64 * 8);
         descs.insert(pa.0);
         frames.insert(pa.0 >> self.shift);
-        let mut vals = vec![self.read(s, pa.0)];
+        let coherent = self.read(s, pa.0);
+        let next = |v: u64, descs: &mut Small, frames: &mut Small| match vmsa::Descriptor(v)
+            .decode(g, level)
+        {
+            vmsa::Entry::Table(t) => self.reach(s, va, level + 1, t.next, descs, frames),
+            vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
+                let off = va & (g.level_size(level) - 1);
+                frames.insert((leaf.oa.0 + off) >> self.shift);
+            }
+            _ => {}
+        };
+        if !s.pending.iter().any(|p| p.pa == pa)
+            && s.unpublished.binary_search(&(pa.0 >> self.shift)).is_err()
+        {
+            // One view only (the common case).
+            next(coherent, descs, frames);
+            return;
+        }
+        let mut vals = Small::default();
+        vals.insert(coherent);
         for p in s.pending.iter().filter(|p| p.pa == pa) {
-            vals.extend([p.prev, p.value]);
+            vals.insert(p.prev);
+            vals.insert(p.value);
         }
         if s.unpublished.binary_search(&(pa.0 >> self.shift)).is_ok() {
-            vals.push(0);
+            vals.insert(0);
         }
+        let mut inline = vals.inline;
+        let mut more = vals.more;
+        let vals: &mut [u64] = if more.is_empty() {
+            &mut inline[..vals.n]
+        } else {
+            more.extend_from_slice(&inline);
+            &mut more
+        };
         vals.sort_unstable();
-        vals.dedup();
-        for v in vals {
-            match vmsa::Descriptor(v).decode(g, level) {
-                vmsa::Entry::Table(t) => self.reach(s, va, level + 1, t.next, descs, frames),
-                vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
-                    let off = va & (g.level_size(level) - 1);
-                    frames.insert((leaf.oa.0 + off) >> self.shift);
-                }
-                _ => {}
-            }
+        for &v in vals.iter() {
+            next(v, descs, frames);
         }
     }
 
@@ -368,26 +455,25 @@ impl<'a> Engine<'a> {
     pub fn normalize_perm(&self, s: &mut State) -> Vec<usize> {
         s.tlbs[0] = Tlb::default();
         for i in 0..s.wl.len() {
-            let keep: Vec<u64> = if self.live(s, i) {
-                self.remaining(s, i).to_vec()
+            if !self.reduce {
+                continue;
+            }
+            let keep: &[u64] = if self.live(s, i) {
+                self.remaining(s, i)
             } else {
-                Vec::new()
+                &[]
             };
             let tlb = &mut s.tlbs[i + 1];
-            let drop: Vec<usize> = (0..tlb.entries().len())
-                .filter(|&k| {
-                    let e = tlb.entries()[k];
-                    self.reduce
-                        && !keep.iter().any(|&va| e.covers(VirtAddr(va)))
-                        && !self.kept_for_end(&e)
-                })
-                .collect();
-            for k in drop.into_iter().rev() {
-                tlb.evict(k);
+            for k in (0..tlb.entries().len()).rev() {
+                let e = tlb.entries()[k];
+                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(&e) {
+                    tlb.evict(k);
+                }
             }
         }
         if self.reduce && !s.pending.is_empty() {
-            let (descs, _) = self.observable(s);
+            let (descs, _) =
+                self.observable(s, &|d, _| s.pending.iter().all(|p| d.contains(&p.pa.0)));
             s.pending.retain(|p| descs.contains(&p.pa.0));
         }
         for t in s.tlbis.iter_mut() {
@@ -423,45 +509,40 @@ impl<'a> Engine<'a> {
     fn symmetry(&self, s: &mut State) -> Vec<usize> {
         let n = s.wl.len();
         let mut perm: Vec<usize> = (0..n).collect();
-        let mut start = 0;
-        while start < n {
-            let mut end = start + 1;
-            while end < n && self.sc.workloads[end] == self.sc.workloads[start] {
-                end += 1;
-            }
-            if end - start > 1 {
-                let mut order: Vec<usize> = (start..end).collect();
-                order.sort_by(|&a, &b| {
-                    (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
-                });
-                if order.iter().enumerate().any(|(k, &i)| i != start + k) {
-                    let before = perm.clone();
+        for &(start, end) in &self.groups {
+            let mut order: Vec<usize> = (start..end).collect();
+            order.sort_by(|&a, &b| {
+                (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
+            });
+            if order.iter().enumerate().any(|(k, &i)| i != start + k) {
+                let before = perm.clone();
+                for (k, &i) in order.iter().enumerate() {
+                    perm[start + k] = before[i];
+                }
+                let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
+                let tlbs: Vec<Tlb> = order
+                    .iter()
+                    .map(|&i| std::mem::take(&mut s.tlbs[i + 1]))
+                    .collect();
+                let remap = |m: u64| {
+                    let mut out = m;
                     for (k, &i) in order.iter().enumerate() {
-                        perm[start + k] = before[i];
+                        let (to, from) = (start + k + 1, i + 1);
+                        out = (out & !(1 << to)) | (((m >> from) & 1) << to);
                     }
-                    let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
-                    let tlbs: Vec<Tlb> = order.iter().map(|&i| s.tlbs[i + 1].clone()).collect();
-                    let remap = |m: u64| {
-                        let mut out = m;
-                        for (k, &i) in order.iter().enumerate() {
-                            let (to, from) = (start + k + 1, i + 1);
-                            out = (out & !(1 << to)) | (((m >> from) & 1) << to);
-                        }
-                        out
-                    };
-                    for (k, (w, t)) in wl.into_iter().zip(tlbs).enumerate() {
-                        s.wl[start + k] = w;
-                        s.tlbs[start + k + 1] = t;
-                    }
-                    for t in s.tlbis.iter_mut() {
-                        t.waiting = remap(t.waiting);
-                    }
-                    if let Some(m) = s.gp.as_mut() {
-                        *m = remap(*m);
-                    }
+                    out
+                };
+                for (k, (w, t)) in wl.into_iter().zip(tlbs).enumerate() {
+                    s.wl[start + k] = w;
+                    s.tlbs[start + k + 1] = t;
+                }
+                for t in s.tlbis.iter_mut() {
+                    t.waiting = remap(t.waiting);
+                }
+                if let Some(m) = s.gp.as_mut() {
+                    *m = remap(*m);
                 }
             }
-            start = end;
         }
         perm
     }
@@ -519,16 +600,22 @@ impl<'a> Engine<'a> {
                 .tlbs
                 .iter()
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
-            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self.observable(s).0.contains(&pa.0),
-            Op::Free { first, count } => !touches(&self.observable(s).1, *first, *count),
+            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self
+                .observable(s, &|d, _| d.contains(&pa.0))
+                .0
+                .contains(&pa.0),
+            Op::Free { first, count } => {
+                let hit = |f: &Small| touches(f, *first, *count);
+                !hit(&self.observable(s, &|_, f| hit(f)).1)
+            }
             // A copy also reads its source: a workload store there must not
             // be reordered around it.
             Op::Copy { dst, src } => {
-                let frames = self.observable(s).1;
-                !frames.contains(dst) && !frames.contains(src)
+                let hit = |f: &Small| f.contains(dst) || f.contains(src);
+                !hit(&self.observable(s, &|_, f| hit(f)).1)
             }
             Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
-                !self.observable(s).1.contains(f)
+                !self.observable(s, &|_, fr| fr.contains(f)).1.contains(f)
             }
             Op::Pause | Op::Resume | Op::SynchronizeRcu | Op::WriteWord { .. } => false,
         }
@@ -635,7 +722,8 @@ impl<'a> Engine<'a> {
         if !s.unpublished.is_empty() {
             // Only a frame some remaining access can reach: publishing
             // another now or when it becomes reachable is the same.
-            let (_, frames) = self.observable(s);
+            let (_, frames) =
+                self.observable(s, &|_, f| s.unpublished.iter().all(|u| f.contains(u)));
             for (k, f) in s.unpublished.iter().enumerate() {
                 if !self.reduce || frames.contains(f) {
                     out.push(Step::Publish { index: k as u8 });
@@ -744,17 +832,39 @@ impl<'a> Engine<'a> {
         &self,
         s: &State,
         step: Step,
-        mut log: Option<&mut String>,
+        log: Option<&mut String>,
         memo: Option<&Memo>,
     ) -> (Outcome, Vec<usize>) {
         let none = || (0..s.wl.len()).collect::<Vec<usize>>();
         let mut n = s.clone();
+        match self.apply_to(s, &mut n, step, log, memo) {
+            Applied::Next(perm) => (Outcome::Next(n), perm),
+            Applied::Hazard(h) => (Outcome::Hazard(h), none()),
+            Applied::Disabled => (Outcome::Disabled, none()),
+        }
+    }
+
+    /// As [`Engine::apply_memo`], in place: `n` holds a copy of `s` and
+    /// becomes the successor (the search reuses one state's storage for
+    /// every successor). On a hazard or a disabled step `n` is garbage.
+    pub fn apply_into(&self, s: &State, n: &mut State, step: Step, memo: &Memo) -> Applied {
+        self.apply_to(s, n, step, None, Some(memo))
+    }
+
+    fn apply_to(
+        &self,
+        s: &State,
+        n: &mut State,
+        step: Step,
+        mut log: Option<&mut String>,
+        memo: Option<&Memo>,
+    ) -> Applied {
         let r = match step {
-            Step::Updater => self.run_updater(&mut n, log.as_deref_mut()),
+            Step::Updater => self.run_updater(n, log.as_deref_mut()),
             Step::Cpu { cpu, choice } => {
                 let (c, k) = (usize::from(cpu), usize::from(choice));
                 let memoized = memo.and_then(|m| m.choice(c, k));
-                self.run_cpu(&mut n, c, k, memoized, log.as_deref_mut())
+                self.run_cpu(n, c, k, memoized, log.as_deref_mut())
             }
             Step::Propagate { index } => {
                 let p = n.pending.remove(usize::from(index));
@@ -781,15 +891,15 @@ impl<'a> Engine<'a> {
                 let ch = match memo.and_then(|m| m.walk(c, va, k)) {
                     Some(found) => found,
                     None => {
-                        owned = self.walks(&n, c, va);
+                        owned = self.walks(s, c, va);
                         owned.get(k)
                     }
                 };
-                let Some(ch) = ch.cloned() else {
-                    return (Outcome::Disabled, none());
+                let Some(ch) = ch else {
+                    return Applied::Disabled;
                 };
-                if !self.commit(&mut n, c, &ch) {
-                    return (Outcome::Disabled, none());
+                if !self.commit(n, c, ch) {
+                    return Applied::Disabled;
                 }
                 if let Some(l) = log.as_deref_mut() {
                     let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
@@ -814,12 +924,9 @@ impl<'a> Engine<'a> {
             }
         };
         match r {
-            Err(h) => (Outcome::Hazard(h), none()),
-            Ok(false) => (Outcome::Disabled, none()),
-            Ok(true) => {
-                let perm = self.normalize_perm(&mut n);
-                (Outcome::Next(n), perm)
-            }
+            Err(h) => Applied::Hazard(h),
+            Ok(false) => Applied::Disabled,
+            Ok(true) => Applied::Next(self.normalize_perm(n)),
         }
     }
 

@@ -7,19 +7,24 @@
 //! counts and the same (shortest) counterexample on any number of
 //! threads.
 //!
-//! Fingerprints are 128 bits (two independent 64-bit hashes of the state),
-//! as TLC and SPIN's hash compaction store fingerprints instead of states:
-//! two distinct states of one run collide with probability about
-//! n^2 / 2^129, negligible at the sizes run here.
+//! Fingerprints are 128 bits (two independent 64-bit hashes of the
+//! state's encoding, [`State::encode`]), as TLC and SPIN's hash compaction
+//! store fingerprints instead of states: two distinct states of one run
+//! collide with probability about n^2 / 2^129 (taking the hashes as
+//! random functions), negligible at the sizes run here.
+//!
+//! The frontier holds states encoded, one after another in arenas reused
+//! from level to level; a worker decodes a state into storage it keeps
+//! and builds every successor in place, so the search allocates almost
+//! nothing per state.
 
-use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::engine::{Engine, Memo, Outcome, Step};
+use crate::engine::{Applied, Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
 use crate::state::State;
 use crate::trace::{self, Snapshot, StepKind};
@@ -132,32 +137,26 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-fn fingerprint(s: &State) -> u128 {
-    let mut h = Fingerprint::default();
-    s.hash(&mut h);
-    h.finish128()
-}
-
-/// A 128-bit fingerprint in one pass: two multiply-rotate lanes (FxHash's
-/// step with different constants), mixed at the end (the MurmurHash3
-/// finalizer).
-#[derive(Default)]
-struct Fingerprint {
-    a: u64,
-    b: u64,
-}
-
-impl Fingerprint {
-    const K1: u64 = 0xf135_7aea_2e62_a9c5;
-    const K2: u64 = 0x9e37_79b9_7f4a_7c15;
-
-    fn add(&mut self, x: u64) {
-        self.a = (self.a.rotate_left(26) ^ x).wrapping_mul(Self::K1);
-        self.b = (self.b.rotate_left(23) ^ x)
-            .wrapping_mul(Self::K2)
-            .wrapping_add(1);
+/// Fingerprints a state's encoding (see [`State::encode`]): two
+/// independent 64-bit hashes, each with four lanes that take two words at
+/// a time through a folded 64x64->128-bit multiply (wyhash's mixing step),
+/// keyed by lane, so that the lanes run in parallel; the lanes are folded
+/// together with the length and finished with the MurmurHash3 finalizer.
+fn fingerprint(words: &[u64]) -> u128 {
+    const K: [u64; 8] = [
+        0xa076_1d64_78bd_642f,
+        0xe703_7ed1_a0b4_28db,
+        0x8ebc_6af0_9c88_c6e3,
+        0x5899_65cc_7537_4cc3,
+        0x1d8e_4e27_c47d_124f,
+        0xf135_7aea_2e62_a9c5,
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+    ];
+    fn fold(x: u64, y: u64) -> u64 {
+        let p = u128::from(x) * u128::from(y);
+        (p as u64) ^ ((p >> 64) as u64)
     }
-
     fn mix(mut x: u64) -> u64 {
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -165,66 +164,125 @@ impl Fingerprint {
         x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         x ^ (x >> 33)
     }
+    let mut a = [K[0], K[1], K[2], K[3]];
+    let mut b = [K[4], K[5], K[6], K[7]];
+    #[inline(always)]
+    fn round(a: &mut [u64; 4], b: &mut [u64; 4], c: &[u64; 8]) {
+        for l in 0..4 {
+            let (x, y) = (c[2 * l], c[2 * l + 1]);
+            a[l] = fold(x ^ a[l], y ^ K[l + 4]);
+            b[l] = fold(x ^ b[l], y ^ K[l]);
+        }
+    }
+    let mut chunks = words.chunks_exact(8);
+    for c in &mut chunks {
+        if let Ok(c) = <&[u64; 8]>::try_from(c) {
+            round(&mut a, &mut b, c);
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u64; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        round(&mut a, &mut b, &w);
+    }
+    let n = words.len() as u64;
+    let h1 = mix(fold(a[0] ^ n, a[1] ^ K[5]) ^ fold(a[2] ^ K[6], a[3] ^ K[7]));
+    let h2 = mix(fold(b[0] ^ K[0], b[1] ^ n ^ K[1]) ^ fold(b[2] ^ K[2], b[3] ^ K[3]));
+    (u128::from(h1) << 64) | u128::from(h2)
+}
 
-    fn finish128(&self) -> u128 {
-        (u128::from(Self::mix(self.a)) << 64)
-            | u128::from(Self::mix(self.b ^ self.a.rotate_left(32)))
+/// States kept encoded, one after another in one arena (see
+/// [`State::encode`]): a part of a level, with each state's node id.
+#[derive(Default)]
+struct Part {
+    /// The encodings.
+    words: Vec<u64>,
+    /// Where each state's encoding starts in `words` (and the next ends).
+    starts: Vec<usize>,
+    /// Each state's node id.
+    ids: Vec<u32>,
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn get(&self, k: usize) -> &[u64] {
+        let end = self.starts.get(k + 1).copied().unwrap_or(self.words.len());
+        &self.words[self.starts[k]..end]
+    }
+
+    fn push(&mut self, id: u32, words: &[u64]) {
+        self.starts.push(self.words.len());
+        self.ids.push(id);
+        self.words.extend_from_slice(words);
+    }
+
+    fn clear(&mut self) {
+        self.words.clear();
+        self.starts.clear();
+        self.ids.clear();
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.words.len() * 8 + self.starts.len() * 12) as u64
     }
 }
 
-impl std::hash::Hasher for Fingerprint {
-    fn finish(&self) -> u64 {
-        Self::mix(self.a)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 56));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u16(&mut self, i: u16) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
+/// One successor of a batch's state `parent` (its index in the chunk).
+struct Succ {
+    parent: usize,
+    step: Step,
+    what: What,
 }
 
-/// Successors of one state: each step with its outcome's fingerprint.
-type Expanded = Vec<(Step, Outcome, u128)>;
+enum What {
+    /// A state, encoded at `words[start..end]` of the batch.
+    Next { fp: u128, start: usize, end: usize },
+    /// A state visited before the chunk was expanded.
+    Known,
+    /// A hazard.
+    Hazard(Hazard),
+}
+
+/// The successors of a batch of states, in order.
+#[derive(Default)]
+struct Batch {
+    words: Vec<u64>,
+    succ: Vec<Succ>,
+}
+
+/// A worker's storage, reused from state to state.
+#[derive(Default)]
+struct Scratch {
+    state: State,
+    next: State,
+    steps: Vec<Step>,
+    memo: Memo,
+}
+
+/// States per parallel task.
+const BATCH: usize = 32;
 
 /// Explores every state reachable in `engine`'s scenario.
 pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     let start = Instant::now();
     let init = engine.initial();
+    let mut enc = Vec::new();
+    init.encode(&mut enc);
     let mut visited: FxHashSet<u128> = FxHashSet::default();
-    visited.insert(fingerprint(&init));
+    visited.insert(fingerprint(&enc));
     // Parent links: node id -> (parent id, step).
     let mut nodes: Vec<(u32, Step)> = vec![(u32::MAX, Step::Updater)];
     // A level is kept as a list of parts, one per expanded chunk, so that
-    // it never grows by reallocating (and copying) one huge vector.
-    let mut frontier: Vec<Vec<(u32, State)>> = vec![vec![(0, init.clone())]];
+    // it never grows by reallocating (and copying) one huge arena; parts
+    // of a finished level are reused for the one after next.
+    let mut first = Part::default();
+    first.push(0, &enc);
+    let mut frontier: Vec<Part> = vec![first];
+    let mut spare: Vec<Part> = Vec::new();
     let mut transitions = 0u64;
     let mut depth = 0u64;
     let mut gave_up = 0u64;
@@ -236,43 +294,75 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
         gave_up,
         elapsed: start.elapsed(),
     };
-    let mut next: Vec<Vec<(u32, State)>> = Vec::new();
-    let check_limits =
-        |states: usize, frontier: &[Vec<(u32, State)>], next: &[Vec<(u32, State)>]| {
-            if states as u64 >= limits.states {
-                Some(Limit::States)
-            } else if memory_in_use(states, frontier, next) >= limits.memory {
-                Some(Limit::Memory)
-            } else if start.elapsed() >= limits.time {
-                Some(Limit::Time)
-            } else {
-                None
-            }
-        };
+    let mut next: Vec<Part> = Vec::new();
+    let check_limits = |states: usize, frontier: &[Part], next: &[Part]| {
+        if states as u64 >= limits.states {
+            Some(Limit::States)
+        } else if memory_in_use(states, frontier, next) >= limits.memory {
+            Some(Limit::Memory)
+        } else if start.elapsed() >= limits.time {
+            Some(Limit::Time)
+        } else {
+            None
+        }
+    };
+    let mut parent = State::default();
+    let mut batches: Vec<Batch> = Vec::new();
     while !frontier.is_empty() {
         // Expand the level in chunks, so that successors not yet
         // deduplicated never hold much memory, and limits are checked often.
         let per_state = frontier
-            .iter()
-            .flatten()
-            .next()
-            .map_or(1, |(_, s)| s.approx_bytes().max(1));
+            .first()
+            .map_or(8, |p| p.get(0).len() * 8 + 12)
+            .max(1);
         let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
-        for chunk in frontier.iter().flat_map(|part| part.chunks(chunk_len)) {
-            let expanded: Vec<Expanded> =
-                chunk.par_iter().map(|(_, s)| expand(engine, s)).collect();
-            let mut part = Vec::with_capacity(expanded.iter().map(Vec::len).sum());
-            for ((id, s), succ) in chunk.iter().zip(expanded) {
-                for (step, outcome, fp) in succ {
+        // Tasks of at most `BATCH` states of one part, in the frontier's
+        // order; a chunk is a run of tasks, across parts (a part can be
+        // small: the new states of one chunk of the level before).
+        let tasks: Vec<(usize, usize, usize)> = frontier
+            .iter()
+            .enumerate()
+            .flat_map(|(p, part)| {
+                (0..part.len())
+                    .step_by(BATCH)
+                    .map(move |lo| (p, lo, (lo + BATCH).min(part.len())))
+            })
+            .collect();
+        for group in tasks.chunks((chunk_len / BATCH).max(1)) {
+            // Each task's successors go to a batch kept from chunk to
+            // chunk, so their storage is allocated once per search.
+            let ntasks = group.len();
+            if batches.len() < ntasks {
+                batches.resize_with(ntasks, Batch::default);
+            }
+            batches[..ntasks]
+                .par_iter_mut()
+                .zip(group.par_iter())
+                .for_each_init(Scratch::default, |scr, (out, &(p, lo, hi))| {
+                    out.words.clear();
+                    out.succ.clear();
+                    let part = &frontier[p];
+                    for k in lo..hi {
+                        expand(engine, &visited, part.get(k), k, scr, out);
+                    }
+                });
+            let mut out = spare.pop().unwrap_or_default();
+            for (batch, &(p, _, _)) in batches[..ntasks].iter().zip(group) {
+                let part = &frontier[p];
+                for succ in &batch.succ {
                     transitions += 1;
-                    match outcome {
-                        Outcome::Hazard(h) if h.kind == crate::HazardKind::GaveUp => gave_up += 1,
-                        Outcome::Hazard(h) => {
+                    let id = part.ids[succ.parent];
+                    match &succ.what {
+                        What::Hazard(h) if h.kind == crate::HazardKind::GaveUp => {
+                            gave_up += 1;
+                        }
+                        What::Hazard(h) => {
+                            State::decode_into(part.get(succ.parent), &mut parent);
                             let terminal =
-                                engine.finished(s) || h.kind == crate::HazardKind::Deadlock;
+                                engine.finished(&parent) || h.kind == crate::HazardKind::Deadlock;
                             let (trace, labels) =
-                                rebuild(engine, &nodes, *id, (!terminal).then_some(step), h.va);
-                            let mut hazard = h;
+                                rebuild(engine, &nodes, id, (!terminal).then_some(succ.step), h.va);
+                            let mut hazard = h.clone();
                             hazard.detail = relabel(&hazard.detail, &labels);
                             if hazard.cpu > 0 {
                                 hazard.cpu = labels[hazard.cpu - 1];
@@ -285,10 +375,11 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                                 gave_up,
                             );
                         }
-                        Outcome::Next(n) => {
+                        What::Known => {}
+                        &What::Next { fp, start, end } => {
                             if visited.insert(fp) {
-                                nodes.push((*id, step));
-                                part.push(((nodes.len() - 1) as u32, n));
+                                nodes.push((id, succ.step));
+                                out.push((nodes.len() - 1) as u32, &batch.words[start..end]);
                                 if visited.len() as u64 >= limits.states {
                                     return report(
                                         Verdict::Incomplete {
@@ -303,12 +394,14 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                                 }
                             }
                         }
-                        Outcome::Disabled => {}
                     }
                 }
             }
-            part.shrink_to_fit();
-            next.push(part);
+            if out.len() > 0 {
+                next.push(out);
+            } else {
+                spare.push(out);
+            }
             if let Some(l) = check_limits(visited.len(), &frontier, &next) {
                 return report(
                     Verdict::Incomplete {
@@ -323,8 +416,10 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             }
         }
         depth += 1;
-        next.retain(|p| !p.is_empty());
-        frontier = std::mem::take(&mut next);
+        for mut p in std::mem::replace(&mut frontier, std::mem::take(&mut next)) {
+            p.clear();
+            spare.push(p);
+        }
     }
     report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
 }
@@ -332,34 +427,65 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
 /// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
 /// Bytes the successors of one chunk may take before deduplication
-/// (assuming about 32 successors per state).
-const CHUNK_BYTES: usize = 256 << 20;
+/// (assuming about 32 successors per state): small enough that the
+/// batches, reused from chunk to chunk, stay in the cache.
+const CHUNK_BYTES: usize = 32 << 20;
 
-fn expand(engine: &Engine<'_>, s: &State) -> Expanded {
-    let mut steps = Vec::new();
-    let mut memo = Memo::default();
-    engine.steps_memo(s, &mut steps, &mut memo);
-    if steps.is_empty() {
-        let out = if engine.finished(s) {
+/// Appends to `out` the successors of the state encoded in `words` (index
+/// `k` in its chunk): each encoded with its fingerprint, or known (in
+/// `visited`, which the merge does not change while chunks expand), or a
+/// hazard.
+fn expand(
+    engine: &Engine<'_>,
+    visited: &FxHashSet<u128>,
+    words: &[u64],
+    k: usize,
+    scr: &mut Scratch,
+    out: &mut Batch,
+) {
+    State::decode_into(words, &mut scr.state);
+    let s = &scr.state;
+    engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
+    if scr.steps.is_empty() {
+        let h = if engine.finished(s) {
             engine.check_final(s)
         } else {
             Some(deadlock(engine, s))
         };
-        return out
-            .map(|h| vec![(Step::Updater, Outcome::Hazard(h), 0)])
-            .unwrap_or_default();
+        if let Some(h) = h {
+            out.succ.push(Succ {
+                parent: k,
+                step: Step::Updater,
+                what: What::Hazard(h),
+            });
+        }
+        return;
     }
-    steps
-        .into_iter()
-        .filter_map(|st| match engine.apply_memo(s, st, &memo) {
-            Outcome::Disabled => None,
-            Outcome::Next(n) => {
-                let fp = fingerprint(&n);
-                Some((st, Outcome::Next(n), fp))
+    for &st in &scr.steps {
+        scr.next.clone_from(s);
+        let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
+            Applied::Disabled => continue,
+            Applied::Next(_) => {
+                let start = out.words.len();
+                scr.next.encode(&mut out.words);
+                let end = out.words.len();
+                let fp = fingerprint(&out.words[start..end]);
+                if visited.contains(&fp) {
+                    // Visited before this chunk: the merge would drop it.
+                    out.words.truncate(start);
+                    What::Known
+                } else {
+                    What::Next { fp, start, end }
+                }
             }
-            h => Some((st, h, 0)),
-        })
-        .collect()
+            Applied::Hazard(h) => What::Hazard(h),
+        };
+        out.succ.push(Succ {
+            parent: k,
+            step: st,
+            what,
+        });
+    }
 }
 
 fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
@@ -382,19 +508,12 @@ fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
 
 /// Estimates the memory this search holds: per visited state a 16-byte
 /// fingerprint in a hash set (with its control byte and load-factor slack,
-/// about 20 bytes) and a parent link; per frontier state its own size,
-/// estimated from a sample. (Not the process's resident set: several
-/// searches may run at once.)
-fn memory_in_use(
-    visited: usize,
-    frontier: &[Vec<(u32, State)>],
-    next: &[Vec<(u32, State)>],
-) -> u64 {
+/// about 20 bytes) and a parent link; the frontier's arenas. (Not the
+/// process's resident set: several searches may run at once.)
+fn memory_in_use(visited: usize, frontier: &[Part], next: &[Part]) -> u64 {
     let link = std::mem::size_of::<(u32, Step)>() as u64;
-    let mut all = frontier.iter().chain(next).flatten();
-    let per_state = all.next().map_or(0, |(_, s)| s.approx_bytes() as u64);
-    let held: usize = frontier.iter().chain(next).map(Vec::len).sum();
-    (visited as u64) * (20 + link) + (held as u64) * per_state
+    let held: u64 = frontier.iter().chain(next).map(Part::bytes).sum();
+    (visited as u64) * (20 + link) + held
 }
 
 /// Rewrites `cpuN` (N a workload position, from 1) into the real CPU

@@ -6,19 +6,34 @@
 //! descriptor stores, the pending TLBIs, every CPU's TLB and every CPU's
 //! position, a state is a few hundred bytes, `Clone + Hash + Eq`.
 
+use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
 use vmsa::machine::{PendingStore, PendingTlbi};
-use vmsa::tlb::Tlb;
-use vmsa::{PhysAddr, memory::Memory};
+use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind};
+use vmsa::{PhysAddr, VirtAddr, memory::Memory};
 
 use crate::world::Source;
 
 /// Memory as a difference from the initial memory.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Mem {
     /// Words written, by physical address, sorted.
     words: Vec<(u64, u64)>,
     /// Frames whose contents were replaced, sorted.
     frames: Vec<(u64, Source)>,
+}
+
+impl Clone for Mem {
+    fn clone(&self) -> Self {
+        Mem {
+            words: self.words.clone(),
+            frames: self.frames.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.words.clone_from(&source.words);
+        self.frames.clone_from(&source.frames);
+    }
 }
 
 impl Mem {
@@ -145,7 +160,7 @@ pub enum Half {
 }
 
 /// A state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct State {
     /// Coherent memory: what data accesses and CASes see.
     pub mem: Mem,
@@ -180,31 +195,439 @@ pub struct State {
     pub unpublished: Vec<u64>,
 }
 
-impl State {
-    /// Estimates the bytes this state holds, heap included.
-    pub fn approx_bytes(&self) -> usize {
-        use std::mem::size_of_val;
-        size_of_val(self)
-            + size_of_val(self.mem.words.as_slice())
-            + size_of_val(self.mem.frames.as_slice())
-            + size_of_val(self.pending.as_slice())
-            + size_of_val(self.tlbis.as_slice())
-            + self
-                .tlbs
-                .iter()
-                .map(|t| size_of_val(t) + size_of_val(t.entries()))
-                .sum::<usize>()
-            + size_of_val(self.wl.as_slice())
-            + size_of_val(self.freed.as_slice())
-            + size_of_val(self.written.as_slice())
-            + size_of_val(self.unpublished.as_slice())
+impl Clone for State {
+    fn clone(&self) -> Self {
+        let mut s = State::default();
+        s.clone_from(self);
+        s
     }
 
+    /// Copies `source` into this state's storage: no allocation once the
+    /// vectors are big enough (the search copies a state per successor).
+    fn clone_from(&mut self, source: &Self) {
+        self.mem.clone_from(&source.mem);
+        self.pending.clone_from(&source.pending);
+        self.tlbis.clone_from(&source.tlbis);
+        self.tlbs.truncate(source.tlbs.len());
+        let n = self.tlbs.len();
+        for (d, t) in self.tlbs.iter_mut().zip(&source.tlbs) {
+            d.clone_from(t);
+        }
+        self.tlbs.extend(source.tlbs[n..].iter().cloned());
+        self.pc = source.pc;
+        self.retries = source.retries;
+        self.retry_stage = source.retry_stage;
+        self.paused = source.paused;
+        self.gp = source.gp;
+        self.wl.clone_from(&source.wl);
+        self.freed.clone_from(&source.freed);
+        self.written.clone_from(&source.written);
+        self.unpublished.clone_from(&source.unpublished);
+    }
+}
+
+impl State {
     /// Records a store of `value` to `va`.
     pub fn wrote(&mut self, va: u64, value: u64) {
         match self.written.binary_search_by_key(&va, |w| w.0) {
             Ok(i) => self.written[i].1 = value,
             Err(i) => self.written.insert(i, (va, value)),
         }
+    }
+}
+
+/// The fields of a state's encoding header that hold counts: 16 bits each.
+const COUNTS: usize = 9;
+
+impl State {
+    /// Appends this state's encoding to `out`: a sequence of words from
+    /// which [`State::decode_into`] rebuilds it exactly, so two states are
+    /// equal exactly when their encodings are (the search stores frontier
+    /// states encoded in one arena, and fingerprints the encoding).
+    pub fn encode(&self, out: &mut Vec<u64>) {
+        let counts = [
+            self.mem.words.len(),
+            self.mem.frames.len(),
+            self.pending.len(),
+            self.tlbis.len(),
+            self.tlbs.len(),
+            self.wl.len(),
+            self.freed.len(),
+            self.written.len(),
+            self.unpublished.len(),
+        ];
+        out.push(
+            u64::from(self.pc)
+                | u64::from(self.retries) << 16
+                | u64::from(self.retry_stage) << 24
+                | u64::from(self.paused) << 32
+                | u64::from(self.gp.is_some()) << 33,
+        );
+        let mut w = [0u64; COUNTS.div_ceil(4)];
+        for (k, &c) in counts.iter().enumerate() {
+            // Every vector of a state is far below 2^16 entries.
+            w[k / 4] |= (c as u64 & 0xffff) << (16 * (k % 4));
+        }
+        out.extend_from_slice(&w);
+        if let Some(m) = self.gp {
+            out.push(m);
+        }
+        for &(pa, v) in &self.mem.words {
+            out.extend_from_slice(&[pa, v]);
+        }
+        for &(f, src) in &self.mem.frames {
+            match src {
+                Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
+                Source::Fill { first, step } => out.extend_from_slice(&[f, 1, first, step]),
+            }
+        }
+        for p in &self.pending {
+            // A physical address has at most 52 bits (FEAT_LPA); the CPU
+            // number (below 64) goes above it.
+            out.extend_from_slice(&[p.pa.0 | (p.cpu as u64) << 56, p.prev, p.value]);
+        }
+        for t in &self.tlbis {
+            let kind = TlbiKind::ALL
+                .iter()
+                .position(|&k| k == t.op.kind)
+                .unwrap_or(0) as u64;
+            out.extend_from_slice(&[
+                (t.cpu as u64) << 32 | kind | u64::from(t.op.asid) << 8,
+                t.op.va.0,
+                t.waiting,
+            ]);
+        }
+        for tlb in &self.tlbs {
+            out.push(tlb.entries().len() as u64);
+            for e in tlb.entries() {
+                encode_entry(e, out);
+            }
+        }
+        for w in &self.wl {
+            let (half, old, new) = match w.half {
+                Half::None => (0, false, false),
+                Half::Loaded { old, new } => (1, old, new),
+            };
+            out.extend_from_slice(&[
+                u64::from(w.pc)
+                    | u64::from(w.pick.is_some()) << 8
+                    | u64::from(w.pick.unwrap_or(0)) << 9
+                    | u64::from(w.rcu) << 17
+                    | half << 18
+                    | u64::from(old) << 19
+                    | u64::from(new) << 20,
+                w.regs[0],
+                w.regs[1],
+            ]);
+        }
+        out.extend_from_slice(&self.freed);
+        for &(va, v) in &self.written {
+            out.extend_from_slice(&[va, v]);
+        }
+        out.extend_from_slice(&self.unpublished);
+    }
+
+    /// Rebuilds into `s` the state [`State::encode`] wrote to `words`,
+    /// reusing `s`'s storage.
+    pub fn decode_into(words: &[u64], s: &mut State) {
+        let mut r = Reader { words, at: 0 };
+        let h = r.next();
+        s.pc = h as u16;
+        s.retries = (h >> 16) as u8;
+        s.retry_stage = (h >> 24) as u8;
+        s.paused = h >> 32 & 1 != 0;
+        let mut counts = [0usize; COUNTS];
+        let w = [r.next(), r.next(), r.next()];
+        for (k, c) in counts.iter_mut().enumerate() {
+            *c = (w[k / 4] >> (16 * (k % 4)) & 0xffff) as usize;
+        }
+        s.gp = (h >> 33 & 1 != 0).then(|| r.next());
+        s.mem.words.clear();
+        for _ in 0..counts[0] {
+            s.mem.words.push((r.next(), r.next()));
+        }
+        s.mem.frames.clear();
+        for _ in 0..counts[1] {
+            let f = r.next();
+            let src = match r.next() {
+                0 => Source::Base(r.next()),
+                _ => Source::Fill {
+                    first: r.next(),
+                    step: r.next(),
+                },
+            };
+            s.mem.frames.push((f, src));
+        }
+        s.pending.clear();
+        for _ in 0..counts[2] {
+            let pa = r.next();
+            s.pending.push(PendingStore {
+                cpu: (pa >> 56) as usize,
+                pa: PhysAddr(pa & ((1 << 56) - 1)),
+                prev: r.next(),
+                value: r.next(),
+            });
+        }
+        s.tlbis.clear();
+        for _ in 0..counts[3] {
+            let k = r.next();
+            s.tlbis.push(PendingTlbi {
+                cpu: (k >> 32) as usize,
+                op: Tlbi {
+                    kind: TlbiKind::ALL[(k & 0xff) as usize % TlbiKind::ALL.len()],
+                    asid: (k >> 8) as u16,
+                    va: VirtAddr(r.next()),
+                },
+                waiting: r.next(),
+            });
+        }
+        s.tlbs.resize_with(counts[4], Tlb::default);
+        for tlb in s.tlbs.iter_mut() {
+            tlb.clear();
+            for _ in 0..r.next() {
+                tlb.push(decode_entry(&mut r));
+            }
+        }
+        s.wl.clear();
+        for _ in 0..counts[5] {
+            let h = r.next();
+            s.wl.push(Wl {
+                pc: h as u8,
+                pick: (h >> 8 & 1 != 0).then_some((h >> 9) as u8),
+                rcu: h >> 17 & 1 != 0,
+                half: if h >> 18 & 1 != 0 {
+                    Half::Loaded {
+                        old: h >> 19 & 1 != 0,
+                        new: h >> 20 & 1 != 0,
+                    }
+                } else {
+                    Half::None
+                },
+                regs: [r.next(), r.next()],
+            });
+        }
+        s.freed.clear();
+        s.freed.extend_from_slice(r.take(counts[6]));
+        s.written.clear();
+        for _ in 0..counts[7] {
+            s.written.push((r.next(), r.next()));
+        }
+        s.unpublished.clear();
+        s.unpublished.extend_from_slice(r.take(counts[8]));
+    }
+}
+
+struct Reader<'a> {
+    words: &'a [u64],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn next(&mut self) -> u64 {
+        let w = self.words.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        w
+    }
+
+    fn take(&mut self, n: usize) -> &[u64] {
+        let end = (self.at + n).min(self.words.len());
+        let out = &self.words[self.at.min(end)..end];
+        self.at += n;
+        out
+    }
+}
+
+fn encode_entry(e: &TlbEntry, out: &mut Vec<u64>) {
+    let head = u64::from(e.size_shift)
+        | u64::from(e.level) << 8
+        | u64::from(e.asid.is_some()) << 17
+        | u64::from(e.asid.unwrap_or(0)) << 18;
+    match e.kind {
+        TlbKind::Walk { next } => out.extend_from_slice(&[e.va.0, head, e.desc_pa.0, next.0]),
+        TlbKind::Leaf { oa, attrs } => {
+            let sh = match attrs.sh {
+                Shareability::NonShareable => 0,
+                Shareability::Reserved => 1,
+                Shareability::Outer => 2,
+                Shareability::Inner => 3,
+            };
+            // AttrIndx (3 bits), SH (2), the software bits (4) and the
+            // ignored bits (5) fit above the ASID; RES0 bits (should be
+            // none) take a word only when set.
+            let small = u64::from(attrs.attr_indx)
+                | sh << 8
+                | u64::from(attrs.sw) << 10
+                | u64::from(attrs.ignored) << 18;
+            let head = head | 1 << 16 | u64::from(attrs.res0 != 0) << 35 | small << 36;
+            out.extend_from_slice(&[e.va.0, head, e.desc_pa.0, oa.0, attrs.flags.bits()]);
+            if attrs.res0 != 0 {
+                out.push(attrs.res0);
+            }
+        }
+    }
+}
+
+fn decode_entry(r: &mut Reader<'_>) -> TlbEntry {
+    let va = VirtAddr(r.next());
+    let head = r.next();
+    let desc_pa = PhysAddr(r.next());
+    let to = PhysAddr(r.next());
+    let kind = if head >> 16 & 1 == 0 {
+        TlbKind::Walk { next: to }
+    } else {
+        let flags = Attributes::from_bits_retain(r.next());
+        let res0 = if head >> 35 & 1 != 0 { r.next() } else { 0 };
+        let m = head >> 36;
+        TlbKind::Leaf {
+            oa: to,
+            attrs: LeafAttrs {
+                flags,
+                attr_indx: m as u8,
+                sh: match m >> 8 & 3 {
+                    0 => Shareability::NonShareable,
+                    1 => Shareability::Reserved,
+                    2 => Shareability::Outer,
+                    _ => Shareability::Inner,
+                },
+                sw: (m >> 10) as u8,
+                ignored: (m >> 18) as u8,
+                res0,
+            },
+        }
+    };
+    TlbEntry {
+        va,
+        size_shift: head as u8,
+        level: (head >> 8) as u8,
+        kind,
+        asid: (head >> 17 & 1 != 0).then_some((head >> 18) as u16),
+        desc_pa,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(va: u64, oa: u64, asid: Option<u16>, res0: u64) -> TlbEntry {
+        TlbEntry {
+            va: VirtAddr(va),
+            size_shift: 12,
+            level: 3,
+            kind: TlbKind::Leaf {
+                oa: PhysAddr(oa),
+                attrs: LeafAttrs {
+                    flags: Attributes::AF | Attributes::READ_ONLY,
+                    attr_indx: 7,
+                    sh: Shareability::Inner,
+                    sw: 0xf,
+                    ignored: 0x1f,
+                    res0,
+                },
+            },
+            asid,
+            desc_pa: PhysAddr(0x4000_0ff8),
+        }
+    }
+
+    fn sample() -> State {
+        let mut s = State {
+            pc: 300,
+            retries: 2,
+            retry_stage: 4,
+            paused: true,
+            gp: Some(0b1010),
+            ..State::default()
+        };
+        s.mem.write(0x1008, 7);
+        s.mem.write(0x2000, u64::MAX);
+        s.mem.fill(5, Source::Fill { first: 3, step: 8 }, 12);
+        s.mem.fill(9, Source::Base(11), 12);
+        s.pending.push(PendingStore {
+            cpu: 3,
+            pa: PhysAddr(0xf_ffff_ffff_fff8),
+            prev: 1,
+            value: 2,
+        });
+        s.tlbis.push(PendingTlbi {
+            cpu: 2,
+            op: Tlbi {
+                kind: TlbiKind::Vale1is,
+                va: VirtAddr(0xffff_0000_1000_0000),
+                asid: 0xbeef,
+            },
+            waiting: 0b110,
+        });
+        let mut t = Tlb::default();
+        t.insert(leaf(0xffff_0000_0000_0000, 0x8000, Some(0xffff), 0));
+        t.insert(leaf(0xffff_0000_0000_1000, 0x9000, None, 1 << 50));
+        t.insert(TlbEntry {
+            va: VirtAddr(0xffff_0000_0000_0000),
+            size_shift: 21,
+            level: 2,
+            kind: TlbKind::Walk {
+                next: PhysAddr(0x7000),
+            },
+            asid: None,
+            desc_pa: PhysAddr(0x6010),
+        });
+        s.tlbs = vec![Tlb::default(), t];
+        s.wl = vec![
+            Wl {
+                pc: 200,
+                pick: Some(255),
+                regs: [u64::MAX, 1],
+                rcu: true,
+                half: Half::Loaded {
+                    old: true,
+                    new: false,
+                },
+            },
+            Wl::default(),
+        ];
+        s.freed = vec![1, 2, 3];
+        s.written = vec![(0xffff_0000_0000_0008, 9)];
+        s.unpublished = vec![42];
+        s
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        let s = sample();
+        let mut words = Vec::new();
+        s.encode(&mut words);
+        let mut back = State::default();
+        State::decode_into(&words, &mut back);
+        assert_eq!(back, s);
+        // Decoding into a state that held something else gives the same.
+        let mut reused = sample();
+        reused.wl.push(Wl::default());
+        reused.tlbs.push(Tlb::default());
+        reused.mem.write(0x3000, 1);
+        State::decode_into(&words, &mut reused);
+        assert_eq!(reused, s);
+        let mut copy = State::default();
+        copy.clone_from(&s);
+        assert_eq!(copy, s);
+    }
+
+    #[test]
+    fn distinct_states_encode_differently() {
+        let s = sample();
+        let mut a = Vec::new();
+        s.encode(&mut a);
+        let mut t = sample();
+        t.wl[1].half = Half::Loaded {
+            old: false,
+            new: false,
+        };
+        let mut b = Vec::new();
+        t.encode(&mut b);
+        assert_ne!(a, b);
+        let mut u = sample();
+        u.gp = None;
+        let mut c = Vec::new();
+        u.encode(&mut c);
+        assert_ne!(a, c);
     }
 }

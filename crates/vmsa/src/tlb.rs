@@ -226,12 +226,41 @@ impl fmt::Display for Tlbi {
 
 /// The TLB of one CPU: a set of entries, kept sorted so equal TLBs compare
 /// and hash equal.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tlb {
     entries: Vec<TlbEntry>,
 }
 
+impl Clone for Tlb {
+    fn clone(&self) -> Self {
+        Tlb {
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// Copies `source` into this TLB's storage (no allocation when it is
+    /// big enough: an explorer copies states many times a second).
+    fn clone_from(&mut self, source: &Self) {
+        self.entries.clone_from(&source.entries);
+    }
+}
+
 impl Tlb {
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Inserts an entry, cheaply when it sorts after every entry present
+    /// (a TLB rebuilt from its entries in order).
+    pub fn push(&mut self, e: TlbEntry) {
+        if self.entries.last().is_none_or(|l| *l < e) {
+            self.entries.push(e);
+        } else {
+            self.insert(e);
+        }
+    }
+
     /// Returns the entries.
     pub fn entries(&self) -> &[TlbEntry] {
         &self.entries
