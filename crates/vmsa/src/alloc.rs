@@ -316,7 +316,12 @@ impl FrameAllocator {
             self.free[usize::from(o)].insert(frame + (1 << o));
         }
         self.free_frames -= 1 << order;
-        self.mark(frame, Some(order));
+        // A free block has no entry in `orders` (`mark(.., None)` removed
+        // it): only a block of order > 0 needs one.
+        self.allocated[(frame / 64) as usize] |= 1 << (frame % 64);
+        if order > 0 {
+            self.orders.insert(frame, order);
+        }
         self.allocations += 1;
         Ok(frame)
     }
