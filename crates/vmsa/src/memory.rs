@@ -555,6 +555,26 @@ mod tests {
         // Writing the value back makes them equal again.
         m.write_u64(PhysAddr((3 << 12) + 8), 0).unwrap();
         assert!(m.same_contents(3, 16));
+        // Two copies written differently, then alike (same base, different
+        // overlays).
+        m.copy_frame(4, 16).unwrap();
+        m.write_u64(PhysAddr((3 << 12) + 16), 5).unwrap();
+        m.write_u64(PhysAddr((4 << 12) + 24), 5).unwrap();
+        assert!(!m.same_contents(3, 4));
+        m.write_u64(PhysAddr((3 << 12) + 24), 5).unwrap();
+        m.write_u64(PhysAddr((4 << 12) + 16), 5).unwrap();
+        assert!(m.same_contents(3, 4));
+        // Frames of one region with the same overlay stay apart by base.
+        m.write_u64(PhysAddr((18 << 12) + 8), 7).unwrap();
+        m.write_u64(PhysAddr((19 << 12) + 8), 7).unwrap();
+        assert!(!m.same_contents(18, 19));
+        // Two written zero pages: equal while their written words are.
+        m.write_u64(PhysAddr((5 << 12) + 8), 9).unwrap();
+        m.write_u64(PhysAddr((6 << 12) + 16), 9).unwrap();
+        assert!(!m.same_contents(5, 6));
+        m.write_u64(PhysAddr((5 << 12) + 8), 0).unwrap();
+        m.write_u64(PhysAddr((6 << 12) + 16), 0).unwrap();
+        assert!(m.same_contents(5, 6));
     }
 
     #[test]

@@ -93,6 +93,11 @@ impl Rule {
         Rule::FreeTableWhileCached,
     ];
 
+    /// Returns the rule's position in [`Rule::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// Returns the Arm ARM rule ID (DDI0487, "Translation table updates"),
     /// or `HVO_FREE` for the page-reuse rules, which the Arm ARM states
     /// through R_RVJDB and R_FFWJK rather than as one rule.
@@ -470,8 +475,9 @@ pub struct RuleChecker {
     all_marked: Vec<Option<Vec<u64>>>,
     step: u64,
     violations: Vec<Violation>,
-    /// Violations found per rule, stored or not.
-    counts: BTreeMap<Rule, u64>,
+    /// Violations found per rule (indexed by [`Rule::index`]), stored or
+    /// not.
+    counts: [u64; Rule::ALL.len()],
     /// Keep at most this many violations of each rule (all by default).
     keep_per_rule: u64,
     scratch: Scratch,
@@ -496,7 +502,7 @@ impl RuleChecker {
             all_marked: vec![None; config.ncpus.max(1)],
             step: 0,
             violations: Vec::new(),
-            counts: BTreeMap::new(),
+            counts: [0; Rule::ALL.len()],
             keep_per_rule: u64::MAX,
             scratch: Scratch::default(),
         };
@@ -533,9 +539,15 @@ impl RuleChecker {
         self.keep_per_rule = n;
     }
 
-    /// Returns how many violations of each rule were found, kept or not.
-    pub fn counts(&self) -> &BTreeMap<Rule, u64> {
-        &self.counts
+    /// Returns how many violations of each rule were found, kept or not
+    /// (the rules with at least one).
+    pub fn counts(&self) -> BTreeMap<Rule, u64> {
+        Rule::ALL
+            .iter()
+            .zip(self.counts)
+            .filter(|&(_, n)| n > 0)
+            .map(|(&r, n)| (r, n))
+            .collect()
     }
 
     /// Returns the number of operations observed.
@@ -798,7 +810,7 @@ impl RuleChecker {
         (old, new): (Option<Descriptor>, Option<Descriptor>),
         detail: impl FnOnce() -> String,
     ) {
-        let n = self.counts.entry(rule).or_default();
+        let n = &mut self.counts[rule.index()];
         *n += 1;
         if *n > self.keep_per_rule {
             return;
@@ -964,7 +976,7 @@ impl RuleChecker {
         let mut nfound = 0;
         let mut add = |r: Rule, s: &dyn Fn() -> String| {
             if !found[..nfound].iter().any(|(x, _)| *x == r) {
-                let kept = counts.get(&r).copied().unwrap_or(0) < keep;
+                let kept = counts[r.index()] < keep;
                 found[nfound] = (r, if kept { s() } else { String::new() });
                 nfound += 1;
             }
