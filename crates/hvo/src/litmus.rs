@@ -21,6 +21,10 @@ pub struct LitmusArgs {
     /// The most states explored per test.
     #[arg(long, default_value_t = 500_000)]
     max_states: u64,
+    /// Use the relaxed mode (out-of-order commits in preserved program
+    /// order) instead of the sequentially consistent one.
+    #[arg(long)]
+    relaxed: bool,
 }
 
 /// Arguments of `hvo conformance`.
@@ -35,6 +39,10 @@ pub struct ConformanceArgs {
     /// The most states explored per test.
     #[arg(long, default_value_t = 500_000)]
     max_states: u64,
+    /// Use the relaxed mode (out-of-order commits in preserved program
+    /// order) instead of the sequentially consistent one.
+    #[arg(long)]
+    relaxed: bool,
 }
 
 #[derive(Serialize)]
@@ -58,6 +66,7 @@ struct TestJson {
 pub fn litmus(a: &LitmusArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
+        relaxed: a.relaxed,
     };
     let mut out = Vec::new();
     let mut status = ExitCode::SUCCESS;
@@ -167,6 +176,7 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
 pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
+        relaxed: a.relaxed,
     };
     let start = std::time::Instant::now();
     let r = match conformance(&a.dir, &opts) {

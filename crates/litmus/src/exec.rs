@@ -63,6 +63,9 @@ use serde::Serialize;
 use crate::LitmusError;
 use crate::ast::*;
 
+mod relaxed;
+use relaxed::{Meta, may_pa, meta};
+
 /// A herd7-style verdict on the final condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Verdict {
@@ -162,12 +165,16 @@ pub fn verdict_of(observation: &str, q: Quant) -> Verdict {
 pub struct Options {
     /// The most states explored before the search stops.
     pub max_states: u64,
+    /// Explore the relaxed (out-of-order commit) mode instead of the
+    /// sequentially consistent one: see [`crate::exec`]'s "Relaxed mode".
+    pub relaxed: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_states: 500_000,
+            relaxed: false,
         }
     }
 }
@@ -181,6 +188,10 @@ struct Cpu {
     excl: Option<Loc>,
     /// The registers the test uses (index = register number).
     regs: Vec<Val>,
+    /// Relaxed mode only: the instructions fetched and not yet retired,
+    /// in program order, with whether each has committed. `pc` is then
+    /// the next instruction to fetch. Empty in SC mode.
+    rob: Vec<(u16, bool)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -254,6 +265,10 @@ struct Ctx<'a> {
     /// Per thread: bit s set if the thread may access symbol s through a
     /// translation.
     vas: Vec<u64>,
+    /// Per thread and instruction: what the relaxed mode needs to know.
+    meta: Vec<Vec<Meta>>,
+    /// Per symbol: the physical pages its virtual address may map to.
+    may_pa: Vec<u64>,
 }
 
 enum Access {
@@ -1093,6 +1108,12 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         nsym,
         hd_any: t.tthm.hd != 0,
         vas,
+        meta: t
+            .threads
+            .iter()
+            .map(|th| (0..th.code.len()).map(|i| meta(th, i)).collect())
+            .collect(),
+        may_pa: may_pa(t),
     };
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
@@ -1121,6 +1142,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             elr: 0,
             excl: None,
             regs: vec![Val::Int(0); nregs],
+            rob: Vec::new(),
         };
         nthreads
     ];
@@ -1198,7 +1220,11 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             if st.cpus[c].done {
                 continue;
             }
-            cx.step(&st, c, &mut succ)?;
+            if opts.relaxed {
+                cx.step_relaxed(&st, c, &mut succ)?;
+            } else {
+                cx.step(&st, c, &mut succ)?;
+            }
             // Speculative walks: with hardware AF, a walk for any address
             // may set AF at any time (herd7 allows it: catalogue test
             // `SpecAF`). Fills of cacheable values need no step: see

@@ -1,0 +1,529 @@
+//! The relaxed mode: an operational approximation of the Armv8 ordering of
+//! ordinary memory accesses.
+//!
+//! Each thread fetches its instructions in program order into a window
+//! (`Cpu::rob`, at most [`WINDOW`] entries) and *commits* any fetched
+//! instruction whose predecessors in preserved program order have
+//! committed. A commit is the step of the SC executor for that instruction
+//! alone (a load reads memory, a store writes it, an access translates
+//! then), so memory stays multi-copy atomic: a store is seen by every other
+//! thread when it commits. Armv8 is other-multi-copy atomic (Arm ARM B2.3,
+//! "Other-multi-copy atomicity", since Armv8.0 as revised in 2017); the one
+//! non-MCA behaviour, a thread reading its own store early, is modelled by
+//! forwarding: a load may take its value from an earlier, uncommitted store
+//! of its thread to the same address (herd7's `lrs`, local read successor).
+//!
+//! An instruction `j` may commit while an earlier fetched instruction `i`
+//! has not when none of these holds (herd7 `aarch64.cat`, herdtools7
+//! `herd/libdir/aarch64.cat`: `ob = (obs | dob | aob | bob)+`):
+//!
+//! - *registers*: `j` reads a register (or the flags, or the exclusive
+//!   monitor) `i` writes (this gives `addr`, `data` and the register part of
+//!   `ctrl` in `dob`), or writes one `i` reads or writes (no renaming: an
+//!   under-approximation);
+//! - *coherence* (`po-loc` within `ob` via `coe`/`fre`, and Arm ARM B2.3
+//!   "Coherence order"): both access memory and may touch the same
+//!   location (a virtual address may alias every physical page its
+//!   descriptor may name), or `i`'s address is not known yet (`addr; po;
+//!   [W]` in `dob`, and a possible alias), except the forwarding above;
+//! - *control* (`dob`: `ctrl; [W]`): `i` is a conditional branch and `j`
+//!   writes memory (a store may also not *fault* before the branch:
+//!   catalogue test `MP+rel+pickctrlW-mmufault-po`, Forbidden);
+//! - *barriers* (`bob`): `po; [dmb.full]; po` (a full DMB is ordered with
+//!   every access both ways), `[R]; po; [dmb.ld]; po`, `[W]; po; [dmb.st];
+//!   po; [W]`, `[A | Q]; po` (acquire, acquirePC: LDAR, LDAPR, the A forms
+//!   of atomics), `po; [L]` (release: STLR, the L forms), `[L]; po; [A]`;
+//! - *atomics* (`aob`: `rmw`): a load-exclusive and its store-exclusive
+//!   use the exclusive monitor (a register here) and the same location; an
+//!   atomic read-modify-write is one commit.
+//!
+//! A store whose data is not ready but whose address is may still commit
+//! as a *fault* (its translation needs no data: herd7's fault events are
+//! not ordered by `data`, catalogue test `MP+rel+pickdata-mmufault_db-po`,
+//! Allowed); the exception is taken precisely: a faulting commit is
+//! dropped when a later instruction has committed, the window is cut
+//! after it and fetching continues at the handler, whose instructions may
+//! then commit before the faulting thread's earlier ones (exception entry
+//! is context synchronization, not a barrier).
+//!
+//! Fetching stops at an uncommitted branch (except one to the next
+//! instruction, the litmus idiom for a control dependency, whose two
+//! directions meet) and at the *serializing* instructions, which commit
+//! only when nothing earlier is pending and before anything later is
+//! fetched: DSB (every kind; Arm ARM B2.3.12 "Data Synchronization
+//! Barrier": no instruction after it executes until it completes; for DSB
+//! LD/ST this is stronger than needed), ISB (stronger than herd7's
+//! `(ctrl | addr; po); [ISB]; po; [R]`), TLBI, MSR ELR_EL1, ERET and the
+//! end of a thread. So stronger orders, never weaker, are used where the
+//! approximation is unsure: it may under-allow, and where it allows more
+//! than herd7 the conformance report lists the test.
+//!
+//! Translation is as in SC mode, performed at the commit of its access:
+//! walks and TLB use keep the model's own relaxations (early walks until a
+//! context synchronization, TLB fills and evictions at any time, pending
+//! invalidations), and are ordered with ordinary accesses only through the
+//! commit order above. No further order between walks or faults and
+//! ordinary accesses is applied: herd7's `aarch64.cat` orders a
+//! translation read before its access (`tfr`/`iico` within the
+//! instruction), which holds here because both happen in one commit.
+
+use super::*;
+
+/// The most instructions of a thread in flight at once.
+pub(super) const WINDOW: usize = 8;
+
+/// The register bit of the NZCV flags (only Z is modelled).
+const FLAGS: u64 = 1 << 32;
+/// The register bit of the exclusive monitor.
+const MONITOR: u64 = 1 << 33;
+
+/// A barrier's kind, for `bob`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fence {
+    Full,
+    Ld,
+    St,
+}
+
+/// What the relaxed mode knows of one instruction.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Meta {
+    /// Registers read (bit r), the flags, the monitor.
+    reads: u64,
+    /// Registers written.
+    writes: u64,
+    /// The address registers of an access.
+    addr: u64,
+    /// The data registers of a store.
+    data: u64,
+    /// Reads memory.
+    load: bool,
+    /// Writes memory.
+    store: bool,
+    /// Acquire (`A`): LDAR, LDAXR, SWPA, CASA, LD<op>A.
+    acq: bool,
+    /// AcquirePC (`Q`): LDAPR.
+    acq_pc: bool,
+    /// Release (`L`): STLR, STLXR, SWPL, CASL, LD<op>L, ST<op>L.
+    rel: bool,
+    /// A DMB.
+    fence: Option<Fence>,
+    /// A conditional branch to the next instruction (a control
+    /// dependency and nothing else).
+    ctrl_next: bool,
+    /// Fetching stops after it until it commits.
+    control: bool,
+    /// Commits only with nothing earlier pending.
+    serial: bool,
+}
+
+fn bit(r: Reg) -> u64 {
+    if r == ZR { 0 } else { 1 << r }
+}
+
+fn op_bits(o: Operand) -> u64 {
+    match o {
+        Operand::Reg(r, _) => bit(r),
+        Operand::Imm(_) => 0,
+    }
+}
+
+fn addr_bits(a: &Addr) -> u64 {
+    bit(a.base) | op_bits(a.off)
+}
+
+/// Describes instruction `i` of `th` (the ordering annotations come from
+/// the mnemonic as written, e.g. `LDAPR`, `DMB ISHST`).
+pub(super) fn meta(th: &Thread, i: usize) -> Meta {
+    let text = th.text.get(i).map_or("", String::as_str);
+    let mut words = text.split_whitespace();
+    let mn = words.next().unwrap_or("").to_ascii_uppercase();
+    let arg = words.next().unwrap_or("").to_ascii_uppercase();
+    // The suffix of an atomic's mnemonic: "", "A", "L", "AL" (with a B/H
+    // width letter for the byte/halfword forms).
+    let atomic_sfx = [
+        "SWP", "CAS", "LDADD", "LDCLR", "LDSET", "LDEOR", "STADD", "STCLR",
+    ]
+    .iter()
+    .chain(["STSET", "STEOR"].iter())
+    .find(|b| mn.starts_with(**b))
+    .map(|b| mn[b.len()..].trim_end_matches(['B', 'H']).to_string());
+    let mut m = Meta::default();
+    let Some(&ins) = th.code.get(i) else {
+        return m;
+    };
+    match ins {
+        Instr::Mov(d, _, o) => {
+            m.reads = op_bits(o);
+            m.writes = bit(d);
+        }
+        Instr::Alu(_, d, _, a, o) => {
+            m.reads = bit(a) | op_bits(o);
+            m.writes = bit(d);
+        }
+        Instr::Cmp(a, o) => {
+            m.reads = bit(a) | op_bits(o);
+            m.writes = FLAGS;
+        }
+        Instr::Csel(d, a, b, _) => {
+            m.reads = bit(a) | bit(b) | FLAGS;
+            m.writes = bit(d);
+        }
+        Instr::Cset(d, _) => {
+            m.reads = FLAGS;
+            m.writes = bit(d);
+        }
+        Instr::B(cc, t) => {
+            m.reads = if cc.is_some() { FLAGS } else { 0 };
+            m.ctrl_next = cc.is_some() && usize::from(t) == i + 1;
+            m.control = !m.ctrl_next;
+        }
+        Instr::Cbz(_, r, t) => {
+            m.reads = bit(r);
+            m.ctrl_next = usize::from(t) == i + 1;
+            m.control = !m.ctrl_next;
+        }
+        Instr::Ldr(t, a, _, excl) => {
+            m.addr = addr_bits(&a);
+            m.reads = m.addr;
+            m.writes = bit(t) | if excl { MONITOR } else { 0 };
+            m.load = true;
+            m.acq = mn.starts_with("LDAR") || mn.starts_with("LDAXR");
+            m.acq_pc = mn.starts_with("LDAPR");
+        }
+        Instr::Str(t, a, _, rel) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(t);
+            m.reads = m.addr | m.data;
+            m.store = true;
+            m.rel = rel;
+        }
+        Instr::Stxr(s, t, a, _) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(t);
+            m.reads = m.addr | m.data | MONITOR;
+            m.writes = bit(s) | MONITOR;
+            m.store = true;
+            m.rel = mn.starts_with("STLXR");
+        }
+        Instr::Swp(s, t, a, _) | Instr::Amo(_, s, t, a, _) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(s);
+            m.reads = m.addr | m.data;
+            m.writes = bit(t);
+            m.load = true;
+            m.store = true;
+        }
+        Instr::Cas(s, t, a, _) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(s) | bit(t);
+            m.reads = m.addr | m.data;
+            m.writes = bit(s);
+            m.load = true;
+            m.store = true;
+        }
+        Instr::Dmb(_) => {
+            m.fence = Some(if arg.ends_with("LD") {
+                Fence::Ld
+            } else if arg.ends_with("ST") {
+                Fence::St
+            } else {
+                Fence::Full
+            });
+        }
+        Instr::Adr(d, _) => m.writes = bit(d),
+        Instr::MsrElr(r) => {
+            m.reads = bit(r);
+            m.serial = true;
+        }
+        Instr::Nop => {}
+        Instr::Dsb(_) | Instr::Isb | Instr::Tlbi(..) | Instr::Eret | Instr::Halt => {
+            m.serial = true;
+        }
+    }
+    if let Some(sfx) = atomic_sfx {
+        m.acq = sfx.starts_with('A');
+        m.rel = sfx.ends_with('L');
+    }
+    m.control |= m.serial;
+    m
+}
+
+/// Returns, per symbol, the physical pages its virtual address may map
+/// to: its initial descriptor's output address, and, when some thread may
+/// store to a descriptor (it holds a descriptor's address or computes
+/// addresses), that of every descriptor value the test names (a store may
+/// install any of them, or copy another descriptor).
+pub(super) fn may_pa(t: &Test) -> Vec<u64> {
+    let oa = |v: u64| PteFields::decode(v).map(|f| f.oa);
+    let writes_tables = t.init_regs.iter().any(|e| matches!(e.2, Val::PteAddr(_)))
+        || t.threads.iter().any(|th| {
+            th.code.iter().any(|i| match i {
+                Instr::Ldr(_, a, ..)
+                | Instr::Str(_, a, ..)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Cas(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _) => matches!(a.off, Operand::Reg(..)),
+                _ => false,
+            })
+        });
+    let mut named = 0u64;
+    for v in t
+        .init_regs
+        .iter()
+        .map(|e| e.2)
+        .chain(t.init_mem.iter().map(|e| e.1))
+    {
+        if let Val::Desc(d) = v
+            && let Some(o) = oa(d)
+        {
+            named |= 1 << o;
+        }
+    }
+    if !writes_tables {
+        named = 0;
+    }
+    (0..t.syms.len())
+        .map(|s| {
+            let init = t
+                .init_mem
+                .iter()
+                .rev()
+                .find(|e| e.0 == Loc::Pte(s as Sym))
+                .and_then(|e| oa(e.1.num()))
+                .unwrap_or(s as Sym);
+            named | 1 << init | 1 << s
+        })
+        .collect()
+}
+
+impl Ctx<'_> {
+    /// Returns the locations access `m` of `c` (at instruction `pc`) may
+    /// touch: data pages in the low 64 bits, descriptors in the high ones
+    /// (its own, or the one its translation reads); all when the address
+    /// is not a location.
+    fn locs(&self, st: &State, c: usize, pc: u16) -> u128 {
+        let addr = match self.t.threads[c].code.get(usize::from(pc)) {
+            Some(
+                Instr::Ldr(_, a, ..)
+                | Instr::Str(_, a, ..)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Cas(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _),
+            ) => *a,
+            _ => return u128::MAX,
+        };
+        match self.addr(st, c, &addr) {
+            // The walk reads the descriptor: an implicit read, which a later
+            // store to the descriptor must not affect (catalogue tests
+            // `coRWImpExp`, `VIS01-store`, `load-xy`: Forbidden).
+            Ok(Val::Va(s)) => {
+                u128::from(self.may_pa[usize::from(s)]) | 1u128 << (64 + u32::from(s))
+            }
+            Ok(Val::Pa(s)) => 1u128 << s,
+            Ok(Val::PteAddr(s)) => 1u128 << (64 + u32::from(s)),
+            _ => u128::MAX,
+        }
+    }
+
+    /// Every successor of `st` by the commit of one instruction of `c` in
+    /// relaxed mode (see the module's description).
+    pub(super) fn step_relaxed(
+        &self,
+        st: &State,
+        c: usize,
+        out: &mut Vec<State>,
+    ) -> Result<(), LitmusError> {
+        let cpu = &st.cpus[c];
+        let metas = &self.meta[c];
+        let rob = &cpu.rob;
+        let get = |pc: u16| {
+            metas.get(usize::from(pc)).copied().unwrap_or(Meta {
+                serial: true,
+                control: true,
+                ..Meta::default()
+            })
+        };
+        // Nothing in flight: the next instruction commits as in SC mode
+        // (serializing instructions only ever commit this way).
+        if rob.is_empty() && get(cpu.pc).serial {
+            return self.step(st, c, out);
+        }
+        // The window as it may be: the fetched instructions, then those a
+        // fetch may add (fetching has no other effect, so it happens with
+        // the commit that needs it).
+        let fetched = rob.len();
+        let mut vrob = rob.clone();
+        let mut p = cpu.pc;
+        while vrob.len() < WINDOW
+            && vrob
+                .last()
+                .is_none_or(|&(pc, done)| done || !get(pc).control)
+            && !get(p).serial
+        {
+            vrob.push((p, false));
+            p += 1;
+        }
+        let rob = &vrob;
+        let mut tmp = Vec::new();
+        for k in 0..rob.len() {
+            let (pc, done) = rob[k];
+            if done {
+                continue;
+            }
+            let j = get(pc);
+            // Registers written by the uncommitted instructions before j,
+            // and before each of them.
+            let mut pending = 0u64;
+            let mut blocked = false;
+            let mut data_wait = false;
+            let mut fwd: Option<usize> = None;
+            let mem_j = j.load || j.store;
+            let locs_j = if mem_j && j.addr & pending_before(rob, k, &get) == 0 {
+                self.locs(st, c, pc)
+            } else {
+                u128::MAX
+            };
+            for (i, &(ipc, idone)) in rob[..k].iter().enumerate() {
+                if idone {
+                    continue;
+                }
+                let m = get(ipc);
+                let before_i = pending;
+                pending |= m.writes;
+                // Registers.
+                if j.writes & (m.reads | m.writes) != 0 {
+                    blocked = true;
+                    break;
+                }
+                if j.reads & m.writes != 0 {
+                    if j.store && !j.load && j.reads & m.writes & !j.data == 0 {
+                        data_wait = true;
+                    } else {
+                        blocked = true;
+                        break;
+                    }
+                }
+                let mem_i = m.load || m.store;
+                // Barriers (bob).
+                let ordered = match (m.fence, j.fence) {
+                    (Some(_), Some(_)) => true,
+                    (Some(Fence::Full), None) | (Some(Fence::Ld), None) => mem_j,
+                    (Some(Fence::St), None) => j.store,
+                    (None, Some(Fence::Full)) => mem_i,
+                    (None, Some(Fence::Ld)) => m.load,
+                    (None, Some(Fence::St)) => m.store,
+                    (None, None) => false,
+                };
+                if ordered
+                    || ((m.acq || m.acq_pc) && mem_j)
+                    || (j.rel && mem_i)
+                    || (m.rel && j.acq)
+                    || (m.ctrl_next && j.store)
+                {
+                    blocked = true;
+                    break;
+                }
+                // Coherence and unknown addresses.
+                if mem_i && mem_j {
+                    if m.addr & before_i != 0 {
+                        blocked = true;
+                        break;
+                    }
+                    if self.locs(st, c, ipc) & locs_j != 0 {
+                        fwd = Some(i);
+                    }
+                }
+            }
+            if blocked {
+                continue;
+            }
+            // The latest earlier access to a location j may touch: j may
+            // only forward from it (a plain load from a plain store to the
+            // same address, whose data is ready); any earlier overlapping
+            // access before that one is ordered before it already.
+            let mut forward = None;
+            if let Some(i) = fwd {
+                let (ipc, _) = rob[i];
+                let m = get(ipc);
+                let code = &self.t.threads[c].code;
+                let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Str(..)));
+                let plain_load =
+                    matches!(code.get(usize::from(pc)), Some(Instr::Ldr(_, _, _, false)));
+                let same = self.locs(st, c, ipc) == locs_j && locs_j.count_ones() == 1;
+                if !(plain_store
+                    && plain_load
+                    && same
+                    && m.data & pending_before(rob, i, &get) == 0
+                    && !data_wait)
+                {
+                    continue;
+                }
+                forward = Some(ipc);
+            }
+            let mut n = st.clone();
+            n.cpus[c].pc = pc;
+            tmp.clear();
+            if let Some(ipc) = forward {
+                let (Some(Instr::Str(s, _, ws, _)), Some(Instr::Ldr(t, _, wl, _))) = (
+                    self.t.threads[c].code.get(usize::from(ipc)),
+                    self.t.threads[c].code.get(usize::from(pc)),
+                ) else {
+                    continue;
+                };
+                let v = narrow(narrow(Self::reg(&n, c, *s), *ws), *wl);
+                Self::set(&mut n, c, *t, v);
+                n.cpus[c].pc = pc + 1;
+                tmp.push(n);
+            } else {
+                self.step(&n, c, &mut tmp)?;
+            }
+            let is_branch = matches!(
+                self.t.threads[c].code.get(usize::from(pc)),
+                Some(Instr::B(..) | Instr::Cbz(..))
+            );
+            for mut m in tmp.drain(..) {
+                let newpc = m.cpus[c].pc;
+                let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
+                if data_wait && !faulted {
+                    continue;
+                }
+                let mut rob = vrob[..fetched.max(k + 1)].to_vec();
+                rob[k].1 = true;
+                let last = k + 1 == rob.len();
+                if faulted {
+                    if rob[k + 1..].iter().any(|e| e.1) {
+                        continue;
+                    }
+                    rob.truncate(k + 1);
+                    if m.cpus[c].done {
+                        // No handler: the thread stops once the earlier
+                        // instructions have committed.
+                        m.cpus[c].done = false;
+                        m.cpus[c].pc = u16::MAX;
+                    }
+                } else if !last {
+                    // Nothing new was fetched: the fetch point stays.
+                    m.cpus[c].pc = st.cpus[c].pc;
+                }
+                while rob.first().is_some_and(|e| e.1) {
+                    rob.remove(0);
+                }
+                m.cpus[c].rob = rob;
+                out.push(m);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Returns the registers written by the uncommitted instructions before
+/// window entry `k`.
+fn pending_before(rob: &[(u16, bool)], k: usize, get: &dyn Fn(u16) -> Meta) -> u64 {
+    rob[..k.min(rob.len())]
+        .iter()
+        .filter(|e| !e.1)
+        .fold(0, |a, e| a | get(e.0).writes)
+}
