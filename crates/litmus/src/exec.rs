@@ -189,9 +189,10 @@ struct Cpu {
     /// The registers the test uses (index = register number).
     regs: Vec<Val>,
     /// Relaxed mode only: the instructions fetched and not yet retired,
-    /// in program order, with whether each has committed. `pc` is then
-    /// the next instruction to fetch. Empty in SC mode.
-    rob: Vec<(u16, bool)>,
+    /// in program order, with their state (pending, committed, predicted
+    /// to fault). `pc` is then the next instruction to fetch. Empty in SC
+    /// mode.
+    rob: Vec<(u16, u8)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.

@@ -72,6 +72,14 @@ use super::*;
 /// The most instructions of a thread in flight at once.
 pub(super) const WINDOW: usize = 8;
 
+/// A window entry not committed yet.
+const PENDING: u8 = 0;
+/// A committed window entry.
+const DONE: u8 = 1;
+/// A window entry not committed yet, predicted to fault: the handler's
+/// instructions follow it, and it may only commit as a fault.
+const PREDICTED: u8 = 2;
+
 /// The register bit of the NZCV flags (only Z is modelled).
 const FLAGS: u64 = 1 << 32;
 /// The register bit of the exclusive monitor.
@@ -328,8 +336,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Every successor of `st` by the commit of one instruction of `c` in
-    /// relaxed mode (see the module's description).
+    /// Every successor of `st` by one step of `c` in relaxed mode: the
+    /// commit of one instruction, or a fault prediction (see the module's
+    /// description).
     pub(super) fn step_relaxed(
         &self,
         st: &State,
@@ -338,7 +347,6 @@ impl Ctx<'_> {
     ) -> Result<(), LitmusError> {
         let cpu = &st.cpus[c];
         let metas = &self.meta[c];
-        let rob = &cpu.rob;
         let get = |pc: u16| {
             metas.get(usize::from(pc)).copied().unwrap_or(Meta {
                 serial: true,
@@ -348,182 +356,220 @@ impl Ctx<'_> {
         };
         // Nothing in flight: the next instruction commits as in SC mode
         // (serializing instructions only ever commit this way).
-        if rob.is_empty() && get(cpu.pc).serial {
+        if cpu.rob.is_empty() && get(cpu.pc).serial {
             return self.step(st, c, out);
         }
         // The window as it may be: the fetched instructions, then those a
         // fetch may add (fetching has no other effect, so it happens with
-        // the commit that needs it).
-        let fetched = rob.len();
-        let mut vrob = rob.clone();
+        // the step that needs it).
+        let fetched = cpu.rob.len();
+        let mut rob = cpu.rob.clone();
         let mut p = cpu.pc;
-        while vrob.len() < WINDOW
-            && vrob
+        while rob.len() < WINDOW
+            && rob
                 .last()
-                .is_none_or(|&(pc, done)| done || !get(pc).control)
+                .is_none_or(|&(pc, s)| s == DONE || !get(pc).control)
             && !get(p).serial
         {
-            vrob.push((p, false));
+            rob.push((p, PENDING));
             p += 1;
         }
-        let rob = &vrob;
+        let handler = self.t.threads[c].handler;
+        let predicted = rob.iter().any(|e| e.1 == PREDICTED);
         let mut tmp = Vec::new();
         for k in 0..rob.len() {
-            let (pc, done) = rob[k];
-            if done {
+            let (pc, state) = rob[k];
+            if state == DONE {
                 continue;
             }
             let j = get(pc);
-            // Registers written by the uncommitted instructions before j,
-            // and before each of them.
-            let mut pending = 0u64;
-            let mut blocked = false;
-            let mut data_wait = false;
-            let mut fwd: Option<usize> = None;
             let mem_j = j.load || j.store;
-            let locs_j = if mem_j && j.addr & pending_before(rob, k, &get) == 0 {
-                self.locs(st, c, pc)
-            } else {
-                u128::MAX
-            };
-            for (i, &(ipc, idone)) in rob[..k].iter().enumerate() {
-                if idone {
+            let later_done = rob[k + 1..].iter().any(|e| e.1 == DONE);
+            // A fault prediction: fetching goes on at the handler.
+            if mem_j
+                && state == PENDING
+                && !predicted
+                && !later_done
+                && let Some(h) = handler
+            {
+                let mut n = st.clone();
+                let mut r = rob[..=k].to_vec();
+                r[k].1 = PREDICTED;
+                n.cpus[c].rob = r;
+                n.cpus[c].pc = h;
+                out.push(n);
+            }
+            // The commit as an access (not faulting), then as a fault.
+            for as_fault in [false, true] {
+                if (as_fault && !mem_j) || (!as_fault && state == PREDICTED) {
                     continue;
                 }
-                let m = get(ipc);
-                let before_i = pending;
-                pending |= m.writes;
-                // Registers.
-                if j.writes & (m.reads | m.writes) != 0 {
-                    blocked = true;
-                    break;
+                if as_fault && later_done && state != PREDICTED {
+                    continue;
                 }
-                if j.reads & m.writes != 0 {
-                    if j.store && !j.load && j.reads & m.writes & !j.data == 0 {
-                        data_wait = true;
-                    } else {
-                        blocked = true;
-                        break;
-                    }
-                }
-                let mem_i = m.load || m.store;
-                // Barriers (bob).
-                let ordered = match (m.fence, j.fence) {
-                    (Some(_), Some(_)) => true,
-                    (Some(Fence::Full), None) | (Some(Fence::Ld), None) => mem_j,
-                    (Some(Fence::St), None) => j.store,
-                    (None, Some(Fence::Full)) => mem_i,
-                    (None, Some(Fence::Ld)) => m.load,
-                    (None, Some(Fence::St)) => m.store,
-                    (None, None) => false,
+                let Some(forward) = self.may_commit(st, c, &rob, k, as_fault, &get) else {
+                    continue;
                 };
-                if ordered
-                    || ((m.acq || m.acq_pc) && mem_j)
-                    || (j.rel && mem_i)
-                    || (m.rel && j.acq)
-                    || (m.ctrl_next && j.store)
-                {
-                    blocked = true;
-                    break;
-                }
-                // Coherence and unknown addresses.
-                if mem_i && mem_j {
-                    if m.addr & before_i != 0 {
-                        blocked = true;
-                        break;
+                let mut n = st.clone();
+                n.cpus[c].pc = pc;
+                tmp.clear();
+                match forward {
+                    Some(ipc) => {
+                        let code = &self.t.threads[c].code;
+                        let (Some(Instr::Str(s, _, ws, _)), Some(Instr::Ldr(t, _, wl, _))) =
+                            (code.get(usize::from(ipc)), code.get(usize::from(pc)))
+                        else {
+                            continue;
+                        };
+                        let v = narrow(narrow(Self::reg(&n, c, *s), *ws), *wl);
+                        Self::set(&mut n, c, *t, v);
+                        n.cpus[c].pc = pc + 1;
+                        tmp.push(n);
                     }
-                    if self.locs(st, c, ipc) & locs_j != 0 {
-                        fwd = Some(i);
-                    }
+                    None => self.step(&n, c, &mut tmp)?,
                 }
-            }
-            if blocked {
-                continue;
-            }
-            // The latest earlier access to a location j may touch: j may
-            // only forward from it (a plain load from a plain store to the
-            // same address, whose data is ready); any earlier overlapping
-            // access before that one is ordered before it already.
-            let mut forward = None;
-            if let Some(i) = fwd {
-                let (ipc, _) = rob[i];
-                let m = get(ipc);
-                let code = &self.t.threads[c].code;
-                let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Str(..)));
-                let plain_load =
-                    matches!(code.get(usize::from(pc)), Some(Instr::Ldr(_, _, _, false)));
-                let same = self.locs(st, c, ipc) == locs_j && locs_j.count_ones() == 1;
-                if !(plain_store
-                    && plain_load
-                    && same
-                    && m.data & pending_before(rob, i, &get) == 0
-                    && !data_wait)
-                {
-                    continue;
-                }
-                forward = Some(ipc);
-            }
-            let mut n = st.clone();
-            n.cpus[c].pc = pc;
-            tmp.clear();
-            if let Some(ipc) = forward {
-                let (Some(Instr::Str(s, _, ws, _)), Some(Instr::Ldr(t, _, wl, _))) = (
-                    self.t.threads[c].code.get(usize::from(ipc)),
+                let is_branch = matches!(
                     self.t.threads[c].code.get(usize::from(pc)),
-                ) else {
-                    continue;
-                };
-                let v = narrow(narrow(Self::reg(&n, c, *s), *ws), *wl);
-                Self::set(&mut n, c, *t, v);
-                n.cpus[c].pc = pc + 1;
-                tmp.push(n);
-            } else {
-                self.step(&n, c, &mut tmp)?;
-            }
-            let is_branch = matches!(
-                self.t.threads[c].code.get(usize::from(pc)),
-                Some(Instr::B(..) | Instr::Cbz(..))
-            );
-            for mut m in tmp.drain(..) {
-                let newpc = m.cpus[c].pc;
-                let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
-                if data_wait && !faulted {
-                    continue;
-                }
-                let mut rob = vrob[..fetched.max(k + 1)].to_vec();
-                rob[k].1 = true;
-                let last = k + 1 == rob.len();
-                if faulted {
-                    if rob[k + 1..].iter().any(|e| e.1) {
+                    Some(Instr::B(..) | Instr::Cbz(..))
+                );
+                for mut m in tmp.drain(..) {
+                    let newpc = m.cpus[c].pc;
+                    let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
+                    if faulted != as_fault {
                         continue;
                     }
-                    rob.truncate(k + 1);
-                    if m.cpus[c].done {
-                        // No handler: the thread stops once the earlier
-                        // instructions have committed.
-                        m.cpus[c].done = false;
-                        m.cpus[c].pc = u16::MAX;
+                    let mut r = rob[..fetched.max(k + 1)].to_vec();
+                    r[k].1 = DONE;
+                    let last = k + 1 == r.len();
+                    if state == PREDICTED {
+                        // The handler is fetched already.
+                        m.cpus[c].pc = st.cpus[c].pc;
+                    } else if faulted {
+                        r.truncate(k + 1);
+                        if m.cpus[c].done {
+                            // No handler: the thread stops once the earlier
+                            // instructions have committed.
+                            m.cpus[c].done = false;
+                            m.cpus[c].pc = u16::MAX;
+                        }
+                    } else if !last {
+                        // Nothing new was fetched: the fetch point stays.
+                        m.cpus[c].pc = st.cpus[c].pc;
                     }
-                } else if !last {
-                    // Nothing new was fetched: the fetch point stays.
-                    m.cpus[c].pc = st.cpus[c].pc;
+                    while r.first().is_some_and(|e| e.1 == DONE) {
+                        r.remove(0);
+                    }
+                    m.cpus[c].rob = r;
+                    out.push(m);
                 }
-                while rob.first().is_some_and(|e| e.1) {
-                    rob.remove(0);
-                }
-                m.cpus[c].rob = rob;
-                out.push(m);
             }
         }
         Ok(())
+    }
+
+    /// Tells whether window entry `k` of `c` may commit now, as an access
+    /// or (`as_fault`) as a fault: `None` if not, `Some(Some(pc))` if a
+    /// load takes its value from the store at `pc`, `Some(None)` else.
+    ///
+    /// A fault is no memory event: herd7 orders it after barriers and
+    /// acquires (`bob`: `[dmb.full]`, `[dmb.ld]`, `[dmb.st]`, `[A | Q]; po`
+    /// into `MMU & FAULT`), after a control dependency and after its
+    /// address (catalogue tests `MP+rel+pickctrlW-mmufault-po`,
+    /// `MP+rel+pickaddr-mmufault_db-po`: Forbidden), but not after its
+    /// data, not by a release (`po; [L]` needs an `L` write:
+    /// `R+rel+rel-mmufault_db-po`, Allowed) and not by coherence (no write
+    /// to order: `R+rel+lws-mmufault_db-po`, Allowed).
+    fn may_commit(
+        &self,
+        st: &State,
+        c: usize,
+        rob: &[(u16, u8)],
+        k: usize,
+        as_fault: bool,
+        get: &dyn Fn(u16) -> Meta,
+    ) -> Option<Option<u16>> {
+        let (pc, _) = rob[k];
+        let j = get(pc);
+        let mem_j = j.load || j.store;
+        let locs_j = if mem_j && j.addr & pending_before(rob, k, get) == 0 {
+            self.locs(st, c, pc)
+        } else {
+            u128::MAX
+        };
+        let mut pending = 0u64;
+        let mut fwd: Option<usize> = None;
+        for (i, &(ipc, istate)) in rob[..k].iter().enumerate() {
+            if istate == DONE {
+                continue;
+            }
+            let m = get(ipc);
+            let before_i = pending;
+            pending |= m.writes;
+            let mem_i = m.load || m.store;
+            if as_fault {
+                let fenced = match m.fence {
+                    Some(Fence::Full | Fence::Ld | Fence::St) => true,
+                    None => false,
+                };
+                if j.addr & m.writes != 0 || fenced || m.acq || m.acq_pc || m.ctrl_next {
+                    return None;
+                }
+                continue;
+            }
+            // Registers.
+            if j.writes & (m.reads | m.writes) != 0 || j.reads & m.writes != 0 {
+                return None;
+            }
+            // Barriers (bob).
+            let ordered = match (m.fence, j.fence) {
+                (Some(_), Some(_)) => true,
+                (Some(Fence::Full | Fence::Ld), None) => mem_j,
+                (Some(Fence::St), None) => j.store,
+                (None, Some(Fence::Full)) => mem_i,
+                (None, Some(Fence::Ld)) => m.load,
+                (None, Some(Fence::St)) => m.store,
+                (None, None) => false,
+            };
+            if ordered
+                || ((m.acq || m.acq_pc) && mem_j)
+                || (j.rel && mem_i)
+                || (m.rel && j.acq)
+                || (m.ctrl_next && j.store)
+            {
+                return None;
+            }
+            // Coherence and unknown addresses.
+            if mem_i && mem_j {
+                if m.addr & before_i != 0 {
+                    return None;
+                }
+                if self.locs(st, c, ipc) & locs_j != 0 {
+                    fwd = Some(i);
+                }
+            }
+        }
+        let Some(i) = fwd else {
+            return Some(None);
+        };
+        // The latest earlier access to a location j may touch: j may only
+        // forward from it (a plain load from a plain store to the same
+        // address, whose data is ready); any overlapping access before
+        // that one is ordered before it already.
+        let (ipc, _) = rob[i];
+        let code = &self.t.threads[c].code;
+        let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Str(..)));
+        let plain_load = matches!(code.get(usize::from(pc)), Some(Instr::Ldr(_, _, _, false)));
+        let same = self.locs(st, c, ipc) == locs_j && (locs_j as u64).count_ones() == 1;
+        let ready = get(ipc).data & pending_before(rob, i, get) == 0;
+        (plain_store && plain_load && same && ready).then_some(Some(ipc))
     }
 }
 
 /// Returns the registers written by the uncommitted instructions before
 /// window entry `k`.
-fn pending_before(rob: &[(u16, bool)], k: usize, get: &dyn Fn(u16) -> Meta) -> u64 {
-    rob[..k.min(rob.len())]
+fn pending_before(rob: &[(u16, u8)], k: usize, get: &dyn Fn(u16) -> Meta) -> u64 {
+    rob[..k]
         .iter()
-        .filter(|e| !e.1)
+        .filter(|e| e.1 != DONE)
         .fold(0, |a, e| a | get(e.0).writes)
 }
