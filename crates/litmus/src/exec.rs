@@ -245,6 +245,16 @@ struct State {
     faults: Vec<(u8, u16, Sym, FaultKind)>,
     /// Per descriptor: last cacheable value and BBM stage.
     bbm: Vec<(u64, Bbm)>,
+    /// Hardware AF/dirty updates that walkers see but that have not reached
+    /// memory for explicit accesses yet, oldest first: (symbol, CPU,
+    /// value). One reaches memory at any time, before any explicit write
+    /// to its descriptor (the update is an atomic read-modify-write:
+    /// herd7 catalogue test `NT-12-dmb-allha-variant1`, Forbidden), and at
+    /// the latest at its CPU's next full DSB (Arm ARM D8.4.x, "Ordering of
+    /// hardware updates": a DSB completes them; catalogue tests
+    /// `NT-12-dsb` Forbidden, `NT-12-dmb+dsb`, `NT-12-dsbld`,
+    /// `MP+HA-DSB.ST` Allowed: a DMB or a DSB LD/ST does not).
+    hu: Vec<(Sym, u8, u64)>,
     warn: bool,
 }
 
@@ -363,11 +373,51 @@ impl Ctx<'_> {
     }
 
     /// Writes a descriptor as the hardware does when it updates AF or the
-    /// dirty state: an atomic update, seen by walkers at once.
+    /// dirty state: an atomic update, seen by walkers at once, and by
+    /// explicit accesses once it reaches memory (`State::hu`).
     fn hw_write(&self, st: &mut State, c: usize, s: Sym, d: u64) {
-        self.write(st, c, Loc::Pte(s), Val::Desc(d));
+        st.hu.push((s, c as u8, d));
+        st.pend.push((s, c as u8, d, false));
         let i = st.pend.len() - 1;
         self.propagate(st, i);
+    }
+
+    /// Makes pending hardware update `i` (the oldest of its descriptor)
+    /// reach memory: explicit accesses see it from now on.
+    fn flush_hu(&self, st: &mut State, i: usize) {
+        let (s, c, d) = st.hu.remove(i);
+        self.write(st, usize::from(c), Loc::Pte(s), Val::Desc(d));
+        // Walkers have it already.
+        st.pend.pop();
+    }
+
+    /// Records that `c`'s translation used value `d` of descriptor `s`: if
+    /// that is another CPU's hardware update still on its way to memory,
+    /// it reaches memory now (Armv8 is other-multi-copy atomic: a write
+    /// another observer has read is visible to all; catalogue tests
+    /// `NT-12-dsb-allha`, `MP+HA-DSB.ISH`: Forbidden).
+    fn seen_hu(&self, st: &mut State, c: usize, s: Sym, d: u64) {
+        if st
+            .hu
+            .iter()
+            .any(|e| e.0 == s && e.2 == d && usize::from(e.1) != c)
+        {
+            self.flush_hus(st, Some(s), None);
+        }
+    }
+
+    /// Makes every pending hardware update of descriptor `s` (all if
+    /// None) by CPU `c` (any if None) reach memory, oldest first.
+    fn flush_hus(&self, st: &mut State, s: Option<Sym>, c: Option<usize>) {
+        while let Some(i) = st
+            .hu
+            .iter()
+            .rposition(|e| s.is_none_or(|s| s == e.0) && c.is_none_or(|c| c == usize::from(e.1)))
+        {
+            let sym = st.hu[i].0;
+            let first = st.hu.iter().position(|e| e.0 == sym).unwrap_or(i);
+            self.flush_hu(st, first);
+        }
     }
 
     /// Makes pending descriptor store `i` (the oldest of its descriptor)
@@ -495,9 +545,13 @@ impl Ctx<'_> {
                 if f.dbm && self.hd(c) {
                     continue; // the update goes through a walk
                 }
-                out.push((st.clone(), Err(FaultKind::Permission)));
+                let mut n = st.clone();
+                self.seen_hu(&mut n, c, s, d);
+                out.push((n, Err(FaultKind::Permission)));
             } else {
-                out.push((st.clone(), Ok(f.oa)));
+                let mut n = st.clone();
+                self.seen_hu(&mut n, c, s, d);
+                out.push((n, Ok(f.oa)));
             }
         }
         // Early walks: stale values seen since the last context
@@ -520,11 +574,14 @@ impl Ctx<'_> {
                 }
                 Some(f) => Ok(f.oa),
             };
-            out.push((st.clone(), res));
+            let mut n = st.clone();
+            self.seen_hu(&mut n, c, s, d);
+            out.push((n, res));
         }
         // A walk.
         let mut n = st.clone();
         let d = Self::view(&n, c, s);
+        self.seen_hu(&mut n, c, s, d);
         let quiet = !n.pend.iter().any(|e| e.0 == s);
         let res = match PteFields::decode(d) {
             _ if d & 1 == 0 => Err(FaultKind::Translation),
@@ -652,6 +709,9 @@ impl Ctx<'_> {
             }
             Val::PteAddr(s) => {
                 let mut n = st.clone();
+                if matches!(acc, Access::Write) {
+                    self.flush_hus(&mut n, Some(s), None);
+                }
                 if f(&mut n, Loc::Pte(s)) {
                     n.cpus[c].pc += 1;
                     out.push(n);
@@ -722,6 +782,7 @@ impl Ctx<'_> {
                     self.drain(&mut n, c);
                 }
                 if kind == DsbKind::Full {
+                    self.flush_hus(&mut n, None, Some(c));
                     let mine: Vec<_> = n
                         .inv
                         .iter()
@@ -1188,6 +1249,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         inv: Vec::new(),
         faults: Vec::new(),
         bbm,
+        hu: Vec::new(),
         warn: false,
     };
     let mut shown: Vec<Obs> = t.locations.clone();
@@ -1210,7 +1272,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let mut succ = Vec::new();
     while let Some(st) = stack.pop() {
         warn |= st.warn;
-        if st.cpus.iter().all(|c| c.done) {
+        if st.cpus.iter().all(|c| c.done) && st.hu.is_empty() {
             let key: Vec<ObsVal> = shown.iter().map(|o| observe(&st, o)).collect();
             let sat = eval(&t.prop, &|o| observe(&st, o));
             finals.insert(key, sat);
@@ -1258,6 +1320,16 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             }
             let mut n = st.clone();
             cx.propagate(&mut n, i);
+            succ.push(n);
+        }
+        // Hardware updates reaching memory (the oldest of each
+        // descriptor).
+        for i in 0..st.hu.len() {
+            if st.hu[..i].iter().any(|e| e.0 == st.hu[i].0) {
+                continue;
+            }
+            let mut n = st.clone();
+            cx.flush_hu(&mut n, i);
             succ.push(n);
         }
         // Pending invalidations taking effect.
