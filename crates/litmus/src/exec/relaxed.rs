@@ -307,11 +307,11 @@ pub(super) fn may_pa(t: &Test) -> Vec<u64> {
 }
 
 impl Ctx<'_> {
-    /// Returns the locations access `m` of `c` (at instruction `pc`) may
-    /// touch: data pages in the low 64 bits, descriptors in the high ones
-    /// (its own, or the one its translation reads); all when the address
-    /// is not a location.
-    fn locs(&self, st: &State, c: usize, pc: u16) -> u128 {
+    /// Returns the locations the access of `c` at instruction `pc` may
+    /// touch explicitly, and the descriptors its translation reads: data
+    /// pages in the low 64 bits, descriptors in the high ones; every
+    /// location when the address is not one.
+    fn locs(&self, st: &State, c: usize, pc: u16) -> (u128, u128) {
         let addr = match self.t.threads[c].code.get(usize::from(pc)) {
             Some(
                 Instr::Ldr(_, a, ..)
@@ -321,19 +321,31 @@ impl Ctx<'_> {
                 | Instr::Cas(_, _, a, _)
                 | Instr::Amo(_, _, _, a, _),
             ) => *a,
-            _ => return u128::MAX,
+            _ => return (u128::MAX, 0),
         };
         match self.addr(st, c, &addr) {
-            // The walk reads the descriptor: an implicit read, which a later
-            // store to the descriptor must not affect (catalogue tests
-            // `coRWImpExp`, `VIS01-store`, `load-xy`: Forbidden).
-            Ok(Val::Va(s)) => {
-                u128::from(self.may_pa[usize::from(s)]) | 1u128 << (64 + u32::from(s))
-            }
-            Ok(Val::Pa(s)) => 1u128 << s,
-            Ok(Val::PteAddr(s)) => 1u128 << (64 + u32::from(s)),
-            _ => u128::MAX,
+            Ok(Val::Va(s)) => (
+                u128::from(self.may_pa[usize::from(s)]),
+                1u128 << (64 + u32::from(s)),
+            ),
+            Ok(Val::Pa(s)) => (1u128 << s, 0),
+            Ok(Val::PteAddr(s)) => (1u128 << (64 + u32::from(s)), 0),
+            _ => (u128::MAX, 0),
         }
+    }
+
+    /// Tells whether accesses `i` (earlier) and `j` may touch the same
+    /// location in a way coherence orders: explicitly both, or `i`'s walk
+    /// and `j`'s explicit store to the descriptor (the walk's read is an
+    /// implicit read that a po-later store must not affect: catalogue
+    /// tests `coRWImpExp`, `VIS01-store`, `load-xy`, Forbidden). An
+    /// explicit *read* of the descriptor is not ordered with a walk or its
+    /// hardware update (`coRWExpNExp`, Allowed), nor is an earlier explicit
+    /// store with a later walk, which may read an older value until a
+    /// context synchronization (`coWWExpNExp`, Allowed; the early walks of
+    /// the SC model).
+    fn conflict(i: (u128, u128), j: (u128, u128), mj: &Meta) -> bool {
+        i.0 & j.0 != 0 || (i.1 & j.0 != 0 && mj.store)
     }
 
     /// Every successor of `st` by one step of `c` in relaxed mode: the
@@ -494,7 +506,7 @@ impl Ctx<'_> {
         let locs_j = if mem_j && j.addr & pending_before(rob, k, get) == 0 {
             self.locs(st, c, pc)
         } else {
-            u128::MAX
+            (u128::MAX, 0)
         };
         let mut pending = 0u64;
         let mut fwd: Option<usize> = None;
@@ -543,7 +555,7 @@ impl Ctx<'_> {
                 if m.addr & before_i != 0 {
                     return None;
                 }
-                if self.locs(st, c, ipc) & locs_j != 0 {
+                if Self::conflict(self.locs(st, c, ipc), locs_j, &j) {
                     fwd = Some(i);
                 }
             }
@@ -559,7 +571,7 @@ impl Ctx<'_> {
         let code = &self.t.threads[c].code;
         let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Str(..)));
         let plain_load = matches!(code.get(usize::from(pc)), Some(Instr::Ldr(_, _, _, false)));
-        let same = self.locs(st, c, ipc) == locs_j && (locs_j as u64).count_ones() == 1;
+        let same = self.locs(st, c, ipc).0 == locs_j.0 && (locs_j.0 as u64).count_ones() == 1;
         let ready = get(ipc).data & pending_before(rob, i, get) == 0;
         (plain_store && plain_load && same && ready).then_some(Some(ipc))
     }
