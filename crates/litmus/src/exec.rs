@@ -299,6 +299,13 @@ impl Ctx<'_> {
         self.t.tthm.ha >> c & 1 == 1
     }
 
+    /// Tells whether `c` runs at EL0 and descriptor fields `f` deny it
+    /// access (AP\[1\] clear: Arm ARM D8.4.1, "Data access permissions";
+    /// a Permission fault, catalogue test `TST-EL0`).
+    fn el0_denied(&self, c: usize, f: &PteFields) -> bool {
+        self.t.el0 >> c & 1 == 1 && !f.el0
+    }
+
     fn hd(&self, c: usize) -> bool {
         self.t.tthm.hd >> c & 1 == 1
     }
@@ -541,7 +548,9 @@ impl Ctx<'_> {
             let Some(f) = PteFields::decode(d) else {
                 continue;
             };
-            if write && !f.db {
+            if self.el0_denied(c, &f) {
+                out.push((st.clone(), Err(FaultKind::Permission)));
+            } else if write && !f.db {
                 if f.dbm && self.hd(c) {
                     continue; // the update goes through a walk
                 }
@@ -566,6 +575,7 @@ impl Ctx<'_> {
                 None => Err(FaultKind::Translation),
                 Some(f) if !f.af && !self.ha(c) => Err(FaultKind::AccessFlag),
                 Some(f) if !f.af => continue,
+                Some(f) if self.el0_denied(c, &f) => Err(FaultKind::Permission),
                 Some(f) if write && !f.db => {
                     if f.dbm && self.hd(c) {
                         continue;
@@ -589,6 +599,8 @@ impl Ctx<'_> {
             Some(mut f) => {
                 if !f.af && !self.ha(c) {
                     Err(FaultKind::AccessFlag)
+                } else if f.af && self.el0_denied(c, &f) {
+                    Err(FaultKind::Permission)
                 } else if write && !f.db && !(f.dbm && self.hd(c)) {
                     if !f.af {
                         if !quiet {
