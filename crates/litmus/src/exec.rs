@@ -250,10 +250,10 @@ struct State {
     /// value). One reaches memory at any time, before any explicit write
     /// to its descriptor (the update is an atomic read-modify-write:
     /// herd7 catalogue test `NT-12-dmb-allha-variant1`, Forbidden), and at
-    /// the latest at its CPU's next full DSB (Arm ARM D8.4.x, "Ordering of
-    /// hardware updates": a DSB completes them; catalogue tests
-    /// `NT-12-dsb` Forbidden, `NT-12-dmb+dsb`, `NT-12-dsbld`,
-    /// `MP+HA-DSB.ST` Allowed: a DMB or a DSB LD/ST does not).
+    /// the latest at its CPU's next full DSB (herd7's VMSA model, herdtools7
+    /// 5feffe4e8f98, as its catalogue verdicts show: `NT-12-dsb`
+    /// Forbidden; `NT-12-dmb+dsb`, `NT-12-dsbld`, `MP+HA-DSB.ST` Allowed: a
+    /// DMB or a DSB LD/ST does not complete them).
     hu: Vec<(Sym, u8, u64)>,
     warn: bool,
 }
@@ -300,8 +300,9 @@ impl Ctx<'_> {
     }
 
     /// Tells whether `c` runs at EL0 and descriptor fields `f` deny it
-    /// access (AP\[1\] clear: Arm ARM D8.4.1, "Data access permissions";
-    /// a Permission fault, catalogue test `TST-EL0`).
+    /// access: AP\[1\] (the `vmsa` crate's `Attributes::USER`) clear
+    /// makes an EL0 access a Permission fault (Arm ARM D8, "Memory access
+    /// control"; herd7 catalogue test `TST-EL0`, Required).
     fn el0_denied(&self, c: usize, f: &PteFields) -> bool {
         self.t.el0 >> c & 1 == 1 && !f.el0
     }
