@@ -327,7 +327,7 @@ pub fn classify(t: &Test, ours: Verdict, theirs: Verdict, relaxed: Option<Verdic
     };
     match feature(t) {
         "ordinary accesses only" => {
-            format!("relaxed approximation too weak (ordinary accesses only): {how}")
+            format!("relaxed approximation too strict (ordinary accesses only): {how}")
         }
         f => format!("model disagreement ({f}): {how}"),
     }

@@ -48,15 +48,18 @@
 //!
 //! Fetching stops at an uncommitted branch (except one to the next
 //! instruction, the litmus idiom for a control dependency, whose two
-//! directions meet) and at the *serializing* instructions, which commit
-//! only when nothing earlier is pending and before anything later is
-//! fetched: DSB (every kind; Arm ARM B2.3.12 "Data Synchronization
+//! directions meet) or ERET, and at the *serializing* instructions, which
+//! commit only when nothing earlier is pending and before anything later
+//! is fetched: DSB (every kind; Arm ARM B2.3, "Data Synchronization
 //! Barrier": no instruction after it executes until it completes; for DSB
 //! LD/ST this is stronger than needed), ISB (stronger than herd7's
-//! `(ctrl | addr; po); [ISB]; po; [R]`), TLBI, MSR ELR_EL1, ERET and the
-//! end of a thread. So stronger orders, never weaker, are used where the
-//! approximation is unsure: it may under-allow, and where it allows more
-//! than herd7 the conformance report lists the test.
+//! `(ctrl | addr; po); [ISB]; po; [R]`), TLBI and the end of a thread.
+//! ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a register here,
+//! also written by taking a fault): exception return is a context
+//! synchronization event, not a barrier (catalogue test
+//! `R-via_fault_STR`, Allowed). So stronger orders, never weaker, are used
+//! where the approximation is unsure: it may under-allow, and where it
+//! allows more than herd7 the conformance report lists the test.
 //!
 //! Translation is as in SC mode, performed at the commit of its access:
 //! walks and TLB use keep the model's own relaxations (early walks until a
@@ -84,6 +87,9 @@ const PREDICTED: u8 = 2;
 const FLAGS: u64 = 1 << 32;
 /// The register bit of the exclusive monitor.
 const MONITOR: u64 = 1 << 33;
+/// The register bit of ELR_EL1 (written by MSR and by taking a fault, read
+/// by ERET).
+const ELR: u64 = 1 << 34;
 
 /// A barrier's kind, for `bob`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,10 +248,17 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
         Instr::Adr(d, _) => m.writes = bit(d),
         Instr::MsrElr(r) => {
             m.reads = bit(r);
-            m.serial = true;
+            m.writes = ELR;
+        }
+        Instr::Eret => {
+            // A branch to ELR_EL1 and a context synchronization event, but
+            // no barrier: later accesses are not ordered after the earlier
+            // ones by it (herd7 catalogue test `R-via_fault_STR`, Allowed).
+            m.reads = ELR;
+            m.control = true;
         }
         Instr::Nop => {}
-        Instr::Dsb(_) | Instr::Isb | Instr::Tlbi(..) | Instr::Eret | Instr::Halt => {
+        Instr::Dsb(_) | Instr::Isb | Instr::Tlbi(..) | Instr::Halt => {
             m.serial = true;
         }
     }
@@ -442,7 +455,7 @@ impl Ctx<'_> {
                 }
                 let is_branch = matches!(
                     self.t.threads[c].code.get(usize::from(pc)),
-                    Some(Instr::B(..) | Instr::Cbz(..))
+                    Some(Instr::B(..) | Instr::Cbz(..) | Instr::Eret)
                 );
                 for mut m in tmp.drain(..) {
                     let newpc = m.cpus[c].pc;
@@ -454,8 +467,16 @@ impl Ctx<'_> {
                     r[k].1 = DONE;
                     let last = k + 1 == r.len();
                     if state == PREDICTED {
-                        // The handler is fetched already.
+                        // The handler is fetched already; if it has set
+                        // ELR_EL1 already, that write is the later one.
                         m.cpus[c].pc = st.cpus[c].pc;
+                        let code = &self.t.threads[c].code;
+                        if rob[k + 1..].iter().any(|e| {
+                            e.1 == DONE
+                                && matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_)))
+                        }) {
+                            m.cpus[c].elr = st.cpus[c].elr;
+                        }
                     } else if faulted {
                         r.truncate(k + 1);
                         if m.cpus[c].done {
@@ -514,7 +535,10 @@ impl Ctx<'_> {
             if istate == DONE {
                 continue;
             }
-            let m = get(ipc);
+            let mut m = get(ipc);
+            if istate == PREDICTED {
+                m.writes |= ELR;
+            }
             let before_i = pending;
             pending |= m.writes;
             let mem_i = m.load || m.store;
