@@ -8,7 +8,9 @@
 //!   accesses are therefore *sequentially consistent*; herd7 uses the
 //!   relaxed Armv8 model, so some outcomes it allows are not reached here
 //!   (the conformance harness counts and classifies them). DMB, acquire and
-//!   release add nothing on an SC model.
+//!   release add nothing on an SC model. The relaxed mode
+//!   ([`Options::relaxed`], module `relaxed`) commits instructions out of
+//!   program order instead, each commit being this SC step.
 //! - **Translation**: an access to a virtual address either uses a value
 //!   its CPU's TLB may hold (see `State::tlbs`: TLBs are not coherent with
 //!   table writes, R_FFWJK, and fill and evict at any time) or walks the
@@ -19,7 +21,10 @@
 //!   to a read-only (`db:0`) page is a Permission fault unless DBM is set
 //!   and the CPU manages dirty state in hardware (`TTHM=HD`), which then
 //!   clears AP\[2\] in memory ("Hardware management of the dirty state").
-//!   Entries with AF clear or invalid are never cached (I_WZCBG).
+//!   Such an update is seen by walkers at once and by explicit accesses
+//!   once it reaches memory (`State::hu`). Entries with AF clear or
+//!   invalid are never cached (I_WZCBG). A thread `EL0=` names gets a
+//!   Permission fault on an `el0:0` page.
 //! - **Speculative AF updates**: with hardware AF a walk may happen at any
 //!   time and set AF (herd7 allows it: catalogue test `SpecAF`).
 //! - **TLBI** records one pending invalidation per target CPU (all CPUs for
@@ -38,8 +43,9 @@
 //! - **Early walks**: a walk is not ordered after the earlier instructions
 //!   of its thread until a context synchronization event (ISB, exception
 //!   entry, ERET), so it may use any value its walker saw since then,
-//!   except values a TLBI of the CPU has since removed (catalogue tests
-//!   `J-simple`, `F1` allowed, `FC`, `MP+shoot+DSB` forbidden).
+//!   except values another CPU's TLBI of the CPU has since removed
+//!   (catalogue tests `J-simple`, `F1`, `VIS7+TLBI` allowed, `FC`,
+//!   `MP+shoot+DSB` forbidden).
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
 //!   with ELR pointing at the faulting instruction, and otherwise stops, as
