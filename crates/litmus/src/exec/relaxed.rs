@@ -48,15 +48,16 @@
 //!
 //! Fetching stops at an uncommitted branch (except one to the next
 //! instruction, the litmus idiom for a control dependency, whose two
-//! directions meet) or ERET, and at the *serializing* instructions, which
-//! commit only when nothing earlier is pending and before anything later
-//! is fetched: DSB (every kind; Arm ARM B2.3, "Data Synchronization
-//! Barrier": no instruction after it executes until it completes; for DSB
-//! LD/ST this is stronger than needed), ISB (stronger than herd7's
-//! `(ctrl | addr; po); [ISB]; po; [R]`), TLBI and the end of a thread.
-//! ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a register here,
-//! also written by taking a fault): exception return is a context
-//! synchronization event, not a barrier (catalogue test
+//! directions meet), ERET, DSB or ISB. DSB LD/ST order as DMB LD/ST
+//! (herd7's `dmb.ld`/`dmb.st` include them); an ISB waits for every
+//! earlier instruction but the accesses (stronger than herd7's `(ctrl |
+//! addr; po); [ISB]; po; [R]`, which needs only the branches and address
+//! computations). The *serializing* instructions commit only when nothing
+//! earlier is pending and before anything later is fetched: DSB SY/ISH
+//! (Arm ARM B2.3, "Data Synchronization Barrier"), TLBI and the end of a
+//! thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
+//! register here, also written by taking a fault): exception return is a
+//! context synchronization event, not a barrier (catalogue test
 //! `R-via_fault_STR`, Allowed). So stronger orders, never weaker, are used
 //! where the approximation is unsure: it may under-allow, and where it
 //! allows more than herd7 the conformance report lists the test.
@@ -129,6 +130,9 @@ pub(super) struct Meta {
     control: bool,
     /// Commits only with nothing earlier pending.
     serial: bool,
+    /// An ISB: waits for the earlier instructions other than memory
+    /// accesses.
+    isb: bool,
 }
 
 fn bit(r: Reg) -> u64 {
@@ -258,7 +262,28 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
             m.control = true;
         }
         Instr::Nop => {}
-        Instr::Dsb(_) | Instr::Isb | Instr::Tlbi(..) | Instr::Halt => {
+        // DSB LD and DSB ST order as DMB LD and DMB ST do (herd7's
+        // `aarch64.cat`: `dmb.ld` includes `dsb.ld`, `dmb.st` includes
+        // `dsb.st`), and nothing later is fetched before they complete
+        // (Arm ARM B2.3, "Data Synchronization Barrier").
+        Instr::Dsb(DsbKind::Ld) => {
+            m.fence = Some(Fence::Ld);
+            m.control = true;
+        }
+        Instr::Dsb(DsbKind::St) => {
+            m.fence = Some(Fence::St);
+            m.control = true;
+        }
+        // An ISB waits for earlier branches and for what computes earlier
+        // addresses (herd7: `(ctrl | addr; po); [ISB]; po; [R]`): here for
+        // every earlier instruction but the accesses themselves, which may
+        // still be pending (catalogue test `I2V-R-DSB.ST-ISB-R+W`, Allowed:
+        // an explicit read before DSB ST; ISB need not be complete).
+        Instr::Isb => {
+            m.isb = true;
+            m.control = true;
+        }
+        Instr::Dsb(DsbKind::Full) | Instr::Tlbi(..) | Instr::Halt => {
             m.serial = true;
         }
     }
@@ -543,10 +568,7 @@ impl Ctx<'_> {
             pending |= m.writes;
             let mem_i = m.load || m.store;
             if as_fault {
-                let fenced = match m.fence {
-                    Some(Fence::Full | Fence::Ld | Fence::St) => true,
-                    None => false,
-                };
+                let fenced = m.fence.is_some() || m.isb;
                 if j.addr & m.writes != 0 || fenced || m.acq || m.acq_pc || m.ctrl_next {
                     return None;
                 }
@@ -554,6 +576,12 @@ impl Ctx<'_> {
             }
             // Registers.
             if j.writes & (m.reads | m.writes) != 0 || j.reads & m.writes != 0 {
+                return None;
+            }
+            // An ISB after anything but an access; anything after an ISB
+            // (it stops fetching, so only the handler of a predicted fault
+            // can be here).
+            if (j.isb && !mem_i) || m.isb {
                 return None;
             }
             // Barriers (bob).
