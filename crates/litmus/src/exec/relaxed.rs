@@ -48,14 +48,14 @@
 //!
 //! Fetching stops at an uncommitted branch (except one to the next
 //! instruction, the litmus idiom for a control dependency, whose two
-//! directions meet), ERET, DSB or ISB. DSB LD/ST order as DMB LD/ST
+//! directions meet), ERET, DSB, ISB or TLBI. DSB LD/ST order as DMB LD/ST
 //! (herd7's `dmb.ld`/`dmb.st` include them); an ISB waits for every
 //! earlier instruction but the accesses (stronger than herd7's `(ctrl |
 //! addr; po); [ISB]; po; [R]`, which needs only the branches and address
-//! computations). The *serializing* instructions commit only when nothing
-//! earlier is pending and before anything later is fetched: DSB SY/ISH
-//! (Arm ARM B2.3, "Data Synchronization Barrier"), TLBI and the end of a
-//! thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
+//! computations); a TLBI waits for the earlier stores and barriers. The
+//! *serializing* instructions commit only when nothing earlier is pending
+//! and before anything later is fetched: DSB SY/ISH (Arm ARM B2.3, "Data
+//! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
 //! register here, also written by taking a fault): exception return is a
 //! context synchronization event, not a barrier (catalogue test
 //! `R-via_fault_STR`, Allowed). So stronger orders, never weaker, are used
@@ -133,6 +133,8 @@ pub(super) struct Meta {
     /// An ISB: waits for the earlier instructions other than memory
     /// accesses.
     isb: bool,
+    /// A TLBI: waits for the earlier stores and barriers only.
+    tlbi: bool,
 }
 
 fn bit(r: Reg) -> u64 {
@@ -283,7 +285,19 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
             m.isb = true;
             m.control = true;
         }
-        Instr::Dsb(DsbKind::Full) | Instr::Tlbi(..) | Instr::Halt => {
+        // A TLBI is ordered after the earlier stores and barriers (the DSB
+        // of R_DDMVT's sequence orders the descriptor store before it), not
+        // after earlier loads: an explicit read of the new descriptor
+        // before DSB ST does not order the TLBI after the store it read
+        // (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`, Allowed).
+        Instr::Tlbi(scope, _) => {
+            if let TlbiScope::Page(r) = scope {
+                m.reads = bit(r);
+            }
+            m.tlbi = true;
+            m.control = true;
+        }
+        Instr::Dsb(DsbKind::Full) | Instr::Halt => {
             m.serial = true;
         }
     }
@@ -582,6 +596,9 @@ impl Ctx<'_> {
             // (it stops fetching, so only the handler of a predicted fault
             // can be here).
             if (j.isb && !mem_i) || m.isb {
+                return None;
+            }
+            if j.tlbi && (m.store || m.fence.is_some() || m.tlbi) {
                 return None;
             }
             // Barriers (bob).
