@@ -21,6 +21,10 @@ pub struct LitmusArgs {
     /// The most states explored per test.
     #[arg(long, default_value_t = 500_000)]
     max_states: u64,
+    /// Use the relaxed mode (out-of-order commits in preserved program
+    /// order) instead of the sequentially consistent one.
+    #[arg(long)]
+    relaxed: bool,
 }
 
 /// Arguments of `hvo conformance`.
@@ -35,6 +39,10 @@ pub struct ConformanceArgs {
     /// The most states explored per test.
     #[arg(long, default_value_t = 500_000)]
     max_states: u64,
+    /// Also run the relaxed mode on every test and print its figures (it
+    /// always runs where the SC verdict disagrees, to classify).
+    #[arg(long)]
+    relaxed: bool,
 }
 
 #[derive(Serialize)]
@@ -58,6 +66,7 @@ struct TestJson {
 pub fn litmus(a: &LitmusArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
+        relaxed: a.relaxed,
     };
     let mut out = Vec::new();
     let mut status = ExitCode::SUCCESS;
@@ -167,6 +176,7 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
 pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
+        relaxed: a.relaxed,
     };
     let start = std::time::Instant::now();
     let r = match conformance(&a.dir, &opts) {
@@ -189,14 +199,19 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
     }
     let opt = |v: Option<litmus::Verdict>| v.map_or("?", |v| v.as_str());
     println!(
-        "{:<70} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>8}  class",
-        "test", "ours", "expected", "herd7", "bbm", "herd7", "states", "time"
+        "{:<70} {:<10} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>8}  class",
+        "test", "ours", "relaxed", "expected", "herd7", "bbm", "herd7", "states", "time"
     );
     for row in &r.rows {
         let hb = row
             .reference
             .herd7_bbm
             .map_or("?", |b| if b { "yes" } else { "no" });
+        let rx = match &row.relaxed {
+            Some(Ours::Ran { verdict, .. }) => verdict.as_str(),
+            Some(_) => "unsupp.",
+            None => "-",
+        };
         match &row.ours {
             Ours::Ran {
                 verdict,
@@ -218,9 +233,10 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
                     class.push_str(" [state limit]");
                 }
                 println!(
-                    "{:<70} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>7.3}s  {}",
+                    "{:<70} {:<10} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>7.3}s  {}",
                     row.file,
                     verdict.as_str(),
+                    rx,
                     opt(row.reference.expected),
                     opt(row.herd7_verdict),
                     if *bbm { "yes" } else { "no" },
@@ -232,9 +248,10 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
             }
             Ours::Unsupported { message, .. } => {
                 println!(
-                    "{:<70} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>8}  {}",
+                    "{:<70} {:<10} {:<10} {:<10} {:<10} {:<5} {:<5} {:>9} {:>8}  {}",
                     row.file,
                     "unsupp.",
+                    rx,
                     opt(row.reference.expected),
                     opt(row.herd7_verdict),
                     "-",
@@ -255,5 +272,11 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
         "time {:.2}s wall, {:.2}s summed over tests (slowest {} {:.2}s)",
         wall, r.summary.seconds, r.summary.slowest.0, r.summary.slowest.1
     );
+    if let Some(x) = &r.summary.relaxed {
+        println!(
+            "time {:.2}s summed over tests in SC mode, {:.2}s in relaxed mode",
+            r.summary.seconds, x.seconds
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -404,6 +404,9 @@ pub struct Test {
     pub variants: Vec<String>,
     /// `TTHM=`.
     pub tthm: Tthm,
+    /// `EL0=`: bit i set if thread i runs at EL0 (unprivileged), where a
+    /// page whose descriptor has `el0:0` (AP\[1\] clear) is not accessible.
+    pub el0: u64,
     /// The symbols, by index.
     pub syms: Vec<String>,
     /// Initial memory (everything else: data 0, descriptor `(oa:PA(x))`).

@@ -8,7 +8,9 @@
 //!   accesses are therefore *sequentially consistent*; herd7 uses the
 //!   relaxed Armv8 model, so some outcomes it allows are not reached here
 //!   (the conformance harness counts and classifies them). DMB, acquire and
-//!   release add nothing on an SC model.
+//!   release add nothing on an SC model. The relaxed mode
+//!   ([`Options::relaxed`], module `relaxed`) commits instructions out of
+//!   program order instead, each commit being this SC step.
 //! - **Translation**: an access to a virtual address either uses a value
 //!   its CPU's TLB may hold (see `State::tlbs`: TLBs are not coherent with
 //!   table writes, R_FFWJK, and fill and evict at any time) or walks the
@@ -19,7 +21,10 @@
 //!   to a read-only (`db:0`) page is a Permission fault unless DBM is set
 //!   and the CPU manages dirty state in hardware (`TTHM=HD`), which then
 //!   clears AP\[2\] in memory ("Hardware management of the dirty state").
-//!   Entries with AF clear or invalid are never cached (I_WZCBG).
+//!   Such an update is seen by walkers at once and by explicit accesses
+//!   once it reaches memory (`State::hu`). Entries with AF clear or
+//!   invalid are never cached (I_WZCBG). A thread `EL0=` names gets a
+//!   Permission fault on an `el0:0` page.
 //! - **Speculative AF updates**: with hardware AF a walk may happen at any
 //!   time and set AF (herd7 allows it: catalogue test `SpecAF`).
 //! - **TLBI** records one pending invalidation per target CPU (all CPUs for
@@ -38,8 +43,9 @@
 //! - **Early walks**: a walk is not ordered after the earlier instructions
 //!   of its thread until a context synchronization event (ISB, exception
 //!   entry, ERET), so it may use any value its walker saw since then,
-//!   except values a TLBI of the CPU has since removed (catalogue tests
-//!   `J-simple`, `F1` allowed, `FC`, `MP+shoot+DSB` forbidden).
+//!   except values another CPU's TLBI of the CPU has since removed
+//!   (catalogue tests `J-simple`, `F1`, `VIS7+TLBI` allowed, `FC`,
+//!   `MP+shoot+DSB` forbidden).
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
 //!   with ELR pointing at the faulting instruction, and otherwise stops, as
@@ -62,6 +68,9 @@ use serde::Serialize;
 
 use crate::LitmusError;
 use crate::ast::*;
+
+mod relaxed;
+use relaxed::{Meta, may_pa, meta};
 
 /// A herd7-style verdict on the final condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -162,12 +171,16 @@ pub fn verdict_of(observation: &str, q: Quant) -> Verdict {
 pub struct Options {
     /// The most states explored before the search stops.
     pub max_states: u64,
+    /// Explore the relaxed (out-of-order commit) mode instead of the
+    /// sequentially consistent one: see [`crate::exec`]'s "Relaxed mode".
+    pub relaxed: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_states: 500_000,
+            relaxed: false,
         }
     }
 }
@@ -181,6 +194,11 @@ struct Cpu {
     excl: Option<Loc>,
     /// The registers the test uses (index = register number).
     regs: Vec<Val>,
+    /// Relaxed mode only: the instructions fetched and not yet retired,
+    /// in program order, with their state (pending, committed, predicted
+    /// to fault). `pc` is then the next instruction to fetch. Empty in SC
+    /// mode.
+    rob: Vec<(u16, u8)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -233,6 +251,16 @@ struct State {
     faults: Vec<(u8, u16, Sym, FaultKind)>,
     /// Per descriptor: last cacheable value and BBM stage.
     bbm: Vec<(u64, Bbm)>,
+    /// Hardware AF/dirty updates that walkers see but that have not reached
+    /// memory for explicit accesses yet, oldest first: (symbol, CPU,
+    /// value). One reaches memory at any time, before any explicit write
+    /// to its descriptor (the update is an atomic read-modify-write:
+    /// herd7 catalogue test `NT-12-dmb-allha-variant1`, Forbidden), and at
+    /// the latest at its CPU's next full DSB (herd7's VMSA model, herdtools7
+    /// 5feffe4e8f98, as its catalogue verdicts show: `NT-12-dsb`
+    /// Forbidden; `NT-12-dmb+dsb`, `NT-12-dsbld`, `MP+HA-DSB.ST` Allowed: a
+    /// DMB or a DSB LD/ST does not complete them).
+    hu: Vec<(Sym, u8, u64)>,
     warn: bool,
 }
 
@@ -254,6 +282,10 @@ struct Ctx<'a> {
     /// Per thread: bit s set if the thread may access symbol s through a
     /// translation.
     vas: Vec<u64>,
+    /// Per thread and instruction: what the relaxed mode needs to know.
+    meta: Vec<Vec<Meta>>,
+    /// Per symbol: the physical pages its virtual address may map to.
+    may_pa: Vec<u64>,
 }
 
 enum Access {
@@ -271,6 +303,14 @@ impl Ctx<'_> {
 
     fn ha(&self, c: usize) -> bool {
         self.t.tthm.ha >> c & 1 == 1
+    }
+
+    /// Tells whether `c` runs at EL0 and descriptor fields `f` deny it
+    /// access: AP\[1\] (the `vmsa` crate's `Attributes::USER`) clear
+    /// makes an EL0 access a Permission fault (Arm ARM D8, "Memory access
+    /// control"; herd7 catalogue test `TST-EL0`, Required).
+    fn el0_denied(&self, c: usize, f: &PteFields) -> bool {
+        self.t.el0 >> c & 1 == 1 && !f.el0
     }
 
     fn hd(&self, c: usize) -> bool {
@@ -347,11 +387,51 @@ impl Ctx<'_> {
     }
 
     /// Writes a descriptor as the hardware does when it updates AF or the
-    /// dirty state: an atomic update, seen by walkers at once.
+    /// dirty state: an atomic update, seen by walkers at once, and by
+    /// explicit accesses once it reaches memory (`State::hu`).
     fn hw_write(&self, st: &mut State, c: usize, s: Sym, d: u64) {
-        self.write(st, c, Loc::Pte(s), Val::Desc(d));
+        st.hu.push((s, c as u8, d));
+        st.pend.push((s, c as u8, d, false));
         let i = st.pend.len() - 1;
         self.propagate(st, i);
+    }
+
+    /// Makes pending hardware update `i` (the oldest of its descriptor)
+    /// reach memory: explicit accesses see it from now on.
+    fn flush_hu(&self, st: &mut State, i: usize) {
+        let (s, c, d) = st.hu.remove(i);
+        self.write(st, usize::from(c), Loc::Pte(s), Val::Desc(d));
+        // Walkers have it already.
+        st.pend.pop();
+    }
+
+    /// Records that `c`'s translation used value `d` of descriptor `s`: if
+    /// that is another CPU's hardware update still on its way to memory,
+    /// it reaches memory now (Armv8 is other-multi-copy atomic: a write
+    /// another observer has read is visible to all; catalogue tests
+    /// `NT-12-dsb-allha`, `MP+HA-DSB.ISH`: Forbidden).
+    fn seen_hu(&self, st: &mut State, c: usize, s: Sym, d: u64) {
+        if st
+            .hu
+            .iter()
+            .any(|e| e.0 == s && e.2 == d && usize::from(e.1) != c)
+        {
+            self.flush_hus(st, Some(s), None);
+        }
+    }
+
+    /// Makes every pending hardware update of descriptor `s` (all if
+    /// None) by CPU `c` (any if None) reach memory, oldest first.
+    fn flush_hus(&self, st: &mut State, s: Option<Sym>, c: Option<usize>) {
+        while let Some(i) = st
+            .hu
+            .iter()
+            .rposition(|e| s.is_none_or(|s| s == e.0) && c.is_none_or(|c| c == usize::from(e.1)))
+        {
+            let sym = st.hu[i].0;
+            let first = st.hu.iter().position(|e| e.0 == sym).unwrap_or(i);
+            self.flush_hu(st, first);
+        }
     }
 
     /// Makes pending descriptor store `i` (the oldest of its descriptor)
@@ -475,13 +555,19 @@ impl Ctx<'_> {
             let Some(f) = PteFields::decode(d) else {
                 continue;
             };
-            if write && !f.db {
+            if self.el0_denied(c, &f) {
+                out.push((st.clone(), Err(FaultKind::Permission)));
+            } else if write && !f.db {
                 if f.dbm && self.hd(c) {
                     continue; // the update goes through a walk
                 }
-                out.push((st.clone(), Err(FaultKind::Permission)));
+                let mut n = st.clone();
+                self.seen_hu(&mut n, c, s, d);
+                out.push((n, Err(FaultKind::Permission)));
             } else {
-                out.push((st.clone(), Ok(f.oa)));
+                let mut n = st.clone();
+                self.seen_hu(&mut n, c, s, d);
+                out.push((n, Ok(f.oa)));
             }
         }
         // Early walks: stale values seen since the last context
@@ -496,6 +582,7 @@ impl Ctx<'_> {
                 None => Err(FaultKind::Translation),
                 Some(f) if !f.af && !self.ha(c) => Err(FaultKind::AccessFlag),
                 Some(f) if !f.af => continue,
+                Some(f) if self.el0_denied(c, &f) => Err(FaultKind::Permission),
                 Some(f) if write && !f.db => {
                     if f.dbm && self.hd(c) {
                         continue;
@@ -504,11 +591,14 @@ impl Ctx<'_> {
                 }
                 Some(f) => Ok(f.oa),
             };
-            out.push((st.clone(), res));
+            let mut n = st.clone();
+            self.seen_hu(&mut n, c, s, d);
+            out.push((n, res));
         }
         // A walk.
         let mut n = st.clone();
         let d = Self::view(&n, c, s);
+        self.seen_hu(&mut n, c, s, d);
         let quiet = !n.pend.iter().any(|e| e.0 == s);
         let res = match PteFields::decode(d) {
             _ if d & 1 == 0 => Err(FaultKind::Translation),
@@ -516,6 +606,8 @@ impl Ctx<'_> {
             Some(mut f) => {
                 if !f.af && !self.ha(c) {
                     Err(FaultKind::AccessFlag)
+                } else if f.af && self.el0_denied(c, &f) {
+                    Err(FaultKind::Permission)
                 } else if write && !f.db && !(f.dbm && self.hd(c)) {
                     if !f.af {
                         if !quiet {
@@ -550,16 +642,22 @@ impl Ctx<'_> {
 
     /// Removes the TLB entries of `c` for `s` (all if None); the current
     /// descriptor may be cached again at once, so it stays.
-    fn invalidate(&self, st: &mut State, c: usize, s: Option<Sym>) {
+    fn invalidate(&self, st: &mut State, issuer: usize, c: usize, s: Option<Sym>) {
         st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
-        // A walk that read an overwritten value cannot serve an access
-        // performed after a TLBI of it has taken effect (herd7 orders such
-        // translation reads before the TLBI: catalogue tests `FC`,
-        // `MP+shoot+DSB`), whether the value could be cached or not.
-        let cur: Vec<u64> = (0..self.nsym as Sym)
-            .map(|x| Self::view(st, c, x))
-            .collect();
-        st.whist[c].retain(|e| s.is_some_and(|s| e.0 != s) || cur[usize::from(e.0)] == e.1);
+        // A walk that read an overwritten value cannot serve an access of
+        // another CPU performed after a TLBI of it has taken effect (herd7
+        // orders such translation reads before the TLBI: catalogue tests
+        // `FC`, `MP+shoot+DSB`), whether the value could be cached or not.
+        // The issuer's own later accesses may still use such a walk until
+        // its next context synchronization (the ISB of R_DDMVT's sequence;
+        // catalogue tests `VIS7+TLBI`, `coRRExpNExp+DSB-TLBI-DSB2`:
+        // Allowed without the ISB).
+        if issuer != c {
+            let cur: Vec<u64> = (0..self.nsym as Sym)
+                .map(|x| Self::view(st, c, x))
+                .collect();
+            st.whist[c].retain(|e| s.is_some_and(|s| e.0 != s) || cur[usize::from(e.0)] == e.1);
+        }
         let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
             .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
             .map(|x| (x, Self::view(st, c, x)))
@@ -636,6 +734,9 @@ impl Ctx<'_> {
             }
             Val::PteAddr(s) => {
                 let mut n = st.clone();
+                if matches!(acc, Access::Write) {
+                    self.flush_hus(&mut n, Some(s), None);
+                }
                 if f(&mut n, Loc::Pte(s)) {
                     n.cpus[c].pc += 1;
                     out.push(n);
@@ -706,6 +807,7 @@ impl Ctx<'_> {
                     self.drain(&mut n, c);
                 }
                 if kind == DsbKind::Full {
+                    self.flush_hus(&mut n, None, Some(c));
                     let mine: Vec<_> = n
                         .inv
                         .iter()
@@ -713,8 +815,8 @@ impl Ctx<'_> {
                         .filter(|e| usize::from(e.0) == c)
                         .collect();
                     n.inv.retain(|e| usize::from(e.0) != c);
-                    for (_, t, s) in mine {
-                        self.invalidate(&mut n, usize::from(t), s);
+                    for (i, t, s) in mine {
+                        self.invalidate(&mut n, usize::from(i), usize::from(t), s);
                     }
                     for b in &mut n.bbm {
                         if b.1 == Bbm::Tlbi(c as u8) {
@@ -1093,6 +1195,12 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         nsym,
         hd_any: t.tthm.hd != 0,
         vas,
+        meta: t
+            .threads
+            .iter()
+            .map(|th| (0..th.code.len()).map(|i| meta(th, i)).collect())
+            .collect(),
+        may_pa: may_pa(t),
     };
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
@@ -1121,6 +1229,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             elr: 0,
             excl: None,
             regs: vec![Val::Int(0); nregs],
+            rob: Vec::new(),
         };
         nthreads
     ];
@@ -1165,6 +1274,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         inv: Vec::new(),
         faults: Vec::new(),
         bbm,
+        hu: Vec::new(),
         warn: false,
     };
     let mut shown: Vec<Obs> = t.locations.clone();
@@ -1187,7 +1297,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let mut succ = Vec::new();
     while let Some(st) = stack.pop() {
         warn |= st.warn;
-        if st.cpus.iter().all(|c| c.done) {
+        if st.cpus.iter().all(|c| c.done) && st.hu.is_empty() {
             let key: Vec<ObsVal> = shown.iter().map(|o| observe(&st, o)).collect();
             let sat = eval(&t.prop, &|o| observe(&st, o));
             finals.insert(key, sat);
@@ -1198,7 +1308,11 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             if st.cpus[c].done {
                 continue;
             }
-            cx.step(&st, c, &mut succ)?;
+            if opts.relaxed {
+                cx.step_relaxed(&st, c, &mut succ)?;
+            } else {
+                cx.step(&st, c, &mut succ)?;
+            }
             // Speculative walks: with hardware AF, a walk for any address
             // may set AF at any time (herd7 allows it: catalogue test
             // `SpecAF`). Fills of cacheable values need no step: see
@@ -1233,11 +1347,21 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             cx.propagate(&mut n, i);
             succ.push(n);
         }
+        // Hardware updates reaching memory (the oldest of each
+        // descriptor).
+        for i in 0..st.hu.len() {
+            if st.hu[..i].iter().any(|e| e.0 == st.hu[i].0) {
+                continue;
+            }
+            let mut n = st.clone();
+            cx.flush_hu(&mut n, i);
+            succ.push(n);
+        }
         // Pending invalidations taking effect.
         for k in 0..st.inv.len() {
             let mut n = st.clone();
-            let (_, tgt, s) = n.inv.remove(k);
-            cx.invalidate(&mut n, usize::from(tgt), s);
+            let (iss, tgt, s) = n.inv.remove(k);
+            cx.invalidate(&mut n, usize::from(iss), usize::from(tgt), s);
             succ.push(n);
         }
         for mut n in succ.drain(..) {

@@ -74,10 +74,14 @@ pub struct Row {
     pub reference: Reference,
     /// herd7's verdict derived from its observation.
     pub herd7_verdict: Option<Verdict>,
-    /// Our result.
+    /// Our result (sequentially consistent mode).
     pub ours: Ours,
-    /// The class of a verdict disagreement (None when we agree or did not
-    /// run).
+    /// Our result in relaxed mode: run where the SC verdict disagrees
+    /// with the reference, and on every test when relaxed figures are
+    /// asked for.
+    pub relaxed: Option<Ours>,
+    /// The class of a verdict disagreement of the SC mode (None when it
+    /// agrees or did not run).
     pub verdict_class: Option<String>,
     /// The class of a BBM-warning disagreement.
     pub bbm_class: Option<String>,
@@ -110,6 +114,32 @@ pub struct Summary {
     pub seconds: f64,
     /// The slowest test and its time.
     pub slowest: (String, f64),
+    /// The SC disagreements the relaxed mode does not explain, with their
+    /// class.
+    pub model_disagreements: Vec<(String, String)>,
+    /// Relaxed-mode figures, when it ran on every test.
+    pub relaxed: Option<RelaxedSummary>,
+}
+
+/// The relaxed mode's own figures over the whole directory.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RelaxedSummary {
+    /// Tests run.
+    pub ran: usize,
+    /// Verdict agreement with the catalogue (agree, compared).
+    pub verdict_vs_catalogue: (usize, usize),
+    /// Verdict agreement with herd7's own run (agree, compared).
+    pub verdict_vs_herd7: (usize, usize),
+    /// BBM-warning agreement with herd7 (agree, compared).
+    pub bbm_vs_herd7: (usize, usize),
+    /// Tests where the relaxed mode has a final state herd7 (or, where
+    /// herd7 did not finish, the catalogue) rules out: the approximation
+    /// over-allows there.
+    pub more_permissive: Vec<String>,
+    /// Tests that hit the state limit.
+    pub limit_hit: Vec<String>,
+    /// Sum of the per-test times.
+    pub seconds: f64,
 }
 
 /// A report: the rows and the summary.
@@ -217,70 +247,89 @@ pub fn collect(dir: &Path) -> Result<Vec<(String, PathBuf, Reference)>, LitmusEr
     Ok(out)
 }
 
-fn has_pt_atom(p: &Prop) -> bool {
-    use crate::ast::{Loc, Obs, Val};
-    match p {
-        Prop::True => false,
-        Prop::Fault(_) => true,
-        Prop::Eq(o, v) => {
-            matches!(o, Obs::Mem(Loc::Pte(_)) | Obs::Fault(..))
-                || matches!(v, Val::Desc(_) | Val::PteAddr(_))
+/// Names the model feature a test exercises, for a disagreement the
+/// relaxed mode does not explain: the first of TLB maintenance, hardware
+/// AF/dirty updates, fault handling (a handler or a fault atom),
+/// translation ordering (descriptor writes and walks); a test with none
+/// of these and no page-table aspect at all (no descriptor address, value
+/// or initial descriptor) is "ordinary accesses only": the relaxed mode's
+/// approximation falls short there, not the translation model.
+pub fn feature(t: &Test) -> &'static str {
+    use crate::ast::{Instr, Loc, Obs, Val};
+    fn pt_atom(p: &Prop) -> bool {
+        match p {
+            Prop::True => false,
+            Prop::Fault(_) => true,
+            Prop::Eq(o, v) => {
+                matches!(o, Obs::Mem(Loc::Pte(_)) | Obs::Fault(..))
+                    || matches!(v, Val::Desc(_) | Val::PteAddr(_))
+            }
+            Prop::Not(q) => pt_atom(q),
+            Prop::And(v) | Prop::Or(v) => v.iter().any(pt_atom),
         }
-        Prop::Not(q) => has_pt_atom(q),
-        Prop::And(v) | Prop::Or(v) => v.iter().any(has_pt_atom),
+    }
+    fn fault_atom(p: &Prop) -> bool {
+        match p {
+            Prop::True | Prop::Eq(..) => false,
+            Prop::Fault(_) => true,
+            Prop::Not(q) => fault_atom(q),
+            Prop::And(v) | Prop::Or(v) => v.iter().any(fault_atom),
+        }
+    }
+    if t.threads
+        .iter()
+        .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))))
+    {
+        "TLB maintenance"
+    } else if t.tthm.ha != 0 || t.tthm.hd != 0 {
+        "hardware AF/dirty updates"
+    } else if t.threads.iter().any(|th| th.handler.is_some()) || fault_atom(&t.prop) {
+        "fault handling"
+    } else if pt_atom(&t.prop)
+        || t.init_regs
+            .iter()
+            .any(|r| matches!(r.2, Val::Desc(_) | Val::PteAddr(_)))
+        || t.init_mem.iter().any(|m| matches!(m.0, Loc::Pte(_)))
+    {
+        "translation ordering"
+    } else {
+        "ordinary accesses only"
     }
 }
 
-/// Classifies a verdict disagreement mechanically.
+/// Classifies a verdict disagreement of the SC mode semantically: `ours`
+/// is the SC verdict, `theirs` the reference's, `relaxed` the relaxed
+/// mode's (None if it did not run).
 ///
-/// - Our model is sequentially consistent for ordinary accesses, so where
-///   we forbid (or require) what herd7 allows, the missing executions need
-///   relaxed ordering. If the final condition has a page-table atom (a
-///   fault, a descriptor value, a `PTE(x)` location): "needs relaxed
-///   ordering of translation (walks, descriptor writes, faults)". Else, if
-///   some thread holds a descriptor address or issues a TLBI: "needs
-///   relaxed ordering of ordinary accesses around descriptor writes or
-///   TLBIs". Else (no page-table aspect at all, faults from the initial
-///   tables aside): "needs relaxed ordering of ordinary accesses".
-/// - Where we allow what herd7 forbids or require-fails, our model has an
-///   execution herd7 does not: "more permissive than herd7", with the
-///   model feature the test exercises (a fault handler, hardware AF/DB,
-///   TLB maintenance), the first that applies.
-pub fn classify(t: &Test, ours: Verdict, theirs: Verdict) -> String {
+/// - If the relaxed mode gives the reference's verdict, the disagreement
+///   is shown to come from ordering of ordinary accesses: "needs relaxed
+///   ordering of ordinary accesses".
+/// - Otherwise it is a model disagreement: "model disagreement (FEATURE):
+///   stricter than herd7" when the SC mode lacks a final state the
+///   reference has (the relaxed mode then lacks it too), "more permissive
+///   than herd7" when it has one the reference rules out, with the
+///   [`feature`] the test exercises; on a test with no page-table aspect
+///   (feature "ordinary accesses only") the translation model is not
+///   involved and the class says the relaxed approximation falls short.
+pub fn classify(t: &Test, ours: Verdict, theirs: Verdict, relaxed: Option<Verdict>) -> String {
+    if relaxed == Some(theirs) {
+        return "needs relaxed ordering of ordinary accesses".into();
+    }
     let stricter = matches!(
         (ours, theirs),
         (Verdict::Forbidden, Verdict::Allowed | Verdict::Required)
             | (Verdict::Required, Verdict::Allowed)
     );
-    if stricter {
-        use crate::ast::{Instr, Val};
-        let touches_tables = t.init_regs.iter().any(|r| matches!(r.2, Val::PteAddr(_)))
-            || t.threads
-                .iter()
-                .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))));
-        if has_pt_atom(&t.prop) {
-            "needs relaxed ordering of translation (walks, descriptor writes, faults)".into()
-        } else if touches_tables {
-            "needs relaxed ordering of ordinary accesses around descriptor writes or TLBIs".into()
-        } else {
-            "needs relaxed ordering of ordinary accesses".into()
-        }
+    let how = if stricter {
+        "stricter than herd7"
     } else {
-        use crate::ast::Instr;
-        let feature = if t.threads.iter().any(|th| th.handler.is_some()) {
-            "fault handler"
-        } else if t.tthm.ha != 0 || t.tthm.hd != 0 {
-            "hardware AF/dirty updates"
-        } else if t
-            .threads
-            .iter()
-            .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))))
-        {
-            "TLB maintenance"
-        } else {
-            "translation"
-        };
-        format!("more permissive than herd7: {feature}")
+        "more permissive than herd7"
+    };
+    match feature(t) {
+        "ordinary accesses only" => {
+            format!("relaxed approximation too strict (ordinary accesses only): {how}")
+        }
+        f => format!("model disagreement ({f}): {how}"),
     }
 }
 
@@ -340,20 +389,39 @@ fn failure(e: LitmusError) -> Ours {
 /// As [`collect`].
 pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
     let tests = collect(dir)?;
+    let sc = Options {
+        relaxed: false,
+        ..*opts
+    };
+    let rx = Options {
+        relaxed: true,
+        ..*opts
+    };
     let mut rows: Vec<Row> = tests
         .par_iter()
         .map(|(file, path, r)| {
-            let (ours, t) = run_file(path, file, opts);
+            let (ours, t) = run_file(path, file, &sc);
             let name = t.as_ref().map_or_else(|| file.clone(), |t| t.name.clone());
             let quant = t.as_ref().map_or(Quant::Exists, |t| t.quant);
             let herd7_verdict = r.herd7_observation.as_deref().map(|o| verdict_of(o, quant));
             let mut verdict_class = None;
             let mut bbm_class = None;
+            let mut relaxed = None;
             if let (Ours::Ran { verdict, bbm, .. }, Some(t)) = (&ours, &t) {
-                if let Some(theirs) = r.expected.or(herd7_verdict)
+                let theirs = r.expected.or(herd7_verdict);
+                let disagrees = theirs.is_some_and(|v| v != *verdict)
+                    || herd7_verdict.is_some_and(|v| v != *verdict);
+                if opts.relaxed || disagrees {
+                    relaxed = Some(run_file(path, file, &rx).0);
+                }
+                if let Some(theirs) = theirs
                     && theirs != *verdict
                 {
-                    verdict_class = Some(classify(t, *verdict, theirs));
+                    let rv = match &relaxed {
+                        Some(Ours::Ran { verdict, .. }) => Some(*verdict),
+                        _ => None,
+                    };
+                    verdict_class = Some(classify(t, *verdict, theirs, rv));
                 }
                 if let Some(hb) = r.herd7_bbm
                     && hb != *bbm
@@ -371,6 +439,7 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
                 reference: r.clone(),
                 herd7_verdict,
                 ours,
+                relaxed,
                 verdict_class,
                 bbm_class,
             }
@@ -379,6 +448,7 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
     rows.sort_by(|a, b| a.file.cmp(&b.file));
     let mut s = Summary {
         tests: rows.len(),
+        relaxed: opts.relaxed.then(RelaxedSummary::default),
         ..Summary::default()
     };
     for row in &rows {
@@ -412,6 +482,9 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
                 }
                 if let Some(c) = &row.verdict_class {
                     *s.verdict_classes.entry(c.clone()).or_default() += 1;
+                    if !c.starts_with("needs") {
+                        s.model_disagreements.push((row.file.clone(), c.clone()));
+                    }
                 }
                 if let Some(c) = &row.bbm_class {
                     *s.bbm_classes.entry(c.clone()).or_default() += 1;
@@ -421,6 +494,43 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
                 *s.unsupported.entry(reason.clone()).or_default() += 1
             }
             Ours::Error { .. } => s.errors += 1,
+        }
+        if let (
+            Some(x),
+            Some(Ours::Ran {
+                verdict,
+                bbm,
+                limit_hit,
+                seconds,
+                ..
+            }),
+        ) = (s.relaxed.as_mut(), &row.relaxed)
+        {
+            x.ran += 1;
+            x.seconds += seconds;
+            if *limit_hit {
+                x.limit_hit.push(row.file.clone());
+            }
+            if let Some(e) = row.reference.expected {
+                x.verdict_vs_catalogue.1 += 1;
+                x.verdict_vs_catalogue.0 += usize::from(e == *verdict);
+            }
+            if let Some(h) = row.herd7_verdict {
+                x.verdict_vs_herd7.1 += 1;
+                x.verdict_vs_herd7.0 += usize::from(h == *verdict);
+            }
+            if let Some(b) = row.reference.herd7_bbm {
+                x.bbm_vs_herd7.1 += 1;
+                x.bbm_vs_herd7.0 += usize::from(b == *bbm);
+            }
+            // A state the reference rules out: it says Forbidden (no
+            // positive state) or Required (no negative one) and we differ.
+            if let Some(theirs) = row.herd7_verdict.or(row.reference.expected)
+                && theirs != Verdict::Allowed
+                && theirs != *verdict
+            {
+                x.more_permissive.push(row.file.clone());
+            }
         }
     }
     Ok(Report { rows, summary: s })
@@ -455,6 +565,34 @@ pub fn summary_text(s: &Summary) -> String {
     }
     for f in &s.limit_hit {
         out.push_str(&format!("state_limit {f}\n"));
+    }
+    for (f, c) in &s.model_disagreements {
+        out.push_str(&format!("model_disagreement {f} {c}\n"));
+    }
+    if let Some(x) = &s.relaxed {
+        out.push_str(&format!("relaxed_ran {}\n", x.ran));
+        out.push_str(&format!(
+            "relaxed_verdict_vs_catalogue {} / {}\n",
+            x.verdict_vs_catalogue.0, x.verdict_vs_catalogue.1
+        ));
+        out.push_str(&format!(
+            "relaxed_verdict_vs_herd7 {} / {}\n",
+            x.verdict_vs_herd7.0, x.verdict_vs_herd7.1
+        ));
+        out.push_str(&format!(
+            "relaxed_bbm_vs_herd7 {} / {}\n",
+            x.bbm_vs_herd7.0, x.bbm_vs_herd7.1
+        ));
+        out.push_str(&format!(
+            "relaxed_more_permissive {}\n",
+            x.more_permissive.len()
+        ));
+        for f in &x.more_permissive {
+            out.push_str(&format!("relaxed_more_permissive_test {f}\n"));
+        }
+        for f in &x.limit_hit {
+            out.push_str(&format!("relaxed_state_limit {f}\n"));
+        }
     }
     out
 }

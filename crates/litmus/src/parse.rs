@@ -942,6 +942,7 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
         name,
         variants: Vec::new(),
         tthm: Tthm::default(),
+        el0: 0,
         syms: Vec::new(),
         init_mem: Vec::new(),
         init_regs: Vec::new(),
@@ -991,6 +992,16 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
                             }
                             _ => return Err(unsupported(li + 1, 1, format!("TTHM `{what}`"))),
                         }
+                    }
+                }
+                "EL0" => {
+                    for w in v.split([',', ' ', ';']).filter(|w| !w.is_empty()) {
+                        let n: u32 = w
+                            .strip_prefix('P')
+                            .and_then(|n| n.parse().ok())
+                            .filter(|n| *n < 64)
+                            .ok_or_else(|| syntax(li + 1, 1, "expected Pn in EL0"))?;
+                        t.el0 |= 1 << n;
                     }
                 }
                 _ => {}

@@ -94,3 +94,52 @@ fn unsupported_constructs_are_named() {
         other => panic!("expected unsupported, got {other}"),
     }
 }
+
+fn run_relaxed(name: &str) -> (Outcome, Outcome) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let src = std::fs::read_to_string(&path).expect("test data");
+    let t = litmus::parse(name, &src).expect("parses");
+    let sc = litmus::run(&t, &Options::default()).expect("runs");
+    let rx = Options {
+        relaxed: true,
+        ..Options::default()
+    };
+    (sc, litmus::run(&t, &rx).expect("runs"))
+}
+
+#[test]
+fn relaxed_mode_allows_store_buffering_and_message_passing_without_barriers() {
+    for name in ["SB.litmus", "MP.litmus"] {
+        let (sc, rx) = run_relaxed(name);
+        assert_eq!(sc.observation(), "Never", "{name} SC");
+        assert_eq!(rx.observation(), "Sometimes", "{name} relaxed");
+        // Every SC final state is a relaxed one too.
+        for k in sc.finals.keys() {
+            assert!(rx.finals.contains_key(k), "{name}: {k:?}");
+        }
+    }
+}
+
+#[test]
+fn relaxed_mode_respects_dmb_st_and_address_dependencies() {
+    let (sc, rx) = run_relaxed("MP+dmb.st+addr.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Never");
+    assert_eq!(rx.counts(), (0, 3));
+}
+
+#[test]
+fn relaxed_mode_forwards_a_threads_own_store() {
+    let (sc, rx) = run_relaxed("SB+fwd.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Sometimes");
+}
+
+#[test]
+fn relaxed_mode_takes_a_fault_before_the_data_of_its_store() {
+    let (sc, rx) = run_relaxed("MP+rel+data-fault.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Sometimes");
+}

@@ -1,0 +1,656 @@
+//! The relaxed mode: an operational approximation of the Armv8 ordering of
+//! ordinary memory accesses.
+//!
+//! Each thread fetches its instructions in program order into a window
+//! (`Cpu::rob`, at most [`WINDOW`] entries) and *commits* any fetched
+//! instruction whose predecessors in preserved program order have
+//! committed. A commit is the step of the SC executor for that instruction
+//! alone (a load reads memory, a store writes it, an access translates
+//! then), so memory stays multi-copy atomic: a store is seen by every other
+//! thread when it commits. Armv8 is other-multi-copy atomic (Arm ARM B2.3,
+//! "Other-multi-copy atomicity", since Armv8.0 as revised in 2017); the one
+//! non-MCA behaviour, a thread reading its own store early, is modelled by
+//! forwarding: a load may take its value from an earlier, uncommitted store
+//! of its thread to the same address (herd7's `lrs`, local read successor).
+//!
+//! An instruction `j` may commit while an earlier fetched instruction `i`
+//! has not when none of these holds (herd7 `aarch64.cat`, herdtools7
+//! `herd/libdir/aarch64.cat`: `ob = (obs | dob | aob | bob)+`):
+//!
+//! - *registers*: `j` reads a register (or the flags, or the exclusive
+//!   monitor) `i` writes (this gives `addr`, `data` and the register part of
+//!   `ctrl` in `dob`), or writes one `i` reads or writes (no renaming: an
+//!   under-approximation);
+//! - *coherence* (`po-loc` within `ob` via `coe`/`fre`, and Arm ARM B2.3
+//!   "Coherence order"): both access memory and may touch the same
+//!   location (a virtual address may alias every physical page its
+//!   descriptor may name), or `i`'s address is not known yet (`addr; po;
+//!   [W]` in `dob`, and a possible alias), except the forwarding above;
+//! - *control* (`dob`: `ctrl; [W]`): `i` is a conditional branch and `j`
+//!   writes memory (a store may also not *fault* before the branch:
+//!   catalogue test `MP+rel+pickctrlW-mmufault-po`, Forbidden);
+//! - *barriers* (`bob`): `po; [dmb.full]; po` (a full DMB is ordered with
+//!   every access both ways), `[R]; po; [dmb.ld]; po`, `[W]; po; [dmb.st];
+//!   po; [W]`, `[A | Q]; po` (acquire, acquirePC: LDAR, LDAPR, the A forms
+//!   of atomics), `po; [L]` (release: STLR, the L forms), `[L]; po; [A]`;
+//! - *atomics* (`aob`: `rmw`): a load-exclusive and its store-exclusive
+//!   use the exclusive monitor (a register here) and the same location; an
+//!   atomic read-modify-write is one commit.
+//!
+//! A store whose data is not ready but whose address is may still commit
+//! as a *fault* (its translation needs no data: herd7's fault events are
+//! not ordered by `data`, catalogue test `MP+rel+pickdata-mmufault_db-po`,
+//! Allowed); the exception is taken precisely: a faulting commit is
+//! dropped when a later instruction has committed, the window is cut
+//! after it and fetching continues at the handler, whose instructions may
+//! then commit before the faulting thread's earlier ones (exception entry
+//! is context synchronization, not a barrier).
+//!
+//! Fetching stops at an uncommitted branch (except one to the next
+//! instruction, the litmus idiom for a control dependency, whose two
+//! directions meet), ERET, DSB, ISB or TLBI. DSB LD/ST order as DMB LD/ST
+//! (herd7's `dmb.ld`/`dmb.st` include them); an ISB waits for every
+//! earlier instruction but the accesses (stronger than herd7's `(ctrl |
+//! addr; po); [ISB]; po; [R]`, which needs only the branches and address
+//! computations); a TLBI waits for the earlier stores and barriers. The
+//! *serializing* instructions commit only when nothing earlier is pending
+//! and before anything later is fetched: DSB SY/ISH (Arm ARM B2.3, "Data
+//! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
+//! register here, also written by taking a fault): exception return is a
+//! context synchronization event, not a barrier (catalogue test
+//! `R-via_fault_STR`, Allowed). So stronger orders, never weaker, are used
+//! where the approximation is unsure: it may under-allow, and where it
+//! allows more than herd7 the conformance report lists the test.
+//!
+//! Translation is as in SC mode, performed at the commit of its access:
+//! walks and TLB use keep the model's own relaxations (early walks until a
+//! context synchronization, TLB fills and evictions at any time, pending
+//! invalidations), and are ordered with ordinary accesses only through the
+//! commit order above. No further order between walks or faults and
+//! ordinary accesses is applied: herd7's `aarch64.cat` orders a
+//! translation read before its access (`tfr`/`iico` within the
+//! instruction), which holds here because both happen in one commit.
+
+use super::*;
+
+/// The most instructions of a thread in flight at once.
+pub(super) const WINDOW: usize = 8;
+
+/// A window entry not committed yet.
+const PENDING: u8 = 0;
+/// A committed window entry.
+const DONE: u8 = 1;
+/// A window entry not committed yet, predicted to fault: the handler's
+/// instructions follow it, and it may only commit as a fault.
+const PREDICTED: u8 = 2;
+
+/// The register bit of the NZCV flags (only Z is modelled).
+const FLAGS: u64 = 1 << 32;
+/// The register bit of the exclusive monitor.
+const MONITOR: u64 = 1 << 33;
+/// The register bit of ELR_EL1 (written by MSR and by taking a fault, read
+/// by ERET).
+const ELR: u64 = 1 << 34;
+
+/// A barrier's kind, for `bob`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fence {
+    Full,
+    Ld,
+    St,
+}
+
+/// What the relaxed mode knows of one instruction.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Meta {
+    /// Registers read (bit r), the flags, the monitor.
+    reads: u64,
+    /// Registers written.
+    writes: u64,
+    /// The address registers of an access.
+    addr: u64,
+    /// The data registers of a store.
+    data: u64,
+    /// Reads memory.
+    load: bool,
+    /// Writes memory.
+    store: bool,
+    /// Acquire (`A`): LDAR, LDAXR, SWPA, CASA, LD<op>A.
+    acq: bool,
+    /// AcquirePC (`Q`): LDAPR.
+    acq_pc: bool,
+    /// Release (`L`): STLR, STLXR, SWPL, CASL, LD<op>L, ST<op>L.
+    rel: bool,
+    /// A DMB.
+    fence: Option<Fence>,
+    /// A conditional branch to the next instruction (a control
+    /// dependency and nothing else).
+    ctrl_next: bool,
+    /// Fetching stops after it until it commits.
+    control: bool,
+    /// Commits only with nothing earlier pending.
+    serial: bool,
+    /// An ISB: waits for the earlier instructions other than memory
+    /// accesses.
+    isb: bool,
+    /// A TLBI: waits for the earlier stores and barriers only.
+    tlbi: bool,
+}
+
+fn bit(r: Reg) -> u64 {
+    if r == ZR { 0 } else { 1 << r }
+}
+
+fn op_bits(o: Operand) -> u64 {
+    match o {
+        Operand::Reg(r, _) => bit(r),
+        Operand::Imm(_) => 0,
+    }
+}
+
+fn addr_bits(a: &Addr) -> u64 {
+    bit(a.base) | op_bits(a.off)
+}
+
+/// Describes instruction `i` of `th` (the ordering annotations come from
+/// the mnemonic as written, e.g. `LDAPR`, `DMB ISHST`).
+pub(super) fn meta(th: &Thread, i: usize) -> Meta {
+    let text = th.text.get(i).map_or("", String::as_str);
+    let mut words = text.split_whitespace();
+    let mn = words.next().unwrap_or("").to_ascii_uppercase();
+    let arg = words.next().unwrap_or("").to_ascii_uppercase();
+    // The suffix of an atomic's mnemonic: "", "A", "L", "AL" (with a B/H
+    // width letter for the byte/halfword forms).
+    let atomic_sfx = [
+        "SWP", "CAS", "LDADD", "LDCLR", "LDSET", "LDEOR", "STADD", "STCLR",
+    ]
+    .iter()
+    .chain(["STSET", "STEOR"].iter())
+    .find(|b| mn.starts_with(**b))
+    .map(|b| mn[b.len()..].trim_end_matches(['B', 'H']).to_string());
+    let mut m = Meta::default();
+    let Some(&ins) = th.code.get(i) else {
+        return m;
+    };
+    match ins {
+        Instr::Mov(d, _, o) => {
+            m.reads = op_bits(o);
+            m.writes = bit(d);
+        }
+        Instr::Alu(_, d, _, a, o) => {
+            m.reads = bit(a) | op_bits(o);
+            m.writes = bit(d);
+        }
+        Instr::Cmp(a, o) => {
+            m.reads = bit(a) | op_bits(o);
+            m.writes = FLAGS;
+        }
+        Instr::Csel(d, a, b, _) => {
+            m.reads = bit(a) | bit(b) | FLAGS;
+            m.writes = bit(d);
+        }
+        Instr::Cset(d, _) => {
+            m.reads = FLAGS;
+            m.writes = bit(d);
+        }
+        Instr::B(cc, t) => {
+            m.reads = if cc.is_some() { FLAGS } else { 0 };
+            m.ctrl_next = cc.is_some() && usize::from(t) == i + 1;
+            m.control = !m.ctrl_next;
+        }
+        Instr::Cbz(_, r, t) => {
+            m.reads = bit(r);
+            m.ctrl_next = usize::from(t) == i + 1;
+            m.control = !m.ctrl_next;
+        }
+        Instr::Ldr(t, a, _, excl) => {
+            m.addr = addr_bits(&a);
+            m.reads = m.addr;
+            m.writes = bit(t) | if excl { MONITOR } else { 0 };
+            m.load = true;
+            m.acq = mn.starts_with("LDAR") || mn.starts_with("LDAXR");
+            m.acq_pc = mn.starts_with("LDAPR");
+        }
+        Instr::Str(t, a, _, rel) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(t);
+            m.reads = m.addr | m.data;
+            m.store = true;
+            m.rel = rel;
+        }
+        Instr::Stxr(s, t, a, _) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(t);
+            m.reads = m.addr | m.data | MONITOR;
+            m.writes = bit(s) | MONITOR;
+            m.store = true;
+            m.rel = mn.starts_with("STLXR");
+        }
+        Instr::Swp(s, t, a, _) | Instr::Amo(_, s, t, a, _) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(s);
+            m.reads = m.addr | m.data;
+            m.writes = bit(t);
+            m.load = true;
+            m.store = true;
+        }
+        Instr::Cas(s, t, a, _) => {
+            m.addr = addr_bits(&a);
+            m.data = bit(s) | bit(t);
+            m.reads = m.addr | m.data;
+            m.writes = bit(s);
+            m.load = true;
+            m.store = true;
+        }
+        Instr::Dmb(_) => {
+            m.fence = Some(if arg.ends_with("LD") {
+                Fence::Ld
+            } else if arg.ends_with("ST") {
+                Fence::St
+            } else {
+                Fence::Full
+            });
+        }
+        Instr::Adr(d, _) => m.writes = bit(d),
+        Instr::MsrElr(r) => {
+            m.reads = bit(r);
+            m.writes = ELR;
+        }
+        Instr::Eret => {
+            // A branch to ELR_EL1 and a context synchronization event, but
+            // no barrier: later accesses are not ordered after the earlier
+            // ones by it (herd7 catalogue test `R-via_fault_STR`, Allowed).
+            m.reads = ELR;
+            m.control = true;
+        }
+        Instr::Nop => {}
+        // DSB LD and DSB ST order as DMB LD and DMB ST do (herd7's
+        // `aarch64.cat`: `dmb.ld` includes `dsb.ld`, `dmb.st` includes
+        // `dsb.st`), and nothing later is fetched before they complete
+        // (Arm ARM B2.3, "Data Synchronization Barrier").
+        Instr::Dsb(DsbKind::Ld) => {
+            m.fence = Some(Fence::Ld);
+            m.control = true;
+        }
+        Instr::Dsb(DsbKind::St) => {
+            m.fence = Some(Fence::St);
+            m.control = true;
+        }
+        // An ISB waits for earlier branches and for what computes earlier
+        // addresses (herd7: `(ctrl | addr; po); [ISB]; po; [R]`): here for
+        // every earlier instruction but the accesses themselves, which may
+        // still be pending (catalogue test `I2V-R-DSB.ST-ISB-R+W`, Allowed:
+        // an explicit read before DSB ST; ISB need not be complete).
+        Instr::Isb => {
+            m.isb = true;
+            m.control = true;
+        }
+        // A TLBI is ordered after the earlier stores and barriers (the DSB
+        // of R_DDMVT's sequence orders the descriptor store before it), not
+        // after earlier loads: an explicit read of the new descriptor
+        // before DSB ST does not order the TLBI after the store it read
+        // (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`, Allowed).
+        Instr::Tlbi(scope, _) => {
+            if let TlbiScope::Page(r) = scope {
+                m.reads = bit(r);
+            }
+            m.tlbi = true;
+            m.control = true;
+        }
+        Instr::Dsb(DsbKind::Full) | Instr::Halt => {
+            m.serial = true;
+        }
+    }
+    if let Some(sfx) = atomic_sfx {
+        m.acq = sfx.starts_with('A');
+        m.rel = sfx.ends_with('L');
+    }
+    m.control |= m.serial;
+    m
+}
+
+/// Returns, per symbol, the physical pages its virtual address may map
+/// to: its initial descriptor's output address, and, when some thread may
+/// store to a descriptor (it holds a descriptor's address or computes
+/// addresses), that of every descriptor value the test names (a store may
+/// install any of them, or copy another descriptor).
+pub(super) fn may_pa(t: &Test) -> Vec<u64> {
+    let oa = |v: u64| PteFields::decode(v).map(|f| f.oa);
+    let writes_tables = t.init_regs.iter().any(|e| matches!(e.2, Val::PteAddr(_)))
+        || t.threads.iter().any(|th| {
+            th.code.iter().any(|i| match i {
+                Instr::Ldr(_, a, ..)
+                | Instr::Str(_, a, ..)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Cas(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _) => matches!(a.off, Operand::Reg(..)),
+                _ => false,
+            })
+        });
+    let mut named = 0u64;
+    for v in t
+        .init_regs
+        .iter()
+        .map(|e| e.2)
+        .chain(t.init_mem.iter().map(|e| e.1))
+    {
+        if let Val::Desc(d) = v
+            && let Some(o) = oa(d)
+        {
+            named |= 1 << o;
+        }
+    }
+    if !writes_tables {
+        named = 0;
+    }
+    (0..t.syms.len())
+        .map(|s| {
+            let init = t
+                .init_mem
+                .iter()
+                .rev()
+                .find(|e| e.0 == Loc::Pte(s as Sym))
+                .and_then(|e| oa(e.1.num()))
+                .unwrap_or(s as Sym);
+            named | 1 << init | 1 << s
+        })
+        .collect()
+}
+
+impl Ctx<'_> {
+    /// Returns the locations the access of `c` at instruction `pc` may
+    /// touch explicitly, and the descriptors its translation reads: data
+    /// pages in the low 64 bits, descriptors in the high ones; every
+    /// location when the address is not one.
+    fn locs(&self, st: &State, c: usize, pc: u16) -> (u128, u128) {
+        let addr = match self.t.threads[c].code.get(usize::from(pc)) {
+            Some(
+                Instr::Ldr(_, a, ..)
+                | Instr::Str(_, a, ..)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Cas(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _),
+            ) => *a,
+            _ => return (u128::MAX, 0),
+        };
+        match self.addr(st, c, &addr) {
+            Ok(Val::Va(s)) => (
+                u128::from(self.may_pa[usize::from(s)]),
+                1u128 << (64 + u32::from(s)),
+            ),
+            Ok(Val::Pa(s)) => (1u128 << s, 0),
+            Ok(Val::PteAddr(s)) => (1u128 << (64 + u32::from(s)), 0),
+            _ => (u128::MAX, 0),
+        }
+    }
+
+    /// Tells whether accesses `i` (earlier) and `j` may touch the same
+    /// location in a way coherence orders: explicitly both, or `i`'s walk
+    /// and `j`'s explicit store to the descriptor (the walk's read is an
+    /// implicit read that a po-later store must not affect: catalogue
+    /// tests `coRWImpExp`, `VIS01-store`, `load-xy`, Forbidden). An
+    /// explicit *read* of the descriptor is not ordered with a walk or its
+    /// hardware update (`coRWExpNExp`, Allowed), nor is an earlier explicit
+    /// store with a later walk, which may read an older value until a
+    /// context synchronization (`coWWExpNExp`, Allowed; the early walks of
+    /// the SC model).
+    fn conflict(i: (u128, u128), j: (u128, u128), mj: &Meta) -> bool {
+        i.0 & j.0 != 0 || (i.1 & j.0 != 0 && mj.store)
+    }
+
+    /// Every successor of `st` by one step of `c` in relaxed mode: the
+    /// commit of one instruction, or a fault prediction (see the module's
+    /// description).
+    pub(super) fn step_relaxed(
+        &self,
+        st: &State,
+        c: usize,
+        out: &mut Vec<State>,
+    ) -> Result<(), LitmusError> {
+        let cpu = &st.cpus[c];
+        let metas = &self.meta[c];
+        let get = |pc: u16| {
+            metas.get(usize::from(pc)).copied().unwrap_or(Meta {
+                serial: true,
+                control: true,
+                ..Meta::default()
+            })
+        };
+        // Nothing in flight: the next instruction commits as in SC mode
+        // (serializing instructions only ever commit this way).
+        if cpu.rob.is_empty() && get(cpu.pc).serial {
+            return self.step(st, c, out);
+        }
+        // The window as it may be: the fetched instructions, then those a
+        // fetch may add (fetching has no other effect, so it happens with
+        // the step that needs it).
+        let fetched = cpu.rob.len();
+        let mut rob = cpu.rob.clone();
+        let mut p = cpu.pc;
+        while rob.len() < WINDOW
+            && rob
+                .last()
+                .is_none_or(|&(pc, s)| s == DONE || !get(pc).control)
+            && !get(p).serial
+        {
+            rob.push((p, PENDING));
+            p += 1;
+        }
+        let handler = self.t.threads[c].handler;
+        let predicted = rob.iter().any(|e| e.1 == PREDICTED);
+        let mut tmp = Vec::new();
+        for k in 0..rob.len() {
+            let (pc, state) = rob[k];
+            if state == DONE {
+                continue;
+            }
+            let j = get(pc);
+            let mem_j = j.load || j.store;
+            let later_done = rob[k + 1..].iter().any(|e| e.1 == DONE);
+            // A fault prediction: fetching goes on at the handler.
+            if mem_j
+                && state == PENDING
+                && !predicted
+                && !later_done
+                && let Some(h) = handler
+            {
+                let mut n = st.clone();
+                let mut r = rob[..=k].to_vec();
+                r[k].1 = PREDICTED;
+                n.cpus[c].rob = r;
+                n.cpus[c].pc = h;
+                out.push(n);
+            }
+            // The commit as an access (not faulting), then as a fault.
+            for as_fault in [false, true] {
+                if (as_fault && !mem_j) || (!as_fault && state == PREDICTED) {
+                    continue;
+                }
+                if as_fault && later_done && state != PREDICTED {
+                    continue;
+                }
+                let Some(forward) = self.may_commit(st, c, &rob, k, as_fault, &get) else {
+                    continue;
+                };
+                let mut n = st.clone();
+                n.cpus[c].pc = pc;
+                tmp.clear();
+                match forward {
+                    Some(ipc) => {
+                        let code = &self.t.threads[c].code;
+                        let (Some(Instr::Str(s, _, ws, _)), Some(Instr::Ldr(t, _, wl, _))) =
+                            (code.get(usize::from(ipc)), code.get(usize::from(pc)))
+                        else {
+                            continue;
+                        };
+                        let v = narrow(narrow(Self::reg(&n, c, *s), *ws), *wl);
+                        Self::set(&mut n, c, *t, v);
+                        n.cpus[c].pc = pc + 1;
+                        tmp.push(n);
+                    }
+                    None => self.step(&n, c, &mut tmp)?,
+                }
+                let is_branch = matches!(
+                    self.t.threads[c].code.get(usize::from(pc)),
+                    Some(Instr::B(..) | Instr::Cbz(..) | Instr::Eret)
+                );
+                for mut m in tmp.drain(..) {
+                    let newpc = m.cpus[c].pc;
+                    let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
+                    if faulted != as_fault {
+                        continue;
+                    }
+                    let mut r = rob[..fetched.max(k + 1)].to_vec();
+                    r[k].1 = DONE;
+                    let last = k + 1 == r.len();
+                    if state == PREDICTED {
+                        // The handler is fetched already; if it has set
+                        // ELR_EL1 already, that write is the later one.
+                        m.cpus[c].pc = st.cpus[c].pc;
+                        let code = &self.t.threads[c].code;
+                        if rob[k + 1..].iter().any(|e| {
+                            e.1 == DONE
+                                && matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_)))
+                        }) {
+                            m.cpus[c].elr = st.cpus[c].elr;
+                        }
+                    } else if faulted {
+                        r.truncate(k + 1);
+                        if m.cpus[c].done {
+                            // No handler: the thread stops once the earlier
+                            // instructions have committed.
+                            m.cpus[c].done = false;
+                            m.cpus[c].pc = u16::MAX;
+                        }
+                    } else if !last {
+                        // Nothing new was fetched: the fetch point stays.
+                        m.cpus[c].pc = st.cpus[c].pc;
+                    }
+                    while r.first().is_some_and(|e| e.1 == DONE) {
+                        r.remove(0);
+                    }
+                    m.cpus[c].rob = r;
+                    out.push(m);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells whether window entry `k` of `c` may commit now, as an access
+    /// or (`as_fault`) as a fault: `None` if not, `Some(Some(pc))` if a
+    /// load takes its value from the store at `pc`, `Some(None)` else.
+    ///
+    /// A fault is no memory event: herd7 orders it after barriers and
+    /// acquires (`bob`: `[dmb.full]`, `[dmb.ld]`, `[dmb.st]`, `[A | Q]; po`
+    /// into `MMU & FAULT`), after a control dependency and after its
+    /// address (catalogue tests `MP+rel+pickctrlW-mmufault-po`,
+    /// `MP+rel+pickaddr-mmufault_db-po`: Forbidden), but not after its
+    /// data, not by a release (`po; [L]` needs an `L` write:
+    /// `R+rel+rel-mmufault_db-po`, Allowed) and not by coherence (no write
+    /// to order: `R+rel+lws-mmufault_db-po`, Allowed).
+    fn may_commit(
+        &self,
+        st: &State,
+        c: usize,
+        rob: &[(u16, u8)],
+        k: usize,
+        as_fault: bool,
+        get: &dyn Fn(u16) -> Meta,
+    ) -> Option<Option<u16>> {
+        let (pc, _) = rob[k];
+        let j = get(pc);
+        let mem_j = j.load || j.store;
+        let locs_j = if mem_j && j.addr & pending_before(rob, k, get) == 0 {
+            self.locs(st, c, pc)
+        } else {
+            (u128::MAX, 0)
+        };
+        let mut pending = 0u64;
+        let mut fwd: Option<usize> = None;
+        for (i, &(ipc, istate)) in rob[..k].iter().enumerate() {
+            if istate == DONE {
+                continue;
+            }
+            let mut m = get(ipc);
+            if istate == PREDICTED {
+                m.writes |= ELR;
+            }
+            let before_i = pending;
+            pending |= m.writes;
+            let mem_i = m.load || m.store;
+            if as_fault {
+                let fenced = m.fence.is_some() || m.isb;
+                if j.addr & m.writes != 0 || fenced || m.acq || m.acq_pc || m.ctrl_next {
+                    return None;
+                }
+                continue;
+            }
+            // Registers.
+            if j.writes & (m.reads | m.writes) != 0 || j.reads & m.writes != 0 {
+                return None;
+            }
+            // An ISB after anything but an access; anything after an ISB
+            // (it stops fetching, so only the handler of a predicted fault
+            // can be here).
+            if (j.isb && !mem_i) || m.isb {
+                return None;
+            }
+            if j.tlbi && (m.store || m.fence.is_some() || m.tlbi) {
+                return None;
+            }
+            // Barriers (bob).
+            let ordered = match (m.fence, j.fence) {
+                (Some(_), Some(_)) => true,
+                (Some(Fence::Full | Fence::Ld), None) => mem_j,
+                (Some(Fence::St), None) => j.store,
+                (None, Some(Fence::Full)) => mem_i,
+                (None, Some(Fence::Ld)) => m.load,
+                (None, Some(Fence::St)) => m.store,
+                (None, None) => false,
+            };
+            if ordered
+                || ((m.acq || m.acq_pc) && mem_j)
+                || (j.rel && mem_i)
+                || (m.rel && j.acq)
+                || (m.ctrl_next && j.store)
+            {
+                return None;
+            }
+            // Coherence and unknown addresses.
+            if mem_i && mem_j {
+                if m.addr & before_i != 0 {
+                    return None;
+                }
+                if Self::conflict(self.locs(st, c, ipc), locs_j, &j) {
+                    fwd = Some(i);
+                }
+            }
+        }
+        let Some(i) = fwd else {
+            return Some(None);
+        };
+        // The latest earlier access to a location j may touch: j may only
+        // forward from it (a plain load from a plain store to the same
+        // address, whose data is ready); any overlapping access before
+        // that one is ordered before it already.
+        let (ipc, _) = rob[i];
+        let code = &self.t.threads[c].code;
+        let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Str(..)));
+        let plain_load = matches!(code.get(usize::from(pc)), Some(Instr::Ldr(_, _, _, false)));
+        let same = self.locs(st, c, ipc).0 == locs_j.0 && (locs_j.0 as u64).count_ones() == 1;
+        let ready = get(ipc).data & pending_before(rob, i, get) == 0;
+        (plain_store && plain_load && same && ready).then_some(Some(ipc))
+    }
+}
+
+/// Returns the registers written by the uncommitted instructions before
+/// window entry `k`.
+fn pending_before(rob: &[(u16, u8)], k: usize, get: &dyn Fn(u16) -> Meta) -> u64 {
+    rob[..k]
+        .iter()
+        .filter(|e| e.1 != DONE)
+        .fold(0, |a, e| a | get(e.0).writes)
+}
