@@ -173,7 +173,8 @@ pub enum Outcome {
 
 /// What a step applied in place led to (see [`Engine::apply_into`]).
 pub enum Applied {
-    /// The successor is in place; the symmetry permutation it took.
+    /// The successor is in place; the symmetry permutation it took
+    /// (empty from [`Engine::apply_into`], which does not record it).
     Next(Vec<usize>),
     /// A hazard.
     Hazard(Hazard),
@@ -446,13 +447,21 @@ impl<'a> Engine<'a> {
     /// remaining walk can read become visible, and pending TLBIs forget the
     /// CPUs where they match nothing.
     pub fn normalize(&self, s: &mut State) {
-        self.normalize_perm(s);
+        self.normalize_in(s, None);
     }
 
     /// As [`Engine::normalize`]; returns how the symmetry reduction
     /// reordered the workload CPUs: position `k` now holds the CPU that was
     /// at position `order[k]`.
     pub fn normalize_perm(&self, s: &mut State) -> Vec<usize> {
+        let mut perm: Vec<usize> = (0..s.wl.len()).collect();
+        self.normalize_in(s, Some(&mut perm));
+        perm
+    }
+
+    /// As [`Engine::normalize_perm`], recording the permutation in `perm`
+    /// only when given (no allocation otherwise).
+    fn normalize_in(&self, s: &mut State, perm: Option<&mut Vec<usize>>) {
         s.tlbs[0] = Tlb::default();
         for i in 0..s.wl.len() {
             if !self.reduce {
@@ -486,9 +495,7 @@ impl<'a> Engine<'a> {
         }
         s.tlbis.retain(|t| t.waiting != 0);
         if self.reduce {
-            self.symmetry(s)
-        } else {
-            (0..s.wl.len()).collect()
+            self.symmetry_in(s, perm);
         }
     }
 
@@ -505,46 +512,63 @@ impl<'a> Engine<'a> {
     /// states differing only by a permutation of them become one (symmetry
     /// reduction): the CPU masks of pending TLBIs and of a grace period
     /// are permuted with them. Hazards are preserved: a permutation of
-    /// identical CPUs maps executions to executions.
-    fn symmetry(&self, s: &mut State) -> Vec<usize> {
-        let n = s.wl.len();
-        let mut perm: Vec<usize> = (0..n).collect();
+    /// identical CPUs maps executions to executions. Records in `perm`,
+    /// when given, which CPU each position now holds; allocates nothing.
+    fn symmetry_in(&self, s: &mut State, mut perm: Option<&mut Vec<usize>>) {
         for &(start, end) in &self.groups {
-            let mut order: Vec<usize> = (start..end).collect();
+            let len = end - start;
+            // CPU masks are 64 bits wide, so a group has at most 63 CPUs.
+            let mut order_buf = [0usize; 64];
+            let order = &mut order_buf[..len];
+            for (k, o) in order.iter_mut().enumerate() {
+                *o = start + k;
+            }
             order.sort_by(|&a, &b| {
                 (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
             });
-            if order.iter().enumerate().any(|(k, &i)| i != start + k) {
-                let before = perm.clone();
+            if order.iter().enumerate().all(|(k, &i)| i == start + k) {
+                continue;
+            }
+            if let Some(p) = perm.as_deref_mut() {
+                let mut before = [0usize; 64];
+                before[..len].copy_from_slice(&p[start..end]);
                 for (k, &i) in order.iter().enumerate() {
-                    perm[start + k] = before[i];
-                }
-                let wl: Vec<Wl> = order.iter().map(|&i| s.wl[i]).collect();
-                let tlbs: Vec<Tlb> = order
-                    .iter()
-                    .map(|&i| std::mem::take(&mut s.tlbs[i + 1]))
-                    .collect();
-                let remap = |m: u64| {
-                    let mut out = m;
-                    for (k, &i) in order.iter().enumerate() {
-                        let (to, from) = (start + k + 1, i + 1);
-                        out = (out & !(1 << to)) | (((m >> from) & 1) << to);
-                    }
-                    out
-                };
-                for (k, (w, t)) in wl.into_iter().zip(tlbs).enumerate() {
-                    s.wl[start + k] = w;
-                    s.tlbs[start + k + 1] = t;
-                }
-                for t in s.tlbis.iter_mut() {
-                    t.waiting = remap(t.waiting);
-                }
-                if let Some(m) = s.gp.as_mut() {
-                    *m = remap(*m);
+                    p[start + k] = before[i - start];
                 }
             }
+            // Position `start + k` takes the CPU that was at `order[k]`:
+            // swap each into place (`cur[j]`: the CPU now at `start + j`).
+            let mut cur_buf = [0usize; 64];
+            let cur = &mut cur_buf[..len];
+            for (j, c) in cur.iter_mut().enumerate() {
+                *c = start + j;
+            }
+            for k in 0..len {
+                let j = k + cur[k..]
+                    .iter()
+                    .position(|&c| c == order[k])
+                    .expect("a permutation");
+                if j != k {
+                    cur.swap(k, j);
+                    s.wl.swap(start + k, start + j);
+                    s.tlbs.swap(start + k + 1, start + j + 1);
+                }
+            }
+            let remap = |m: u64| {
+                let mut out = m;
+                for (k, &i) in order.iter().enumerate() {
+                    let (to, from) = (start + k + 1, i + 1);
+                    out = (out & !(1 << to)) | (((m >> from) & 1) << to);
+                }
+                out
+            };
+            for t in s.tlbis.iter_mut() {
+                t.waiting = remap(t.waiting);
+            }
+            if let Some(m) = s.gp.as_mut() {
+                *m = remap(*m);
+            }
         }
-        perm
     }
 
     fn translator<'b>(
@@ -837,7 +861,7 @@ impl<'a> Engine<'a> {
     ) -> (Outcome, Vec<usize>) {
         let none = || (0..s.wl.len()).collect::<Vec<usize>>();
         let mut n = s.clone();
-        match self.apply_to(s, &mut n, step, log, memo) {
+        match self.apply_to(s, &mut n, step, log, memo, true) {
             Applied::Next(perm) => (Outcome::Next(n), perm),
             Applied::Hazard(h) => (Outcome::Hazard(h), none()),
             Applied::Disabled => (Outcome::Disabled, none()),
@@ -847,8 +871,9 @@ impl<'a> Engine<'a> {
     /// As [`Engine::apply_memo`], in place: `n` holds a copy of `s` and
     /// becomes the successor (the search reuses one state's storage for
     /// every successor). On a hazard or a disabled step `n` is garbage.
+    /// The permutation in [`Applied::Next`] is left empty.
     pub fn apply_into(&self, s: &State, n: &mut State, step: Step, memo: &Memo) -> Applied {
-        self.apply_to(s, n, step, None, Some(memo))
+        self.apply_to(s, n, step, None, Some(memo), false)
     }
 
     fn apply_to(
@@ -858,6 +883,7 @@ impl<'a> Engine<'a> {
         step: Step,
         mut log: Option<&mut String>,
         memo: Option<&Memo>,
+        want_perm: bool,
     ) -> Applied {
         let r = match step {
             Step::Updater => self.run_updater(n, log.as_deref_mut()),
@@ -926,7 +952,11 @@ impl<'a> Engine<'a> {
         match r {
             Err(h) => Applied::Hazard(h),
             Ok(false) => Applied::Disabled,
-            Ok(true) => Applied::Next(self.normalize_perm(n)),
+            Ok(true) if want_perm => Applied::Next(self.normalize_perm(n)),
+            Ok(true) => {
+                self.normalize_in(n, None);
+                Applied::Next(Vec::new())
+            }
         }
     }
 
