@@ -45,7 +45,11 @@
 //!   entry, ERET), so it may use any value its walker saw since then,
 //!   except values another CPU's TLBI of the CPU has since removed
 //!   (catalogue tests `J-simple`, `F1`, `VIS7+TLBI` allowed, `FC`,
-//!   `MP+shoot+DSB` forbidden).
+//!   `MP+shoot+DSB` forbidden); a fault from such a removed value stays
+//!   possible until the CPU's next barrier, acquire or context
+//!   synchronization, for accesses whose address does not depend on a
+//!   register written since (a control dependency does not order it:
+//!   `FL`, `D15347-M-load-shoot+ctrl` allowed; `FF`, `FI` forbidden).
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
 //!   with ELR pointing at the faulting instruction, and otherwise stops, as
