@@ -621,6 +621,9 @@ impl Ctx<'_> {
                 _ if d & 1 == 0 => FaultKind::Translation,
                 None => FaultKind::Translation,
                 Some(f) if !f.af && !self.ha(c) => FaultKind::AccessFlag,
+                Some(f) if !f.af => continue,
+                Some(f) if self.el0_denied(c, &f) => FaultKind::Permission,
+                Some(f) if write && !f.db && !(f.dbm && self.hd(c)) => FaultKind::Permission,
                 _ => continue,
             };
             out.push((st.clone(), Err(res)));
@@ -844,10 +847,13 @@ impl Ctx<'_> {
         // An acquire orders the later walks after it (herd7: `[A|Q]; po`
         // in `bob`; catalogue test `FI` Forbidden). The parser maps LDAR
         // and LDAPR onto plain loads, so the source text tells.
-        let acquire = th
-            .text
-            .get(pc)
-            .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"));
+        // Atomics are treated as acquires too, conservatively (SWPAL:
+        // catalogue test `S+shoot+swpal-mmufault` Forbidden).
+        let acquire = matches!(ins, Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..))
+            || th
+                .text
+                .get(pc)
+                .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"));
         let dest = match ins {
             Instr::Mov(d, ..)
             | Instr::Alu(_, d, ..)
