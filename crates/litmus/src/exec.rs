@@ -48,7 +48,7 @@
 //!   `MP+shoot+DSB` forbidden); a fault from such a removed value stays
 //!   possible until the CPU's next barrier, acquire or context
 //!   synchronization, for accesses whose address does not depend on a
-//!   register written since (a control dependency does not order it:
+//!   value read since (a control dependency does not order it:
 //!   `FL`, `D15347-M-load-shoot+ctrl` allowed; `FF`, `FI` forbidden).
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
@@ -257,7 +257,8 @@ struct State {
     /// (catalogue tests `FL`, `D15347-M-load-shoot+ctrl` Allowed, `FC`
     /// Forbidden).
     revoked: Vec<Vec<(Sym, u64)>>,
-    /// Per CPU: the registers written since `revoked` was last empty; an
+    /// Per CPU: the registers whose value depends on a read performed
+    /// since `revoked` was last empty (by register data flow); an
     /// access whose address depends on one is ordered after the read
     /// (herd7: `addr` in `dob`; catalogue tests `FF`,
     /// `D15347-M-load-shoot+addr` Forbidden), so it cannot use `revoked`.
@@ -854,22 +855,31 @@ impl Ctx<'_> {
                 .text
                 .get(pc)
                 .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"));
+        // Register data flow: a loaded value taints its register, and an
+        // instruction's result is tainted when a source register is. The
+        // condition flags carry no address dependency (herd7 allows
+        // `S+shoot+pickaddr_mmufault_db`, whose address comes from a
+        // CSEL on a comparison with the read value).
+        let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
+        let op = |o: Operand| matches!(o, Operand::Reg(r, _) if bit(r));
         let dest = match ins {
-            Instr::Mov(d, ..)
-            | Instr::Alu(_, d, ..)
-            | Instr::Csel(d, ..)
-            | Instr::Cset(d, _)
-            | Instr::Ldr(d, ..)
-            | Instr::Stxr(d, ..)
-            | Instr::Adr(d, _) => Some(d),
-            Instr::Swp(_, t, ..) | Instr::Cas(t, ..) | Instr::Amo(_, _, t, ..) => Some(t),
+            Instr::Mov(d, _, o) => Some((d, op(o))),
+            Instr::Alu(_, d, _, n, o) => Some((d, bit(n) || op(o))),
+            Instr::Csel(d, n, m, _) => Some((d, bit(n) || bit(m))),
+            Instr::Cset(d, _) | Instr::Adr(d, _) => Some((d, false)),
+            Instr::Ldr(d, ..) | Instr::Stxr(d, ..) => Some((d, true)),
+            Instr::Swp(_, t, ..) | Instr::Cas(t, ..) | Instr::Amo(_, _, t, ..) => Some((t, true)),
             _ => None,
         };
         for n in &mut out[start..] {
             if acquire {
                 n.revoked[c].clear();
-            } else if let Some(d) = dest {
-                n.rdirty[c] |= 1u64 << (d & 63);
+            } else if let Some((d, taint)) = dest {
+                if taint {
+                    n.rdirty[c] |= 1u64 << (d & 63);
+                } else {
+                    n.rdirty[c] &= !(1u64 << (d & 63));
+                }
             }
         }
         Ok(())
