@@ -45,7 +45,11 @@
 //!   entry, ERET), so it may use any value its walker saw since then,
 //!   except values another CPU's TLBI of the CPU has since removed
 //!   (catalogue tests `J-simple`, `F1`, `VIS7+TLBI` allowed, `FC`,
-//!   `MP+shoot+DSB` forbidden).
+//!   `MP+shoot+DSB` forbidden); a fault from such a removed value stays
+//!   possible until the CPU's next barrier, acquire or context
+//!   synchronization, for accesses whose address does not depend on a
+//!   value read since (a control dependency does not order it:
+//!   `FL`, `D15347-M-load-shoot+ctrl` allowed; `FF`, `FI` forbidden).
 //! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
 //!   faulting thread jumps to its handler (`P0.F` column) if it has one,
 //!   with ELR pointing at the faulting instruction, and otherwise stops, as
@@ -245,6 +249,20 @@ struct State {
     /// catalogue tests `J-simple`, `F1`); only faults and hits that need no
     /// hardware update come from these stale reads.
     whist: Vec<Vec<(Sym, u64)>>,
+    /// Per CPU: the stale values of `whist` another CPU's TLBI removed
+    /// since the CPU's last barrier. A walk that faults on one of them may
+    /// still have been performed before the TLBI: herd7 orders a fault
+    /// after an earlier read only through a barrier, an address
+    /// dependency or a context synchronization, not a control dependency
+    /// (catalogue tests `FL`, `D15347-M-load-shoot+ctrl` Allowed, `FC`
+    /// Forbidden).
+    revoked: Vec<Vec<(Sym, u64)>>,
+    /// Per CPU: the registers whose value depends on a read performed
+    /// since `revoked` was last empty (by register data flow); an
+    /// access whose address depends on one is ordered after the read
+    /// (herd7: `addr` in `dob`; catalogue tests `FF`,
+    /// `D15347-M-load-shoot+addr` Forbidden), so it cannot use `revoked`.
+    rdirty: Vec<u64>,
     /// Pending invalidations: (issuer, target, symbol or all).
     inv: Vec<(u8, u8, Option<Sym>)>,
     /// Faults taken: (thread, pc, va, kind).
@@ -595,6 +613,22 @@ impl Ctx<'_> {
             self.seen_hu(&mut n, c, s, d);
             out.push((n, res));
         }
+        // Faulting early walks from before another CPU's TLBI.
+        for &(es, d) in &st.revoked[c] {
+            if es != s || d == cur {
+                continue;
+            }
+            let res = match PteFields::decode(d) {
+                _ if d & 1 == 0 => FaultKind::Translation,
+                None => FaultKind::Translation,
+                Some(f) if !f.af && !self.ha(c) => FaultKind::AccessFlag,
+                Some(f) if !f.af => continue,
+                Some(f) if self.el0_denied(c, &f) => FaultKind::Permission,
+                Some(f) if write && !f.db && !(f.dbm && self.hd(c)) => FaultKind::Permission,
+                _ => continue,
+            };
+            out.push((st.clone(), Err(res)));
+        }
         // A walk.
         let mut n = st.clone();
         let d = Self::view(&n, c, s);
@@ -656,7 +690,13 @@ impl Ctx<'_> {
             let cur: Vec<u64> = (0..self.nsym as Sym)
                 .map(|x| Self::view(st, c, x))
                 .collect();
-            st.whist[c].retain(|e| s.is_some_and(|s| e.0 != s) || cur[usize::from(e.0)] == e.1);
+            let (keep, gone): (Vec<_>, Vec<_>) = st.whist[c]
+                .iter()
+                .partition(|e| s.is_some_and(|s| e.0 != s) || cur[usize::from(e.0)] == e.1);
+            st.whist[c] = keep;
+            for e in gone {
+                insert(&mut st.revoked[c], e);
+            }
         }
         let keep: Vec<(Sym, u64)> = (0..self.nsym as Sym)
             .filter(|&x| s.is_none_or(|s| s == x) && self.vas[c] >> x & 1 == 1)
@@ -672,6 +712,7 @@ impl Ctx<'_> {
     /// after it.
     fn sync(&self, st: &mut State, c: usize) {
         st.whist[c].clear();
+        st.revoked[c].clear();
         for x in 0..self.nsym as Sym {
             if self.vas[c] >> x & 1 == 1 {
                 let d = Self::view(st, c, x);
@@ -701,6 +742,13 @@ impl Ctx<'_> {
     /// the state and the physical location, does the access and returns
     /// false when this way of doing it is impossible (the successor is
     /// dropped).
+    /// Tells whether the address of `a` depends on a register written
+    /// since `c`'s revoked walks appeared.
+    fn addr_dirty(&self, st: &State, c: usize, a: &Addr) -> bool {
+        let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
+        bit(a.base) || matches!(a.off, Operand::Reg(r, _) if bit(r))
+    }
+
     fn access(
         &self,
         st: &State,
@@ -710,6 +758,15 @@ impl Ctx<'_> {
         out: &mut Vec<State>,
         f: &dyn Fn(&mut State, Loc) -> bool,
     ) -> Result<(), LitmusError> {
+        let clean;
+        let st = if !st.revoked[c].is_empty() && self.addr_dirty(st, c, a) {
+            let mut n = st.clone();
+            n.revoked[c].clear();
+            clean = n;
+            &clean
+        } else {
+            st
+        };
         match self.addr(st, c, a)? {
             Val::Va(s) => {
                 for (mut n, r) in self.translate(st, c, s, &acc) {
@@ -778,6 +835,57 @@ impl Ctx<'_> {
 
     /// Every successor of `st` by one step of CPU `c`.
     fn step(&self, st: &State, c: usize, out: &mut Vec<State>) -> Result<(), LitmusError> {
+        let start = out.len();
+        self.step_inner(st, c, out)?;
+        if st.revoked[c].is_empty() {
+            return Ok(());
+        }
+        let th = &self.t.threads[c];
+        let pc = usize::from(st.cpus[c].pc);
+        let Some(&ins) = th.code.get(pc) else {
+            return Ok(());
+        };
+        // An acquire orders the later walks after it (herd7: `[A|Q]; po`
+        // in `bob`; catalogue test `FI` Forbidden). The parser maps LDAR
+        // and LDAPR onto plain loads, so the source text tells.
+        // Atomics are treated as acquires too, conservatively (SWPAL:
+        // catalogue test `S+shoot+swpal-mmufault` Forbidden).
+        let acquire = matches!(ins, Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..))
+            || th
+                .text
+                .get(pc)
+                .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"));
+        // Register data flow: a loaded value taints its register, and an
+        // instruction's result is tainted when a source register is. The
+        // condition flags carry no address dependency (herd7 allows
+        // `S+shoot+pickaddr_mmufault_db`, whose address comes from a
+        // CSEL on a comparison with the read value).
+        let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
+        let op = |o: Operand| matches!(o, Operand::Reg(r, _) if bit(r));
+        let dest = match ins {
+            Instr::Mov(d, _, o) => Some((d, op(o))),
+            Instr::Alu(_, d, _, n, o) => Some((d, bit(n) || op(o))),
+            Instr::Csel(d, n, m, _) => Some((d, bit(n) || bit(m))),
+            Instr::Cset(d, _) | Instr::Adr(d, _) => Some((d, false)),
+            Instr::Ldr(d, ..) | Instr::Stxr(d, ..) => Some((d, true)),
+            Instr::Swp(_, t, ..) | Instr::Cas(t, ..) | Instr::Amo(_, _, t, ..) => Some((t, true)),
+            _ => None,
+        };
+        for n in &mut out[start..] {
+            if acquire {
+                n.revoked[c].clear();
+            } else if let Some((d, taint)) = dest {
+                if taint {
+                    n.rdirty[c] |= 1u64 << (d & 63);
+                } else {
+                    n.rdirty[c] &= !(1u64 << (d & 63));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn step_inner(&self, st: &State, c: usize, out: &mut Vec<State>) -> Result<(), LitmusError> {
         let cpu = &st.cpus[c];
         let th = &self.t.threads[c];
         let Some(&ins) = th.code.get(usize::from(cpu.pc)) else {
@@ -790,12 +898,17 @@ impl Ctx<'_> {
         let next = |n: &mut State| n.cpus[c].pc += 1;
         match ins {
             Instr::Halt => n.cpus[c].done = true,
-            Instr::Nop | Instr::Dmb(true) => next(&mut n),
+            Instr::Nop => next(&mut n),
+            Instr::Dmb(true) => {
+                n.revoked[c].clear();
+                next(&mut n);
+            }
             Instr::Isb => {
                 self.sync(&mut n, c);
                 next(&mut n);
             }
             Instr::Dmb(false) => {
+                n.revoked[c].clear();
                 // The descriptor stores before the barrier are ordered
                 // before the stores after it, which other CPUs see at once
                 // on this model: they reach the other CPUs' walkers now.
@@ -803,6 +916,7 @@ impl Ctx<'_> {
                 next(&mut n);
             }
             Instr::Dsb(kind) => {
+                n.revoked[c].clear();
                 if kind != DsbKind::Ld {
                     self.drain(&mut n, c);
                 }
@@ -1046,10 +1160,16 @@ fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
 /// CPUs, and pending invalidations whose target holds no entry in their
 /// scope.
 fn canonical(n: &mut State) {
+    for c in 0..n.cpus.len() {
+        if n.revoked[c].is_empty() {
+            n.rdirty[c] = 0;
+        }
+    }
     for (c, cpu) in n.cpus.iter().enumerate() {
         if cpu.done {
             n.tlbs[c].clear();
             n.whist[c].clear();
+            n.revoked[c].clear();
         }
     }
     let tlbs = &n.tlbs;
@@ -1270,6 +1390,8 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         wmem,
         pend: Vec::new(),
         whist,
+        revoked: vec![Vec::new(); nthreads],
+        rdirty: vec![0; nthreads],
         tlbs,
         inv: Vec::new(),
         faults: Vec::new(),
