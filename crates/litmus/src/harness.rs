@@ -142,6 +142,21 @@ pub struct RelaxedSummary {
     pub seconds: f64,
 }
 
+/// Counts one run's agreement, as (agree, compared), with the catalogue's
+/// verdict, herd7's verdict and herd7's BBM warning, where the reference
+/// has them.
+fn tally(row: &Row, verdict: Verdict, bbm: bool, [cat, herd7, warn]: [&mut (usize, usize); 3]) {
+    let count = |fig: &mut (usize, usize), agree: Option<bool>| {
+        if let Some(a) = agree {
+            fig.1 += 1;
+            fig.0 += usize::from(a);
+        }
+    };
+    count(cat, row.reference.expected.map(|e| e == verdict));
+    count(herd7, row.herd7_verdict.map(|h| h == verdict));
+    count(warn, row.reference.herd7_bbm.map(|b| b == bbm));
+}
+
 /// A report: the rows and the summary.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -468,18 +483,16 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
                 if *limit_hit {
                     s.limit_hit.push(row.file.clone());
                 }
-                if let Some(e) = row.reference.expected {
-                    s.verdict_vs_catalogue.1 += 1;
-                    s.verdict_vs_catalogue.0 += usize::from(e == *verdict);
-                }
-                if let Some(h) = row.herd7_verdict {
-                    s.verdict_vs_herd7.1 += 1;
-                    s.verdict_vs_herd7.0 += usize::from(h == *verdict);
-                }
-                if let Some(b) = row.reference.herd7_bbm {
-                    s.bbm_vs_herd7.1 += 1;
-                    s.bbm_vs_herd7.0 += usize::from(b == *bbm);
-                }
+                tally(
+                    row,
+                    *verdict,
+                    *bbm,
+                    [
+                        &mut s.verdict_vs_catalogue,
+                        &mut s.verdict_vs_herd7,
+                        &mut s.bbm_vs_herd7,
+                    ],
+                );
                 if let Some(c) = &row.verdict_class {
                     *s.verdict_classes.entry(c.clone()).or_default() += 1;
                     if !c.starts_with("needs") {
@@ -511,18 +524,16 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
             if *limit_hit {
                 x.limit_hit.push(row.file.clone());
             }
-            if let Some(e) = row.reference.expected {
-                x.verdict_vs_catalogue.1 += 1;
-                x.verdict_vs_catalogue.0 += usize::from(e == *verdict);
-            }
-            if let Some(h) = row.herd7_verdict {
-                x.verdict_vs_herd7.1 += 1;
-                x.verdict_vs_herd7.0 += usize::from(h == *verdict);
-            }
-            if let Some(b) = row.reference.herd7_bbm {
-                x.bbm_vs_herd7.1 += 1;
-                x.bbm_vs_herd7.0 += usize::from(b == *bbm);
-            }
+            tally(
+                row,
+                *verdict,
+                *bbm,
+                [
+                    &mut x.verdict_vs_catalogue,
+                    &mut x.verdict_vs_herd7,
+                    &mut x.bbm_vs_herd7,
+                ],
+            );
             // A state the reference rules out: it says Forbidden (no
             // positive state) or Required (no negative one) and we differ.
             if let Some(theirs) = row.herd7_verdict.or(row.reference.expected)
