@@ -570,30 +570,24 @@ fn rebuild(
             _ => None,
         };
         let text = relabel(&text, &labels);
-        match outcome {
+        let hazard = matches!(outcome, Outcome::Hazard(_));
+        let last = match outcome {
             Outcome::Next(n) => {
                 s = n;
                 labels = perm.iter().map(|&i| labels[i]).collect();
-                let state = trace::snapshot(engine, &s, &vas, &labels);
-                out.push(TraceStep {
-                    cpu,
-                    text,
-                    kind,
-                    state,
-                    hazard: false,
-                });
+                false
             }
-            outcome => {
-                let state = trace::snapshot(engine, &s, &vas, &labels);
-                out.push(TraceStep {
-                    cpu,
-                    text,
-                    kind,
-                    state,
-                    hazard: matches!(outcome, Outcome::Hazard(_)),
-                });
-                break;
-            }
+            _ => true,
+        };
+        out.push(TraceStep {
+            cpu,
+            text,
+            kind,
+            state: trace::snapshot(engine, &s, &vas, &labels),
+            hazard,
+        });
+        if last {
+            break;
         }
     }
     (out, labels)

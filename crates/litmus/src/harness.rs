@@ -549,21 +549,15 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
 
 /// Renders the summary as the lines of the committed baseline.
 pub fn summary_text(s: &Summary) -> String {
+    let pair = |out: &mut String, key: &str, (agree, compared): (usize, usize)| {
+        out.push_str(&format!("{key} {agree} / {compared}\n"));
+    };
     let mut out = String::new();
     out.push_str(&format!("tests {}\n", s.tests));
     out.push_str(&format!("ran {}\n", s.ran));
-    out.push_str(&format!(
-        "verdict_vs_catalogue {} / {}\n",
-        s.verdict_vs_catalogue.0, s.verdict_vs_catalogue.1
-    ));
-    out.push_str(&format!(
-        "verdict_vs_herd7 {} / {}\n",
-        s.verdict_vs_herd7.0, s.verdict_vs_herd7.1
-    ));
-    out.push_str(&format!(
-        "bbm_vs_herd7 {} / {}\n",
-        s.bbm_vs_herd7.0, s.bbm_vs_herd7.1
-    ));
+    pair(&mut out, "verdict_vs_catalogue", s.verdict_vs_catalogue);
+    pair(&mut out, "verdict_vs_herd7", s.verdict_vs_herd7);
+    pair(&mut out, "bbm_vs_herd7", s.bbm_vs_herd7);
     out.push_str(&format!("errors {}\n", s.errors));
     for (r, n) in &s.unsupported {
         out.push_str(&format!("unsupported {n} {r}\n"));
@@ -582,18 +576,13 @@ pub fn summary_text(s: &Summary) -> String {
     }
     if let Some(x) = &s.relaxed {
         out.push_str(&format!("relaxed_ran {}\n", x.ran));
-        out.push_str(&format!(
-            "relaxed_verdict_vs_catalogue {} / {}\n",
-            x.verdict_vs_catalogue.0, x.verdict_vs_catalogue.1
-        ));
-        out.push_str(&format!(
-            "relaxed_verdict_vs_herd7 {} / {}\n",
-            x.verdict_vs_herd7.0, x.verdict_vs_herd7.1
-        ));
-        out.push_str(&format!(
-            "relaxed_bbm_vs_herd7 {} / {}\n",
-            x.bbm_vs_herd7.0, x.bbm_vs_herd7.1
-        ));
+        pair(
+            &mut out,
+            "relaxed_verdict_vs_catalogue",
+            x.verdict_vs_catalogue,
+        );
+        pair(&mut out, "relaxed_verdict_vs_herd7", x.verdict_vs_herd7);
+        pair(&mut out, "relaxed_bbm_vs_herd7", x.bbm_vs_herd7);
         out.push_str(&format!(
             "relaxed_more_permissive {}\n",
             x.more_permissive.len()
