@@ -151,3 +151,11 @@ fn a_pointer_loaded_from_memory_may_hit_a_tlb_entry_refilled_after_the_tlbi() {
     assert_eq!(sc.counts(), (1, 2));
     assert_eq!(rx.observation(), "Sometimes");
 }
+
+#[test]
+fn relaxed_mode_translates_a_load_before_a_later_store_and_reads_after_it() {
+    let (sc, rx) = run_relaxed("LB+pte.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Sometimes");
+    assert_eq!(rx.counts(), (1, 3));
+}
