@@ -159,3 +159,10 @@ fn relaxed_mode_translates_a_load_before_a_later_store_and_reads_after_it() {
     assert_eq!(rx.observation(), "Sometimes");
     assert_eq!(rx.counts(), (1, 3));
 }
+
+#[test]
+fn relaxed_mode_performs_a_tlbi_before_an_earlier_store_without_a_dsb() {
+    let (sc, rx) = run_relaxed("S+dmb.st+tlbi-dsb-isb.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Sometimes");
+}

@@ -52,7 +52,9 @@
 //! (herd7's `dmb.ld`/`dmb.st` include them); an ISB waits for every
 //! earlier instruction but the accesses (stronger than herd7's `(ctrl |
 //! addr; po); [ISB]; po; [R]`, which needs only the branches and address
-//! computations); a TLBI waits for the earlier stores and barriers. The
+//! computations); a TLBI waits for the earlier barriers, TLBIs and
+//! control dependencies, and so for the earlier stores only through a DSB.
+//! The
 //! *serializing* instructions commit only when nothing earlier is pending
 //! and before anything later is fetched: DSB SY/ISH (Arm ARM B2.3, "Data
 //! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
@@ -142,7 +144,8 @@ pub(super) struct Meta {
     /// An ISB: waits for the earlier instructions other than memory
     /// accesses.
     isb: bool,
-    /// A TLBI: waits for the earlier stores and barriers only.
+    /// A TLBI: waits for the earlier barriers, TLBIs and control
+    /// dependencies only.
     tlbi: bool,
 }
 
@@ -294,11 +297,13 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
             m.isb = true;
             m.control = true;
         }
-        // A TLBI is ordered after the earlier stores and barriers (the DSB
-        // of R_DDMVT's sequence orders the descriptor store before it), not
-        // after earlier loads: an explicit read of the new descriptor
-        // before DSB ST does not order the TLBI after the store it read
-        // (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`, Allowed).
+        // A TLBI is ordered after the earlier barriers (the DSB of
+        // R_DDMVT's sequence orders the descriptor store before it), not
+        // after earlier loads or stores as such: an explicit read of the
+        // new descriptor before DSB ST does not order the TLBI after the
+        // store it read (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`,
+        // Allowed), nor does a store before DSB LD
+        // (`S+dmb.st+dsb.ld-tlbi-dsb-isb`, Allowed).
         Instr::Tlbi(scope, _) => {
             if let TlbiScope::Page(r) = scope {
                 m.reads = bit(r);
@@ -735,7 +740,15 @@ impl Ctx<'_> {
             if j.isb && mem_i && istate < TRANSLATED && self.locs(st, c, ipc).1 != 0 {
                 return None;
             }
-            if j.tlbi && (m.store || m.fence.is_some() || m.tlbi) {
+            // A TLBI is ordered after the earlier stores only through a
+            // DSB (herd7 `DSB-ob`: `[M]; po; [dsb.full]; po`, `[Exp & W];
+            // po; [dsb.st]; po`, `[Exp & R]; po; [dsb.ld]; po`, into any
+            // event but an implicit access; catalogue test
+            // `S+dmb.st+dsb.ld-tlbi-dsb-isb`, Allowed: a DSB LD does not
+            // order the earlier store), after a control dependency (`dob`:
+            // `ctrl; [TLBI]`) and its address register; kept after earlier
+            // barriers and TLBIs.
+            if j.tlbi && (m.fence.is_some() || m.tlbi || m.ctrl_next) {
                 return None;
             }
             // Barriers (bob).
