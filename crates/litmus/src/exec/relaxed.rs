@@ -741,7 +741,8 @@ impl Ctx<'_> {
                 return None;
             }
             // A TLBI is ordered after the earlier stores only through a
-            // DSB (herd7 `DSB-ob`: `[M]; po; [dsb.full]; po`, `[Exp & W];
+            // DSB (herd7 `DSB-ob`, herdtools7 `herd/libdir/aarch64hwreqs.cat`
+            // 010b3770: `[M]; po; [dsb.full]; po`, `[Exp & W];
             // po; [dsb.st]; po`, `[Exp & R]; po; [dsb.ld]; po`, into any
             // event but an implicit access; catalogue test
             // `S+dmb.st+dsb.ld-tlbi-dsb-isb`, Allowed: a DSB LD does not
@@ -770,7 +771,8 @@ impl Ctx<'_> {
                 return None;
             }
             // A store waits for the translation of every earlier load
-            // (herd7 `dob`: `[Imp & TTD & R]; tr-ib; [Exp & M]; po; [W]`;
+            // (herd7 `dob`: `[Imp & TTD & R]; tr-ib; [Exp & M]; po; [W]`,
+            // as herdtools7 `tools/tests/miaou.t`, 59a256cd, expands it;
             // catalogue tests `S+dmb.st+trib-po`,
             // `MP+dmb.st+trib-po-isb-po`, Forbidden), not for its read
             // (`F2.mod-MP-sync`, Allowed). An earlier store is translated
