@@ -50,11 +50,11 @@
 //! instruction, the litmus idiom for a control dependency, whose two
 //! directions meet), ERET, DSB, ISB or TLBI. DSB LD/ST order as DMB LD/ST
 //! (herd7's `dmb.ld`/`dmb.st` include them); an ISB waits for every
-//! earlier instruction but the accesses (stronger than herd7's `(ctrl |
-//! addr; po); [ISB]; po; [R]`, which needs only the branches and address
-//! computations); a TLBI waits for the earlier barriers, TLBIs and
-//! control dependencies, and so for the earlier stores only through a DSB.
-//! The
+//! earlier instruction but the accesses, and for the translations of the
+//! accesses (stronger than herd7's `(ctrl | addr; po); [ISB]; po; [R]`,
+//! which needs only the branches and address computations, and
+//! `CSE-ob`); a TLBI waits for the earlier barriers, TLBIs and control
+//! dependencies, and so for the earlier stores only through a DSB. The
 //! *serializing* instructions commit only when nothing earlier is pending
 //! and before anything later is fetched: DSB SY/ISH (Arm ARM B2.3, "Data
 //! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
