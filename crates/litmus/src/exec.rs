@@ -1275,6 +1275,77 @@ fn observe(st: &State, o: &Obs) -> ObsVal {
     }
 }
 
+/// Returns, per thread, the symbols it may access through a translation
+/// (bit s): those whose virtual address it holds in a register at the
+/// start; all if it computes addresses with a register offset; and, if it
+/// writes a register it uses as an address (it loads a pointer, or moves
+/// one), every virtual address the test starts with in any register or in
+/// memory, since such values may reach it through memory (herd7 catalogue
+/// test `newlob/MP+dmb.ish+scope-tlbi.vmall-dsb.ish-isb`, Allowed: the
+/// address comes from a load, and the CPU's TLB may hold the page's entry
+/// from before the TLBI).
+fn accessible_vas(t: &Test) -> Vec<u64> {
+    let addr_of = |i: &Instr| match i {
+        Instr::Ldr(_, a, ..)
+        | Instr::Str(_, a, _, _)
+        | Instr::Stxr(_, _, a, _)
+        | Instr::Swp(_, _, a, _)
+        | Instr::Cas(_, _, a, _)
+        | Instr::Amo(_, _, _, a, _) => Some(*a),
+        _ => None,
+    };
+    let dest = |i: &Instr| match *i {
+        Instr::Mov(d, ..)
+        | Instr::Alu(_, d, ..)
+        | Instr::Csel(d, ..)
+        | Instr::Cset(d, _)
+        | Instr::Adr(d, _)
+        | Instr::Ldr(d, ..)
+        | Instr::Stxr(d, ..)
+        | Instr::Swp(_, d, ..)
+        | Instr::Cas(d, ..)
+        | Instr::Amo(_, _, d, ..) => Some(d),
+        _ => None,
+    };
+    let mut any = 0u64;
+    for v in t
+        .init_regs
+        .iter()
+        .map(|e| e.2)
+        .chain(t.init_mem.iter().map(|e| e.1))
+    {
+        if let Val::Va(s) = v {
+            any |= 1 << s;
+        }
+    }
+    (0..t.threads.len())
+        .map(|c| {
+            let mut m = 0u64;
+            for &(th, _, v) in &t.init_regs {
+                if usize::from(th) == c
+                    && let Val::Va(s) = v
+                {
+                    m |= 1 << s;
+                }
+            }
+            let code = &t.threads[c].code;
+            let computed = code
+                .iter()
+                .filter_map(addr_of)
+                .any(|a| matches!(a.off, Operand::Reg(..)));
+            if computed {
+                return u64::MAX;
+            }
+            let written: Vec<Reg> = code.iter().filter_map(dest).filter(|&d| d != ZR).collect();
+            let loaded = code
+                .iter()
+                .filter_map(addr_of)
+                .any(|a| written.contains(&a.base));
+            if loaded { m | any } else { m }
+        })
+        .collect()
+}
+
 /// Explores every execution of `t`.
 ///
 /// # Errors
@@ -1285,31 +1356,7 @@ fn observe(st: &State, o: &Obs) -> ObsVal {
 pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let start = Instant::now();
     let nsym = t.syms.len();
-    // The symbols each thread may access through a translation: those
-    // whose virtual address it holds in a register at the start, or all if
-    // it computes addresses with a register offset.
-    let vas: Vec<u64> = (0..t.threads.len())
-        .map(|c| {
-            let mut m = 0u64;
-            for &(th, _, v) in &t.init_regs {
-                if usize::from(th) == c
-                    && let Val::Va(s) = v
-                {
-                    m |= 1 << s;
-                }
-            }
-            let computed = t.threads[c].code.iter().any(|i| match i {
-                Instr::Ldr(_, a, ..)
-                | Instr::Str(_, a, _, _)
-                | Instr::Stxr(_, _, a, _)
-                | Instr::Swp(_, _, a, _)
-                | Instr::Cas(_, _, a, _)
-                | Instr::Amo(_, _, _, a, _) => matches!(a.off, Operand::Reg(..)),
-                _ => false,
-            });
-            if computed { u64::MAX } else { m }
-        })
-        .collect();
+    let vas = accessible_vas(t);
     let cx = Ctx {
         t,
         nsym,

@@ -143,3 +143,26 @@ fn relaxed_mode_takes_a_fault_before_the_data_of_its_store() {
     assert_eq!(sc.observation(), "Never");
     assert_eq!(rx.observation(), "Sometimes");
 }
+
+#[test]
+fn a_pointer_loaded_from_memory_may_hit_a_tlb_entry_refilled_after_the_tlbi() {
+    let (sc, rx) = run_relaxed("tlbi-then-pointer.litmus");
+    assert_eq!(sc.observation(), "Sometimes");
+    assert_eq!(sc.counts(), (1, 2));
+    assert_eq!(rx.observation(), "Sometimes");
+}
+
+#[test]
+fn relaxed_mode_translates_a_load_before_a_later_store_and_reads_after_it() {
+    let (sc, rx) = run_relaxed("LB+pte.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Sometimes");
+    assert_eq!(rx.counts(), (1, 3));
+}
+
+#[test]
+fn relaxed_mode_performs_a_tlbi_before_an_earlier_store_without_a_dsb() {
+    let (sc, rx) = run_relaxed("S+dmb.st+tlbi-dsb-isb.litmus");
+    assert_eq!(sc.observation(), "Never");
+    assert_eq!(rx.observation(), "Sometimes");
+}

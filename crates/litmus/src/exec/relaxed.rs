@@ -50,9 +50,11 @@
 //! instruction, the litmus idiom for a control dependency, whose two
 //! directions meet), ERET, DSB, ISB or TLBI. DSB LD/ST order as DMB LD/ST
 //! (herd7's `dmb.ld`/`dmb.st` include them); an ISB waits for every
-//! earlier instruction but the accesses (stronger than herd7's `(ctrl |
-//! addr; po); [ISB]; po; [R]`, which needs only the branches and address
-//! computations); a TLBI waits for the earlier stores and barriers. The
+//! earlier instruction but the accesses, and for the translations of the
+//! accesses (stronger than herd7's `(ctrl | addr; po); [ISB]; po; [R]`,
+//! which needs only the branches and address computations, and
+//! `CSE-ob`); a TLBI waits for the earlier barriers, TLBIs and control
+//! dependencies, and so for the earlier stores only through a DSB. The
 //! *serializing* instructions commit only when nothing earlier is pending
 //! and before anything later is fetched: DSB SY/ISH (Arm ARM B2.3, "Data
 //! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
@@ -66,10 +68,16 @@
 //! walks and TLB use keep the model's own relaxations (early walks until a
 //! context synchronization, TLB fills and evictions at any time, pending
 //! invalidations), and are ordered with ordinary accesses only through the
-//! commit order above. No further order between walks or faults and
-//! ordinary accesses is applied: herd7's `aarch64.cat` orders a
-//! translation read before its access (`tfr`/`iico` within the
-//! instruction), which holds here because both happen in one commit.
+//! commit order above. herd7's `aarch64.cat` orders a translation read
+//! before its access (`tr-ib` within the instruction), which holds here
+//! because both happen in one commit, and before every later store (`dob`:
+//! `[Imp & TTD & R]; tr-ib; [Exp & M]; po; [W]`) and anything after a
+//! later ISB (`CSE-ob`), but not the access's read itself: so a plain load
+//! through a virtual address may be *translated* ahead of its read (when
+//! it could commit as a fault, and after the earlier walks of its page),
+//! and a store, or an ISB, waits for the translation of the earlier loads,
+//! not for their reads (catalogue test `F2.mod-MP-sync`, Allowed). Stores
+//! are translated at their commit only.
 
 use super::*;
 
@@ -83,6 +91,9 @@ const DONE: u8 = 1;
 /// A window entry not committed yet, predicted to fault: the handler's
 /// instructions follow it, and it may only commit as a fault.
 const PREDICTED: u8 = 2;
+/// A load whose translation is done (without a fault) and whose read is
+/// not: the state is `TRANSLATED` plus the physical page it reads.
+const TRANSLATED: u8 = 3;
 
 /// The register bit of the NZCV flags (only Z is modelled).
 const FLAGS: u64 = 1 << 32;
@@ -133,7 +144,8 @@ pub(super) struct Meta {
     /// An ISB: waits for the earlier instructions other than memory
     /// accesses.
     isb: bool,
-    /// A TLBI: waits for the earlier stores and barriers only.
+    /// A TLBI: waits for the earlier barriers, TLBIs and control
+    /// dependencies only.
     tlbi: bool,
 }
 
@@ -285,11 +297,13 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
             m.isb = true;
             m.control = true;
         }
-        // A TLBI is ordered after the earlier stores and barriers (the DSB
-        // of R_DDMVT's sequence orders the descriptor store before it), not
-        // after earlier loads: an explicit read of the new descriptor
-        // before DSB ST does not order the TLBI after the store it read
-        // (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`, Allowed).
+        // A TLBI is ordered after the earlier barriers (the DSB of
+        // R_DDMVT's sequence orders the descriptor store before it), not
+        // after earlier loads or stores as such: an explicit read of the
+        // new descriptor before DSB ST does not order the TLBI after the
+        // store it read (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`,
+        // Allowed), nor does a store before DSB LD
+        // (`S+dmb.st+dsb.ld-tlbi-dsb-isb`, Allowed).
         Instr::Tlbi(scope, _) => {
             if let TlbiScope::Page(r) = scope {
                 m.reads = bit(r);
@@ -310,24 +324,47 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
 }
 
 /// Returns, per symbol, the physical pages its virtual address may map
-/// to: its initial descriptor's output address, and, when some thread may
-/// store to a descriptor (it holds a descriptor's address or computes
-/// addresses), that of every descriptor value the test names (a store may
-/// install any of them, or copy another descriptor).
+/// to: its initial descriptor's output address, and, when a thread may
+/// store to that descriptor (the test holds its address in a register or
+/// in memory, or some thread computes addresses), that of every
+/// descriptor value the test names (a store may install any of them, or
+/// copy another descriptor). A descriptor nothing can store to keeps its
+/// output address (hardware updates change AF and AP\[2\] only), so its
+/// page aliases no other (herd7 catalogue test `F2.mod-MP-sync`, Allowed:
+/// P0's load of `x` and store to `y` are not ordered by coherence).
 pub(super) fn may_pa(t: &Test) -> Vec<u64> {
     let oa = |v: u64| PteFields::decode(v).map(|f| f.oa);
-    let writes_tables = t.init_regs.iter().any(|e| matches!(e.2, Val::PteAddr(_)))
-        || t.threads.iter().any(|th| {
-            th.code.iter().any(|i| match i {
+    let mut held = 0u64;
+    for v in t
+        .init_regs
+        .iter()
+        .map(|e| e.2)
+        .chain(t.init_mem.iter().map(|e| e.1))
+    {
+        if let Val::PteAddr(s) = v {
+            held |= 1 << s;
+        }
+    }
+    // Computed addresses: a register offset, or arithmetic on a register
+    // later used as a base (it may reach any descriptor's address).
+    let computes = t.threads.iter().any(|th| {
+        let addrs = || {
+            th.code.iter().filter_map(|i| match i {
                 Instr::Ldr(_, a, ..)
                 | Instr::Str(_, a, ..)
                 | Instr::Stxr(_, _, a, _)
                 | Instr::Swp(_, _, a, _)
                 | Instr::Cas(_, _, a, _)
-                | Instr::Amo(_, _, _, a, _) => matches!(a.off, Operand::Reg(..)),
-                _ => false,
+                | Instr::Amo(_, _, _, a, _) => Some(*a),
+                _ => None,
             })
-        });
+        };
+        addrs().any(|a| matches!(a.off, Operand::Reg(..)))
+            || th
+                .code
+                .iter()
+                .any(|i| matches!(i, Instr::Alu(_, d, ..) if addrs().any(|a| a.base == *d)))
+    });
     let mut named = 0u64;
     for v in t
         .init_regs
@@ -341,11 +378,13 @@ pub(super) fn may_pa(t: &Test) -> Vec<u64> {
             named |= 1 << o;
         }
     }
-    if !writes_tables {
-        named = 0;
-    }
     (0..t.syms.len())
         .map(|s| {
+            let named = if computes || held >> s & 1 == 1 {
+                named
+            } else {
+                0
+            };
             let init = t
                 .init_mem
                 .iter()
@@ -463,9 +502,16 @@ impl Ctx<'_> {
                 n.cpus[c].pc = h;
                 out.push(n);
             }
+            // A load's translation ahead of its read.
+            if state == PENDING {
+                self.translate_early(st, c, &rob, fetched, k, &get, out)?;
+            }
             // The commit as an access (not faulting), then as a fault.
             for as_fault in [false, true] {
                 if (as_fault && !mem_j) || (!as_fault && state == PREDICTED) {
+                    continue;
+                }
+                if as_fault && state >= TRANSLATED {
                     continue;
                 }
                 if as_fault && later_done && state != PREDICTED {
@@ -488,6 +534,10 @@ impl Ctx<'_> {
                         let v = narrow(narrow(Self::reg(&n, c, *s), *ws), *wl);
                         Self::set(&mut n, c, *t, v);
                         n.cpus[c].pc = pc + 1;
+                        tmp.push(n);
+                    }
+                    None if state >= TRANSLATED => {
+                        self.read_translated(&mut n, c, pc, state - TRANSLATED);
                         tmp.push(n);
                     }
                     None => self.step(&n, c, &mut tmp)?,
@@ -537,6 +587,92 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Adds the successors of `st` where window entry `k` of `c`, a load
+    /// through a virtual address, is translated without a fault before it
+    /// reads (herd7 orders the translation read before the access, `tr-ib`,
+    /// and as the access's fault would be ordered: after barriers,
+    /// acquires, a control dependency and the address; the read itself
+    /// may come later). A faulting translation is the fault's commit.
+    #[allow(clippy::too_many_arguments)]
+    fn translate_early(
+        &self,
+        st: &State,
+        c: usize,
+        rob: &[(u16, u8)],
+        fetched: usize,
+        k: usize,
+        get: &dyn Fn(u16) -> Meta,
+        out: &mut Vec<State>,
+    ) -> Result<(), LitmusError> {
+        let pc = rob[k].0;
+        let Some(Instr::Ldr(_, a, _, false)) = self.t.threads[c].code.get(usize::from(pc)) else {
+            return Ok(());
+        };
+        if self.may_commit(st, c, rob, k, true, get).is_none()
+            || !matches!(self.addr(st, c, a), Ok(Val::Va(_)))
+        {
+            return Ok(());
+        }
+        // Walks of one descriptor stay in program order: an earlier walk
+        // is ordered before whatever a later one of the same page is
+        // TLBI-ordered before (herd7 `TLBI-ob`, its `TTD-in-same-scope;
+        // po` case: catalogue tests `coRR-pte9-bis1`, `Luc00`,
+        // `MP+tlbi-sync.ishsptev0pteoa.v1+pos`, Forbidden).
+        let walks = self.locs(st, c, pc).1;
+        if rob[..k].iter().any(|&(ipc, istate)| {
+            let m = get(ipc);
+            (istate == PENDING || istate == PREDICTED)
+                && (m.load || m.store)
+                && self.locs(st, c, ipc).1 & walks != 0
+        }) {
+            return Ok(());
+        }
+        let mut n = st.clone();
+        n.cpus[c].rob = rob[..fetched.max(k + 1)].to_vec();
+        n.cpus[c].pc = pc;
+        let mut tmp = Vec::new();
+        self.access(&n, c, a, Access::Read, &mut tmp, &|m, l| match l {
+            Loc::Data(p) => {
+                m.cpus[c].rob[k].1 = TRANSLATED + p;
+                true
+            }
+            Loc::Pte(_) => false,
+        })?;
+        for mut m in tmp {
+            if m.cpus[c].done || m.cpus[c].pc != pc + 1 {
+                continue;
+            }
+            // Nothing new was fetched but up to `k`.
+            m.cpus[c].pc = if k + 1 == m.cpus[c].rob.len() {
+                pc + 1
+            } else {
+                st.cpus[c].pc
+            };
+            out.push(m);
+        }
+        Ok(())
+    }
+
+    /// Performs the read of the load at `pc` of `c`, translated already to
+    /// physical page `p`, as `step` would.
+    fn read_translated(&self, n: &mut State, c: usize, pc: u16, p: Sym) {
+        let Some(&Instr::Ldr(t, _, w, _)) = self.t.threads[c].code.get(usize::from(pc)) else {
+            return;
+        };
+        let v = narrow(n.mem[mi(Loc::Data(p))], w);
+        Self::set(n, c, t, v);
+        n.cpus[c].pc = pc + 1;
+        // As `step`: an acquire orders later walks after it; a loaded
+        // value taints its register.
+        if !n.revoked[c].is_empty() {
+            if get_acquire(&self.t.threads[c], pc) {
+                n.revoked[c].clear();
+            } else {
+                n.rdirty[c] |= 1u64 << (t & 63);
+            }
+        }
     }
 
     /// Tells whether window entry `k` of `c` may commit now, as an access
@@ -598,7 +734,22 @@ impl Ctx<'_> {
             if (j.isb && !mem_i) || m.isb {
                 return None;
             }
-            if j.tlbi && (m.store || m.fence.is_some() || m.tlbi) {
+            // An ISB waits for the translations of the earlier accesses
+            // (herd7 `CSE-ob`: `[Imp & TTD & R]; tr-ib; po; [CSE]; po`;
+            // catalogue test `MP+dmb.st+trib-po-isb-po`, Forbidden).
+            if j.isb && mem_i && istate < TRANSLATED && self.locs(st, c, ipc).1 != 0 {
+                return None;
+            }
+            // A TLBI is ordered after the earlier stores only through a
+            // DSB (herd7 `DSB-ob`, herdtools7 `herd/libdir/aarch64hwreqs.cat`
+            // 010b3770: `[M]; po; [dsb.full]; po`, `[Exp & W];
+            // po; [dsb.st]; po`, `[Exp & R]; po; [dsb.ld]; po`, into any
+            // event but an implicit access; catalogue test
+            // `S+dmb.st+dsb.ld-tlbi-dsb-isb`, Allowed: a DSB LD does not
+            // order the earlier store), after a control dependency (`dob`:
+            // `ctrl; [TLBI]`) and its address register; kept after earlier
+            // barriers and TLBIs.
+            if j.tlbi && (m.fence.is_some() || m.tlbi || m.ctrl_next) {
                 return None;
             }
             // Barriers (bob).
@@ -616,6 +767,17 @@ impl Ctx<'_> {
                 || (j.rel && mem_i)
                 || (m.rel && j.acq)
                 || (m.ctrl_next && j.store)
+            {
+                return None;
+            }
+            // A store waits for the translation of every earlier load
+            // (herd7 `dob`: `[Imp & TTD & R]; tr-ib; [Exp & M]; po; [W]`,
+            // as herdtools7 `tools/tests/miaou.t`, 59a256cd, expands it;
+            // catalogue tests `S+dmb.st+trib-po`,
+            // `MP+dmb.st+trib-po-isb-po`, Forbidden), not for its read
+            // (`F2.mod-MP-sync`, Allowed). An earlier store is translated
+            // at its commit, so coherence alone orders the later one.
+            if j.store && m.load && !m.store && istate < TRANSLATED && self.locs(st, c, ipc).1 != 0
             {
                 return None;
             }
@@ -653,4 +815,12 @@ fn pending_before(rob: &[(u16, u8)], k: usize, get: &dyn Fn(u16) -> Meta) -> u64
         .iter()
         .filter(|e| e.1 != DONE)
         .fold(0, |a, e| a | get(e.0).writes)
+}
+
+/// Tells whether the instruction at `pc` of `th` is written as an acquire
+/// load (`LDAR`, `LDAPR`: the parser maps them onto plain loads).
+fn get_acquire(th: &Thread, pc: u16) -> bool {
+    th.text
+        .get(usize::from(pc))
+        .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"))
 }
