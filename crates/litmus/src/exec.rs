@@ -27,6 +27,11 @@
 //!   Permission fault on an `el0:0` page.
 //! - **Speculative AF updates**: with hardware AF a walk may happen at any
 //!   time and set AF (herd7 allows it: catalogue test `SpecAF`).
+//! - **Early dirty-bit updates** (module `early`): the walk and dirty-bit
+//!   update of a plain store may be performed before the store and before
+//!   earlier instructions that do not feed its address or a branch
+//!   (herd7's `HU` ordering, `aarch64hwreqs.cat`); the store then uses
+//!   that translation.
 //! - **TLBI** records one pending invalidation per target CPU (all CPUs for
 //!   the broadcast `IS` forms, the issuer otherwise); each takes effect at
 //!   any time and all of the issuer's are complete at its next full DSB
@@ -73,6 +78,7 @@ use serde::Serialize;
 use crate::LitmusError;
 use crate::ast::*;
 
+mod early;
 mod relaxed;
 use relaxed::{Meta, may_pa, meta};
 
@@ -203,6 +209,11 @@ struct Cpu {
     /// to fault). `pc` is then the next instruction to fetch. Empty in SC
     /// mode.
     rob: Vec<(u16, u8)>,
+    /// Early translations (module `early`): per store not executed yet
+    /// whose walk and dirty-bit update were performed ahead of it, sorted:
+    /// (instruction, virtual address, the descriptor value the update
+    /// wrote). The store writes the page that value maps.
+    pre: Vec<(u16, Sym, u64)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -280,6 +291,9 @@ struct State {
     /// DMB or a DSB LD/ST does not complete them).
     hu: Vec<(Sym, u8, u64)>,
     warn: bool,
+    /// The execution is impossible (an early translation's assumption
+    /// failed: module `early`); the state is dropped.
+    bad: bool,
 }
 
 fn mi(l: Loc) -> usize {
@@ -677,6 +691,9 @@ impl Ctx<'_> {
     /// Removes the TLB entries of `c` for `s` (all if None); the current
     /// descriptor may be cached again at once, so it stays.
     fn invalidate(&self, st: &mut State, issuer: usize, c: usize, s: Option<Sym>) {
+        if issuer != c {
+            Self::pre_tlbi(st, c, s);
+        }
         st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
         // A walk that read an overwritten value cannot serve an access of
         // another CPU performed after a TLBI of it has taken effect (herd7
@@ -723,6 +740,7 @@ impl Ctx<'_> {
 
     fn fault(&self, st: &mut State, c: usize, s: Sym, k: FaultKind) {
         let pc = st.cpus[c].pc;
+        Self::pre_fault(st, c, pc);
         let f = (c as u8, pc, s, k);
         if let Err(i) = st.faults.binary_search(&f) {
             st.faults.insert(i, f);
@@ -767,6 +785,18 @@ impl Ctx<'_> {
         } else {
             st
         };
+        let pc = st.cpus[c].pc;
+        if matches!(acc, Access::Write) && st.cpus[c].pre.iter().any(|e| e.0 == pc) {
+            // The walk and its dirty-bit update were done early.
+            let mut n = st.clone();
+            if let Some(pa) = Self::take_pre(&mut n, c, pc)
+                && f(&mut n, Loc::Data(pa))
+            {
+                n.cpus[c].pc += 1;
+                out.push(n);
+            }
+            return Ok(());
+        }
         match self.addr(st, c, a)? {
             Val::Va(s) => {
                 for (mut n, r) in self.translate(st, c, s, &acc) {
@@ -1350,6 +1380,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             excl: None,
             regs: vec![Val::Int(0); nregs],
             rob: Vec::new(),
+            pre: Vec::new(),
         };
         nthreads
     ];
@@ -1398,6 +1429,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         bbm,
         hu: Vec::new(),
         warn: false,
+        bad: false,
     };
     let mut shown: Vec<Obs> = t.locations.clone();
     collect_obs(&t.prop, &mut shown);
@@ -1435,6 +1467,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             } else {
                 cx.step(&st, c, &mut succ)?;
             }
+            cx.early_hu(&st, c, &mut succ);
             // Speculative walks: with hardware AF, a walk for any address
             // may set AF at any time (herd7 allows it: catalogue test
             // `SpecAF`). Fills of cacheable values need no step: see
@@ -1487,6 +1520,9 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             succ.push(n);
         }
         for mut n in succ.drain(..) {
+            if n.bad {
+                continue;
+            }
             canonical(&mut n);
             if seen.len() as u64 >= opts.max_states {
                 limit_hit = true;

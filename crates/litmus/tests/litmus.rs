@@ -143,3 +143,27 @@ fn relaxed_mode_takes_a_fault_before_the_data_of_its_store() {
     assert_eq!(sc.observation(), "Never");
     assert_eq!(rx.observation(), "Sometimes");
 }
+
+#[test]
+fn dirty_bit_update_goes_before_the_data_of_its_store_and_past_a_dsb() {
+    for name in ["MP+dmb.sy+data-hu.litmus", "LB+dmb.sy+dsb-hu.litmus"] {
+        let (sc, rx) = run_relaxed(name);
+        assert_eq!(sc.observation(), "Sometimes", "{name} SC");
+        assert_eq!(sc.counts(), (1, 3), "{name} SC");
+        assert_eq!(rx.observation(), "Sometimes", "{name} relaxed");
+    }
+}
+
+#[test]
+fn dirty_bit_update_waits_for_its_address() {
+    let (sc, rx) = run_relaxed("MP+dmb.sy+addr-hu.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (0, 3));
+}
+
+#[test]
+fn no_early_dirty_bit_update_for_a_store_after_a_fatal_fault() {
+    let (sc, rx) = run_relaxed("fault-then-hu.litmus");
+    assert_eq!(sc.counts(), (0, 1));
+    assert_eq!(rx.counts(), (0, 1));
+}

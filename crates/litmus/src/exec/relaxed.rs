@@ -79,10 +79,10 @@ pub(super) const WINDOW: usize = 8;
 /// A window entry not committed yet.
 const PENDING: u8 = 0;
 /// A committed window entry.
-const DONE: u8 = 1;
+pub(super) const DONE: u8 = 1;
 /// A window entry not committed yet, predicted to fault: the handler's
 /// instructions follow it, and it may only commit as a fault.
-const PREDICTED: u8 = 2;
+pub(super) const PREDICTED: u8 = 2;
 
 /// The register bit of the NZCV flags (only Z is modelled).
 const FLAGS: u64 = 1 << 32;
