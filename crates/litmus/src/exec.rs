@@ -209,11 +209,13 @@ struct Cpu {
     /// to fault). `pc` is then the next instruction to fetch. Empty in SC
     /// mode.
     rob: Vec<(u16, u8)>,
-    /// Early translations (module `early`): per store not executed yet
-    /// whose walk and dirty-bit update were performed ahead of it, sorted:
-    /// (instruction, virtual address, the descriptor value the update
-    /// wrote). The store writes the page that value maps.
-    pre: Vec<(u16, Sym, u64)>,
+    /// Early translations (module `early`), sorted: (instruction, virtual
+    /// address, result) for an access not executed yet whose walk was
+    /// performed ahead of it. `Ok(d)`: a store's walk and dirty-bit
+    /// update, `d` the value the update wrote (the store writes the page
+    /// it maps); `Err(k)`: the faulting walk of an access predicted to
+    /// fault (relaxed mode), done before its handler went on.
+    pre: Vec<(u16, Sym, Result<u64, FaultKind>)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -786,14 +788,19 @@ impl Ctx<'_> {
             st
         };
         let pc = st.cpus[c].pc;
-        if matches!(acc, Access::Write) && st.cpus[c].pre.iter().any(|e| e.0 == pc) {
-            // The walk and its dirty-bit update were done early.
+        if st.cpus[c].pre.iter().any(|e| e.0 == pc) {
+            // The walk was done early.
             let mut n = st.clone();
-            if let Some(pa) = Self::take_pre(&mut n, c, pc)
-                && f(&mut n, Loc::Data(pa))
-            {
-                n.cpus[c].pc += 1;
-                out.push(n);
+            match Self::take_pre(&mut n, c, pc) {
+                Some((_, Ok(pa))) if f(&mut n, Loc::Data(pa)) => {
+                    n.cpus[c].pc += 1;
+                    out.push(n);
+                }
+                Some((s, Err(k))) => {
+                    self.fault(&mut n, c, s, k);
+                    out.push(n);
+                }
+                _ => {}
             }
             return Ok(());
         }

@@ -167,3 +167,16 @@ fn no_early_dirty_bit_update_for_a_store_after_a_fatal_fault() {
     assert_eq!(sc.counts(), (0, 1));
     assert_eq!(rx.counts(), (0, 1));
 }
+
+#[test]
+fn a_handler_may_return_before_the_fault_commits_once_the_walk_is_done() {
+    // The fault is ordered after the DMB ST, the load after the ERET only
+    // after the faulting walk.
+    let (sc, rx) = run_relaxed("MP+rel+dmb.st-fault-eret.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (1, 3));
+    // A DMB SY orders the store before the load directly.
+    let (sc, rx) = run_relaxed("MP+rel+dmb.sy-fault-eret.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (0, 3));
+}

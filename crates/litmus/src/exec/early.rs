@@ -200,17 +200,70 @@ impl Ctx<'_> {
         self.hw_write(&mut n, c, s, g);
         let pre = &mut n.cpus[c].pre;
         let i = pre.partition_point(|e| e.0 < pc);
-        pre.insert(i, (pc, s, g));
+        pre.insert(i, (pc, s, Ok(g)));
         out.push(n);
     }
 
     /// Takes the early translation of `c`'s instruction at `pc`, if it has
-    /// one: the physical page its store writes.
-    pub(super) fn take_pre(st: &mut State, c: usize, pc: u16) -> Option<Sym> {
+    /// one: its virtual address, and the physical page its store writes or
+    /// the fault its walk met.
+    pub(super) fn take_pre(
+        st: &mut State,
+        c: usize,
+        pc: u16,
+    ) -> Option<(Sym, Result<Sym, FaultKind>)> {
         let pre = &mut st.cpus[c].pre;
         let i = pre.iter().position(|e| e.0 == pc)?;
-        let (_, _, g) = pre.remove(i);
-        PteFields::decode(g).map(|f| f.oa)
+        let (_, s, r) = pre.remove(i);
+        match r {
+            Ok(g) => PteFields::decode(g).map(|f| (s, Ok(f.oa))),
+            Err(k) => Some((s, Err(k))),
+        }
+    }
+
+    /// Returns the states in which the walk of `c`'s access at `pc`,
+    /// predicted to fault (relaxed mode), has been performed and faulted,
+    /// with the fault recorded for the access's commit: one per faulting
+    /// translation the access may have now.
+    ///
+    /// herd7 orders the translation read of an instruction before a later
+    /// context synchronization and everything after it (`CSE-ob`:
+    /// `[Imp & TTD & R]; tr-ib; po; [CSE]; po`, `aarch64hwreqs.cat`), but
+    /// orders the fault event itself only after barriers, acquires, its
+    /// address and control dependencies (`bob`, `dob`; see
+    /// `relaxed::may_commit`). So the handler may go on, and return, before
+    /// the fault commits, once the walk is done (catalogue test
+    /// `order-via-faults/R-via_fault_STR-2`, Allowed: the load after the
+    /// ERET goes before the store that the DMB ST orders before the
+    /// fault).
+    pub(super) fn walk_predicted(&self, st: &State, c: usize, pc: u16) -> Vec<State> {
+        let code = &self.t.threads[c].code;
+        let (a, accs) = match code.get(usize::from(pc)) {
+            Some(Instr::Ldr(_, a, ..)) => (*a, &[Access::Read][..]),
+            Some(Instr::Cas(_, _, a, _)) => (*a, &[Access::Read, Access::Write][..]),
+            Some(
+                Instr::Str(_, a, ..)
+                | Instr::Stxr(_, _, a, _)
+                | Instr::Swp(_, _, a, _)
+                | Instr::Amo(_, _, _, a, _),
+            ) => (*a, &[Access::Write][..]),
+            _ => return Vec::new(),
+        };
+        let Ok(Val::Va(s)) = self.addr(st, c, &a) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for acc in accs {
+            for (mut n, r) in self.translate(st, c, s, acc) {
+                if let Err(k) = r {
+                    let pre = &mut n.cpus[c].pre;
+                    let i = pre.partition_point(|e| e.0 < pc);
+                    pre.insert(i, (pc, s, Err(k)));
+                    out.push(n);
+                }
+            }
+        }
+        out
     }
 
     /// Drops the execution when `c` takes a fault at `pc` while holding an
@@ -230,7 +283,7 @@ impl Ctx<'_> {
         let stale = st.cpus[c]
             .pre
             .iter()
-            .any(|e| s.is_none_or(|s| s == e.1) && Self::view(st, c, e.1) != e.2);
+            .any(|e| s.is_none_or(|s| s == e.1) && e.2.is_ok_and(|g| Self::view(st, c, e.1) != g));
         if stale {
             st.bad = true;
         }

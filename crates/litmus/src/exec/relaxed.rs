@@ -58,7 +58,10 @@
 //! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
 //! register here, also written by taking a fault): exception return is a
 //! context synchronization event, not a barrier (catalogue test
-//! `R-via_fault_STR`, Allowed). So stronger orders, never weaker, are used
+//! `R-via_fault_STR`, Allowed); a handler's MSR ELR_EL1 supersedes the
+//! exception's write, so its ERET need not wait for the fault, only for the
+//! faulting walk, performed before the handler's first access or ERET
+//! commits (`walk_before_handler`; `R-via_fault_STR-2`, Allowed). So stronger orders, never weaker, are used
 //! where the approximation is unsure: it may under-allow, and where it
 //! allows more than herd7 the conformance report lists the test.
 //!
@@ -490,7 +493,11 @@ impl Ctx<'_> {
                         n.cpus[c].pc = pc + 1;
                         tmp.push(n);
                     }
-                    None => self.step(&n, c, &mut tmp)?,
+                    None => {
+                        for n in self.walk_before_handler(n, c, &rob, k, &get) {
+                            self.step(&n, c, &mut tmp)?;
+                        }
+                    }
                 }
                 let is_branch = matches!(
                     self.t.threads[c].code.get(usize::from(pc)),
@@ -539,6 +546,38 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Returns the states from which window entry `k` of `c` commits: `n`
+    /// itself, unless `k` is a memory access or an ERET of the handler of
+    /// a fault predicted at an earlier entry whose walk is not done yet;
+    /// then the states after that walk (`Ctx::walk_predicted`: herd7
+    /// orders the walk before the handler, the fault itself not), or none
+    /// while the faulting access's address is not known.
+    fn walk_before_handler(
+        &self,
+        n: State,
+        c: usize,
+        rob: &[(u16, u8)],
+        k: usize,
+        get: &dyn Fn(u16) -> Meta,
+    ) -> Vec<State> {
+        let j = get(rob[k].0);
+        let eret = matches!(
+            self.t.threads[c].code.get(usize::from(rob[k].0)),
+            Some(Instr::Eret)
+        );
+        let Some(i) = rob[..k].iter().position(|e| e.1 == PREDICTED) else {
+            return vec![n];
+        };
+        let ipc = rob[i].0;
+        if !(j.load || j.store || eret) || n.cpus[c].pre.iter().any(|e| e.0 == ipc) {
+            return vec![n];
+        }
+        if get(ipc).addr & pending_before(rob, i, get) != 0 {
+            return Vec::new();
+        }
+        self.walk_predicted(&n, c, ipc)
+    }
+
     /// Tells whether window entry `k` of `c` may commit now, as an access
     /// or (`as_fault`) as a fault: `None` if not, `Some(Some(pc))` if a
     /// load takes its value from the store at `pc`, `Some(None)` else.
@@ -575,7 +614,7 @@ impl Ctx<'_> {
                 continue;
             }
             let mut m = get(ipc);
-            if istate == PREDICTED {
+            if istate == PREDICTED && !elr_rewritten(&self.t.threads[c].code, rob, i, k) {
                 m.writes |= ELR;
             }
             let before_i = pending;
@@ -644,6 +683,18 @@ impl Ctx<'_> {
         let ready = get(ipc).data & pending_before(rob, i, get) == 0;
         (plain_store && plain_load && same && ready).then_some(Some(ipc))
     }
+}
+
+/// Tells whether the handler of the fault predicted at window entry `i`
+/// sets ELR_EL1 itself (MSR ELR_EL1) at or before entry `k`: then the
+/// instructions from `k` on read the handler's value, not the one taking
+/// the exception writes, and the handler's write is the later one (the
+/// commit of the fault keeps it: `step_relaxed`), so neither waits for the
+/// fault (catalogue test `order-via-faults/R-via_fault_STR-2`, Allowed).
+fn elr_rewritten(code: &[Instr], rob: &[(u16, u8)], i: usize, k: usize) -> bool {
+    rob[i + 1..=k]
+        .iter()
+        .any(|e| matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_))))
 }
 
 /// Returns the registers written by the uncommitted instructions before
