@@ -80,7 +80,9 @@ use crate::ast::*;
 
 mod early;
 mod relaxed;
+mod unroll;
 use relaxed::{Meta, may_pa, meta};
+pub use unroll::UNROLL;
 
 /// A herd7-style verdict on the final condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -129,6 +131,9 @@ pub struct Outcome {
     /// True when some execution updated a descriptor without the
     /// break-before-make it needed.
     pub bbm_warning: bool,
+    /// True when some execution was cut at herd7's loop unrolling bound
+    /// ([`UNROLL`]: module `unroll`).
+    pub unroll_cut: bool,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -216,6 +221,9 @@ struct Cpu {
     /// it maps); `Err(k)`: the faulting walk of an access predicted to
     /// fault (relaxed mode), done before its handler went on.
     pre: Vec<(u16, Sym, Result<u64, FaultKind>)>,
+    /// Per target of a backward branch herd7 bounds (module `unroll`),
+    /// sorted: how many times the execution has jumped back to it.
+    loops: Vec<(u16, u8)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -296,6 +304,9 @@ struct State {
     /// The execution is impossible (an early translation's assumption
     /// failed: module `early`); the state is dropped.
     bad: bool,
+    /// The execution went past herd7's loop unrolling bound (module
+    /// `unroll`); the state is dropped and the outcome says so.
+    cut: bool,
 }
 
 fn mi(l: Loc) -> usize {
@@ -320,6 +331,8 @@ struct Ctx<'a> {
     meta: Vec<Vec<Meta>>,
     /// Per symbol: the physical pages its virtual address may map to.
     may_pa: Vec<u64>,
+    /// Per thread and instruction: a backward branch herd7 bounds.
+    counted: Vec<Vec<bool>>,
 }
 
 enum Access {
@@ -1012,6 +1025,7 @@ impl Ctx<'_> {
             Instr::B(cc, t) => {
                 if cc.is_none_or(|cc| holds(cc, n.cpus[c].z)) {
                     n.cpus[c].pc = t;
+                    self.back_jump(&mut n, c, cpu.pc, t);
                 } else {
                     next(&mut n);
                 }
@@ -1020,6 +1034,7 @@ impl Ctx<'_> {
                 let zero = Self::reg(&n, c, r).num() == 0;
                 if zero != nz {
                     n.cpus[c].pc = t;
+                    self.back_jump(&mut n, c, cpu.pc, t);
                 } else {
                     next(&mut n);
                 }
@@ -1358,6 +1373,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             .map(|th| (0..th.code.len()).map(|i| meta(th, i)).collect())
             .collect(),
         may_pa: may_pa(t),
+        counted: t.threads.iter().map(unroll::counted).collect(),
     };
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
@@ -1388,6 +1404,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             regs: vec![Val::Int(0); nregs],
             rob: Vec::new(),
             pre: Vec::new(),
+            loops: Vec::new(),
         };
         nthreads
     ];
@@ -1437,6 +1454,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         hu: Vec::new(),
         warn: false,
         bad: false,
+        cut: false,
     };
     let mut shown: Vec<Obs> = t.locations.clone();
     collect_obs(&t.prop, &mut shown);
@@ -1454,6 +1472,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let mut stack = vec![init];
     let mut finals = BTreeMap::new();
     let mut warn = false;
+    let mut unroll_cut = false;
     let mut limit_hit = false;
     let mut succ = Vec::new();
     while let Some(st) = stack.pop() {
@@ -1530,6 +1549,10 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             if n.bad {
                 continue;
             }
+            if n.cut {
+                unroll_cut = true;
+                continue;
+            }
             canonical(&mut n);
             if seen.len() as u64 >= opts.max_states {
                 limit_hit = true;
@@ -1549,6 +1572,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         states: seen.len() as u64,
         limit_hit,
         bbm_warning: warn,
+        unroll_cut,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -180,3 +180,24 @@ fn a_handler_may_return_before_the_fault_commits_once_the_walk_is_done() {
     assert_eq!(sc.counts(), (0, 3));
     assert_eq!(rx.counts(), (0, 3));
 }
+
+#[test]
+fn a_loop_on_memory_is_unrolled_as_herd7_does() {
+    let (sc, rx) = run_relaxed("spin-counter.litmus");
+    for o in [&sc, &rx] {
+        // One pass and at most UNROLL jumps back.
+        assert_eq!(o.counts(), (0, 3));
+        assert!(o.unroll_cut);
+        assert!(!o.limit_hit);
+    }
+    assert_eq!(litmus::exec::UNROLL, 2);
+}
+
+#[test]
+fn a_loop_on_a_register_counter_is_not_bounded() {
+    let (sc, rx) = run_relaxed("register-loop.litmus");
+    for o in [&sc, &rx] {
+        assert_eq!(o.counts(), (1, 0));
+        assert!(!o.unroll_cut);
+    }
+}
