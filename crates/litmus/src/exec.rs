@@ -224,6 +224,13 @@ struct Cpu {
     /// Per target of a backward branch herd7 bounds (module `unroll`),
     /// sorted: how many times the execution has jumped back to it.
     loops: Vec<(u16, u8)>,
+    /// Relaxed mode only: the checks owed by loads that committed early,
+    /// forwarding from the thread's store, past an earlier load whose
+    /// address was not known (`relaxed::owe_reads_past`): (earlier load,
+    /// the page the later one read, as a bit, the store, stage: 0 the store
+    /// is pending, 1 it has committed, 2 another CPU has written the page
+    /// since).
+    past: Vec<(u16, u64, u16, u8)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -412,6 +419,7 @@ impl Ctx<'_> {
             Loc::Data(_) => v,
         };
         st.mem[mi(l)] = v;
+        relaxed::written_past(st, writer, l);
         for (i, cpu) in st.cpus.iter_mut().enumerate() {
             if i != writer && cpu.excl == Some(l) {
                 cpu.excl = None;
@@ -1405,6 +1413,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             rob: Vec::new(),
             pre: Vec::new(),
             loops: Vec::new(),
+            past: Vec::new(),
         };
         nthreads
     ];

@@ -201,3 +201,14 @@ fn a_loop_on_a_register_counter_is_not_bounded() {
         assert!(!o.unroll_cut);
     }
 }
+
+#[test]
+fn relaxed_mode_lets_a_load_pass_one_whose_address_is_not_known() {
+    let (sc, rx) = run_relaxed("MP+dmb.sy+addr-po.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (1, 3));
+    // ... and checks read-read coherence when that load commits.
+    let (sc, rx) = run_relaxed("CoRR+addr-unknown.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (0, 3));
+}
