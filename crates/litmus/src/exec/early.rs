@@ -66,10 +66,10 @@ impl Ctx<'_> {
     /// read (`[Exp & R]; addr; [Exp]; po; [HU]`) or is not known yet, and
     /// an atomic or exclusive access (conservatively). A store is a
     /// candidate when its address is known, is a virtual address whose
-    /// descriptor no pending access touches (the walk and the update are
-    /// ordered with the thread's own accesses to the descriptor:
-    /// `[Imp & TTD & R]; (po & same-loc); [W]`, `internal`), and the walk
-    /// now would set the dirty bit.
+    /// descriptor no pending access touches or walks (the update is
+    /// ordered after the thread's earlier reads of the descriptor, walks
+    /// included: `[Imp & TTD & R]; (po & same-loc); [W]`, `internal`), and
+    /// the walk now would set the dirty bit.
     pub(super) fn early_hu(&self, st: &State, c: usize, out: &mut Vec<State>) {
         if !self.hd(c) {
             return;
@@ -91,7 +91,8 @@ impl Ctx<'_> {
         let mut unknown = 0u64;
         let mut tainted = 0u64;
         let mut flags_tainted = false;
-        // Descriptors the pending accesses touch explicitly.
+        // Descriptors the pending accesses touch explicitly, or read by
+        // their walks.
         let mut ptes = 0u64;
         for pc in seq {
             let Some(&ins) = code.get(usize::from(pc)) else {
@@ -119,6 +120,7 @@ impl Ctx<'_> {
                         {
                             self.hoist(st, c, pc, s, out);
                         }
+                        ptes |= 1u64 << s;
                     }
                     Ok(Val::Pa(_)) => {}
                     Ok(Val::PteAddr(s)) => ptes |= 1u64 << s,
