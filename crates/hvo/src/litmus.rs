@@ -59,6 +59,8 @@ struct TestJson {
     bbm_warning: bool,
     explored: u64,
     limit_hit: bool,
+    /// Some execution was cut at herd7's loop unrolling bound.
+    unroll_cut: bool,
     seconds: f64,
 }
 
@@ -129,6 +131,7 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
             bbm_warning: o.bbm_warning,
             explored: o.states,
             limit_hit: o.limit_hit,
+            unroll_cut: o.unroll_cut,
             seconds: o.seconds,
         };
         if a.json {
@@ -149,6 +152,15 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
                 println!(
                     "Flag state-limit-hit ({} states explored; raise --max-states)",
                     j.explored
+                );
+            }
+            if j.unroll_cut {
+                println!(
+                    "Warning: loop unrolling limit reached (herd7's -unroll {}: a backward \
+                     branch on a value read from memory is taken at most {} times per target; \
+                     longer executions are cut)",
+                    litmus::exec::UNROLL,
+                    litmus::exec::UNROLL
                 );
             }
             println!(

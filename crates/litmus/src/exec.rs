@@ -27,6 +27,11 @@
 //!   Permission fault on an `el0:0` page.
 //! - **Speculative AF updates**: with hardware AF a walk may happen at any
 //!   time and set AF (herd7 allows it: catalogue test `SpecAF`).
+//! - **Early dirty-bit updates** (module `early`): the walk and dirty-bit
+//!   update of a plain store may be performed before the store and before
+//!   earlier instructions that do not feed its address or a branch
+//!   (herd7's `HU` ordering, `aarch64hwreqs.cat`); the store then uses
+//!   that translation.
 //! - **TLBI** records one pending invalidation per target CPU (all CPUs for
 //!   the broadcast `IS` forms, the issuer otherwise); each takes effect at
 //!   any time and all of the issuer's are complete at its next full DSB
@@ -73,8 +78,11 @@ use serde::Serialize;
 use crate::LitmusError;
 use crate::ast::*;
 
+mod early;
 mod relaxed;
+mod unroll;
 use relaxed::{Meta, may_pa, meta};
+pub use unroll::UNROLL;
 
 /// A herd7-style verdict on the final condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -123,6 +131,9 @@ pub struct Outcome {
     /// True when some execution updated a descriptor without the
     /// break-before-make it needed.
     pub bbm_warning: bool,
+    /// True when some execution was cut at herd7's loop unrolling bound
+    /// ([`UNROLL`]: module `unroll`).
+    pub unroll_cut: bool,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -203,6 +214,23 @@ struct Cpu {
     /// to fault). `pc` is then the next instruction to fetch. Empty in SC
     /// mode.
     rob: Vec<(u16, u8)>,
+    /// Early translations (module `early`), sorted: (instruction, virtual
+    /// address, result) for an access not executed yet whose walk was
+    /// performed ahead of it. `Ok(d)`: a store's walk and dirty-bit
+    /// update, `d` the value the update wrote (the store writes the page
+    /// it maps); `Err(k)`: the faulting walk of an access predicted to
+    /// fault (relaxed mode), done before its handler went on.
+    pre: Vec<(u16, Sym, Result<u64, FaultKind>)>,
+    /// Per target of a backward branch herd7 bounds (module `unroll`),
+    /// sorted: how many times the execution has jumped back to it.
+    loops: Vec<(u16, u8)>,
+    /// Relaxed mode only: the checks owed by loads that committed early,
+    /// forwarding from the thread's store, past an earlier load whose
+    /// address was not known (`relaxed::owe_reads_past`): (earlier load,
+    /// the page the later one read, as a bit, the store, stage: 0 the store
+    /// is pending, 1 it has committed, 2 another CPU has written the page
+    /// since).
+    past: Vec<(u16, u64, u16, u8)>,
 }
 
 /// Where a descriptor is in the break-before-make sequence.
@@ -280,6 +308,12 @@ struct State {
     /// DMB or a DSB LD/ST does not complete them).
     hu: Vec<(Sym, u8, u64)>,
     warn: bool,
+    /// The execution is impossible (an early translation's assumption
+    /// failed: module `early`); the state is dropped.
+    bad: bool,
+    /// The execution went past herd7's loop unrolling bound (module
+    /// `unroll`); the state is dropped and the outcome says so.
+    cut: bool,
 }
 
 fn mi(l: Loc) -> usize {
@@ -304,6 +338,8 @@ struct Ctx<'a> {
     meta: Vec<Vec<Meta>>,
     /// Per symbol: the physical pages its virtual address may map to.
     may_pa: Vec<u64>,
+    /// Per thread and instruction: a backward branch herd7 bounds.
+    counted: Vec<Vec<bool>>,
 }
 
 enum Access {
@@ -383,6 +419,7 @@ impl Ctx<'_> {
             Loc::Data(_) => v,
         };
         st.mem[mi(l)] = v;
+        relaxed::written_past(st, writer, l);
         for (i, cpu) in st.cpus.iter_mut().enumerate() {
             if i != writer && cpu.excl == Some(l) {
                 cpu.excl = None;
@@ -677,6 +714,9 @@ impl Ctx<'_> {
     /// Removes the TLB entries of `c` for `s` (all if None); the current
     /// descriptor may be cached again at once, so it stays.
     fn invalidate(&self, st: &mut State, issuer: usize, c: usize, s: Option<Sym>) {
+        if issuer != c {
+            Self::pre_tlbi(st, c, s);
+        }
         st.tlbs[c].retain(|e| s.is_some_and(|s| e.0 != s));
         // A walk that read an overwritten value cannot serve an access of
         // another CPU performed after a TLBI of it has taken effect (herd7
@@ -723,6 +763,7 @@ impl Ctx<'_> {
 
     fn fault(&self, st: &mut State, c: usize, s: Sym, k: FaultKind) {
         let pc = st.cpus[c].pc;
+        Self::pre_fault(st, c, pc);
         let f = (c as u8, pc, s, k);
         if let Err(i) = st.faults.binary_search(&f) {
             st.faults.insert(i, f);
@@ -767,6 +808,23 @@ impl Ctx<'_> {
         } else {
             st
         };
+        let pc = st.cpus[c].pc;
+        if st.cpus[c].pre.iter().any(|e| e.0 == pc) {
+            // The walk was done early.
+            let mut n = st.clone();
+            match Self::take_pre(&mut n, c, pc) {
+                Some((_, Ok(pa))) if f(&mut n, Loc::Data(pa)) => {
+                    n.cpus[c].pc += 1;
+                    out.push(n);
+                }
+                Some((s, Err(k))) => {
+                    self.fault(&mut n, c, s, k);
+                    out.push(n);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
         match self.addr(st, c, a)? {
             Val::Va(s) => {
                 for (mut n, r) in self.translate(st, c, s, &acc) {
@@ -975,6 +1033,7 @@ impl Ctx<'_> {
             Instr::B(cc, t) => {
                 if cc.is_none_or(|cc| holds(cc, n.cpus[c].z)) {
                     n.cpus[c].pc = t;
+                    self.back_jump(&mut n, c, cpu.pc, t);
                 } else {
                     next(&mut n);
                 }
@@ -983,6 +1042,7 @@ impl Ctx<'_> {
                 let zero = Self::reg(&n, c, r).num() == 0;
                 if zero != nz {
                     n.cpus[c].pc = t;
+                    self.back_jump(&mut n, c, cpu.pc, t);
                 } else {
                     next(&mut n);
                 }
@@ -1368,6 +1428,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             .map(|th| (0..th.code.len()).map(|i| meta(th, i)).collect())
             .collect(),
         may_pa: may_pa(t),
+        counted: t.threads.iter().map(unroll::counted).collect(),
     };
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
@@ -1397,6 +1458,9 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             excl: None,
             regs: vec![Val::Int(0); nregs],
             rob: Vec::new(),
+            pre: Vec::new(),
+            loops: Vec::new(),
+            past: Vec::new(),
         };
         nthreads
     ];
@@ -1445,6 +1509,8 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         bbm,
         hu: Vec::new(),
         warn: false,
+        bad: false,
+        cut: false,
     };
     let mut shown: Vec<Obs> = t.locations.clone();
     collect_obs(&t.prop, &mut shown);
@@ -1462,6 +1528,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let mut stack = vec![init];
     let mut finals = BTreeMap::new();
     let mut warn = false;
+    let mut unroll_cut = false;
     let mut limit_hit = false;
     let mut succ = Vec::new();
     while let Some(st) = stack.pop() {
@@ -1482,6 +1549,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             } else {
                 cx.step(&st, c, &mut succ)?;
             }
+            cx.early_hu(&st, c, &mut succ);
             // Speculative walks: with hardware AF, a walk for any address
             // may set AF at any time (herd7 allows it: catalogue test
             // `SpecAF`). Fills of cacheable values need no step: see
@@ -1534,6 +1602,13 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             succ.push(n);
         }
         for mut n in succ.drain(..) {
+            if n.bad {
+                continue;
+            }
+            if n.cut {
+                unroll_cut = true;
+                continue;
+            }
             canonical(&mut n);
             if seen.len() as u64 >= opts.max_states {
                 limit_hit = true;
@@ -1553,6 +1628,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         states: seen.len() as u64,
         limit_hit,
         bbm_warning: warn,
+        unroll_cut,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

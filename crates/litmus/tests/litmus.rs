@@ -166,3 +166,72 @@ fn relaxed_mode_performs_a_tlbi_before_an_earlier_store_without_a_dsb() {
     assert_eq!(sc.observation(), "Never");
     assert_eq!(rx.observation(), "Sometimes");
 }
+
+#[test]
+fn dirty_bit_update_goes_before_the_data_of_its_store_and_past_a_dsb() {
+    for name in ["MP+dmb.sy+data-hu.litmus", "LB+dmb.sy+dsb-hu.litmus"] {
+        let (sc, rx) = run_relaxed(name);
+        assert_eq!(sc.observation(), "Sometimes", "{name} SC");
+        assert_eq!(sc.counts(), (1, 3), "{name} SC");
+        assert_eq!(rx.observation(), "Sometimes", "{name} relaxed");
+    }
+}
+
+#[test]
+fn dirty_bit_update_waits_for_its_address() {
+    let (sc, rx) = run_relaxed("MP+dmb.sy+addr-hu.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (0, 3));
+}
+
+#[test]
+fn no_early_dirty_bit_update_for_a_store_after_a_fatal_fault() {
+    let (sc, rx) = run_relaxed("fault-then-hu.litmus");
+    assert_eq!(sc.counts(), (0, 1));
+    assert_eq!(rx.counts(), (0, 1));
+}
+
+#[test]
+fn a_handler_may_return_before_the_fault_commits_once_the_walk_is_done() {
+    // The fault is ordered after the DMB ST, the load after the ERET only
+    // after the faulting walk.
+    let (sc, rx) = run_relaxed("MP+rel+dmb.st-fault-eret.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (1, 3));
+    // A DMB SY orders the store before the load directly.
+    let (sc, rx) = run_relaxed("MP+rel+dmb.sy-fault-eret.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (0, 3));
+}
+
+#[test]
+fn a_loop_on_memory_is_unrolled_as_herd7_does() {
+    let (sc, rx) = run_relaxed("spin-counter.litmus");
+    for o in [&sc, &rx] {
+        // One pass and at most UNROLL jumps back.
+        assert_eq!(o.counts(), (0, 3));
+        assert!(o.unroll_cut);
+        assert!(!o.limit_hit);
+    }
+    assert_eq!(litmus::exec::UNROLL, 2);
+}
+
+#[test]
+fn a_loop_on_a_register_counter_is_not_bounded() {
+    let (sc, rx) = run_relaxed("register-loop.litmus");
+    for o in [&sc, &rx] {
+        assert_eq!(o.counts(), (1, 0));
+        assert!(!o.unroll_cut);
+    }
+}
+
+#[test]
+fn relaxed_mode_lets_a_load_pass_one_whose_address_is_not_known() {
+    let (sc, rx) = run_relaxed("MP+dmb.sy+addr-po.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (1, 3));
+    // ... and checks read-read coherence when that load commits.
+    let (sc, rx) = run_relaxed("CoRR+addr-unknown.litmus");
+    assert_eq!(sc.counts(), (0, 3));
+    assert_eq!(rx.counts(), (0, 3));
+}

@@ -25,7 +25,10 @@
 //!   "Coherence order"): both access memory and may touch the same
 //!   location (a virtual address may alias every physical page its
 //!   descriptor may name), or `i`'s address is not known yet (`addr; po;
-//!   [W]` in `dob`, and a possible alias), except the forwarding above;
+//!   [W]` in `dob`, and a possible alias), except the forwarding above and
+//!   a plain load passing a plain load whose address is not known yet,
+//!   checked for read-read coherence when that load commits
+//!   (`owe_reads_past`);
 //! - *control* (`dob`: `ctrl; [W]`): `i` is a conditional branch and `j`
 //!   writes memory (a store may also not *fault* before the branch:
 //!   catalogue test `MP+rel+pickctrlW-mmufault-po`, Forbidden);
@@ -60,7 +63,10 @@
 //! Synchronization Barrier") and the end of a thread. ERET and MSR ELR_EL1 are ordered through ELR_EL1 only (a
 //! register here, also written by taking a fault): exception return is a
 //! context synchronization event, not a barrier (catalogue test
-//! `R-via_fault_STR`, Allowed). So stronger orders, never weaker, are used
+//! `R-via_fault_STR`, Allowed); a handler's MSR ELR_EL1 supersedes the
+//! exception's write, so its ERET need not wait for the fault, only for the
+//! faulting walk, performed before the handler's first access or ERET
+//! commits (`walk_before_handler`; `R-via_fault_STR-2`, Allowed). So stronger orders, never weaker, are used
 //! where the approximation is unsure: it may under-allow, and where it
 //! allows more than herd7 the conformance report lists the test.
 //!
@@ -87,10 +93,10 @@ pub(super) const WINDOW: usize = 8;
 /// A window entry not committed yet.
 const PENDING: u8 = 0;
 /// A committed window entry.
-const DONE: u8 = 1;
+pub(super) const DONE: u8 = 1;
 /// A window entry not committed yet, predicted to fault: the handler's
 /// instructions follow it, and it may only commit as a fault.
-const PREDICTED: u8 = 2;
+pub(super) const PREDICTED: u8 = 2;
 /// A load whose translation is done (without a fault) and whose read is
 /// not: the state is `TRANSLATED` plus the physical page it reads.
 const TRANSLATED: u8 = 3;
@@ -537,10 +543,16 @@ impl Ctx<'_> {
                         tmp.push(n);
                     }
                     None if state >= TRANSLATED => {
-                        self.read_translated(&mut n, c, pc, state - TRANSLATED);
-                        tmp.push(n);
+                        for mut n in self.walk_before_handler(n, c, &rob, k, &get) {
+                            self.read_translated(&mut n, c, pc, state - TRANSLATED);
+                            tmp.push(n);
+                        }
                     }
-                    None => self.step(&n, c, &mut tmp)?,
+                    None => {
+                        for n in self.walk_before_handler(n, c, &rob, k, &get) {
+                            self.step(&n, c, &mut tmp)?;
+                        }
+                    }
                 }
                 let is_branch = matches!(
                     self.t.threads[c].code.get(usize::from(pc)),
@@ -551,6 +563,12 @@ impl Ctx<'_> {
                     let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
                     if faulted != as_fault {
                         continue;
+                    }
+                    if !self.check_reads_past(st, &mut m, c, pc) {
+                        continue;
+                    }
+                    if !faulted {
+                        self.owe_reads_past(st, &mut m, c, &rob, k, forward, &get);
                     }
                     let mut r = rob[..fetched.max(k + 1)].to_vec();
                     r[k].1 = DONE;
@@ -675,6 +693,38 @@ impl Ctx<'_> {
         }
     }
 
+    /// Returns the states from which window entry `k` of `c` commits: `n`
+    /// itself, unless `k` is a memory access or an ERET of the handler of
+    /// a fault predicted at an earlier entry whose walk is not done yet;
+    /// then the states after that walk (`Ctx::walk_predicted`: herd7
+    /// orders the walk before the handler, the fault itself not), or none
+    /// while the faulting access's address is not known.
+    fn walk_before_handler(
+        &self,
+        n: State,
+        c: usize,
+        rob: &[(u16, u8)],
+        k: usize,
+        get: &dyn Fn(u16) -> Meta,
+    ) -> Vec<State> {
+        let j = get(rob[k].0);
+        let eret = matches!(
+            self.t.threads[c].code.get(usize::from(rob[k].0)),
+            Some(Instr::Eret)
+        );
+        let Some(i) = rob[..k].iter().position(|e| e.1 == PREDICTED) else {
+            return vec![n];
+        };
+        let ipc = rob[i].0;
+        if !(j.load || j.store || eret) || n.cpus[c].pre.iter().any(|e| e.0 == ipc) {
+            return vec![n];
+        }
+        if get(ipc).addr & pending_before(rob, i, get) != 0 {
+            return Vec::new();
+        }
+        self.walk_predicted(&n, c, ipc)
+    }
+
     /// Tells whether window entry `k` of `c` may commit now, as an access
     /// or (`as_fault`) as a fault: `None` if not, `Some(Some(pc))` if a
     /// load takes its value from the store at `pc`, `Some(None)` else.
@@ -711,7 +761,7 @@ impl Ctx<'_> {
                 continue;
             }
             let mut m = get(ipc);
-            if istate == PREDICTED {
+            if istate == PREDICTED && !elr_rewritten(&self.t.threads[c].code, rob, i, k) {
                 m.writes |= ELR;
             }
             let before_i = pending;
@@ -784,7 +834,17 @@ impl Ctx<'_> {
             // Coherence and unknown addresses.
             if mem_i && mem_j {
                 if m.addr & before_i != 0 {
-                    return None;
+                    // A plain load may pass a plain load whose address is
+                    // not known yet; the check comes when that load
+                    // commits (`owe_reads_past`).
+                    let code = &self.t.threads[c].code;
+                    let ldr = |p: u16| {
+                        matches!(code.get(usize::from(p)), Some(Instr::Ldr(_, _, _, false)))
+                    };
+                    if !(ldr(ipc) && ldr(pc)) {
+                        return None;
+                    }
+                    continue;
                 }
                 if Self::conflict(self.locs(st, c, ipc), locs_j, &j) {
                     fwd = Some(i);
@@ -806,6 +866,115 @@ impl Ctx<'_> {
         let ready = get(ipc).data & pending_before(rob, i, get) == 0;
         (plain_store && plain_load && same && ready).then_some(Some(ipc))
     }
+}
+
+impl Ctx<'_> {
+    /// Records the checks owed by load `k` of `c`, which commits (by
+    /// forwarding from the store at `spc`, or from memory), for each
+    /// pending plain load before it whose address is not known yet.
+    ///
+    /// Armv8 lets a load go before an earlier load whose address is not
+    /// known, and herd7 orders the two only through coherence: herd7's
+    /// `aarch64.cat` has no `po-loc` between reads in `ob`, only `[R &
+    /// Exp]; po-loc; [R & Exp]; fre; [W & Exp]` (a read may not see a write
+    /// coherence-after one a po-later read saw) and the `internal` axiom
+    /// (`po-loc | ca | rf` acyclic). So the earlier load, if it turns out
+    /// to read the page the later one read, must read what that one read
+    /// or an older write: not a write another CPU makes after the later
+    /// load read memory, or after the store it forwarded from commits
+    /// (catalogue tests `MP+dmb.sy+addr-store-pos-addr`, `...+W`,
+    /// `MP+dmb.sy+addrR-pos-addr+W`: Allowed). The thread's own stores
+    /// cannot come in between: a store waits for an earlier access whose
+    /// address is not known, and a load forwards from a pending one.
+    #[allow(clippy::too_many_arguments)]
+    fn owe_reads_past(
+        &self,
+        st: &State,
+        n: &mut State,
+        c: usize,
+        rob: &[(u16, u8)],
+        k: usize,
+        spc: Option<u16>,
+        get: &dyn Fn(u16) -> Meta,
+    ) {
+        let code = &self.t.threads[c].code;
+        if !matches!(
+            code.get(usize::from(rob[k].0)),
+            Some(Instr::Ldr(_, _, _, false))
+        ) {
+            return;
+        }
+        let page = self.locs(st, c, rob[k].0).0 as u64;
+        let (spc, stage) = match spc {
+            Some(p) => (p, 0),
+            None => (u16::MAX, 1),
+        };
+        for i in 0..k {
+            let (ipc, state) = rob[i];
+            if state == PENDING
+                && matches!(
+                    self.t.threads[c].code.get(usize::from(ipc)),
+                    Some(Instr::Ldr(_, _, _, false))
+                )
+                && get(ipc).addr & pending_before(rob, i, get) != 0
+            {
+                n.cpus[c].past.push((ipc, page, spc, stage));
+            }
+        }
+    }
+
+    /// Brings the checks of `c` up to date with the commit of its
+    /// instruction at `pc` into `m`: a store owed to has committed, or an
+    /// earlier load owing a check commits; returns false when that load
+    /// may have read the page a later load read after another CPU wrote it
+    /// following the store (a coherence violation: the execution is
+    /// dropped).
+    fn check_reads_past(&self, st: &State, m: &mut State, c: usize, pc: u16) -> bool {
+        if m.cpus[c].past.is_empty() {
+            return true;
+        }
+        let page = self.locs(st, c, pc).0 as u64;
+        let past = &mut m.cpus[c].past;
+        let ok = !past
+            .iter()
+            .any(|o| o.0 == pc && o.3 == 2 && o.1 & page != 0);
+        past.retain(|o| o.0 != pc);
+        for o in past.iter_mut() {
+            if o.2 == pc && o.3 == 0 {
+                o.3 = 1;
+            }
+        }
+        ok
+    }
+}
+
+/// Records that `writer` wrote `l`: a check of another CPU whose store has
+/// committed to that page is now owed against a newer write.
+pub(super) fn written_past(st: &mut State, writer: usize, l: Loc) {
+    let Loc::Data(p) = l else {
+        return;
+    };
+    for (i, cpu) in st.cpus.iter_mut().enumerate() {
+        if i != writer {
+            for o in &mut cpu.past {
+                if o.3 == 1 && o.1 >> p & 1 == 1 {
+                    o.3 = 2;
+                }
+            }
+        }
+    }
+}
+
+/// Tells whether the handler of the fault predicted at window entry `i`
+/// sets ELR_EL1 itself (MSR ELR_EL1) at or before entry `k`: then the
+/// instructions from `k` on read the handler's value, not the one taking
+/// the exception writes, and the handler's write is the later one (the
+/// commit of the fault keeps it: `step_relaxed`), so neither waits for the
+/// fault (catalogue test `order-via-faults/R-via_fault_STR-2`, Allowed).
+fn elr_rewritten(code: &[Instr], rob: &[(u16, u8)], i: usize, k: usize) -> bool {
+    rob[i + 1..=k]
+        .iter()
+        .any(|e| matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_))))
 }
 
 /// Returns the registers written by the uncommitted instructions before
