@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use vmsa::alloc::FrameAllocator;
 use vmsa::memory::{Content, Memory};
@@ -17,7 +16,7 @@ use vmsa::{
 };
 
 use crate::geometry::{HugeGeometry, STRUCT_PAGE_SIZE};
-use crate::program::{Desc, Instr, Page, Program};
+use crate::program::{Desc, Instr, Page, Program, Regs};
 use crate::protocol::{Folio, Protocol};
 use crate::vmemmap::{
     StructPages, TailFormat, VMEMMAP_START, page_kernel, struct_page_va, vmemmap_leaf_level,
@@ -396,7 +395,7 @@ impl Kernel {
         })
     }
 
-    fn page_pa(&self, p: Page, regs: &FxHashMap<u16, u64>) -> Result<u64, MmError> {
+    fn page_pa(&self, p: Page, regs: &Regs) -> Result<u64, MmError> {
         let shift = self.geo.granule.page_shift();
         match p {
             Page::Frame(f) => Ok(f << shift),
@@ -407,13 +406,7 @@ impl Kernel {
         }
     }
 
-    fn encode(
-        &self,
-        d: &Desc,
-        va: u64,
-        level: u8,
-        regs: &FxHashMap<u16, u64>,
-    ) -> Result<Descriptor, MmError> {
+    fn encode(&self, d: &Desc, va: u64, level: u8, regs: &Regs) -> Result<Descriptor, MmError> {
         d.encode(self.geo.granule, level, &|p| self.page_pa(p, regs), &|| {
             let slot = self.machine.desc_pa(VirtAddr(va), level)?;
             Ok(self.machine.read_desc(slot)?)
@@ -426,7 +419,7 @@ impl Kernel {
     ///
     /// Returns [`MmError::Alloc`] at the first failed allocation (the
     /// operations before it have run), and model errors.
-    pub fn run(&mut self, prog: &Program, regs: &mut FxHashMap<u16, u64>) -> Result<(), MmError> {
+    pub fn run(&mut self, prog: &Program, regs: &mut Regs) -> Result<(), MmError> {
         let cpu = 0;
         let g = self.geo.granule;
         let shift = g.page_shift();
@@ -515,15 +508,19 @@ impl Kernel {
                     let sub = level + 1;
                     let mut attrs = leaf.attrs;
                     attrs.flags.remove(Attributes::NT);
-                    for i in 0..g.entries_per_table() as u64 {
-                        let d = Descriptor::leaf(
-                            g,
-                            sub,
-                            PhysAddr(leaf.oa.0 + i * g.level_size(sub)),
-                            attrs,
-                        )?;
-                        self.machine.mem_mut().write_u64(PhysAddr(t + i * 8), d.0)?;
-                    }
+                    // Every entry of the table page, written at once.
+                    let words = (0..g.entries_per_table() as u64)
+                        .map(|i| {
+                            Descriptor::leaf(
+                                g,
+                                sub,
+                                PhysAddr(leaf.oa.0 + i * g.level_size(sub)),
+                                attrs,
+                            )
+                            .map(|d| d.0)
+                        })
+                        .collect::<Result<Box<[u64]>, _>>()?;
+                    self.machine.mem_mut().set_words(t >> shift, words)?;
                     self.costs.table_pages += 1;
                 }
                 Instr::ResetStructPages { page, count, head } => {
@@ -564,8 +561,8 @@ impl Kernel {
         Ok(())
     }
 
-    fn run_fresh(&mut self, prog: &Program) -> Result<FxHashMap<u16, u64>, MmError> {
-        let mut regs = FxHashMap::default();
+    fn run_fresh(&mut self, prog: &Program) -> Result<Regs, MmError> {
+        let mut regs = Regs::default();
         self.run(prog, &mut regs)?;
         Ok(regs)
     }
@@ -577,7 +574,7 @@ impl Kernel {
     }
 
     /// Frees the allocations a failed program made before failing.
-    fn undo_allocs(&mut self, prog: &Program, regs: &FxHashMap<u16, u64>) -> Result<(), MmError> {
+    fn undo_allocs(&mut self, prog: &Program, regs: &Regs) -> Result<(), MmError> {
         for ins in &prog.instrs {
             if let Instr::Alloc { reg, order } = ins
                 && let Some(&f) = regs.get(reg)
@@ -592,14 +589,14 @@ impl Kernel {
     /// Runs `prog` whose allocations all come before its first visible
     /// change; on an allocation failure frees what it allocated and
     /// returns `Ok(None)`.
-    fn run_or_undo(&mut self, prog: &Program) -> Result<Option<FxHashMap<u16, u64>>, MmError> {
+    fn run_or_undo(&mut self, prog: &Program) -> Result<Option<Regs>, MmError> {
         // Sized once for the registers the program allocates.
         let allocs = prog
             .instrs
             .iter()
             .filter(|i| matches!(i, Instr::Alloc { .. }))
             .count();
-        let mut regs = FxHashMap::with_capacity_and_hasher(allocs, Default::default());
+        let mut regs = Regs::with_capacity(allocs);
         match self.run(prog, &mut regs) {
             Ok(()) => Ok(Some(regs)),
             Err(MmError::Alloc { .. }) => {
@@ -683,7 +680,7 @@ impl Kernel {
             for &i in &ok {
                 let mut f = self.folio(i)?;
                 let mut phases = proto.hvo_phases(&f, 0);
-                let mut regs = FxHashMap::default();
+                let mut regs = Regs::default();
                 if let Err(e) = self.run(&phases[0], &mut regs) {
                     let MmError::Alloc { .. } = e else {
                         return Err(e);
@@ -848,7 +845,7 @@ impl Kernel {
     fn run_later_phases<'a>(
         &mut self,
         proto: &Protocol,
-        plans: impl Iterator<Item = (&'a [Program], &'a mut FxHashMap<u16, u64>)>,
+        plans: impl Iterator<Item = (&'a [Program], &'a mut Regs)>,
     ) -> Result<(), MmError> {
         let mut plans: Vec<_> = plans.collect();
         if plans.is_empty() {

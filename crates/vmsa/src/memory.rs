@@ -453,6 +453,32 @@ impl Memory {
         Ok(())
     }
 
+    /// Sets every word of frame `frame` at once (a new translation table
+    /// filled before it is published): the same contents as writing each
+    /// word with [`Memory::write_u64`], kept as the frame's own words.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory or when `words` is
+    /// not one page of words.
+    pub fn set_words(&mut self, frame: u64, words: Box<[u64]>) -> Result<(), VmsaError> {
+        let shift = self.granule.page_shift();
+        self.frame_of(PhysAddr(frame << shift))?;
+        if words.len() != self.words_per_page() {
+            return Err(VmsaError::OutOfRange {
+                addr: (frame << shift) + words.len() as u64 * 8,
+            });
+        }
+        self.pages.insert(
+            frame,
+            Content {
+                base: Base::Owned(words),
+                overlay: None,
+            },
+        );
+        Ok(())
+    }
+
     /// Sets frame `frame` to all zeroes.
     ///
     /// # Errors
