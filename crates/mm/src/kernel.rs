@@ -347,8 +347,8 @@ impl Kernel {
                 Ok(slot) => self
                     .machine
                     .read_desc(slot)?
-                    .as_leaf(g, 3)
-                    .map(|l| l.oa.0 >> shift),
+                    .leaf_oa(g, 3)
+                    .map(|oa| oa.0 >> shift),
                 Err(_) => None,
             };
             out.push(match fast {
@@ -508,18 +508,16 @@ impl Kernel {
                     let sub = level + 1;
                     let mut attrs = leaf.attrs;
                     attrs.flags.remove(Attributes::NT);
-                    // Every entry of the table page, written at once.
-                    let words = (0..g.entries_per_table() as u64)
-                        .map(|i| {
-                            Descriptor::leaf(
-                                g,
-                                sub,
-                                PhysAddr(leaf.oa.0 + i * g.level_size(sub)),
-                                attrs,
-                            )
-                            .map(|d| d.0)
-                        })
-                        .collect::<Result<Box<[u64]>, _>>()?;
+                    // Every entry of the table page, written at once. A
+                    // leaf is its output address ORed with the rest
+                    // (`Descriptor::leaf`), and entry i maps the block's
+                    // memory at i x its size, inside the block: entry i is
+                    // entry 0 plus that offset (as the explorer's fill).
+                    let first = Descriptor::leaf(g, sub, leaf.oa, attrs)?.0;
+                    let step = g.level_size(sub);
+                    let words: Box<[u64]> = (0..g.entries_per_table() as u64)
+                        .map(|i| first + i * step)
+                        .collect();
                     self.machine.mem_mut().set_words(t >> shift, words)?;
                     self.costs.table_pages += 1;
                 }
@@ -717,24 +715,30 @@ impl Kernel {
     /// Returns the VAs of the vmemmap blocks that map huge page `i`'s
     /// struct pages and are still blocks (none where the vmemmap is mapped
     /// with base pages).
-    fn blocks_to_split(&self, i: usize) -> Result<Vec<u64>, MmError> {
+    fn blocks_to_split(&mut self, i: usize) -> Result<Vec<u64>, MmError> {
         let g = self.geo.granule;
         let leaf = vmemmap_leaf_level(g);
-        if leaf == 3 {
+        let n = self.geo.vmemmap_pages();
+        if leaf == 3 || n == 0 {
             return Ok(Vec::new());
         }
-        let mut blocks: Vec<u64> = self
-            .vmemmap_vas(i)
-            .iter()
-            .map(|va| va & !(g.level_size(leaf) - 1))
-            .collect();
-        blocks.dedup();
+        // The vmemmap pages are consecutive: the blocks are those from the
+        // first page's to the last page's.
+        let size = g.level_size(leaf);
+        let start = struct_page_va(self.head(i));
+        let first = start & !(size - 1);
+        let last = (start + (n - 1) * g.page_size()) & !(size - 1);
         let mut out = Vec::new();
-        for b in blocks {
-            let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
-            if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_some() {
+        let mut b = first;
+        loop {
+            let slot = self.slot(b, leaf)?;
+            if self.machine.read_desc(slot)?.leaf_oa(g, leaf).is_some() {
                 out.push(b);
             }
+            if b == last {
+                break;
+            }
+            b += size;
         }
         Ok(out)
     }
