@@ -1,18 +1,21 @@
 #!/bin/sh
 # Writes `hvo simulate --json` of a broad set of configurations into DIR, one
 # file per configuration, so that two binaries can be compared with
-# `diff -r` (semantics unchanged by a speed change).
-# Usage: scripts/simulate-configs.sh HVO_BINARY DIR
+# `diff`, the `"seconds_` lines aside (semantics unchanged by a speed change).
+# Usage: scripts/simulate-configs.sh HVO_BINARY DIR [OPTION...]
+# (the options are added to every run, e.g. --checker-thread).
 set -eu
 bin=$1
 out=$2
+shift 2
 mkdir -p "$out"
+extra_all="$*"
 n=0
 run() {
     n=$((n + 1))
     name=$(printf '%02d' "$n")
     echo "$*" >"$out/$name.args"
-    "$bin" simulate --json "$@" >"$out/$name.json" 2>"$out/$name.err" || echo "exit $?" >>"$out/$name.err"
+    "$bin" simulate --json "$@" $extra_all >"$out/$name.json" 2>"$out/$name.err" || echo "exit $?" >>"$out/$name.err"
 }
 for p in linux-generic bbm stop-machine pause-cpus ro-first shared-tail af-cas; do
     extra=

@@ -292,6 +292,18 @@ impl Kernel {
         })
     }
 
+    /// Runs `f` with the rule checker on a thread of its own
+    /// ([`Machine::start_checker_thread`]): it observes the same operations
+    /// in the same order, on the second core while this one runs the
+    /// programs, and is back in `self.machine` when `f` returns. For long
+    /// runs (`hvo simulate`, `hvo bench`); `f` reads no violation.
+    pub fn with_checker_thread<T>(&mut self, f: impl FnOnce(&mut Kernel) -> T) -> T {
+        self.machine.start_checker_thread();
+        let out = f(self);
+        self.machine.join_checker_thread();
+        out
+    }
+
     /// Returns the head pfn of huge page `i`.
     pub fn head(&self, i: usize) -> u64 {
         self.structs.pool_start + ((i as u64) << self.structs.order)

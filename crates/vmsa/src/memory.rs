@@ -147,6 +147,61 @@ struct Region {
     pattern: Arc<PatternFn>,
 }
 
+/// One change to memory, as the journal records it ([`Memory::start_journal`]):
+/// replayed in order on a copy of the memory as it was when the journal
+/// started ([`Memory::apply`]), it makes the copy hold the same contents.
+#[derive(Clone)]
+pub enum MemOp {
+    /// [`Memory::write_u64`].
+    WriteU64 {
+        /// The word's address.
+        pa: PhysAddr,
+        /// The value.
+        value: u64,
+    },
+    /// [`Memory::write_words`].
+    WriteWords {
+        /// The frame.
+        frame: u64,
+        /// The words written.
+        words: Box<[(u32, u64)]>,
+    },
+    /// [`Memory::set_words`].
+    SetWords {
+        /// The frame.
+        frame: u64,
+        /// Its words.
+        words: Box<[u64]>,
+    },
+    /// [`Memory::zero_frame`].
+    Zero(u64),
+    /// [`Memory::copy_frame`].
+    Copy {
+        /// Destination frame.
+        dst: u64,
+        /// Source frame.
+        src: u64,
+    },
+    /// [`Memory::set_content`].
+    Set {
+        /// The frame.
+        frame: u64,
+        /// Its new contents.
+        content: Content,
+    },
+    /// [`Memory::add_region`].
+    AddRegion {
+        /// The region's name.
+        name: Arc<str>,
+        /// First frame.
+        start: u64,
+        /// Frame after the last.
+        end: u64,
+        /// The initial contents.
+        pattern: Arc<PatternFn>,
+    },
+}
+
 /// Physical memory of one machine: `size` bytes of `granule`-sized frames.
 #[derive(Clone)]
 pub struct Memory {
@@ -154,6 +209,8 @@ pub struct Memory {
     frames: u64,
     pages: PageStore,
     regions: Arc<Vec<Region>>,
+    /// The changes made since [`Memory::start_journal`], while it runs.
+    journal: Option<Vec<MemOp>>,
 }
 
 impl fmt::Debug for Memory {
@@ -205,7 +262,59 @@ impl Memory {
             frames: size / granule.page_size(),
             pages: PageStore::new(size / granule.page_size()),
             regions: Arc::new(Vec::new()),
+            journal: None,
         })
+    }
+
+    /// Starts recording every change to the contents ([`MemOp`]) until
+    /// [`Memory::stop_journal`]; a copy of the memory taken now, fed the
+    /// changes by [`Memory::apply`] in order, follows this one exactly (the
+    /// rule checker's thread keeps such a copy).
+    pub fn start_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// Stops recording changes and drops those not yet taken.
+    pub fn stop_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// Moves the changes recorded since the last call to the end of `out`,
+    /// in order (none unless [`Memory::start_journal`] runs).
+    pub fn take_journal<T>(&mut self, out: &mut Vec<T>, wrap: impl Fn(MemOp) -> T) {
+        if let Some(j) = self.journal.as_mut() {
+            out.extend(j.drain(..).map(wrap));
+        }
+    }
+
+    /// Makes the change `op` that another memory recorded (see
+    /// [`Memory::start_journal`]).
+    ///
+    /// # Errors
+    ///
+    /// Returns the error the change itself returns, which it cannot when
+    /// this memory is a copy of the one that recorded it.
+    pub fn apply(&mut self, op: MemOp) -> Result<(), VmsaError> {
+        match op {
+            MemOp::WriteU64 { pa, value } => self.write_u64(pa, value),
+            MemOp::WriteWords { frame, words } => self.write_words(frame, &words),
+            MemOp::SetWords { frame, words } => self.set_words(frame, words),
+            MemOp::Zero(frame) => self.zero_frame(frame),
+            MemOp::Copy { dst, src } => self.copy_frame(dst, src),
+            MemOp::Set { frame, content } => self.set_content(frame, content),
+            MemOp::AddRegion {
+                name,
+                start,
+                end,
+                pattern,
+            } => self.add_region(&name, start, end, pattern),
+        }
+    }
+
+    fn record(&mut self, op: impl FnOnce() -> MemOp) {
+        if let Some(j) = self.journal.as_mut() {
+            j.push(op());
+        }
     }
 
     /// Returns the granule (the page size of a frame).
@@ -259,6 +368,12 @@ impl Memory {
                 pattern: r.pattern.clone(),
             })
             .collect();
+        self.record(|| MemOp::AddRegion {
+            name: name.into(),
+            start,
+            end,
+            pattern: pattern.clone(),
+        });
         regions.push(Region {
             start,
             end,
@@ -354,6 +469,7 @@ impl Memory {
     pub fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), VmsaError> {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
+        self.record(|| MemOp::WriteU64 { pa, value });
         let word = self.word_index(pa) as u32;
         match self.pages.get_mut(frame) {
             Some(Content {
@@ -372,7 +488,7 @@ impl Memory {
             }
             _ => {}
         }
-        self.write_words(frame, &[(word, value)])
+        self.write_words_unrecorded(frame, &[(word, value)])
     }
 
     /// Writes several 64-bit words (`(index in the page, value)`) of frame
@@ -383,6 +499,30 @@ impl Memory {
     /// Returns [`VmsaError::OutOfRange`] outside memory or for a word index
     /// beyond the page.
     pub fn write_words(&mut self, frame: u64, words: &[(u32, u64)]) -> Result<(), VmsaError> {
+        self.write_words_unrecorded(frame, words)?;
+        if let Some(j) = self.journal.as_mut() {
+            // The result itself when it is shared cheaply (a base and an
+            // overlay): the copy then shares the overlay rather than
+            // building its own.
+            j.push(match self.pages.get(frame) {
+                Some(c) if !matches!(c.base, Base::Owned(_)) => MemOp::Set {
+                    frame,
+                    content: c.clone(),
+                },
+                _ => MemOp::WriteWords {
+                    frame,
+                    words: words.into(),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn write_words_unrecorded(
+        &mut self,
+        frame: u64,
+        words: &[(u32, u64)],
+    ) -> Result<(), VmsaError> {
         let shift = self.granule.page_shift();
         self.frame_of(PhysAddr(frame << shift))?;
         let wpp = self.words_per_page();
@@ -469,6 +609,12 @@ impl Memory {
                 addr: (frame << shift) + words.len() as u64 * 8,
             });
         }
+        if self.journal.is_some() {
+            self.record(|| MemOp::SetWords {
+                frame,
+                words: words.clone(),
+            });
+        }
         self.pages.insert(
             frame,
             Content {
@@ -487,6 +633,7 @@ impl Memory {
     pub fn zero_frame(&mut self, frame: u64) -> Result<(), VmsaError> {
         self.frame_of(PhysAddr(frame << self.granule.page_shift()))?;
         self.pages.insert(frame, Content::zero());
+        self.record(|| MemOp::Zero(frame));
         Ok(())
     }
 
@@ -507,6 +654,7 @@ impl Memory {
         }
         let c = self.content(src);
         self.pages.insert(dst, c);
+        self.record(|| MemOp::Copy { dst, src });
         Ok(())
     }
 
@@ -517,6 +665,12 @@ impl Memory {
     /// Returns [`VmsaError::OutOfRange`] outside memory.
     pub fn set_content(&mut self, frame: u64, c: Content) -> Result<(), VmsaError> {
         self.frame_of(PhysAddr(frame << self.granule.page_shift()))?;
+        if self.journal.is_some() {
+            self.record(|| MemOp::Set {
+                frame,
+                content: c.clone(),
+            });
+        }
         self.pages.insert(frame, c);
         Ok(())
     }
