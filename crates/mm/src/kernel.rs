@@ -16,7 +16,7 @@ use vmsa::{
 };
 
 use crate::geometry::{HugeGeometry, STRUCT_PAGE_SIZE};
-use crate::program::{Desc, Instr, Page, Program, Regs};
+use crate::program::{Desc, Instr, Page, Perm, Program, Regs};
 use crate::protocol::{Folio, Protocol};
 use crate::vmemmap::{
     StructPages, TailFormat, VMEMMAP_START, page_kernel, struct_page_va, vmemmap_leaf_level,
@@ -142,6 +142,19 @@ pub struct Kernel {
     /// of the region the table covers, table address). Cleared by every
     /// store above the last level, which is what can move a table.
     slot_cache: Option<(u8, u64, u64)>,
+    /// Each kernel leaf the programs write, encoded with output address 0,
+    /// by [`leaf_key`] (`None` where it does not encode, e.g. nT on a
+    /// page): a leaf is this with its address put in
+    /// (`Descriptor::with_oa`).
+    leaf_templates: [Option<Descriptor>; 32],
+}
+
+/// The index of a kernel leaf's template: level, permission, AF, nT.
+fn leaf_key(level: u8, perm: Perm, af: bool, nt: bool) -> usize {
+    usize::from(level & 3) * 8
+        + usize::from(perm == Perm::Ro) * 4
+        + usize::from(af) * 2
+        + usize::from(nt)
 }
 
 /// Appends what ends a remap phase of a batch: `flush_tlb_all()`; after the
@@ -289,6 +302,19 @@ impl Kernel {
             log: None,
             reset_cache: None,
             slot_cache: None,
+            leaf_templates: std::array::from_fn(|k| {
+                let level = (k / 8) as u8;
+                let perm = if k & 4 != 0 { Perm::Ro } else { Perm::Rw };
+                let (af, nt) = (k & 2 != 0, k & 1 != 0);
+                let d = Desc::Leaf {
+                    page: Page::Frame(0),
+                    perm,
+                    af,
+                    nt,
+                };
+                d.encode(g, level, &|_| Ok(0), &|| Ok(Descriptor::INVALID))
+                    .ok()
+            }),
         })
     }
 
@@ -419,6 +445,17 @@ impl Kernel {
     }
 
     fn encode(&self, d: &Desc, va: u64, level: u8, regs: &Regs) -> Result<Descriptor, MmError> {
+        if let Desc::Leaf { page, perm, af, nt } = *d
+            && level <= 3
+            && page != crate::protocol::SAME_MEMORY
+            && let Some(t) = self.leaf_templates[leaf_key(level, perm, af, nt)]
+        {
+            // `Desc::encode` resolves the page first, then encodes; the
+            // checks that do not depend on the address passed for the
+            // template.
+            let pa = self.page_pa(page, regs)?;
+            return Ok(t.with_oa(self.geo.granule, level, PhysAddr(pa))?);
+        }
         d.encode(self.geo.granule, level, &|p| self.page_pa(p, regs), &|| {
             let slot = self.machine.desc_pa(VirtAddr(va), level)?;
             Ok(self.machine.read_desc(slot)?)

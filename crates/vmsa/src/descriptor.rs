@@ -482,6 +482,25 @@ impl Descriptor {
         self.decode(granule, level).leaf().copied()
     }
 
+    /// Returns this block or page descriptor at `level` with its output
+    /// address replaced by `oa`, the other bits kept: what
+    /// [`Descriptor::leaf`] returns for `oa` and the same attributes, which
+    /// it ORs with the address.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::Misaligned`] or [`VmsaError::AddressTooWide`]
+    /// for a bad output address, as [`Descriptor::leaf`].
+    pub fn with_oa(
+        self,
+        granule: Granule,
+        level: Level,
+        oa: PhysAddr,
+    ) -> Result<Descriptor, VmsaError> {
+        check_oa(oa, granule.level_size(level))?;
+        Ok(Descriptor((self.0 & !granule.oa_mask(level)) | oa.0))
+    }
+
     /// Returns the output address if this is a block or page at `level`:
     /// what [`Descriptor::as_leaf`] gives as `oa`, without decoding the
     /// attributes.

@@ -433,8 +433,11 @@ impl Memory {
         }
     }
 
+    #[inline]
     fn content_word(&self, c: &Content, word: usize) -> u64 {
-        let o = c.overlay();
+        let Some(o) = c.overlay.as_deref() else {
+            return self.base_word(&c.base, word);
+        };
         match o.binary_search_by_key(&(word as u32), |&(i, _)| i) {
             Ok(i) => o[i].1,
             Err(_) => self.base_word(&c.base, word),
