@@ -380,6 +380,28 @@ impl Kernel {
         let g = self.geo.granule;
         let shift = g.page_shift();
         let mut out = Vec::with_capacity(vas.len());
+        // The usual case: consecutive pages whose entries are consecutive
+        // words of one last-level table, read at once.
+        let page = g.page_size();
+        let region = |va: u64| va & !(g.level_size(2) - 1);
+        if let (Some(&first), Some(&last)) = (vas.first(), vas.last())
+            && vas.len() <= 64
+            && vas.windows(2).all(|w| w[1] == w[0] + page)
+            && region(first) == region(last)
+            && let Ok(slot) = self.slot(first, 3)
+        {
+            let mut words = [0u64; 64];
+            let words = &mut words[..vas.len()];
+            self.machine.mem().read_run(slot, words)?;
+            if words.iter().all(|&d| Descriptor(d).leaf_oa(g, 3).is_some()) {
+                out.extend(
+                    words
+                        .iter()
+                        .map(|&d| Descriptor(d).leaf_oa(g, 3).map_or(0, |oa| oa.0 >> shift)),
+                );
+                return Ok(out);
+            }
+        }
         for &va in vas {
             let fast = match self.slot(va, 3) {
                 Ok(slot) => self

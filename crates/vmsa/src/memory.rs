@@ -460,6 +460,37 @@ impl Memory {
         })
     }
 
+    /// Reads `out.len()` consecutive aligned 64-bit words from `pa`, all in
+    /// one page (the entries of a table a run of pages uses), with one
+    /// look-up of the page.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memory::read_u64`], and [`VmsaError::OutOfRange`] when the words
+    /// run past the page.
+    pub fn read_run(&self, pa: PhysAddr, out: &mut [u64]) -> Result<(), VmsaError> {
+        let frame = self.frame_of(pa)?;
+        check_word(pa)?;
+        let first = self.word_index(pa);
+        if first + out.len() > self.words_per_page() {
+            return Err(VmsaError::OutOfRange {
+                addr: pa.0 + out.len() as u64 * 8,
+            });
+        }
+        let initial;
+        let c = match self.pages.get(frame) {
+            Some(c) => c,
+            None => {
+                initial = self.initial(frame);
+                &initial
+            }
+        };
+        for (i, w) in out.iter_mut().enumerate() {
+            *w = self.content_word(c, first + i);
+        }
+        Ok(())
+    }
+
     fn word_index(&self, pa: PhysAddr) -> usize {
         ((pa.0 & (self.granule.page_size() - 1)) / 8) as usize
     }
