@@ -20,6 +20,7 @@
 //! that overlaps it. That is what makes "change permission, then change the
 //! address without a TLBI in between" a violation, as it is.
 
+use std::cell::Cell;
 use std::fmt;
 
 use std::collections::BTreeMap;
@@ -455,6 +456,10 @@ pub struct RuleChecker {
     asid: u16,
     /// Live table frames: frame -> (level, first VA).
     tables: FxHashMap<u64, (Level, u64)>,
+    /// The last entry of `tables` `locate` found (a batch writes the
+    /// entries of one table one after another); cleared when `tables`
+    /// changes.
+    last_table: Cell<Option<(u64, Level, u64)>>,
     /// Live valid page (level 3) leaves: count per output frame.
     pages: FrameCounts,
     /// Live valid block leaves by (first output frame, level): count.
@@ -491,6 +496,7 @@ impl RuleChecker {
             config,
             asid: 0,
             tables: FxHashMap::default(),
+            last_table: Cell::new(None),
             pages: FrameCounts::default(),
             leaves: FxHashMap::default(),
             stale: Default::default(),
@@ -664,7 +670,14 @@ impl RuleChecker {
     pub fn locate(&self, pa: PhysAddr) -> Option<(Level, VirtAddr)> {
         let g = self.config.granule;
         let frame = pa.0 >> g.page_shift();
-        let &(level, base) = self.tables.get(&frame)?;
+        let (level, base) = match self.last_table.get() {
+            Some((f, level, base)) if f == frame => (level, base),
+            _ => {
+                let &(level, base) = self.tables.get(&frame)?;
+                self.last_table.set(Some((frame, level, base)));
+                (level, base)
+            }
+        };
         let idx = (pa.0 & (g.page_size() - 1)) / 8;
         if idx as usize >= g.table_entries(level) {
             return None;
@@ -769,6 +782,7 @@ impl RuleChecker {
         let g = self.config.granule;
         match t.kind {
             StaleKind::Walk { next } => {
+                self.last_table.set(None);
                 self.tables
                     .insert(next.0 >> g.page_shift(), (t.level + 1, t.va));
             }
@@ -786,6 +800,7 @@ impl RuleChecker {
         let g = self.config.granule;
         match t.kind {
             StaleKind::Walk { next } => {
+                self.last_table.set(None);
                 self.tables.remove(&(next.0 >> g.page_shift()));
             }
             StaleKind::Leaf { oa, .. } if t.level == 3 => self.pages.dec(oa.0 >> g.page_shift()),
