@@ -393,14 +393,17 @@ impl Kernel {
             let mut words = [0u64; 64];
             let words = &mut words[..vas.len()];
             self.machine.mem().read_run(slot, words)?;
-            if words.iter().all(|&d| Descriptor(d).leaf_oa(g, 3).is_some()) {
-                out.extend(
-                    words
-                        .iter()
-                        .map(|&d| Descriptor(d).leaf_oa(g, 3).map_or(0, |oa| oa.0 >> shift)),
-                );
+            for &d in words.iter() {
+                match Descriptor(d).leaf_oa(g, 3) {
+                    Some(oa) => out.push(oa.0 >> shift),
+                    None => break,
+                }
+            }
+            if out.len() == vas.len() {
                 return Ok(out);
             }
+            // Not every page is mapped by a page: one by one below.
+            out.clear();
         }
         for &va in vas {
             let fast = match self.slot(va, 3) {
