@@ -20,7 +20,6 @@ use mm::kernel::MmError;
 use mm::program::{Instr, Page, Program};
 use mm::vmemmap::{StructPages, TailFormat, struct_page_va, word};
 use mm::{Costs, Kernel, KernelConfig, Protocol};
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use vmsa::memory::Memory;
 use vmsa::{
@@ -388,10 +387,10 @@ impl Scenario {
             .collect::<Result<_, _>>()?;
         let base = Arc::new(k.machine.mem().clone());
         let root = k.machine.root();
-        let mut regs: FxHashMap<u16, u64> = FxHashMap::default();
+        let mut regs = mm::Regs::default();
         let mut ops = Vec::with_capacity(program.instrs.len());
         for (index, ins) in program.instrs.iter().enumerate() {
-            let frame = |p: Page, regs: &FxHashMap<u16, u64>| -> Result<u64, ExploreError> {
+            let frame = |p: Page, regs: &mm::Regs| -> Result<u64, ExploreError> {
                 match p {
                     Page::Frame(f) => Ok(f),
                     Page::Reg(r, off) => regs.get(&r).map(|f| f + off).ok_or_else(|| {

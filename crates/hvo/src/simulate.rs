@@ -122,6 +122,10 @@ pub struct SimulateArgs {
     /// Print every violation, not only the first of each rule.
     #[arg(long, short)]
     verbose: bool,
+    /// Run the rule checker on a second thread (the same findings; faster
+    /// when a second core is free, slower when it is not, more memory).
+    #[arg(long)]
+    checker_thread: bool,
 }
 
 #[derive(Serialize)]
@@ -226,36 +230,53 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         b
     };
     let all: Vec<usize> = (0..n).collect();
-    let t = Instant::now();
-    for chunk in all.chunks(a.batch.max(1)) {
-        if let Err(e) = k.optimize(&p, chunk, a.batch) {
-            bar.finish_and_clear();
-            return fail(&e.to_string());
-        }
-        bar.inc(chunk.len() as u64);
-    }
-    let seconds_hvo = t.elapsed().as_secs_f64();
-    let after_hvo = meminfo(&k);
-    let vmemmap_freed = before.vmemmap - after_hvo.vmemmap;
-    let table_pages_added = k.costs.table_pages;
-    let t = Instant::now();
-    let mut after_restore = None;
-    if a.restore > 0 {
-        let r: Vec<usize> = (0..(a.restore as usize).min(n)).collect();
-        bar.set_position(0);
-        bar.set_length(r.len() as u64);
-        bar.set_message("de-HVO");
-        for chunk in r.chunks(a.batch.max(1)) {
-            if let Err(e) = k.restore(&p, chunk, a.batch) {
-                bar.finish_and_clear();
-                return fail(&e.to_string());
-            }
+    // Each phase is timed until the checker has observed its last
+    // operation (on its own thread, with `--checker-thread`: the same
+    // violations in the same order).
+    let run = |k: &mut Kernel| {
+        let t = Instant::now();
+        for chunk in all.chunks(a.batch.max(1)) {
+            k.optimize(&p, chunk, a.batch)?;
             bar.inc(chunk.len() as u64);
         }
-        after_restore = Some(meminfo(&k));
-    }
-    let seconds_restore = t.elapsed().as_secs_f64();
+        k.machine.sync_checker_thread();
+        let seconds_hvo = t.elapsed().as_secs_f64();
+        let after_hvo = meminfo(k);
+        let table_pages_added = k.costs.table_pages;
+        let t = Instant::now();
+        let mut after_restore = None;
+        if a.restore > 0 {
+            let r: Vec<usize> = (0..(a.restore as usize).min(n)).collect();
+            bar.set_position(0);
+            bar.set_length(r.len() as u64);
+            bar.set_message("de-HVO");
+            for chunk in r.chunks(a.batch.max(1)) {
+                k.restore(&p, chunk, a.batch)?;
+                bar.inc(chunk.len() as u64);
+            }
+            after_restore = Some(meminfo(k));
+        }
+        k.machine.sync_checker_thread();
+        let seconds_restore = t.elapsed().as_secs_f64();
+        Ok::<_, mm::MmError>((
+            seconds_hvo,
+            after_hvo,
+            table_pages_added,
+            after_restore,
+            seconds_restore,
+        ))
+    };
+    let run = if a.checker_thread {
+        k.with_checker_thread(run)
+    } else {
+        run(&mut k)
+    };
     bar.finish_and_clear();
+    let (seconds_hvo, after_hvo, table_pages_added, after_restore, seconds_restore) = match run {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let vmemmap_freed = before.vmemmap - after_hvo.vmemmap;
     let report = SimReport {
         protocol: p.name.into(),
         split: p.split.name().into(),
@@ -612,6 +633,10 @@ pub struct BenchArgs {
     /// largest standard configuration, in unique states per second.
     #[arg(long)]
     pub explore: bool,
+    /// Run the rule checker on a second thread (the same findings; faster
+    /// when a second core is free, slower when it is not, more memory).
+    #[arg(long)]
+    checker_thread: bool,
 }
 
 /// Returns the peak resident set size of this process in bytes (VmHWM).
@@ -686,24 +711,40 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
     }
     let boot = t0.elapsed().as_secs_f64();
     let all: Vec<usize> = (0..a.hugepages as usize).collect();
-    let t = Instant::now();
-    if let Err(e) = k.optimize(&p, &all, 8192) {
-        return fail(&e.to_string());
-    }
-    let hvo = t.elapsed().as_secs_f64();
-    let freed = k.vm_frames * k.geo.granule.page_size() - k.vmemmap_bytes_in_use();
-    let t = Instant::now();
-    if let Err(e) = k.restore(&p, &all, 8192) {
-        return fail(&e.to_string());
-    }
-    let restore = t.elapsed().as_secs_f64();
+    // Each phase is timed until the checker has observed its last
+    // operation (on its own thread, with `--checker-thread`).
+    let run = |k: &mut Kernel| {
+        let t = Instant::now();
+        k.optimize(&p, &all, 8192)?;
+        k.machine.sync_checker_thread();
+        let hvo = t.elapsed().as_secs_f64();
+        let freed = k.vm_frames * k.geo.granule.page_size() - k.vmemmap_bytes_in_use();
+        let t = Instant::now();
+        k.restore(&p, &all, 8192)?;
+        k.machine.sync_checker_thread();
+        Ok::<_, mm::MmError>((hvo, freed, t.elapsed().as_secs_f64()))
+    };
+    let run = if a.checker_thread {
+        k.with_checker_thread(run)
+    } else {
+        run(&mut k)
+    };
+    let (hvo, freed, restore) = match run {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
     let ops = k.machine.checker().map_or(0, |c| c.steps());
     println!(
-        "hvo bench: {} x 2M ({}) with {}, FEAT_BBM {}, checker on",
+        "hvo bench: {} x 2M ({}) with {}, FEAT_BBM {}, checker on{}",
         a.hugepages,
         format_size(a.hugepages << 21),
         p.name,
-        a.bbm
+        a.bbm,
+        if a.checker_thread {
+            " (its own thread)"
+        } else {
+            ""
+        }
     );
     println!("  boot           {boot:8.2} s");
     println!(

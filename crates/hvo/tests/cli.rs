@@ -275,6 +275,22 @@ fn simulate_frees_what_the_geometry_says() {
     assert_eq!(v["costs"]["stop_machines"], 1);
 }
 
+/// `--checker-thread` changes where the checker runs, not what it finds:
+/// the report is the same but for the timings.
+#[test]
+fn simulate_with_the_checker_on_its_thread_reports_the_same() {
+    let args = ["--hugepages", "200", "--restore", "120", "--batch", "64"];
+    let mut inline = sim_json(&args);
+    let mut threaded = sim_json(&[&args[..], &["--checker-thread"]].concat());
+    for v in [&mut inline, &mut threaded] {
+        let o = v.as_object_mut().unwrap();
+        o.remove("seconds_hvo");
+        o.remove("seconds_restore");
+    }
+    assert_eq!(inline, threaded);
+    assert!(!inline["violations"].as_array().unwrap().is_empty());
+}
+
 #[test]
 fn simulate_restores_and_counts_costs() {
     let v = sim_json(&[

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use vmsa::alloc::FrameAllocator;
 use vmsa::memory::{Content, Memory};
@@ -17,7 +16,7 @@ use vmsa::{
 };
 
 use crate::geometry::{HugeGeometry, STRUCT_PAGE_SIZE};
-use crate::program::{Desc, Instr, Page, Program};
+use crate::program::{Desc, Instr, Page, Perm, Program, Regs};
 use crate::protocol::{Folio, Protocol};
 use crate::vmemmap::{
     StructPages, TailFormat, VMEMMAP_START, page_kernel, struct_page_va, vmemmap_leaf_level,
@@ -143,6 +142,19 @@ pub struct Kernel {
     /// of the region the table covers, table address). Cleared by every
     /// store above the last level, which is what can move a table.
     slot_cache: Option<(u8, u64, u64)>,
+    /// Each kernel leaf the programs write, encoded with output address 0,
+    /// by [`leaf_key`] (`None` where it does not encode, e.g. nT on a
+    /// page): a leaf is this with its address put in
+    /// (`Descriptor::with_oa`).
+    leaf_templates: [Option<Descriptor>; 32],
+}
+
+/// The index of a kernel leaf's template: level, permission, AF, nT.
+fn leaf_key(level: u8, perm: Perm, af: bool, nt: bool) -> usize {
+    usize::from(level & 3) * 8
+        + usize::from(perm == Perm::Ro) * 4
+        + usize::from(af) * 2
+        + usize::from(nt)
 }
 
 /// Appends what ends a remap phase of a batch: `flush_tlb_all()`; after the
@@ -290,7 +302,32 @@ impl Kernel {
             log: None,
             reset_cache: None,
             slot_cache: None,
+            leaf_templates: std::array::from_fn(|k| {
+                let level = (k / 8) as u8;
+                let perm = if k & 4 != 0 { Perm::Ro } else { Perm::Rw };
+                let (af, nt) = (k & 2 != 0, k & 1 != 0);
+                let d = Desc::Leaf {
+                    page: Page::Frame(0),
+                    perm,
+                    af,
+                    nt,
+                };
+                d.encode(g, level, &|_| Ok(0), &|| Ok(Descriptor::INVALID))
+                    .ok()
+            }),
         })
+    }
+
+    /// Runs `f` with the rule checker on a thread of its own
+    /// ([`Machine::start_checker_thread`]): it observes the same operations
+    /// in the same order, on the second core while this one runs the
+    /// programs, and is back in `self.machine` when `f` returns. For long
+    /// runs (`hvo simulate`, `hvo bench`); `f` reads no violation.
+    pub fn with_checker_thread<T>(&mut self, f: impl FnOnce(&mut Kernel) -> T) -> T {
+        self.machine.start_checker_thread();
+        let out = f(self);
+        self.machine.join_checker_thread();
+        out
     }
 
     /// Returns the head pfn of huge page `i`.
@@ -343,13 +380,38 @@ impl Kernel {
         let g = self.geo.granule;
         let shift = g.page_shift();
         let mut out = Vec::with_capacity(vas.len());
+        // The usual case: consecutive pages whose entries are consecutive
+        // words of one last-level table, read at once.
+        let page = g.page_size();
+        let region = |va: u64| va & !(g.level_size(2) - 1);
+        if let (Some(&first), Some(&last)) = (vas.first(), vas.last())
+            && vas.len() <= 64
+            && vas.windows(2).all(|w| w[1] == w[0] + page)
+            && region(first) == region(last)
+            && let Ok(slot) = self.slot(first, 3)
+        {
+            let mut words = [0u64; 64];
+            let words = &mut words[..vas.len()];
+            self.machine.mem().read_run(slot, words)?;
+            for &d in words.iter() {
+                match Descriptor(d).leaf_oa(g, 3) {
+                    Some(oa) => out.push(oa.0 >> shift),
+                    None => break,
+                }
+            }
+            if out.len() == vas.len() {
+                return Ok(out);
+            }
+            // Not every page is mapped by a page: one by one below.
+            out.clear();
+        }
         for &va in vas {
             let fast = match self.slot(va, 3) {
                 Ok(slot) => self
                     .machine
                     .read_desc(slot)?
-                    .as_leaf(g, 3)
-                    .map(|l| l.oa.0 >> shift),
+                    .leaf_oa(g, 3)
+                    .map(|oa| oa.0 >> shift),
                 Err(_) => None,
             };
             out.push(match fast {
@@ -396,7 +458,7 @@ impl Kernel {
         })
     }
 
-    fn page_pa(&self, p: Page, regs: &FxHashMap<u16, u64>) -> Result<u64, MmError> {
+    fn page_pa(&self, p: Page, regs: &Regs) -> Result<u64, MmError> {
         let shift = self.geo.granule.page_shift();
         match p {
             Page::Frame(f) => Ok(f << shift),
@@ -407,13 +469,18 @@ impl Kernel {
         }
     }
 
-    fn encode(
-        &self,
-        d: &Desc,
-        va: u64,
-        level: u8,
-        regs: &FxHashMap<u16, u64>,
-    ) -> Result<Descriptor, MmError> {
+    fn encode(&self, d: &Desc, va: u64, level: u8, regs: &Regs) -> Result<Descriptor, MmError> {
+        if let Desc::Leaf { page, perm, af, nt } = *d
+            && level <= 3
+            && page != crate::protocol::SAME_MEMORY
+            && let Some(t) = self.leaf_templates[leaf_key(level, perm, af, nt)]
+        {
+            // `Desc::encode` resolves the page first, then encodes; the
+            // checks that do not depend on the address passed for the
+            // template.
+            let pa = self.page_pa(page, regs)?;
+            return Ok(t.with_oa(self.geo.granule, level, PhysAddr(pa))?);
+        }
         d.encode(self.geo.granule, level, &|p| self.page_pa(p, regs), &|| {
             let slot = self.machine.desc_pa(VirtAddr(va), level)?;
             Ok(self.machine.read_desc(slot)?)
@@ -426,7 +493,7 @@ impl Kernel {
     ///
     /// Returns [`MmError::Alloc`] at the first failed allocation (the
     /// operations before it have run), and model errors.
-    pub fn run(&mut self, prog: &Program, regs: &mut FxHashMap<u16, u64>) -> Result<(), MmError> {
+    pub fn run(&mut self, prog: &Program, regs: &mut Regs) -> Result<(), MmError> {
         let cpu = 0;
         let g = self.geo.granule;
         let shift = g.page_shift();
@@ -515,15 +582,17 @@ impl Kernel {
                     let sub = level + 1;
                     let mut attrs = leaf.attrs;
                     attrs.flags.remove(Attributes::NT);
-                    for i in 0..g.entries_per_table() as u64 {
-                        let d = Descriptor::leaf(
-                            g,
-                            sub,
-                            PhysAddr(leaf.oa.0 + i * g.level_size(sub)),
-                            attrs,
-                        )?;
-                        self.machine.mem_mut().write_u64(PhysAddr(t + i * 8), d.0)?;
-                    }
+                    // Every entry of the table page, written at once. A
+                    // leaf is its output address ORed with the rest
+                    // (`Descriptor::leaf`), and entry i maps the block's
+                    // memory at i x its size, inside the block: entry i is
+                    // entry 0 plus that offset (as the explorer's fill).
+                    let first = Descriptor::leaf(g, sub, leaf.oa, attrs)?.0;
+                    let step = g.level_size(sub);
+                    let words: Box<[u64]> = (0..g.entries_per_table() as u64)
+                        .map(|i| first + i * step)
+                        .collect();
+                    self.machine.mem_mut().set_words(t >> shift, words)?;
                     self.costs.table_pages += 1;
                 }
                 Instr::ResetStructPages { page, count, head } => {
@@ -564,8 +633,8 @@ impl Kernel {
         Ok(())
     }
 
-    fn run_fresh(&mut self, prog: &Program) -> Result<FxHashMap<u16, u64>, MmError> {
-        let mut regs = FxHashMap::default();
+    fn run_fresh(&mut self, prog: &Program) -> Result<Regs, MmError> {
+        let mut regs = Regs::default();
         self.run(prog, &mut regs)?;
         Ok(regs)
     }
@@ -577,7 +646,7 @@ impl Kernel {
     }
 
     /// Frees the allocations a failed program made before failing.
-    fn undo_allocs(&mut self, prog: &Program, regs: &FxHashMap<u16, u64>) -> Result<(), MmError> {
+    fn undo_allocs(&mut self, prog: &Program, regs: &Regs) -> Result<(), MmError> {
         for ins in &prog.instrs {
             if let Instr::Alloc { reg, order } = ins
                 && let Some(&f) = regs.get(reg)
@@ -592,14 +661,14 @@ impl Kernel {
     /// Runs `prog` whose allocations all come before its first visible
     /// change; on an allocation failure frees what it allocated and
     /// returns `Ok(None)`.
-    fn run_or_undo(&mut self, prog: &Program) -> Result<Option<FxHashMap<u16, u64>>, MmError> {
+    fn run_or_undo(&mut self, prog: &Program) -> Result<Option<Regs>, MmError> {
         // Sized once for the registers the program allocates.
         let allocs = prog
             .instrs
             .iter()
             .filter(|i| matches!(i, Instr::Alloc { .. }))
             .count();
-        let mut regs = FxHashMap::with_capacity_and_hasher(allocs, Default::default());
+        let mut regs = Regs::with_capacity(allocs);
         match self.run(prog, &mut regs) {
             Ok(()) => Ok(Some(regs)),
             Err(MmError::Alloc { .. }) => {
@@ -683,7 +752,7 @@ impl Kernel {
             for &i in &ok {
                 let mut f = self.folio(i)?;
                 let mut phases = proto.hvo_phases(&f, 0);
-                let mut regs = FxHashMap::default();
+                let mut regs = Regs::default();
                 if let Err(e) = self.run(&phases[0], &mut regs) {
                     let MmError::Alloc { .. } = e else {
                         return Err(e);
@@ -720,24 +789,30 @@ impl Kernel {
     /// Returns the VAs of the vmemmap blocks that map huge page `i`'s
     /// struct pages and are still blocks (none where the vmemmap is mapped
     /// with base pages).
-    fn blocks_to_split(&self, i: usize) -> Result<Vec<u64>, MmError> {
+    fn blocks_to_split(&mut self, i: usize) -> Result<Vec<u64>, MmError> {
         let g = self.geo.granule;
         let leaf = vmemmap_leaf_level(g);
-        if leaf == 3 {
+        let n = self.geo.vmemmap_pages();
+        if leaf == 3 || n == 0 {
             return Ok(Vec::new());
         }
-        let mut blocks: Vec<u64> = self
-            .vmemmap_vas(i)
-            .iter()
-            .map(|va| va & !(g.level_size(leaf) - 1))
-            .collect();
-        blocks.dedup();
+        // The vmemmap pages are consecutive: the blocks are those from the
+        // first page's to the last page's.
+        let size = g.level_size(leaf);
+        let start = struct_page_va(self.head(i));
+        let first = start & !(size - 1);
+        let last = (start + (n - 1) * g.page_size()) & !(size - 1);
         let mut out = Vec::new();
-        for b in blocks {
-            let slot = self.machine.desc_pa(VirtAddr(b), leaf)?;
-            if self.machine.read_desc(slot)?.as_leaf(g, leaf).is_some() {
+        let mut b = first;
+        loop {
+            let slot = self.slot(b, leaf)?;
+            if self.machine.read_desc(slot)?.leaf_oa(g, leaf).is_some() {
                 out.push(b);
             }
+            if b == last {
+                break;
+            }
+            b += size;
         }
         Ok(out)
     }
@@ -848,7 +923,7 @@ impl Kernel {
     fn run_later_phases<'a>(
         &mut self,
         proto: &Protocol,
-        plans: impl Iterator<Item = (&'a [Program], &'a mut FxHashMap<u16, u64>)>,
+        plans: impl Iterator<Item = (&'a [Program], &'a mut Regs)>,
     ) -> Result<(), MmError> {
         let mut plans: Vec<_> = plans.collect();
         if plans.is_empty() {

@@ -18,6 +18,6 @@ pub mod vmemmap;
 
 pub use geometry::HugeGeometry;
 pub use kernel::{Costs, Kernel, KernelConfig, MmError};
-pub use program::{Desc, Instr, Page, Perm, Program};
+pub use program::{Desc, Instr, Page, Perm, Program, Regs};
 pub use protocol::{PROTOCOLS, Protocol, RemapStrategy, SplitStrategy};
 pub use vmemmap::TailFormat;

@@ -34,6 +34,37 @@ impl fmt::Display for Page {
     }
 }
 
+/// The registers of a running program: the first frame each
+/// [`Instr::Alloc`] returned, by register. A program allocates a handful,
+/// so they are a short list searched from the start, not a hash map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Regs(Vec<(u16, u64)>);
+
+impl Regs {
+    /// Returns empty registers with room for `n`.
+    pub fn with_capacity(n: usize) -> Self {
+        Regs(Vec::with_capacity(n))
+    }
+
+    /// Returns the frame in register `r`, if it was allocated.
+    pub fn get(&self, r: &u16) -> Option<&u64> {
+        self.0.iter().find(|(x, _)| x == r).map(|(_, f)| f)
+    }
+
+    /// Sets register `r` to `frame`.
+    pub fn insert(&mut self, r: u16, frame: u64) {
+        match self.0.iter_mut().find(|(x, _)| *x == r) {
+            Some((_, f)) => *f = frame,
+            None => self.0.push((r, frame)),
+        }
+    }
+
+    /// Forgets every register.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Permissions of a kernel leaf mapping: Linux's `PAGE_KERNEL` (read-write,
 /// DBM set as `PTE_WRITE`) or `PAGE_KERNEL_RO` (arch/arm64/include/asm/pgtable-prot.h).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -482,6 +482,44 @@ impl Descriptor {
         self.decode(granule, level).leaf().copied()
     }
 
+    /// Returns this block or page descriptor at `level` with its output
+    /// address replaced by `oa`, the other bits kept: what
+    /// [`Descriptor::leaf`] returns for `oa` and the same attributes, which
+    /// it ORs with the address.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::Misaligned`] or [`VmsaError::AddressTooWide`]
+    /// for a bad output address, as [`Descriptor::leaf`].
+    pub fn with_oa(
+        self,
+        granule: Granule,
+        level: Level,
+        oa: PhysAddr,
+    ) -> Result<Descriptor, VmsaError> {
+        check_oa(oa, granule.level_size(level))?;
+        Ok(Descriptor((self.0 & !granule.oa_mask(level)) | oa.0))
+    }
+
+    /// Returns the output address if this is a block or page at `level`:
+    /// what [`Descriptor::as_leaf`] gives as `oa`, without decoding the
+    /// attributes.
+    pub fn leaf_oa(self, granule: Granule, level: Level) -> Option<PhysAddr> {
+        let d = self.0;
+        if d & VALID == 0 {
+            return None;
+        }
+        let table_or_page = d & TYPE != 0;
+        // As `decode`: a page at level 3, a block where the granule allows
+        // one above it.
+        let leaf = if level == 3 {
+            table_or_page
+        } else {
+            !table_or_page && granule.block_allowed(level)
+        };
+        leaf.then(|| PhysAddr(d & granule.oa_mask(level)))
+    }
+
     /// Returns the next-level table address if this is a table descriptor at `level`.
     pub fn as_table(self, granule: Granule, level: Level) -> Option<PhysAddr> {
         match self.decode(granule, level) {

@@ -147,6 +147,61 @@ struct Region {
     pattern: Arc<PatternFn>,
 }
 
+/// One change to memory, as the journal records it ([`Memory::start_journal`]):
+/// replayed in order on a copy of the memory as it was when the journal
+/// started ([`Memory::apply`]), it makes the copy hold the same contents.
+#[derive(Clone)]
+pub enum MemOp {
+    /// [`Memory::write_u64`].
+    WriteU64 {
+        /// The word's address.
+        pa: PhysAddr,
+        /// The value.
+        value: u64,
+    },
+    /// [`Memory::write_words`].
+    WriteWords {
+        /// The frame.
+        frame: u64,
+        /// The words written.
+        words: Box<[(u32, u64)]>,
+    },
+    /// [`Memory::set_words`].
+    SetWords {
+        /// The frame.
+        frame: u64,
+        /// Its words.
+        words: Box<[u64]>,
+    },
+    /// [`Memory::zero_frame`].
+    Zero(u64),
+    /// [`Memory::copy_frame`].
+    Copy {
+        /// Destination frame.
+        dst: u64,
+        /// Source frame.
+        src: u64,
+    },
+    /// [`Memory::set_content`].
+    Set {
+        /// The frame.
+        frame: u64,
+        /// Its new contents.
+        content: Content,
+    },
+    /// [`Memory::add_region`].
+    AddRegion {
+        /// The region's name.
+        name: Arc<str>,
+        /// First frame.
+        start: u64,
+        /// Frame after the last.
+        end: u64,
+        /// The initial contents.
+        pattern: Arc<PatternFn>,
+    },
+}
+
 /// Physical memory of one machine: `size` bytes of `granule`-sized frames.
 #[derive(Clone)]
 pub struct Memory {
@@ -154,6 +209,8 @@ pub struct Memory {
     frames: u64,
     pages: PageStore,
     regions: Arc<Vec<Region>>,
+    /// The changes made since [`Memory::start_journal`], while it runs.
+    journal: Option<Vec<MemOp>>,
 }
 
 impl fmt::Debug for Memory {
@@ -205,7 +262,59 @@ impl Memory {
             frames: size / granule.page_size(),
             pages: PageStore::new(size / granule.page_size()),
             regions: Arc::new(Vec::new()),
+            journal: None,
         })
+    }
+
+    /// Starts recording every change to the contents ([`MemOp`]) until
+    /// [`Memory::stop_journal`]; a copy of the memory taken now, fed the
+    /// changes by [`Memory::apply`] in order, follows this one exactly (the
+    /// rule checker's thread keeps such a copy).
+    pub fn start_journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// Stops recording changes and drops those not yet taken.
+    pub fn stop_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// Moves the changes recorded since the last call to the end of `out`,
+    /// in order (none unless [`Memory::start_journal`] runs).
+    pub fn take_journal<T>(&mut self, out: &mut Vec<T>, wrap: impl Fn(MemOp) -> T) {
+        if let Some(j) = self.journal.as_mut() {
+            out.extend(j.drain(..).map(wrap));
+        }
+    }
+
+    /// Makes the change `op` that another memory recorded (see
+    /// [`Memory::start_journal`]).
+    ///
+    /// # Errors
+    ///
+    /// Returns the error the change itself returns, which it cannot when
+    /// this memory is a copy of the one that recorded it.
+    pub fn apply(&mut self, op: MemOp) -> Result<(), VmsaError> {
+        match op {
+            MemOp::WriteU64 { pa, value } => self.write_u64(pa, value),
+            MemOp::WriteWords { frame, words } => self.write_words(frame, &words),
+            MemOp::SetWords { frame, words } => self.set_words(frame, words),
+            MemOp::Zero(frame) => self.zero_frame(frame),
+            MemOp::Copy { dst, src } => self.copy_frame(dst, src),
+            MemOp::Set { frame, content } => self.set_content(frame, content),
+            MemOp::AddRegion {
+                name,
+                start,
+                end,
+                pattern,
+            } => self.add_region(&name, start, end, pattern),
+        }
+    }
+
+    fn record(&mut self, op: impl FnOnce() -> MemOp) {
+        if let Some(j) = self.journal.as_mut() {
+            j.push(op());
+        }
     }
 
     /// Returns the granule (the page size of a frame).
@@ -259,6 +368,12 @@ impl Memory {
                 pattern: r.pattern.clone(),
             })
             .collect();
+        self.record(|| MemOp::AddRegion {
+            name: name.into(),
+            start,
+            end,
+            pattern: pattern.clone(),
+        });
         regions.push(Region {
             start,
             end,
@@ -318,8 +433,11 @@ impl Memory {
         }
     }
 
+    #[inline]
     fn content_word(&self, c: &Content, word: usize) -> u64 {
-        let o = c.overlay();
+        let Some(o) = c.overlay.as_deref() else {
+            return self.base_word(&c.base, word);
+        };
         match o.binary_search_by_key(&(word as u32), |&(i, _)| i) {
             Ok(i) => o[i].1,
             Err(_) => self.base_word(&c.base, word),
@@ -342,6 +460,37 @@ impl Memory {
         })
     }
 
+    /// Reads `out.len()` consecutive aligned 64-bit words from `pa`, all in
+    /// one page (the entries of a table a run of pages uses), with one
+    /// look-up of the page.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memory::read_u64`], and [`VmsaError::OutOfRange`] when the words
+    /// run past the page.
+    pub fn read_run(&self, pa: PhysAddr, out: &mut [u64]) -> Result<(), VmsaError> {
+        let frame = self.frame_of(pa)?;
+        check_word(pa)?;
+        let first = self.word_index(pa);
+        if first + out.len() > self.words_per_page() {
+            return Err(VmsaError::OutOfRange {
+                addr: pa.0 + out.len() as u64 * 8,
+            });
+        }
+        let initial;
+        let c = match self.pages.get(frame) {
+            Some(c) => c,
+            None => {
+                initial = self.initial(frame);
+                &initial
+            }
+        };
+        for (i, w) in out.iter_mut().enumerate() {
+            *w = self.content_word(c, first + i);
+        }
+        Ok(())
+    }
+
     fn word_index(&self, pa: PhysAddr) -> usize {
         ((pa.0 & (self.granule.page_size() - 1)) / 8) as usize
     }
@@ -354,6 +503,7 @@ impl Memory {
     pub fn write_u64(&mut self, pa: PhysAddr, value: u64) -> Result<(), VmsaError> {
         let frame = self.frame_of(pa)?;
         check_word(pa)?;
+        self.record(|| MemOp::WriteU64 { pa, value });
         let word = self.word_index(pa) as u32;
         match self.pages.get_mut(frame) {
             Some(Content {
@@ -372,7 +522,7 @@ impl Memory {
             }
             _ => {}
         }
-        self.write_words(frame, &[(word, value)])
+        self.write_words_unrecorded(frame, &[(word, value)])
     }
 
     /// Writes several 64-bit words (`(index in the page, value)`) of frame
@@ -383,6 +533,30 @@ impl Memory {
     /// Returns [`VmsaError::OutOfRange`] outside memory or for a word index
     /// beyond the page.
     pub fn write_words(&mut self, frame: u64, words: &[(u32, u64)]) -> Result<(), VmsaError> {
+        self.write_words_unrecorded(frame, words)?;
+        if let Some(j) = self.journal.as_mut() {
+            // The result itself when it is shared cheaply (a base and an
+            // overlay): the copy then shares the overlay rather than
+            // building its own.
+            j.push(match self.pages.get(frame) {
+                Some(c) if !matches!(c.base, Base::Owned(_)) => MemOp::Set {
+                    frame,
+                    content: c.clone(),
+                },
+                _ => MemOp::WriteWords {
+                    frame,
+                    words: words.into(),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn write_words_unrecorded(
+        &mut self,
+        frame: u64,
+        words: &[(u32, u64)],
+    ) -> Result<(), VmsaError> {
         let shift = self.granule.page_shift();
         self.frame_of(PhysAddr(frame << shift))?;
         let wpp = self.words_per_page();
@@ -453,6 +627,38 @@ impl Memory {
         Ok(())
     }
 
+    /// Sets every word of frame `frame` at once (a new translation table
+    /// filled before it is published): the same contents as writing each
+    /// word with [`Memory::write_u64`], kept as the frame's own words.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`VmsaError::OutOfRange`] outside memory or when `words` is
+    /// not one page of words.
+    pub fn set_words(&mut self, frame: u64, words: Box<[u64]>) -> Result<(), VmsaError> {
+        let shift = self.granule.page_shift();
+        self.frame_of(PhysAddr(frame << shift))?;
+        if words.len() != self.words_per_page() {
+            return Err(VmsaError::OutOfRange {
+                addr: (frame << shift) + words.len() as u64 * 8,
+            });
+        }
+        if self.journal.is_some() {
+            self.record(|| MemOp::SetWords {
+                frame,
+                words: words.clone(),
+            });
+        }
+        self.pages.insert(
+            frame,
+            Content {
+                base: Base::Owned(words),
+                overlay: None,
+            },
+        );
+        Ok(())
+    }
+
     /// Sets frame `frame` to all zeroes.
     ///
     /// # Errors
@@ -461,6 +667,7 @@ impl Memory {
     pub fn zero_frame(&mut self, frame: u64) -> Result<(), VmsaError> {
         self.frame_of(PhysAddr(frame << self.granule.page_shift()))?;
         self.pages.insert(frame, Content::zero());
+        self.record(|| MemOp::Zero(frame));
         Ok(())
     }
 
@@ -481,6 +688,7 @@ impl Memory {
         }
         let c = self.content(src);
         self.pages.insert(dst, c);
+        self.record(|| MemOp::Copy { dst, src });
         Ok(())
     }
 
@@ -491,6 +699,12 @@ impl Memory {
     /// Returns [`VmsaError::OutOfRange`] outside memory.
     pub fn set_content(&mut self, frame: u64, c: Content) -> Result<(), VmsaError> {
         self.frame_of(PhysAddr(frame << self.granule.page_shift()))?;
+        if self.journal.is_some() {
+            self.record(|| MemOp::Set {
+                frame,
+                content: c.clone(),
+            });
+        }
         self.pages.insert(frame, c);
         Ok(())
     }
@@ -604,6 +818,52 @@ mod tests {
         assert_ne!(m, other);
         other.write_u64(PhysAddr((b << 12) + 8), 2).unwrap();
         assert_eq!(m, other);
+    }
+
+    #[test]
+    fn a_copy_fed_the_journal_follows_the_original() {
+        let mut m = Memory::new(Granule::K4, 1 << 20).unwrap();
+        m.add_region("ids", 16, 32, Arc::new(|f, w| f * 1000 + w as u64))
+            .unwrap();
+        m.write_u64(PhysAddr(4096), 7).unwrap();
+        let mut copy = m.clone();
+        m.start_journal();
+        m.write_u64(PhysAddr(8192 + 16), 3).unwrap();
+        m.write_words(17, &[(1, 5), (9, 6)]).unwrap();
+        m.copy_frame(3, 17).unwrap();
+        m.set_content(4, m.content(18)).unwrap();
+        m.zero_frame(1).unwrap();
+        m.set_words(5, (0..512u64).collect()).unwrap();
+        m.write_u64(PhysAddr((5 << 12) + 8), 99).unwrap();
+        m.add_region("more", 40, 48, Arc::new(|f, _| f)).unwrap();
+        let mut ops = Vec::new();
+        m.take_journal(&mut ops, |op| op);
+        assert_eq!(ops.len(), 8);
+        // Every word, every frame (`==` also asks for the very same list of
+        // regions, which a replayed `add_region` rebuilds).
+        let words = |x: &Memory| -> Vec<u64> {
+            (0..256u64 * 512)
+                .map(|i| x.read_u64(PhysAddr(i * 8)).unwrap())
+                .collect()
+        };
+        assert_ne!(words(&copy), words(&m));
+        for op in ops {
+            copy.apply(op).unwrap();
+        }
+        assert_eq!(words(&copy), words(&m));
+        assert_eq!(copy.read_u64(PhysAddr(40 << 12)).unwrap(), 40);
+        // A run of words reads what single reads read, within one page.
+        let mut run = [0u64; 4];
+        m.read_run(PhysAddr((17 << 12) + 8), &mut run).unwrap();
+        let one = |w: u64| m.read_u64(PhysAddr((17 << 12) + 8 * w)).unwrap();
+        assert_eq!(run, [one(1), one(2), one(3), one(4)]);
+        assert!(m.read_run(PhysAddr((17 << 12) + 4088), &mut run).is_err());
+        // Stopped, it records nothing.
+        m.stop_journal();
+        m.write_u64(PhysAddr(0), 1).unwrap();
+        let mut none: Vec<MemOp> = Vec::new();
+        m.take_journal(&mut none, |op| op);
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! that overlaps it. That is what makes "change permission, then change the
 //! address without a TLBI in between" a violation, as it is.
 
+use std::cell::Cell;
 use std::fmt;
 
 use std::collections::BTreeMap;
@@ -32,7 +33,7 @@ use crate::descriptor::{Attributes, Descriptor, Entry, LeafAttrs};
 use crate::event::Event;
 use crate::features::{BbmLevel, Config};
 use crate::frames::FrameCounts;
-use crate::granule::Level;
+use crate::granule::{Granule, Level};
 use crate::memory::Memory;
 use crate::tlb::Tlbi;
 
@@ -455,6 +456,10 @@ pub struct RuleChecker {
     asid: u16,
     /// Live table frames: frame -> (level, first VA).
     tables: FxHashMap<u64, (Level, u64)>,
+    /// The last entry of `tables` `locate` found (a batch writes the
+    /// entries of one table one after another); cleared when `tables`
+    /// changes.
+    last_table: Cell<Option<(u64, Level, u64)>>,
     /// Live valid page (level 3) leaves: count per output frame.
     pages: FrameCounts,
     /// Live valid block leaves by (first output frame, level): count.
@@ -491,6 +496,7 @@ impl RuleChecker {
             config,
             asid: 0,
             tables: FxHashMap::default(),
+            last_table: Cell::new(None),
             pages: FrameCounts::default(),
             leaves: FxHashMap::default(),
             stale: Default::default(),
@@ -664,7 +670,14 @@ impl RuleChecker {
     pub fn locate(&self, pa: PhysAddr) -> Option<(Level, VirtAddr)> {
         let g = self.config.granule;
         let frame = pa.0 >> g.page_shift();
-        let &(level, base) = self.tables.get(&frame)?;
+        let (level, base) = match self.last_table.get() {
+            Some((f, level, base)) if f == frame => (level, base),
+            _ => {
+                let &(level, base) = self.tables.get(&frame)?;
+                self.last_table.set(Some((frame, level, base)));
+                (level, base)
+            }
+        };
         let idx = (pa.0 & (g.page_size() - 1)) / 8;
         if idx as usize >= g.table_entries(level) {
             return None;
@@ -769,6 +782,7 @@ impl RuleChecker {
         let g = self.config.granule;
         match t.kind {
             StaleKind::Walk { next } => {
+                self.last_table.set(None);
                 self.tables
                     .insert(next.0 >> g.page_shift(), (t.level + 1, t.va));
             }
@@ -786,6 +800,7 @@ impl RuleChecker {
         let g = self.config.granule;
         match t.kind {
             StaleKind::Walk { next } => {
+                self.last_table.set(None);
                 self.tables.remove(&(next.0 >> g.page_shift()));
             }
             StaleKind::Leaf { oa, .. } if t.level == 3 => self.pages.dec(oa.0 >> g.page_shift()),
@@ -845,6 +860,10 @@ impl RuleChecker {
             // Not a live table: writing a table before publishing it.
             return;
         };
+        if level == 3 {
+            self.page_write(mem, cpu, pa, va, old, new, cas);
+            return;
+        }
         let g = self.config.granule;
         let size = g.level_size(level);
         let end = va.wrapping_add(size);
@@ -952,6 +971,139 @@ impl RuleChecker {
         self.scratch = sc;
     }
 
+    /// Does what the rest of [`RuleChecker::desc_write`] does, for a
+    /// descriptor at level 3, the one the remaps of a batch write by the
+    /// million. Level 3 holds pages and no tables (an entry with bits[1:0]
+    /// = 0b01 is reserved there: Arm ARM D8.3.1, `Descriptor::decode`), so
+    /// the old and the new value each translate one page at most, and the
+    /// stale records that overlap the page are the ones filed under its VA
+    /// at each level: no list of translations, no walk of memory (only the
+    /// contents comparison reads it). The findings, records and counts are
+    /// the ones the general path makes, in the same order.
+    #[allow(clippy::too_many_arguments)]
+    fn page_write(
+        &mut self,
+        mem: &Memory,
+        cpu: usize,
+        pa: PhysAddr,
+        va: u64,
+        old: Descriptor,
+        new: Descriptor,
+        cas: bool,
+    ) {
+        let g = self.config.granule;
+        let shift = g.page_shift();
+        let size = g.level_size(3);
+        let end = va.wrapping_add(size);
+        let page = |d: Descriptor| match d.decode(g, 3) {
+            Entry::Page(l) => Some(Trans {
+                va,
+                size,
+                level: 3,
+                kind: StaleKind::Leaf {
+                    oa: l.oa,
+                    attrs: l.attrs,
+                },
+                global: l.attrs.global(),
+                desc_pa: pa,
+                desc: d,
+            }),
+            _ => None,
+        };
+        // The old translation is no longer live.
+        let old_t = page(old);
+        let mut old_cached = None;
+        if let Some(t) = old_t
+            && let StaleKind::Leaf { oa, attrs } = t.kind
+        {
+            self.pages.dec(oa.0 >> shift);
+            // I_WZCBG, as in `desc_write`: AF clear is never cached unless
+            // the hardware may set it, and not even then when a CAS found
+            // it clear.
+            if attrs.af() || (self.config.features.hw_af && !cas) {
+                old_cached = Some(t);
+            }
+        }
+        let new_t = page(new);
+        if let Some(n) = new_t {
+            // The translations a TLB may hold for the page: the old value
+            // first, then every stale leaf record overlapping it (walk
+            // records are filed above level 3 and do not count here), by
+            // level as `overlapping` lists them.
+            let mut olds = std::mem::take(&mut self.scratch.prior);
+            olds.clear();
+            olds.extend(old_cached);
+            for level in g.levels() {
+                let map = &self.stale[usize::from(level)];
+                if map.is_empty() {
+                    continue;
+                }
+                let Some(slot) = map.get(&(va & !(g.level_size(level) - 1))) else {
+                    continue;
+                };
+                olds.extend(
+                    slot.as_slice()
+                        .iter()
+                        .filter(|s| s.va < end && va < s.va.wrapping_add(s.size))
+                        .filter(|s| matches!(s.kind, StaleKind::Leaf { .. }))
+                        .map(|s| Trans {
+                            va: s.va,
+                            size: s.size,
+                            level: s.level,
+                            kind: s.kind,
+                            global: s.global,
+                            desc_pa: s.desc_pa,
+                            desc: s.desc,
+                        }),
+                );
+            }
+            let at = Some((3, va));
+            if old_cached.is_none() {
+                if let Some(&p) = olds.first() {
+                    self.report(
+                        Rule::MakeBeforeInvalidation,
+                        cpu,
+                        pa,
+                        at,
+                        (Some(old), Some(new)),
+                        || {
+                            format!(
+                                "the old entry {} (L{} at {:#x}) may still be cached",
+                                p.desc, p.level, p.va
+                            )
+                        },
+                    );
+                }
+            } else {
+                self.compare(mem, cpu, pa, at, old, new, &olds, std::slice::from_ref(&n));
+            }
+            self.scratch.prior = olds;
+        }
+        // The old translation becomes a stale record.
+        self.seq += 1;
+        let c = self.cpu_slot(cpu);
+        if let Some(t) = old_cached {
+            self.last_born[c] = self.seq;
+            self.nstale += 1;
+            let rec = Stale {
+                va: t.va,
+                size: t.size,
+                level: t.level,
+                kind: t.kind,
+                global: t.global,
+                desc_pa: t.desc_pa,
+                desc: t.desc,
+                writer: cpu,
+                born: self.seq,
+                tlbi_by: 0,
+            };
+            self.stale[3].push(t.va, rec);
+        }
+        if let Some(StaleKind::Leaf { oa, .. }) = new_t.map(|t| t.kind) {
+            self.pages.inc(oa.0 >> shift);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn compare(
         &mut self,
@@ -966,22 +1118,19 @@ impl RuleChecker {
     ) {
         let g = self.config.granule;
         let f = self.config.features;
-        // Details are formatted only for violations that will be kept.
-        let counts = &self.counts;
-        let keep = self.keep_per_rule;
-        // At most one finding per rule, in the order found (no allocation:
-        // five R_WHZWS clauses are compared here).
-        let mut found: [(Rule, String); 5] =
-            std::array::from_fn(|_| (Rule::OaChangeWritable, String::new()));
+        // At most one finding per rule, in the order found, with the pair
+        // of translations that showed it (five R_WHZWS clauses are compared
+        // here); details are formatted afterwards, only for the violations
+        // that will be kept.
+        let mut found = [(Rule::OaChangeWritable, 0usize, 0usize); 5];
         let mut nfound = 0;
-        let mut add = |r: Rule, s: &dyn Fn() -> String| {
-            if !found[..nfound].iter().any(|(x, _)| *x == r) {
-                let kept = counts[r.index()] < keep;
-                found[nfound] = (r, if kept { s() } else { String::new() });
+        let mut add = |r: Rule, oi: usize, ni: usize| {
+            if !found[..nfound].iter().any(|&(x, _, _)| x == r) {
+                found[nfound] = (r, oi, ni);
                 nfound += 1;
             }
         };
-        for o in olds {
+        for (oi, o) in olds.iter().enumerate() {
             let StaleKind::Leaf {
                 oa: ooa,
                 attrs: oat,
@@ -989,7 +1138,7 @@ impl RuleChecker {
             else {
                 continue;
             };
-            for n in news {
+            for (ni, n) in news.iter().enumerate() {
                 let StaleKind::Leaf {
                     oa: noa,
                     attrs: nat,
@@ -1004,40 +1153,18 @@ impl RuleChecker {
                 }
                 let opa = ooa.0 + (start - o.va);
                 let npa = noa.0 + (start - n.va);
-                let what = || {
-                    format!(
-                        "{:#x}: L{} {} -> L{} {}",
-                        start,
-                        o.level,
-                        crate::descriptor::describe(&o.desc.decode(g, o.level)),
-                        n.level,
-                        crate::descriptor::describe(&n.desc.decode(g, n.level))
-                    )
-                };
                 if opa != npa {
                     if oat.writable(f.hw_dbm) || nat.writable(f.hw_dbm) {
-                        add(Rule::OaChangeWritable, &|| {
-                            format!(
-                                "output address changes with a writable translation, {}",
-                                what()
-                            )
-                        });
+                        add(Rule::OaChangeWritable, oi, ni);
                     }
                     let shift = g.page_shift();
                     let frames = ((stop - start) >> shift).max(1);
                     if !mem.same_range(opa >> shift, npa >> shift, frames) {
-                        add(Rule::OaChangeContents, &|| {
-                            format!(
-                                "output address changes from {opa:#x} to {npa:#x} whose contents differ, {}",
-                                what()
-                            )
-                        });
+                        add(Rule::OaChangeContents, oi, ni);
                     }
                 }
                 if !f.same_memory_type(oat.attr_indx, nat.attr_indx) || oat.sh != nat.sh {
-                    add(Rule::MemoryAttributes, &|| {
-                        format!("memory type or shareability changes, {}", what())
-                    });
+                    add(Rule::MemoryAttributes, oi, ni);
                 }
                 let ocont = oat.flags.contains(Attributes::CONTIGUOUS);
                 let ncont = nat.flags.contains(Attributes::CONTIGUOUS);
@@ -1050,20 +1177,19 @@ impl RuleChecker {
                         BbmLevel::Level2 | BbmLevel::Level2NoAbort => true,
                     };
                     if !allowed {
-                        add(Rule::BlockSize, &|| {
-                            format!("block size changes at FEAT_BBM level {}, {}", f.bbm, what())
-                        });
+                        add(Rule::BlockSize, oi, ni);
                     }
                 }
                 if n.global && !o.global {
-                    add(Rule::GlobalOverNonGlobal, &|| {
-                        format!("a global entry replaces a non-global one, {}", what())
-                    });
+                    add(Rule::GlobalOverNonGlobal, oi, ni);
                 }
             }
         }
-        for (rule, detail) in found.into_iter().take(nfound) {
-            self.report(rule, cpu, pa, at, (Some(old), Some(new)), || detail);
+        for &(rule, oi, ni) in &found[..nfound] {
+            let (o, n) = (&olds[oi], &news[ni]);
+            self.report(rule, cpu, pa, at, (Some(old), Some(new)), || {
+                compare_detail(g, f.bbm, rule, o, n)
+            });
         }
     }
 
@@ -1222,5 +1348,37 @@ impl RuleChecker {
                 ),
             );
         }
+    }
+}
+
+/// Says what `compare` found for `rule` between the old translation `o`
+/// and the new one `n` (both leaves that overlap).
+fn compare_detail(g: Granule, bbm: BbmLevel, rule: Rule, o: &Trans, n: &Trans) -> String {
+    let (StaleKind::Leaf { oa: ooa, .. }, StaleKind::Leaf { oa: noa, .. }) = (o.kind, n.kind)
+    else {
+        return String::new();
+    };
+    let start = o.va.max(n.va);
+    let opa = ooa.0 + (start - o.va);
+    let npa = noa.0 + (start - n.va);
+    let what = format!(
+        "{:#x}: L{} {} -> L{} {}",
+        start,
+        o.level,
+        crate::descriptor::describe(&o.desc.decode(g, o.level)),
+        n.level,
+        crate::descriptor::describe(&n.desc.decode(g, n.level))
+    );
+    match rule {
+        Rule::OaChangeWritable => {
+            format!("output address changes with a writable translation, {what}")
+        }
+        Rule::OaChangeContents => format!(
+            "output address changes from {opa:#x} to {npa:#x} whose contents differ, {what}"
+        ),
+        Rule::MemoryAttributes => format!("memory type or shareability changes, {what}"),
+        Rule::BlockSize => format!("block size changes at FEAT_BBM level {bbm}, {what}"),
+        Rule::GlobalOverNonGlobal => format!("a global entry replaces a non-global one, {what}"),
+        _ => what,
     }
 }

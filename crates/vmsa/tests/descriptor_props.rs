@@ -141,6 +141,30 @@ proptest! {
         }
     }
 
+    /// `leaf_oa` is `as_leaf`'s output address for any value at any level,
+    /// and a leaf built at address 0 then given an address with `with_oa`
+    /// is the leaf built at that address (or the same error for a bad one).
+    #[test]
+    fn leaf_oa_and_with_oa_agree_with_the_full_encoding(
+        d in any::<u64>(),
+        attrs in leaf_attrs(),
+        raw_oa in any::<u64>(),
+        aligned in any::<bool>(),
+    ) {
+        for (g, l) in every_level() {
+            let d = Descriptor(d);
+            prop_assert_eq!(d.leaf_oa(g, l), d.as_leaf(g, l).map(|x| x.oa));
+            let mut attrs = attrs;
+            if l == 3 {
+                attrs.flags.remove(Attributes::NT);
+            }
+            let oa = PhysAddr(if aligned { raw_oa & g.oa_mask(l) } else { raw_oa });
+            if let Ok(t) = Descriptor::leaf(g, l, PhysAddr(0), attrs) {
+                prop_assert_eq!(t.with_oa(g, l, oa), Descriptor::leaf(g, l, oa, attrs));
+            }
+        }
+    }
+
     /// nT (bit 16) is a block-only bit: a page descriptor with nT is
     /// refused (R_MRRPW); at level 3 of the 4K granule bit 16 is OA[16].
     #[test]
