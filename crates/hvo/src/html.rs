@@ -89,6 +89,7 @@ p.hazard-detail { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace;
 pre.trace { font-size: 12px; background: #f6f8fa; padding: 8px; }
 svg.timeline { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 13px; }
 svg.timeline .lane-title { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 15px; font-weight: bold; }
+svg.timeline .lane-sub { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 12px; fill: #5f6b7a; }
 svg.timeline .band-even { fill: #ffffff; }
 svg.timeline .band-odd { fill: #f5f7fa; }
 svg.timeline .num { fill: #666; }
@@ -290,6 +291,10 @@ const PAD: f64 = 6.0;
 const NUM_W: f64 = 44.0;
 const LANE_W: f64 = 260.0;
 const MEM_W: f64 = 210.0;
+/// The width of the lane of a CPU with no step in the trace: its title on
+/// two lines and nothing else, so that many workload CPUs do not push the
+/// state column off the screen.
+const IDLE_W: f64 = 118.0;
 const STATE_W: f64 = 540.0;
 const HEAD_H: f64 = 44.0;
 
@@ -302,8 +307,9 @@ struct Lane {
 
 /// Returns the lanes: one per CPU (the updater, then each workload CPU in
 /// the order `explore` numbers them: each workload's `copies` CPUs in
-/// turn), then the memory system.
-fn lanes(workloads: &[WorkloadKind], copies: usize) -> Vec<Lane> {
+/// turn), then the memory system. A CPU lane is narrow (`IDLE_W`) when
+/// `busy` says the CPU has no step in the trace.
+fn lanes(workloads: &[WorkloadKind], copies: usize, busy: &[bool]) -> Vec<Lane> {
     let mut titles = vec!["CPU0 updater".to_string()];
     for w in workloads {
         for _ in 0..copies.max(1) {
@@ -312,13 +318,21 @@ fn lanes(workloads: &[WorkloadKind], copies: usize) -> Vec<Lane> {
     }
     titles.push("memory system".to_string());
     let n = titles.len();
+    let mut x = NUM_W;
     titles
         .into_iter()
         .enumerate()
-        .map(|(i, title)| Lane {
-            title,
-            x: NUM_W + LANE_W * i as f64,
-            w: if i + 1 == n { MEM_W } else { LANE_W },
+        .map(|(i, title)| {
+            let w = if i + 1 == n {
+                MEM_W
+            } else if busy.get(i).copied().unwrap_or(true) {
+                LANE_W
+            } else {
+                IDLE_W
+            };
+            let l = Lane { title, x, w };
+            x += w;
+            l
         })
         .collect()
 }
@@ -622,9 +636,21 @@ fn timeline(
     trace: &[TraceStep],
     title: &str,
 ) {
-    let lanes = lanes(workloads, r.setup.copies);
+    let ncpus = 1 + workloads.len() * r.setup.copies.max(1);
+    let mut busy = vec![false; ncpus];
+    for (i, step) in trace.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| &trace[p].state);
+        let lane = step_box(step, prev, ncpus + 1, 40).0;
+        if let Some(b) = busy.get_mut(lane) {
+            *b = true;
+        }
+    }
+    if let Some(b) = busy.get_mut(hazard.cpu) {
+        *b = true;
+    }
+    let lanes = lanes(workloads, r.setup.copies, &busy);
     let nl = lanes.len();
-    let state_x = NUM_W + LANE_W * (nl - 1) as f64 + MEM_W;
+    let state_x = lanes[nl - 1].x + MEM_W;
     let width = state_x + STATE_W;
     let min_level = min_level(trace);
     // Lay the rows out first: the height of each is its tallest cell.
@@ -711,12 +737,24 @@ fn timeline(
         } else {
             format!("cpu{i}")
         };
-        let _ = write!(
-            o,
-            "<g class=\"lane\" data-lane=\"{id}\"><text class=\"lane-title\" x=\"{tx:.1}\" y=\"28\">{}</text></g>",
-            esc(&l.title),
-            tx = l.x + PAD,
-        );
+        if l.w == IDLE_W {
+            // "CPUn" over "workload, idle".
+            let (cpu, what) = l.title.split_once(' ').unwrap_or((&l.title, ""));
+            let _ = write!(
+                o,
+                "<g class=\"lane lane-idle\" data-lane=\"{id}\"><text class=\"lane-title\" x=\"{tx:.1}\" y=\"18\">{}</text><text class=\"lane-sub\" x=\"{tx:.1}\" y=\"34\">{}, idle</text></g>",
+                esc(cpu),
+                esc(what),
+                tx = l.x + PAD,
+            );
+        } else {
+            let _ = write!(
+                o,
+                "<g class=\"lane\" data-lane=\"{id}\"><text class=\"lane-title\" x=\"{tx:.1}\" y=\"28\">{}</text></g>",
+                esc(&l.title),
+                tx = l.x + PAD,
+            );
+        }
     }
     let _ = write!(
         o,
@@ -968,7 +1006,11 @@ mod tests {
 
     #[test]
     fn names_the_lanes() {
-        let l = lanes(&[WorkloadKind::Neighbour, WorkloadKind::PfnWalker], 2);
+        let l = lanes(
+            &[WorkloadKind::Neighbour, WorkloadKind::PfnWalker],
+            2,
+            &[true, true, false, true, false],
+        );
         let t: Vec<&str> = l.iter().map(|l| l.title.as_str()).collect();
         assert_eq!(
             t,
@@ -981,5 +1023,11 @@ mod tests {
                 "memory system"
             ]
         );
+        // Idle CPUs get narrow lanes; the next lane starts where one ends.
+        let w: Vec<f64> = l.iter().map(|l| l.w).collect();
+        assert_eq!(w, [LANE_W, LANE_W, IDLE_W, LANE_W, IDLE_W, MEM_W]);
+        for p in l.windows(2) {
+            assert_eq!(p[0].x + p[0].w, p[1].x);
+        }
     }
 }

@@ -318,6 +318,62 @@ fn a_safe_report_has_its_table_and_no_timeline() {
     assert!(dom.contains("class=\"no-counterexample\""));
 }
 
+#[test]
+fn cpus_without_a_step_get_narrow_lanes() {
+    // Three neighbour CPUs against bbm: the shortest translation fault
+    // needs two of them, so the third is idle and its lane narrow.
+    let dir = scratch("html-idle");
+    let page = dir.join("idle.html");
+    hvo(&[
+        "verify",
+        "--protocol",
+        "bbm",
+        "--bbm",
+        "0",
+        "--direction",
+        "hvo",
+        "--workload",
+        "neighbour",
+        "--cpus",
+        "3",
+        "--html",
+        page.to_str().expect("UTF-8 path"),
+    ]);
+    let dom = browse(&page, &dir, &["--dump-dom".to_string()]);
+    let lanes = pieces(&dom, "<g class=\"lane");
+    let ids: Vec<_> = lanes.iter().map(|(t, _)| attr(t, "data-lane")).collect();
+    assert_eq!(
+        ids,
+        [
+            Some("cpu0"),
+            Some("cpu1"),
+            Some("cpu2"),
+            Some("cpu3"),
+            Some("memory")
+        ],
+        "{dom}"
+    );
+    let idle: Vec<_> = lanes
+        .iter()
+        .filter(|(t, _)| t.starts_with("<g class=\"lane lane-idle\""))
+        .map(|(t, _)| attr(t, "data-lane"))
+        .collect();
+    assert_eq!(idle, [Some("cpu3")], "{dom}");
+    // Steps on the busy CPUs, none on the idle one.
+    let steps: Vec<_> = pieces(&dom, "<g class=\"step")
+        .iter()
+        .filter_map(|(t, _)| attr(t, "data-lane"))
+        .collect();
+    assert!(
+        steps.contains(&"cpu1") && steps.contains(&"cpu2"),
+        "{steps:?}"
+    );
+    assert!(
+        !steps.contains(&"cpu3"),
+        "a step on the idle CPU: {steps:?}"
+    );
+}
+
 /// Decodes a PNG into RGB pixels.
 fn decode(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
