@@ -185,6 +185,18 @@ fn dirty_bit_update_waits_for_its_address() {
 }
 
 #[test]
+fn dirty_bit_update_goes_before_the_threads_own_tlbi_but_not_an_isb() {
+    // The store may use the old mapping, its update placed before the
+    // thread's own remap in coherence; an ISB after the DSB forbids it.
+    let (sc, rx) = run_relaxed("remap-tlbi-hu.litmus");
+    assert_eq!(sc.counts(), (1, 1));
+    assert_eq!(rx.counts(), (1, 1));
+    let (sc, rx) = run_relaxed("remap-tlbi-isb-hu.litmus");
+    assert_eq!(sc.counts(), (0, 1));
+    assert_eq!(rx.counts(), (0, 1));
+}
+
+#[test]
 fn no_early_dirty_bit_update_for_a_store_after_a_fatal_fault() {
     let (sc, rx) = run_relaxed("fault-then-hu.litmus");
     assert_eq!(sc.counts(), (0, 1));

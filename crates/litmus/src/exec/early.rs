@@ -123,6 +123,18 @@ impl Ctx<'_> {
                         ptes |= 1u64 << s;
                     }
                     Ok(Val::Pa(_)) => {}
+                    // A plain store to the descriptor does not order the
+                    // update after it: herd7 relates an explicit write and
+                    // an update of the same descriptor only by coherence
+                    // (`TTD-obs`: `[HU]; ca; [W] | [W]; ca; [HU]`,
+                    // `fsestini/herdtools7` `aarch64.cat` 354868fd), and
+                    // `lws` reaches `local-hw-reqs` only between explicit
+                    // accesses (`[Exp & M]; lob; [Exp & M | ...]`,
+                    // `aarch64hwreqs.cat` 010b3770). The update is then
+                    // before the store in coherence (catalogue test
+                    // `coWWExp-TLBI-NExp+VMALL`, Allowed). Reads of it stay
+                    // conservative.
+                    Ok(Val::PteAddr(_)) if matches!(ins, Instr::Str(_, _, _, false)) => {}
                     Ok(Val::PteAddr(s)) => ptes |= 1u64 << s,
                     _ => return,
                 }
@@ -130,7 +142,22 @@ impl Ctx<'_> {
             let src_t = |r: Reg| bit(r) & tainted != 0;
             let op_t = |o: Operand| op_bit(o) & tainted != 0;
             match ins {
-                Instr::Isb | Instr::Eret | Instr::Tlbi(..) | Instr::Halt => return,
+                // The thread's own TLBI does not stop the scan: herd7 lets
+                // the store's walk be before it (`TLBI-after` enumerates both
+                // orders, `enumerations.cat` 108ce5d3, and nothing in
+                // `local-hw-reqs` orders a TLBI before a later walk but a
+                // context synchronization), and then orders only the walk
+                // before what follows the TLBI's DSB
+                // (`TTD-read-ordered-before`), which a walk performed now
+                // is; `TLBI-ob` orders the walk's instruction after it only
+                // for another thread's TLBI (`tr-ib^-1;
+                // TTD-read-ordered-before & ext`), and `TLBI-ca` constrains
+                // only a walk after the TLBI. The update itself is ordered
+                // after no TLBI. So the early translation survives the
+                // thread's own invalidation (`invalidate` spares the
+                // issuer's `Cpu::pre`).
+                Instr::Tlbi(..) => {}
+                Instr::Isb | Instr::Eret | Instr::Halt => return,
                 Instr::Stxr(..) | Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..) => return,
                 Instr::B(cc, t) => {
                     if cc.is_none() || usize::from(t) != usize::from(pc) + 1 || flags_tainted {
