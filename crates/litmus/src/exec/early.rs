@@ -30,7 +30,12 @@
 //! not reach the store on the straight-line path (an earlier instruction
 //! faults), or another CPU's TLBI removes the walked value before the store
 //! executes (herd7's `tlbi-ob` orders the store before the TLBI's
-//! completion then), the execution is dropped (`State::bad`).
+//! completion then), the execution is dropped (`State::bad`). The thread's
+//! own TLBI removes nothing from `Cpu::pre`: herd7 puts such a walk before
+//! the TLBI (`TLBI-after`) and then orders only the walk, not its
+//! instruction, before what follows the TLBI's DSB (`TLBI-ob`'s
+//! `tr-ib^-1; TTD-read-ordered-before & ext` is for other threads' walks;
+//! catalogue test `coWWExp-TLBI-NExp+VMALL`, Allowed).
 
 use super::*;
 
@@ -60,16 +65,18 @@ impl Ctx<'_> {
     /// The instructions not yet executed before the store are scanned in
     /// program order (in relaxed mode the uncommitted window entries, then
     /// the instructions not fetched yet). The scan stops at a context
-    /// synchronization (ISB, ERET), a TLBI, the end of the thread, a branch
+    /// synchronization (ISB, ERET), the end of the thread, a branch
     /// other than one to the next instruction on a condition that no
     /// pending read feeds, an access whose address depends on a pending
     /// read (`[Exp & R]; addr; [Exp]; po; [HU]`) or is not known yet, and
     /// an atomic or exclusive access (conservatively). A store is a
     /// candidate when its address is known, is a virtual address whose
-    /// descriptor no pending access touches or walks (the update is
-    /// ordered after the thread's earlier reads of the descriptor, walks
-    /// included: `[Imp & TTD & R]; (po & same-loc); [W]`, `internal`), and
-    /// the walk now would set the dirty bit.
+    /// descriptor no pending access reads or walks (the update is ordered
+    /// after the thread's earlier walks of the descriptor: `[Imp & TTD &
+    /// R]; (po & same-loc); [W]`; conservatively after its explicit reads
+    /// too) -- a pending plain store to the descriptor does not stop it --
+    /// and the walk now would set the dirty bit. It passes the thread's own
+    /// TLBIs (see the comment at `Instr::Tlbi` below).
     pub(super) fn early_hu(&self, st: &State, c: usize, out: &mut Vec<State>) {
         if !self.hd(c) {
             return;
