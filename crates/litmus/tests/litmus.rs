@@ -161,6 +161,32 @@ fn relaxed_mode_translates_a_load_before_a_later_store_and_reads_after_it() {
 }
 
 #[test]
+fn without_early_translations_neither_mode_goes_ahead_with_a_walk() {
+    // The harness's check for "needs relaxed ordering of translations":
+    // the load's translation ahead of its read (relaxed mode) and the
+    // early dirty-bit update (both modes) are what allow these outcomes.
+    let off = |relaxed| Options {
+        relaxed,
+        early_translations: false,
+        ..Options::default()
+    };
+    for (name, relaxed) in [
+        ("LB+pte.litmus", true),
+        ("MP+dmb.sy+data-hu.litmus", false),
+        ("remap-tlbi-hu.litmus", false),
+        ("remap-tlbi-hu.litmus", true),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name);
+        let src = std::fs::read_to_string(&path).expect("test data");
+        let t = litmus::parse(name, &src).expect("parses");
+        let o = litmus::run(&t, &off(relaxed)).expect("runs");
+        assert_eq!(o.observation(), "Never", "{name} relaxed={relaxed}");
+    }
+}
+
+#[test]
 fn relaxed_mode_performs_a_tlbi_before_an_earlier_store_without_a_dsb() {
     let (sc, rx) = run_relaxed("S+dmb.st+tlbi-dsb-isb.litmus");
     assert_eq!(sc.observation(), "Never");

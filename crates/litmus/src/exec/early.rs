@@ -78,7 +78,7 @@ impl Ctx<'_> {
     /// and the walk now would set the dirty bit. It passes the thread's own
     /// TLBIs (see the comment at `Instr::Tlbi` below).
     pub(super) fn early_hu(&self, st: &State, c: usize, out: &mut Vec<State>) {
-        if !self.hd(c) {
+        if !self.early || !self.hd(c) {
             return;
         }
         let cpu = &st.cpus[c];
