@@ -151,9 +151,10 @@ impl Ctx<'_> {
             match ins {
                 // The thread's own TLBI does not stop the scan: herd7 lets
                 // the store's walk be before it (`TLBI-after` enumerates both
-                // orders, `enumerations.cat` 108ce5d3, and nothing in
-                // `local-hw-reqs` orders a TLBI before a later walk but a
-                // context synchronization), and then orders only the walk
+                // orders, `enumerations.cat` 108ce5d3, fixing only what
+                // `local-hw-reqs` gives, which has no edge from a TLBI to a
+                // later walk of its thread; the scan stops at a context
+                // synchronization anyway), and then orders only the walk
                 // before what follows the TLBI's DSB
                 // (`TTD-read-ordered-before`), which a walk performed now
                 // is; `TLBI-ob` orders the walk's instruction after it only
