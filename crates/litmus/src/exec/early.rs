@@ -152,9 +152,10 @@ impl Ctx<'_> {
                 // The thread's own TLBI does not stop the scan: herd7 lets
                 // the store's walk be before it (`TLBI-after` enumerates both
                 // orders, `enumerations.cat` 108ce5d3, fixing only what
-                // `local-hw-reqs` gives, which has no edge from a TLBI to a
-                // later walk of its thread; the scan stops at a context
-                // synchronization anyway), and then orders only the walk
+                // `local-hw-reqs` gives, whose edges from a TLBI to a later
+                // walk of its thread all go through a context
+                // synchronization, `CSE-ob`: `DSB-ob; [CSE]; po`, where
+                // the scan stops), and then orders only the walk
                 // before what follows the TLBI's DSB
                 // (`TTD-read-ordered-before`), which a walk performed now
                 // is; `TLBI-ob` orders the walk's instruction after it only
