@@ -69,6 +69,7 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
         relaxed: a.relaxed,
+        ..Options::default()
     };
     let mut out = Vec::new();
     let mut status = ExitCode::SUCCESS;
@@ -189,6 +190,7 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
         relaxed: a.relaxed,
+        ..Options::default()
     };
     let start = std::time::Instant::now();
     let r = match conformance(&a.dir, &opts) {

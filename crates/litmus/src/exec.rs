@@ -189,6 +189,12 @@ pub struct Options {
     /// Explore the relaxed (out-of-order commit) mode instead of the
     /// sequentially consistent one: see [`crate::exec`]'s "Relaxed mode".
     pub relaxed: bool,
+    /// Let walks go ahead of their access's turn: the early dirty-bit
+    /// updates (`exec/early.rs`, both modes) and, in relaxed mode, a
+    /// load's translation ahead of its read. On by default; the harness
+    /// turns it off only to tell which disagreements need them
+    /// ([`crate::harness::classify`]).
+    pub early_translations: bool,
 }
 
 impl Default for Options {
@@ -196,6 +202,7 @@ impl Default for Options {
         Options {
             max_states: 500_000,
             relaxed: false,
+            early_translations: true,
         }
     }
 }
@@ -340,6 +347,8 @@ struct Ctx<'a> {
     may_pa: Vec<u64>,
     /// Per thread and instruction: a backward branch herd7 bounds.
     counted: Vec<Vec<bool>>,
+    /// [`Options::early_translations`].
+    early: bool,
 }
 
 enum Access {
@@ -1429,6 +1438,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             .collect(),
         may_pa: may_pa(t),
         counted: t.threads.iter().map(unroll::counted).collect(),
+        early: opts.early_translations,
     };
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);

@@ -100,7 +100,7 @@ proptest! {
         }
         let label = path.display().to_string();
         if let Ok(t) = litmus::parse(&label, &text) {
-            let _ = litmus::run(&t, &Options { max_states: 5_000, relaxed: false });
+            let _ = litmus::run(&t, &Options { max_states: 5_000, ..Options::default() });
         }
     }
 }

@@ -30,7 +30,12 @@
 //! not reach the store on the straight-line path (an earlier instruction
 //! faults), or another CPU's TLBI removes the walked value before the store
 //! executes (herd7's `tlbi-ob` orders the store before the TLBI's
-//! completion then), the execution is dropped (`State::bad`).
+//! completion then), the execution is dropped (`State::bad`). The thread's
+//! own TLBI removes nothing from `Cpu::pre`: herd7 puts such a walk before
+//! the TLBI (`TLBI-after`) and then orders only the walk, not its
+//! instruction, before what follows the TLBI's DSB (`TLBI-ob`'s
+//! `tr-ib^-1; TTD-read-ordered-before & ext` is for other threads' walks;
+//! catalogue test `coWWExp-TLBI-NExp+VMALL`, Allowed).
 
 use super::*;
 
@@ -60,18 +65,20 @@ impl Ctx<'_> {
     /// The instructions not yet executed before the store are scanned in
     /// program order (in relaxed mode the uncommitted window entries, then
     /// the instructions not fetched yet). The scan stops at a context
-    /// synchronization (ISB, ERET), a TLBI, the end of the thread, a branch
+    /// synchronization (ISB, ERET), the end of the thread, a branch
     /// other than one to the next instruction on a condition that no
     /// pending read feeds, an access whose address depends on a pending
     /// read (`[Exp & R]; addr; [Exp]; po; [HU]`) or is not known yet, and
     /// an atomic or exclusive access (conservatively). A store is a
     /// candidate when its address is known, is a virtual address whose
-    /// descriptor no pending access touches or walks (the update is
-    /// ordered after the thread's earlier reads of the descriptor, walks
-    /// included: `[Imp & TTD & R]; (po & same-loc); [W]`, `internal`), and
-    /// the walk now would set the dirty bit.
+    /// descriptor no pending access reads or walks (the update is ordered
+    /// after the thread's earlier walks of the descriptor: `[Imp & TTD &
+    /// R]; (po & same-loc); [W]`; conservatively after its explicit reads
+    /// too) -- a pending plain store to the descriptor does not stop it --
+    /// and the walk now would set the dirty bit. It passes the thread's own
+    /// TLBIs (see the comment at `Instr::Tlbi` below).
     pub(super) fn early_hu(&self, st: &State, c: usize, out: &mut Vec<State>) {
-        if !self.hd(c) {
+        if !self.early || !self.hd(c) {
             return;
         }
         let cpu = &st.cpus[c];
@@ -123,6 +130,18 @@ impl Ctx<'_> {
                         ptes |= 1u64 << s;
                     }
                     Ok(Val::Pa(_)) => {}
+                    // A plain store to the descriptor does not order the
+                    // update after it: herd7 relates an explicit write and
+                    // an update of the same descriptor only by coherence
+                    // (`TTD-obs`: `[HU]; ca; [W] | [W]; ca; [HU]`,
+                    // `fsestini/herdtools7` `aarch64.cat` 354868fd), and
+                    // `lws` reaches `local-hw-reqs` only between explicit
+                    // accesses (`[Exp & M]; lob; [Exp & M | ...]`,
+                    // `aarch64hwreqs.cat` 010b3770). The update is then
+                    // before the store in coherence (catalogue test
+                    // `coWWExp-TLBI-NExp+VMALL`, Allowed). Reads of it stay
+                    // conservative.
+                    Ok(Val::PteAddr(_)) if matches!(ins, Instr::Str(_, _, _, false)) => {}
                     Ok(Val::PteAddr(s)) => ptes |= 1u64 << s,
                     _ => return,
                 }
@@ -130,7 +149,24 @@ impl Ctx<'_> {
             let src_t = |r: Reg| bit(r) & tainted != 0;
             let op_t = |o: Operand| op_bit(o) & tainted != 0;
             match ins {
-                Instr::Isb | Instr::Eret | Instr::Tlbi(..) | Instr::Halt => return,
+                // The thread's own TLBI does not stop the scan: herd7 lets
+                // the store's walk be before it (`TLBI-after` enumerates both
+                // orders, `enumerations.cat` 108ce5d3, fixing only what
+                // `local-hw-reqs` gives, whose edges from a TLBI to a later
+                // walk of its thread all go through a context
+                // synchronization, `CSE-ob`: `DSB-ob; [CSE]; po`, where
+                // the scan stops), and then orders only the walk
+                // before what follows the TLBI's DSB
+                // (`TTD-read-ordered-before`), which a walk performed now
+                // is; `TLBI-ob` orders the walk's instruction after it only
+                // for another thread's TLBI (`tr-ib^-1;
+                // TTD-read-ordered-before & ext`), and `TLBI-ca` constrains
+                // only a walk after the TLBI. The update itself is ordered
+                // after no TLBI. So the early translation survives the
+                // thread's own invalidation (`invalidate` spares the
+                // issuer's `Cpu::pre`).
+                Instr::Tlbi(..) => {}
+                Instr::Isb | Instr::Eret | Instr::Halt => return,
                 Instr::Stxr(..) | Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..) => return,
                 Instr::B(cc, t) => {
                     if cc.is_none() || usize::from(t) != usize::from(pc) + 1 || flags_tainted {

@@ -509,7 +509,7 @@ impl Ctx<'_> {
                 out.push(n);
             }
             // A load's translation ahead of its read.
-            if state == PENDING {
+            if state == PENDING && self.early {
                 self.translate_early(st, c, &rob, fetched, k, &get, out)?;
             }
             // The commit as an access (not faulting), then as a fault.
