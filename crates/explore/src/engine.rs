@@ -194,6 +194,9 @@ pub struct Engine<'a> {
     /// Runs of identical workloads, `start..end`, of two or more: the
     /// CPUs the symmetry reduction may reorder.
     groups: Vec<(usize, usize)>,
+    /// Whether the root table is aligned to the granule, as every table a
+    /// descriptor points to is (so [`Engine::may_read`] applies).
+    aligned_root: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -243,6 +246,7 @@ impl<'a> Engine<'a> {
             pages,
             reduce: true,
             groups,
+            aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
         }
     }
 
@@ -329,6 +333,29 @@ impl<'a> Engine<'a> {
         let w = &s.wl[i];
         let pick = w.pick.map_or(self.pages[i][0].len() - 1, usize::from);
         &self.pages[i][usize::from(w.pc)][pick]
+    }
+
+    /// Tells whether a remaining walk of a live CPU may read the descriptor
+    /// at `pa`, by its position in its table alone: a walk for `va` reads at
+    /// level `l` the entry `index(l, va)` of a granule-aligned table (the
+    /// root, or one a table descriptor or walk-cache entry points to, whose
+    /// address is masked to the granule), so a descriptor at another
+    /// offset is never read, whatever the tables hold. A necessary
+    /// condition of [`Engine::observable`]'s answer, checked first because
+    /// it is cheap: true when in doubt.
+    fn may_read(&self, s: &State, pa: u64) -> bool {
+        if !self.aligned_root {
+            return true;
+        }
+        let g = self.sc.config.granule;
+        let off = pa & ((1 << self.shift) - 1);
+        (0..s.wl.len()).any(|i| {
+            self.live(s, i)
+                && self
+                    .remaining(s, i)
+                    .iter()
+                    .any(|&va| g.levels().any(|l| g.index(l, va) as u64 * 8 == off))
+        })
     }
 
     /// Returns every descriptor address a remaining walk of a live CPU may
@@ -481,9 +508,26 @@ impl<'a> Engine<'a> {
             }
         }
         if self.reduce && !s.pending.is_empty() {
-            let (descs, _) =
-                self.observable(s, &|d, _| s.pending.iter().all(|p| d.contains(&p.pa.0)));
-            s.pending.retain(|p| descs.contains(&p.pa.0));
+            // Stores no walk can read by their offset go first (the query
+            // below would drop them too); the query only when some remain.
+            let mut unread = 0u64;
+            for (k, p) in s.pending.iter().enumerate().take(64) {
+                if !self.may_read(s, p.pa.0) {
+                    unread |= 1 << k;
+                }
+            }
+            if unread != 0 {
+                let mut k = 0;
+                s.pending.retain(|_| {
+                    k += 1;
+                    k > 64 || unread & (1 << (k - 1)) == 0
+                });
+            }
+            if !s.pending.is_empty() {
+                let (descs, _) =
+                    self.observable(s, &|d, _| s.pending.iter().all(|p| d.contains(&p.pa.0)));
+                s.pending.retain(|p| descs.contains(&p.pa.0));
+            }
         }
         for t in s.tlbis.iter_mut() {
             for c in 0..s.tlbs.len() {
@@ -523,10 +567,19 @@ impl<'a> Engine<'a> {
             for (k, o) in order.iter_mut().enumerate() {
                 *o = start + k;
             }
-            order.sort_by(|&a, &b| {
-                (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
-            });
-            if order.iter().enumerate().all(|(k, &i)| i == start + k) {
+            // A stable insertion sort (a group is a handful of CPUs, most
+            // often in order already): the order `sort_by` would give.
+            let key = |c: usize| (&s.wl[c], s.tlbs[c + 1].entries());
+            let mut moved = false;
+            for k in 1..len {
+                let mut j = k;
+                while j > 0 && key(order[j - 1]) > key(order[j]) {
+                    order.swap(j - 1, j);
+                    j -= 1;
+                    moved = true;
+                }
+            }
+            if !moved {
                 continue;
             }
             if let Some(p) = perm.as_deref_mut() {
@@ -624,10 +677,13 @@ impl<'a> Engine<'a> {
                 .tlbs
                 .iter()
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
-            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self
-                .observable(s, &|d, _| d.contains(&pa.0))
-                .0
-                .contains(&pa.0),
+            Op::Store { pa, .. } | Op::Cas { pa, .. } => {
+                !self.may_read(s, pa.0)
+                    || !self
+                        .observable(s, &|d, _| d.contains(&pa.0))
+                        .0
+                        .contains(&pa.0)
+            }
             Op::Free { first, count } => {
                 let hit = |f: &Small| touches(f, *first, *count);
                 !hit(&self.observable(s, &|_, f| hit(f)).1)
