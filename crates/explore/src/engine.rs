@@ -187,8 +187,13 @@ pub struct Engine<'a> {
     sc: &'a Scenario,
     shift: u32,
     /// For each workload, for each pc: the pages its remaining operations
-    /// access, by pick (index) or all candidates (last element).
-    pages: Vec<Vec<Vec<Vec<u64>>>>,
+    /// access, by pick (index) or all candidates (last element), as ranges
+    /// of `page_vas`: workload `i`'s table starts at `page_base[i]`, one row
+    /// of `page_picks[i]` (candidates + 1) ranges per pc.
+    pages: Vec<(u32, u32)>,
+    page_base: Vec<usize>,
+    page_picks: Vec<usize>,
+    page_vas: Vec<u64>,
     /// Whether the reductions are on (off only to test them).
     reduce: bool,
     /// Runs of identical workloads, `start..end`, of two or more: the
@@ -204,29 +209,26 @@ impl<'a> Engine<'a> {
     pub fn new(sc: &'a Scenario) -> Self {
         let shift = sc.page_shift();
         let mask = !((1u64 << shift) - 1);
-        let pages = sc
-            .workloads
-            .iter()
-            .map(|w| {
-                let ncand = w.candidates().len();
-                (0..=w.ops.len())
-                    .map(|pc| {
-                        (0..=ncand)
-                            .map(|pick| {
-                                let p = (pick < ncand).then(|| w.candidates()[pick]);
-                                let mut v: Vec<u64> = (pc..w.ops.len())
-                                    .flat_map(|i| w.va(i, p))
-                                    .map(|va| va & mask)
-                                    .collect();
-                                v.sort_unstable();
-                                v.dedup();
-                                v
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
+        let (mut pages, mut page_base, mut page_picks, mut page_vas) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for w in &sc.workloads {
+            let ncand = w.candidates().len();
+            page_base.push(pages.len());
+            page_picks.push(ncand + 1);
+            for pc in 0..=w.ops.len() {
+                for pick in 0..=ncand {
+                    let p = (pick < ncand).then(|| w.candidates()[pick]);
+                    let mut v: Vec<u64> = (pc..w.ops.len())
+                        .flat_map(|i| w.va(i, p))
+                        .map(|va| va & mask)
+                        .collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    pages.push((page_vas.len() as u32, v.len() as u32));
+                    page_vas.extend(v);
+                }
+            }
+        }
         let n = sc.workloads.len();
         let mut groups = Vec::new();
         let mut start = 0;
@@ -244,6 +246,9 @@ impl<'a> Engine<'a> {
             sc,
             shift,
             pages,
+            page_base,
+            page_picks,
+            page_vas,
             reduce: true,
             groups,
             aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
@@ -331,8 +336,10 @@ impl<'a> Engine<'a> {
     /// The pages workload `i` will still access.
     fn remaining(&self, s: &State, i: usize) -> &[u64] {
         let w = &s.wl[i];
-        let pick = w.pick.map_or(self.pages[i][0].len() - 1, usize::from);
-        &self.pages[i][usize::from(w.pc)][pick]
+        let picks = self.page_picks[i];
+        let pick = w.pick.map_or(picks - 1, usize::from);
+        let (at, n) = self.pages[self.page_base[i] + usize::from(w.pc) * picks + pick];
+        &self.page_vas[at as usize..(at + n) as usize]
     }
 
     /// Tells whether a remaining walk of a live CPU may read the descriptor
@@ -489,7 +496,7 @@ impl<'a> Engine<'a> {
     /// As [`Engine::normalize_perm`], recording the permutation in `perm`
     /// only when given (no allocation otherwise).
     fn normalize_in(&self, s: &mut State, perm: Option<&mut Vec<usize>>) {
-        s.tlbs[0] = Tlb::default();
+        s.tlbs[0].clear();
         for i in 0..s.wl.len() {
             if !self.reduce {
                 continue;
@@ -501,8 +508,8 @@ impl<'a> Engine<'a> {
             };
             let tlb = &mut s.tlbs[i + 1];
             for k in (0..tlb.entries().len()).rev() {
-                let e = tlb.entries()[k];
-                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(&e) {
+                let e = &tlb.entries()[k];
+                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(e) {
                     tlb.evict(k);
                 }
             }
@@ -562,14 +569,14 @@ impl<'a> Engine<'a> {
         for &(start, end) in &self.groups {
             let len = end - start;
             // CPU masks are 64 bits wide, so a group has at most 63 CPUs.
-            let mut order_buf = [0usize; 64];
+            let mut order_buf = [0u8; 64];
             let order = &mut order_buf[..len];
             for (k, o) in order.iter_mut().enumerate() {
-                *o = start + k;
+                *o = (start + k) as u8;
             }
             // A stable insertion sort (a group is a handful of CPUs, most
             // often in order already): the order `sort_by` would give.
-            let key = |c: usize| (&s.wl[c], s.tlbs[c + 1].entries());
+            let key = |c: u8| (&s.wl[usize::from(c)], s.tlbs[usize::from(c) + 1].entries());
             let mut moved = false;
             for k in 1..len {
                 let mut j = k;
@@ -586,15 +593,15 @@ impl<'a> Engine<'a> {
                 let mut before = [0usize; 64];
                 before[..len].copy_from_slice(&p[start..end]);
                 for (k, &i) in order.iter().enumerate() {
-                    p[start + k] = before[i - start];
+                    p[start + k] = before[usize::from(i) - start];
                 }
             }
             // Position `start + k` takes the CPU that was at `order[k]`:
             // swap each into place (`cur[j]`: the CPU now at `start + j`).
-            let mut cur_buf = [0usize; 64];
+            let mut cur_buf = [0u8; 64];
             let cur = &mut cur_buf[..len];
             for (j, c) in cur.iter_mut().enumerate() {
-                *c = start + j;
+                *c = (start + j) as u8;
             }
             for k in 0..len {
                 let j = k + cur[k..]
@@ -610,7 +617,7 @@ impl<'a> Engine<'a> {
             let remap = |m: u64| {
                 let mut out = m;
                 for (k, &i) in order.iter().enumerate() {
-                    let (to, from) = (start + k + 1, i + 1);
+                    let (to, from) = (start + k + 1, usize::from(i) + 1);
                     out = (out & !(1 << to)) | (((m >> from) & 1) << to);
                 }
                 out

@@ -52,21 +52,25 @@ pub struct TlbEntry {
 
 impl TlbEntry {
     /// Returns the size of the region covered.
+    #[inline]
     pub fn size(&self) -> u64 {
         1 << self.size_shift
     }
 
     /// Tells whether the entry covers `va`.
+    #[inline]
     pub fn covers(&self, va: VirtAddr) -> bool {
         va.0.wrapping_sub(self.va.0) < self.size()
     }
 
     /// Tells whether the entry is a leaf (a translation, not a walk cache).
+    #[inline]
     pub fn is_leaf(&self) -> bool {
         matches!(self.kind, TlbKind::Leaf { .. })
     }
 
     /// Returns the output address of `va` through this leaf entry.
+    #[inline]
     pub fn translate(&self, va: VirtAddr) -> Option<PhysAddr> {
         match self.kind {
             TlbKind::Leaf { oa, .. } => Some(oa.add(va.0 - self.va.0)),
@@ -262,6 +266,7 @@ impl Tlb {
     }
 
     /// Returns the entries.
+    #[inline]
     pub fn entries(&self) -> &[TlbEntry] {
         &self.entries
     }
@@ -286,6 +291,7 @@ impl Tlb {
     }
 
     /// Returns the leaf entries that match `va` for `asid`.
+    #[inline]
     pub fn leaves(&self, va: VirtAddr, asid: u16) -> impl Iterator<Item = &TlbEntry> {
         self.entries
             .iter()
@@ -293,6 +299,7 @@ impl Tlb {
     }
 
     /// Returns the walk-cache entries that match `va`.
+    #[inline]
     pub fn walks(&self, va: VirtAddr) -> impl Iterator<Item = &TlbEntry> {
         self.entries
             .iter()
