@@ -329,11 +329,13 @@ impl<'a> Engine<'a> {
         }
     }
 
+    #[inline]
     fn live(&self, s: &State, i: usize) -> bool {
         usize::from(s.wl[i].pc) < self.sc.workloads[i].ops.len()
     }
 
     /// The pages workload `i` will still access.
+    #[inline]
     fn remaining(&self, s: &State, i: usize) -> &[u64] {
         let w = &s.wl[i];
         let picks = self.page_picks[i];
