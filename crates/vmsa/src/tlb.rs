@@ -244,6 +244,7 @@ impl Clone for Tlb {
 
     /// Copies `source` into this TLB's storage (no allocation when it is
     /// big enough: an explorer copies states many times a second).
+    #[inline]
     fn clone_from(&mut self, source: &Self) {
         self.entries.clone_from(&source.entries);
     }
@@ -251,12 +252,14 @@ impl Clone for Tlb {
 
 impl Tlb {
     /// Removes every entry.
+    #[inline]
     pub fn clear(&mut self) {
         self.entries.clear();
     }
 
     /// Inserts an entry, cheaply when it sorts after every entry present
     /// (a TLB rebuilt from its entries in order).
+    #[inline]
     pub fn push(&mut self, e: TlbEntry) {
         if self.entries.last().is_none_or(|l| *l < e) {
             self.entries.push(e);
