@@ -92,6 +92,18 @@ impl Small {
 /// series retries a bounded number of times).
 pub const CAS_RETRIES: u8 = 2;
 
+/// Which CPUs' TLB entries or positions a step may have changed, besides
+/// removing entries (see [`Engine::normalize_from`]).
+#[derive(Clone, Copy)]
+enum Touched {
+    /// Any CPU's (a state not normalized before).
+    All,
+    /// CPU `0`'s only (its own step or a fill of its TLB).
+    Cpu(usize),
+    /// None.
+    None,
+}
+
 /// A step, as recorded for the counterexample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
@@ -498,10 +510,25 @@ impl<'a> Engine<'a> {
     /// As [`Engine::normalize_perm`], recording the permutation in `perm`
     /// only when given (no allocation otherwise).
     fn normalize_in(&self, s: &mut State, perm: Option<&mut Vec<usize>>) {
+        self.normalize_from(s, perm, Touched::All);
+    }
+
+    /// As [`Engine::normalize_in`], for a state that was normalized before
+    /// a step touched only what `touched` says: the TLB entries a CPU keeps
+    /// depend only on its TLB and its position (the pages it will still
+    /// access), so a CPU whose TLB gained nothing and whose position did not
+    /// move keeps them all (it kept them when the state was normalized, and
+    /// removing entries elsewhere changes nothing for it).
+    fn normalize_from(&self, s: &mut State, perm: Option<&mut Vec<usize>>, touched: Touched) {
         s.tlbs[0].clear();
         for i in 0..s.wl.len() {
             if !self.reduce {
                 continue;
+            }
+            match touched {
+                Touched::All => {}
+                Touched::Cpu(c) if c == i + 1 => {}
+                _ => continue,
             }
             let keep: &[u64] = if self.live(s, i) {
                 self.remaining(s, i)
@@ -1019,7 +1046,19 @@ impl<'a> Engine<'a> {
             Ok(false) => Applied::Disabled,
             Ok(true) if want_perm => Applied::Next(self.normalize_perm(n)),
             Ok(true) => {
-                self.normalize_in(n, None);
+                // Only a workload CPU's own step or fill adds TLB entries
+                // or moves a position; the other steps only remove entries
+                // (an eviction, a TLBI completing) or touch neither.
+                let touched = match step {
+                    Step::Cpu { cpu, .. } | Step::Fill { cpu, .. } => {
+                        Touched::Cpu(usize::from(cpu))
+                    }
+                    Step::Updater
+                    | Step::Evict { .. }
+                    | Step::Propagate { .. }
+                    | Step::Publish { .. } => Touched::None,
+                };
+                self.normalize_from(n, None, touched);
                 Applied::Next(Vec::new())
             }
         }
