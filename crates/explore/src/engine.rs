@@ -100,8 +100,11 @@ enum Touched {
     All,
     /// CPU `0`'s only (its own step or a fill of its TLB).
     Cpu(usize),
-    /// None.
-    None,
+    /// None, but entries may have been removed.
+    Removed,
+    /// None, and no entry was removed: every TLB and position is as it
+    /// was (so the CPUs are still in the symmetry reduction's order).
+    Nothing,
 }
 
 /// A step, as recorded for the counterexample.
@@ -574,7 +577,7 @@ impl<'a> Engine<'a> {
             }
         }
         s.tlbis.retain(|t| t.waiting != 0);
-        if self.reduce {
+        if self.reduce && !matches!(touched, Touched::Nothing) {
             self.symmetry_in(s, perm);
         }
     }
@@ -1049,14 +1052,15 @@ impl<'a> Engine<'a> {
                 // Only a workload CPU's own step or fill adds TLB entries
                 // or moves a position; the other steps only remove entries
                 // (an eviction, a TLBI completing) or touch neither.
+                let entries = |s: &State| s.tlbs.iter().map(|t| t.entries().len()).sum::<usize>();
                 let touched = match step {
                     Step::Cpu { cpu, .. } | Step::Fill { cpu, .. } => {
                         Touched::Cpu(usize::from(cpu))
                     }
-                    Step::Updater
-                    | Step::Evict { .. }
-                    | Step::Propagate { .. }
-                    | Step::Publish { .. } => Touched::None,
+                    // The updater only removes entries (a TLBI completing).
+                    Step::Updater if entries(n) == entries(s) => Touched::Nothing,
+                    Step::Updater | Step::Evict { .. } => Touched::Removed,
+                    Step::Propagate { .. } | Step::Publish { .. } => Touched::Nothing,
                 };
                 self.normalize_from(n, None, touched);
                 Applied::Next(Vec::new())
