@@ -363,7 +363,8 @@ impl<'a> Engine<'a> {
     /// at `pa`, by its position in its table alone: a walk for `va` reads at
     /// level `l` the entry `index(l, va)` of a granule-aligned table (the
     /// root, or one a table descriptor or walk-cache entry points to, whose
-    /// address is masked to the granule), so a descriptor at another
+    /// next-level table address is granule-aligned: Arm ARM D8.2 and D8.3.1,
+    /// `Granule::index` and `table_addr_mask`), so a descriptor at another
     /// offset is never read, whatever the tables hold. A necessary
     /// condition of [`Engine::observable`]'s answer, checked first because
     /// it is cheap: true when in doubt.
