@@ -98,7 +98,8 @@ pub const CAS_RETRIES: u8 = 2;
 enum Touched {
     /// Any CPU's (a state not normalized before).
     All,
-    /// CPU `0`'s only (its own step or a fill of its TLB).
+    /// Only the CPU it holds (numbered from 1 like the steps' CPUs): its
+    /// own step or a fill of its TLB.
     Cpu(usize),
     /// None, but entries may have been removed.
     Removed,
