@@ -92,6 +92,22 @@ impl Small {
 /// series retries a bounded number of times).
 pub const CAS_RETRIES: u8 = 2;
 
+/// Which CPUs' TLB entries or positions a step may have changed, besides
+/// removing entries (see [`Engine::normalize_from`]).
+#[derive(Clone, Copy)]
+enum Touched {
+    /// Any CPU's (a state not normalized before).
+    All,
+    /// Only the CPU it holds (numbered from 1 like the steps' CPUs): its
+    /// own step or a fill of its TLB.
+    Cpu(usize),
+    /// None, but entries may have been removed.
+    Removed,
+    /// None, and no entry was removed: every TLB and position is as it
+    /// was (so the CPUs are still in the symmetry reduction's order).
+    Nothing,
+}
+
 /// A step, as recorded for the counterexample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
@@ -187,13 +203,21 @@ pub struct Engine<'a> {
     sc: &'a Scenario,
     shift: u32,
     /// For each workload, for each pc: the pages its remaining operations
-    /// access, by pick (index) or all candidates (last element).
-    pages: Vec<Vec<Vec<Vec<u64>>>>,
+    /// access, by pick (index) or all candidates (last element), as ranges
+    /// of `page_vas`: workload `i`'s table starts at `page_base[i]`, one row
+    /// of `page_picks[i]` (candidates + 1) ranges per pc.
+    pages: Vec<(u32, u32)>,
+    page_base: Vec<usize>,
+    page_picks: Vec<usize>,
+    page_vas: Vec<u64>,
     /// Whether the reductions are on (off only to test them).
     reduce: bool,
     /// Runs of identical workloads, `start..end`, of two or more: the
     /// CPUs the symmetry reduction may reorder.
     groups: Vec<(usize, usize)>,
+    /// Whether the root table is aligned to the granule, as every table a
+    /// descriptor points to is (so [`Engine::may_read`] applies).
+    aligned_root: bool,
 }
 
 impl<'a> Engine<'a> {
@@ -201,29 +225,26 @@ impl<'a> Engine<'a> {
     pub fn new(sc: &'a Scenario) -> Self {
         let shift = sc.page_shift();
         let mask = !((1u64 << shift) - 1);
-        let pages = sc
-            .workloads
-            .iter()
-            .map(|w| {
-                let ncand = w.candidates().len();
-                (0..=w.ops.len())
-                    .map(|pc| {
-                        (0..=ncand)
-                            .map(|pick| {
-                                let p = (pick < ncand).then(|| w.candidates()[pick]);
-                                let mut v: Vec<u64> = (pc..w.ops.len())
-                                    .flat_map(|i| w.va(i, p))
-                                    .map(|va| va & mask)
-                                    .collect();
-                                v.sort_unstable();
-                                v.dedup();
-                                v
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
+        let (mut pages, mut page_base, mut page_picks, mut page_vas) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for w in &sc.workloads {
+            let ncand = w.candidates().len();
+            page_base.push(pages.len());
+            page_picks.push(ncand + 1);
+            for pc in 0..=w.ops.len() {
+                for pick in 0..=ncand {
+                    let p = (pick < ncand).then(|| w.candidates()[pick]);
+                    let mut v: Vec<u64> = (pc..w.ops.len())
+                        .flat_map(|i| w.va(i, p))
+                        .map(|va| va & mask)
+                        .collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    pages.push((page_vas.len() as u32, v.len() as u32));
+                    page_vas.extend(v);
+                }
+            }
+        }
         let n = sc.workloads.len();
         let mut groups = Vec::new();
         let mut start = 0;
@@ -241,8 +262,12 @@ impl<'a> Engine<'a> {
             sc,
             shift,
             pages,
+            page_base,
+            page_picks,
+            page_vas,
             reduce: true,
             groups,
+            aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
         }
     }
 
@@ -320,15 +345,43 @@ impl<'a> Engine<'a> {
         }
     }
 
+    #[inline]
     fn live(&self, s: &State, i: usize) -> bool {
         usize::from(s.wl[i].pc) < self.sc.workloads[i].ops.len()
     }
 
     /// The pages workload `i` will still access.
+    #[inline]
     fn remaining(&self, s: &State, i: usize) -> &[u64] {
         let w = &s.wl[i];
-        let pick = w.pick.map_or(self.pages[i][0].len() - 1, usize::from);
-        &self.pages[i][usize::from(w.pc)][pick]
+        let picks = self.page_picks[i];
+        let pick = w.pick.map_or(picks - 1, usize::from);
+        let (at, n) = self.pages[self.page_base[i] + usize::from(w.pc) * picks + pick];
+        &self.page_vas[at as usize..(at + n) as usize]
+    }
+
+    /// Tells whether a remaining walk of a live CPU may read the descriptor
+    /// at `pa`, by its position in its table alone: a walk for `va` reads at
+    /// level `l` the entry `index(l, va)` of a granule-aligned table (the
+    /// root, or one a table descriptor or walk-cache entry points to, whose
+    /// next-level table address is granule-aligned: Arm ARM D8.2 and D8.3.1,
+    /// `Granule::index` and `table_addr_mask`), so a descriptor at another
+    /// offset is never read, whatever the tables hold. A necessary
+    /// condition of [`Engine::observable`]'s answer, checked first because
+    /// it is cheap: true when in doubt.
+    fn may_read(&self, s: &State, pa: u64) -> bool {
+        if !self.aligned_root {
+            return true;
+        }
+        let g = self.sc.config.granule;
+        let off = pa & ((1 << self.shift) - 1);
+        (0..s.wl.len()).any(|i| {
+            self.live(s, i)
+                && self
+                    .remaining(s, i)
+                    .iter()
+                    .any(|&va| g.levels().any(|l| g.index(l, va) as u64 * 8 == off))
+        })
     }
 
     /// Returns every descriptor address a remaining walk of a live CPU may
@@ -462,10 +515,25 @@ impl<'a> Engine<'a> {
     /// As [`Engine::normalize_perm`], recording the permutation in `perm`
     /// only when given (no allocation otherwise).
     fn normalize_in(&self, s: &mut State, perm: Option<&mut Vec<usize>>) {
-        s.tlbs[0] = Tlb::default();
+        self.normalize_from(s, perm, Touched::All);
+    }
+
+    /// As [`Engine::normalize_in`], for a state that was normalized before
+    /// a step touched only what `touched` says: the TLB entries a CPU keeps
+    /// depend only on its TLB and its position (the pages it will still
+    /// access), so a CPU whose TLB gained nothing and whose position did not
+    /// move keeps them all (it kept them when the state was normalized, and
+    /// removing entries elsewhere changes nothing for it).
+    fn normalize_from(&self, s: &mut State, perm: Option<&mut Vec<usize>>, touched: Touched) {
+        s.tlbs[0].clear();
         for i in 0..s.wl.len() {
             if !self.reduce {
                 continue;
+            }
+            match touched {
+                Touched::All => {}
+                Touched::Cpu(c) if c == i + 1 => {}
+                _ => continue,
             }
             let keep: &[u64] = if self.live(s, i) {
                 self.remaining(s, i)
@@ -474,16 +542,33 @@ impl<'a> Engine<'a> {
             };
             let tlb = &mut s.tlbs[i + 1];
             for k in (0..tlb.entries().len()).rev() {
-                let e = tlb.entries()[k];
-                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(&e) {
+                let e = &tlb.entries()[k];
+                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(e) {
                     tlb.evict(k);
                 }
             }
         }
         if self.reduce && !s.pending.is_empty() {
-            let (descs, _) =
-                self.observable(s, &|d, _| s.pending.iter().all(|p| d.contains(&p.pa.0)));
-            s.pending.retain(|p| descs.contains(&p.pa.0));
+            // Stores no walk can read by their offset go first (the query
+            // below would drop them too); the query only when some remain.
+            let mut unread = 0u64;
+            for (k, p) in s.pending.iter().enumerate().take(64) {
+                if !self.may_read(s, p.pa.0) {
+                    unread |= 1 << k;
+                }
+            }
+            if unread != 0 {
+                let mut k = 0;
+                s.pending.retain(|_| {
+                    k += 1;
+                    k > 64 || unread & (1 << (k - 1)) == 0
+                });
+            }
+            if !s.pending.is_empty() {
+                let (descs, _) =
+                    self.observable(s, &|d, _| s.pending.iter().all(|p| d.contains(&p.pa.0)));
+                s.pending.retain(|p| descs.contains(&p.pa.0));
+            }
         }
         for t in s.tlbis.iter_mut() {
             for c in 0..s.tlbs.len() {
@@ -494,7 +579,7 @@ impl<'a> Engine<'a> {
             }
         }
         s.tlbis.retain(|t| t.waiting != 0);
-        if self.reduce {
+        if self.reduce && !matches!(touched, Touched::Nothing) {
             self.symmetry_in(s, perm);
         }
     }
@@ -518,30 +603,39 @@ impl<'a> Engine<'a> {
         for &(start, end) in &self.groups {
             let len = end - start;
             // CPU masks are 64 bits wide, so a group has at most 63 CPUs.
-            let mut order_buf = [0usize; 64];
+            let mut order_buf = [0u8; 64];
             let order = &mut order_buf[..len];
             for (k, o) in order.iter_mut().enumerate() {
-                *o = start + k;
+                *o = (start + k) as u8;
             }
-            order.sort_by(|&a, &b| {
-                (s.wl[a], s.tlbs[a + 1].entries()).cmp(&(s.wl[b], s.tlbs[b + 1].entries()))
-            });
-            if order.iter().enumerate().all(|(k, &i)| i == start + k) {
+            // A stable insertion sort (a group is a handful of CPUs, most
+            // often in order already): the order `sort_by` would give.
+            let key = |c: u8| (&s.wl[usize::from(c)], s.tlbs[usize::from(c) + 1].entries());
+            let mut moved = false;
+            for k in 1..len {
+                let mut j = k;
+                while j > 0 && key(order[j - 1]) > key(order[j]) {
+                    order.swap(j - 1, j);
+                    j -= 1;
+                    moved = true;
+                }
+            }
+            if !moved {
                 continue;
             }
             if let Some(p) = perm.as_deref_mut() {
                 let mut before = [0usize; 64];
                 before[..len].copy_from_slice(&p[start..end]);
                 for (k, &i) in order.iter().enumerate() {
-                    p[start + k] = before[i - start];
+                    p[start + k] = before[usize::from(i) - start];
                 }
             }
             // Position `start + k` takes the CPU that was at `order[k]`:
             // swap each into place (`cur[j]`: the CPU now at `start + j`).
-            let mut cur_buf = [0usize; 64];
+            let mut cur_buf = [0u8; 64];
             let cur = &mut cur_buf[..len];
             for (j, c) in cur.iter_mut().enumerate() {
-                *c = start + j;
+                *c = (start + j) as u8;
             }
             for k in 0..len {
                 let j = k + cur[k..]
@@ -557,7 +651,7 @@ impl<'a> Engine<'a> {
             let remap = |m: u64| {
                 let mut out = m;
                 for (k, &i) in order.iter().enumerate() {
-                    let (to, from) = (start + k + 1, i + 1);
+                    let (to, from) = (start + k + 1, usize::from(i) + 1);
                     out = (out & !(1 << to)) | (((m >> from) & 1) << to);
                 }
                 out
@@ -624,10 +718,13 @@ impl<'a> Engine<'a> {
                 .tlbs
                 .iter()
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
-            Op::Store { pa, .. } | Op::Cas { pa, .. } => !self
-                .observable(s, &|d, _| d.contains(&pa.0))
-                .0
-                .contains(&pa.0),
+            Op::Store { pa, .. } | Op::Cas { pa, .. } => {
+                !self.may_read(s, pa.0)
+                    || !self
+                        .observable(s, &|d, _| d.contains(&pa.0))
+                        .0
+                        .contains(&pa.0)
+            }
             Op::Free { first, count } => {
                 let hit = |f: &Small| touches(f, *first, *count);
                 !hit(&self.observable(s, &|_, f| hit(f)).1)
@@ -954,7 +1051,20 @@ impl<'a> Engine<'a> {
             Ok(false) => Applied::Disabled,
             Ok(true) if want_perm => Applied::Next(self.normalize_perm(n)),
             Ok(true) => {
-                self.normalize_in(n, None);
+                // Only a workload CPU's own step or fill adds TLB entries
+                // or moves a position; the other steps only remove entries
+                // (an eviction, a TLBI completing) or touch neither.
+                let entries = |s: &State| s.tlbs.iter().map(|t| t.entries().len()).sum::<usize>();
+                let touched = match step {
+                    Step::Cpu { cpu, .. } | Step::Fill { cpu, .. } => {
+                        Touched::Cpu(usize::from(cpu))
+                    }
+                    // The updater only removes entries (a TLBI completing).
+                    Step::Updater if entries(n) == entries(s) => Touched::Nothing,
+                    Step::Updater | Step::Evict { .. } => Touched::Removed,
+                    Step::Propagate { .. } | Step::Publish { .. } => Touched::Nothing,
+                };
+                self.normalize_from(n, None, touched);
                 Applied::Next(Vec::new())
             }
         }

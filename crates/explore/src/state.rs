@@ -16,8 +16,9 @@ use crate::world::Source;
 /// Memory as a difference from the initial memory.
 #[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Mem {
-    /// Words written, by physical address, sorted.
-    words: Vec<(u64, u64)>,
+    /// Words written, `[physical address, value]`, sorted by address (pairs
+    /// of words, so that the encoding copies them as one slice).
+    words: Vec<[u64; 2]>,
     /// Frames whose contents were replaced, sorted.
     frames: Vec<(u64, Source)>,
 }
@@ -47,8 +48,8 @@ impl Mem {
 
     /// Reads the word at `pa`.
     pub fn read(&self, base: &Memory, shift: u32, pa: u64) -> u64 {
-        if let Ok(i) = self.words.binary_search_by_key(&pa, |w| w.0) {
-            return self.words[i].1;
+        if let Ok(i) = self.words.binary_search_by_key(&pa, |w| w[0]) {
+            return self.words[i][1];
         }
         let frame = pa >> shift;
         let off = pa & ((1 << shift) - 1);
@@ -79,9 +80,9 @@ impl Mem {
 
     /// Writes the word at `pa`.
     pub fn write(&mut self, pa: u64, value: u64) {
-        match self.words.binary_search_by_key(&pa, |w| w.0) {
-            Ok(i) => self.words[i].1 = value,
-            Err(i) => self.words.insert(i, (pa, value)),
+        match self.words.binary_search_by_key(&pa, |w| w[0]) {
+            Ok(i) => self.words[i][1] = value,
+            Err(i) => self.words.insert(i, [pa, value]),
         }
     }
 
@@ -98,8 +99,8 @@ impl Mem {
     }
 
     fn word_range(&self, frame: u64, shift: u32) -> std::ops::Range<usize> {
-        let lo = self.words.partition_point(|w| w.0 < frame << shift);
-        let hi = self.words.partition_point(|w| w.0 < (frame + 1) << shift);
+        let lo = self.words.partition_point(|w| w[0] < frame << shift);
+        let hi = self.words.partition_point(|w| w[0] < (frame + 1) << shift);
         lo..hi
     }
 
@@ -118,7 +119,7 @@ impl Mem {
         let source = self.source(src);
         let moved: Vec<(u64, u64)> = self.words[self.word_range(src, shift)]
             .iter()
-            .map(|&(pa, v)| ((pa - (src << shift)) | (dst << shift), v))
+            .map(|&[pa, v]| ((pa - (src << shift)) | (dst << shift), v))
             .collect();
         self.fill(dst, source, shift);
         for (pa, v) in moved {
@@ -272,9 +273,7 @@ impl State {
         if let Some(m) = self.gp {
             out.push(m);
         }
-        for &(pa, v) in &self.mem.words {
-            out.extend_from_slice(&[pa, v]);
-        }
+        out.extend_from_slice(self.mem.words.as_flattened());
         for &(f, src) in &self.mem.frames {
             match src {
                 Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
@@ -343,8 +342,8 @@ impl State {
         }
         s.gp = (h >> 33 & 1 != 0).then(|| r.next());
         s.mem.words.clear();
-        for _ in 0..counts[0] {
-            s.mem.words.push((r.next(), r.next()));
+        for w in r.take(2 * counts[0]).chunks_exact(2) {
+            s.mem.words.push([w[0], w[1]]);
         }
         s.mem.frames.clear();
         for _ in 0..counts[1] {

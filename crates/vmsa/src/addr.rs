@@ -21,16 +21,19 @@ macro_rules! addr_impls {
         impl $t {
             /// Returns the address rounded down to a multiple of `align`
             /// (a power of two).
+            #[inline]
             pub const fn align_down(self, align: u64) -> Self {
                 Self(self.0 & !(align - 1))
             }
 
             /// Tells whether the address is a multiple of `align` (a power of two).
+            #[inline]
             pub const fn is_aligned(self, align: u64) -> bool {
                 self.0 & (align - 1) == 0
             }
 
             /// Returns the address `off` bytes further on.
+            #[inline]
             pub const fn add(self, off: u64) -> Self {
                 Self(self.0.wrapping_add(off))
             }

@@ -45,6 +45,7 @@ impl Granule {
     pub const ALL: [Granule; 3] = [Granule::K4, Granule::K16, Granule::K64];
 
     /// Returns log2 of the page size.
+    #[inline]
     pub const fn page_shift(self) -> u32 {
         match self {
             Granule::K4 => 12,
@@ -54,11 +55,13 @@ impl Granule {
     }
 
     /// Returns the page size in bytes.
+    #[inline]
     pub const fn page_size(self) -> u64 {
         1 << self.page_shift()
     }
 
     /// Returns how many VA bits a full table level resolves (page_shift - 3).
+    #[inline]
     pub const fn bits_per_level(self) -> u32 {
         self.page_shift() - 3
     }
@@ -69,6 +72,7 @@ impl Granule {
     }
 
     /// Returns the first level of a walk for a 48-bit VA.
+    #[inline]
     pub const fn start_level(self) -> Level {
         match self {
             Granule::K4 | Granule::K16 => 0,
@@ -77,23 +81,27 @@ impl Granule {
     }
 
     /// Returns the levels a walk visits, first to last.
+    #[inline]
     pub fn levels(self) -> std::ops::RangeInclusive<Level> {
         self.start_level()..=3
     }
 
     /// Returns the lowest VA bit resolved at `level`, i.e. log2 of the size
     /// of the region one entry at that level maps.
+    #[inline]
     pub const fn level_shift(self, level: Level) -> u32 {
         self.page_shift() + (3 - level as u32) * self.bits_per_level()
     }
 
     /// Returns the size of the region one entry at `level` maps.
+    #[inline]
     pub const fn level_size(self, level: Level) -> u64 {
         1 << self.level_shift(level)
     }
 
     /// Returns the number of entries of the table at `level` (the start
     /// level's table is smaller than a page for 16KB and 64KB).
+    #[inline]
     pub const fn table_entries(self, level: Level) -> usize {
         if level == self.start_level() {
             1 << (VA_BITS - self.level_shift(level))
@@ -103,6 +111,7 @@ impl Granule {
     }
 
     /// Returns the index of `va` in the table at `level`.
+    #[inline]
     pub const fn index(self, level: Level, va: u64) -> usize {
         ((va >> self.level_shift(level)) as usize) & (self.table_entries(level) - 1)
     }
@@ -119,6 +128,7 @@ impl Granule {
     /// Returns how many adjacent entries form a contiguous run at `level`
     /// when their Contiguous bit is set (Arm ARM D8.6.1), or `None` where
     /// the level holds no leaf descriptors.
+    #[inline]
     pub const fn contiguous_entries(self, level: Level) -> Option<usize> {
         match (self, level) {
             (Granule::K4, 1..=3) => Some(16),
@@ -153,6 +163,7 @@ impl Granule {
 
     /// Returns the mask of output-address bits of a leaf at `level`
     /// (bits \[47:level_shift\]).
+    #[inline]
     pub const fn oa_mask(self, level: Level) -> u64 {
         let low = self.level_shift(level);
         ((1u64 << PA_BITS) - 1) & !((1u64 << low) - 1)
@@ -160,6 +171,7 @@ impl Granule {
 
     /// Returns the mask of next-level table address bits of a table
     /// descriptor (bits \[47:page_shift\]).
+    #[inline]
     pub const fn table_addr_mask(self) -> u64 {
         self.oa_mask(3)
     }

@@ -52,21 +52,25 @@ pub struct TlbEntry {
 
 impl TlbEntry {
     /// Returns the size of the region covered.
+    #[inline]
     pub fn size(&self) -> u64 {
         1 << self.size_shift
     }
 
     /// Tells whether the entry covers `va`.
+    #[inline]
     pub fn covers(&self, va: VirtAddr) -> bool {
         va.0.wrapping_sub(self.va.0) < self.size()
     }
 
     /// Tells whether the entry is a leaf (a translation, not a walk cache).
+    #[inline]
     pub fn is_leaf(&self) -> bool {
         matches!(self.kind, TlbKind::Leaf { .. })
     }
 
     /// Returns the output address of `va` through this leaf entry.
+    #[inline]
     pub fn translate(&self, va: VirtAddr) -> Option<PhysAddr> {
         match self.kind {
             TlbKind::Leaf { oa, .. } => Some(oa.add(va.0 - self.va.0)),
@@ -240,6 +244,7 @@ impl Clone for Tlb {
 
     /// Copies `source` into this TLB's storage (no allocation when it is
     /// big enough: an explorer copies states many times a second).
+    #[inline]
     fn clone_from(&mut self, source: &Self) {
         self.entries.clone_from(&source.entries);
     }
@@ -247,12 +252,14 @@ impl Clone for Tlb {
 
 impl Tlb {
     /// Removes every entry.
+    #[inline]
     pub fn clear(&mut self) {
         self.entries.clear();
     }
 
     /// Inserts an entry, cheaply when it sorts after every entry present
     /// (a TLB rebuilt from its entries in order).
+    #[inline]
     pub fn push(&mut self, e: TlbEntry) {
         if self.entries.last().is_none_or(|l| *l < e) {
             self.entries.push(e);
@@ -262,6 +269,7 @@ impl Tlb {
     }
 
     /// Returns the entries.
+    #[inline]
     pub fn entries(&self) -> &[TlbEntry] {
         &self.entries
     }
@@ -286,6 +294,7 @@ impl Tlb {
     }
 
     /// Returns the leaf entries that match `va` for `asid`.
+    #[inline]
     pub fn leaves(&self, va: VirtAddr, asid: u16) -> impl Iterator<Item = &TlbEntry> {
         self.entries
             .iter()
@@ -293,6 +302,7 @@ impl Tlb {
     }
 
     /// Returns the walk-cache entries that match `va`.
+    #[inline]
     pub fn walks(&self, va: VirtAddr) -> impl Iterator<Item = &TlbEntry> {
         self.entries
             .iter()

@@ -44,9 +44,8 @@ impl Translator<'_> {
     /// may happen at any time).
     pub fn walks(&self, tlb: &Tlb, asid: u16, va: VirtAddr, kind: Access) -> Vec<Choice> {
         let mut out = Vec::new();
-        let mut starts: Vec<Option<TlbEntry>> = vec![None];
-        starts.extend(tlb.walks(va).copied().map(Some));
-        for start in starts {
+        // From the root, then from each matching walk-cache entry.
+        for start in std::iter::once(None).chain(tlb.walks(va).copied().map(Some)) {
             let (level, table) = match start {
                 Some(TlbEntry {
                     kind: TlbKind::Walk { next },
@@ -57,7 +56,7 @@ impl Translator<'_> {
             };
             let walked = walk::walk(self.config.granule, va, level, table, self.read);
             let via = start.map_or(Via::Walk, Via::WalkFrom);
-            out.extend(self.walk_choices(asid, va, kind, via, walked));
+            self.walk_choices(asid, va, kind, via, walked, &mut out);
         }
         out.dedup();
         out
@@ -86,7 +85,7 @@ impl Translator<'_> {
                 // of faulting; model it as a walk that performs the update.
                 let g = self.config.granule;
                 let walked = walk::walk(g, va, g.start_level(), self.root, self.read);
-                out.extend(self.walk_choices(asid, va, kind, Via::Tlb(**e), walked));
+                self.walk_choices(asid, va, kind, Via::Tlb(**e), walked, &mut out);
                 continue;
             }
             let t = Translation {
@@ -170,6 +169,7 @@ impl Translator<'_> {
             .any(|(i, a)| hits[i + 1..].iter().any(|b| pair(a, b)))
     }
 
+    /// Appends to `out` the choices one walk gives.
     fn walk_choices(
         &self,
         asid: u16,
@@ -177,17 +177,19 @@ impl Translator<'_> {
         kind: Access,
         via: Via,
         walked: walk::Walked,
-    ) -> Vec<Choice> {
+        out: &mut Vec<Choice>,
+    ) {
         let g = self.config.granule;
         let f = self.config.features;
         let (leaf, level, desc_pa, desc) = match walked.result {
             Err(fault) => {
-                return vec![Choice {
+                out.push(Choice {
                     via,
                     result: Err(fault),
                     fills: walked.tables,
                     hw_update: None,
-                }];
+                });
+                return;
             }
             Ok(x) => x,
         };
@@ -200,12 +202,13 @@ impl Translator<'_> {
         let mut hw = None;
         if !attrs.af() {
             if !f.hw_af {
-                return vec![Choice {
+                out.push(Choice {
                     via,
                     result: Err(fault(FaultKind::AccessFlag)),
                     fills: walked.tables,
                     hw_update: None,
-                }];
+                });
+                return;
             }
             attrs.flags.insert(Attributes::AF);
         }
@@ -241,12 +244,12 @@ impl Translator<'_> {
         if !nt {
             fills.push(entry);
         }
-        let mut out = vec![Choice {
+        out.push(Choice {
             via,
             result: result.map(|()| t),
-            fills: fills.clone(),
+            fills,
             hw_update: hw,
-        }];
+        });
         if nt {
             // R_MRRPW: with nT set it is IMPLEMENTATION DEFINED whether the
             // access gives a Translation fault; both behaviours are allowed.
@@ -257,6 +260,5 @@ impl Translator<'_> {
                 hw_update: None,
             });
         }
-        out
     }
 }

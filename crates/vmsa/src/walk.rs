@@ -149,7 +149,9 @@ pub fn walk(
     mut table: PhysAddr,
     read: &dyn Fn(PhysAddr) -> u64,
 ) -> Walked {
-    let mut tables = Vec::new();
+    // Room for a table at every level above the last and the leaf entry a
+    // caller adds (`Translator` pushes it): one allocation per walk.
+    let mut tables = Vec::with_capacity(4);
     loop {
         let desc_pa = table.add(granule.index(level, va.0) as u64 * 8);
         let d = Descriptor(read(desc_pa));
