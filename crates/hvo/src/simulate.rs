@@ -633,10 +633,31 @@ pub struct BenchArgs {
     /// largest standard configuration, in unique states per second.
     #[arg(long)]
     pub explore: bool,
-    /// Run the rule checker on a second thread (the same findings; faster
-    /// when a second core is free, slower when it is not, more memory).
-    #[arg(long)]
-    checker_thread: bool,
+    /// Where the rule checker runs: `auto` (on a second thread when the
+    /// machine has a second CPU), `on` or `off`. The findings are the same;
+    /// the thread is faster when the second core is free, slower when
+    /// another job takes it, and needs about 200 MiB more.
+    #[arg(long, value_name = "auto|on|off", default_value = "auto")]
+    checker_thread: String,
+}
+
+impl BenchArgs {
+    /// Tells whether the checker runs on its own thread.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message naming the flag when its value is not `auto`,
+    /// `on` or `off`.
+    fn threaded(&self) -> Result<bool, String> {
+        match self.checker_thread.as_str() {
+            "auto" => Ok(std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)),
+            "on" => Ok(true),
+            "off" => Ok(false),
+            v => Err(format!(
+                "--checker-thread: expected auto, on or off, found `{v}`"
+            )),
+        }
+    }
 }
 
 /// Returns the peak resident set size of this process in bytes (VmHWM).
@@ -684,6 +705,10 @@ fn no_transparent_huge_pages() {
 /// Runs `hvo bench`: boots the pool, optimizes and restores all of it with
 /// the rule checker on, and prints wall time and peak memory.
 pub fn bench(a: &BenchArgs) -> ExitCode {
+    let threaded = match a.threaded() {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
     no_transparent_huge_pages();
     let m = MachineArgs {
         granule: Granule::K4,
@@ -724,7 +749,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         k.machine.sync_checker_thread();
         Ok::<_, mm::MmError>((hvo, freed, t.elapsed().as_secs_f64()))
     };
-    let run = if a.checker_thread {
+    let run = if threaded {
         k.with_checker_thread(run)
     } else {
         run(&mut k)
@@ -740,11 +765,7 @@ pub fn bench(a: &BenchArgs) -> ExitCode {
         format_size(a.hugepages << 21),
         p.name,
         a.bbm,
-        if a.checker_thread {
-            " (its own thread)"
-        } else {
-            ""
-        }
+        if threaded { " (its own thread)" } else { "" }
     );
     println!("  boot           {boot:8.2} s");
     println!(

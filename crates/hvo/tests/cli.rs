@@ -381,6 +381,52 @@ fn protocols_and_bad_options() {
     let (code, _, err) = hvo(&["simulate", "--hugepages", "1000", "--memory", "1G"]);
     assert_eq!(code, 2);
     assert!(err.contains("raise --memory"), "{err}");
+    let (code, _, err) = hvo(&["bench", "--checker-thread", "maybe"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--checker-thread: expected auto, on or off, found `maybe`"),
+        "{err}"
+    );
+}
+
+/// `hvo bench` on a small pool: the checker's thread (`on`) and the main
+/// thread (`off`) free the same memory and check the same operations.
+#[test]
+fn bench_checks_the_same_operations_on_either_thread() {
+    let figures = |mode: &str| {
+        let (code, out, err) = hvo(&["bench", "--hugepages", "512", "--checker-thread", mode]);
+        assert_eq!(code, 0, "{err}");
+        let line = |key: &str| {
+            out.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .unwrap_or_else(|| panic!("no {key} line: {out}"))
+                .to_string()
+        };
+        let hvo = line("HVO ");
+        let both = line("HVO + de-HVO");
+        let freed = hvo[hvo.find('(').expect("freed")..].to_string();
+        let ops = both[both.find('(').expect("ops")..]
+            .split(',')
+            .next()
+            .expect("ops")
+            .to_string();
+        (
+            out.lines().next().unwrap_or_default().to_string(),
+            freed,
+            ops,
+        )
+    };
+    let (head_on, freed_on, ops_on) = figures("on");
+    let (head_off, freed_off, ops_off) = figures("off");
+    assert!(
+        head_on.ends_with("checker on (its own thread)"),
+        "{head_on}"
+    );
+    assert!(head_off.ends_with("checker on"), "{head_off}");
+    assert_eq!(freed_on, "(14M freed)");
+    assert_eq!(freed_on, freed_off);
+    assert_eq!(ops_on, ops_off);
+    assert!(ops_on.contains("table operations checked"), "{ops_on}");
 }
 
 #[test]
