@@ -10,7 +10,7 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::descriptor::{Attributes, Descriptor, LeafAttrs};
 use crate::features::{BbmLevel, Config};
 use crate::tlb::{Tlb, TlbEntry, TlbKind};
-use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
+use crate::walk::{self, Access, Choice, Fault, FaultKind, Fills, HwUpdate, Translation, Via};
 
 /// What a CPU's translation depends on besides its TLB.
 pub struct Translator<'a> {
@@ -107,7 +107,7 @@ impl Translator<'_> {
             out.push(Choice {
                 via: Via::Tlb(**e),
                 result,
-                fills: Vec::new(),
+                fills: Fills::default(),
                 hw_update: None,
             });
         }
@@ -119,7 +119,7 @@ impl Translator<'_> {
                     va,
                     level: None,
                 }),
-                fills: Vec::new(),
+                fills: Fills::default(),
                 hw_update: None,
             });
         }
@@ -256,7 +256,7 @@ impl Translator<'_> {
             out.push(Choice {
                 via,
                 result: Err(fault(FaultKind::Translation)),
-                fills: Vec::new(),
+                fills: Fills::default(),
                 hw_update: None,
             });
         }
