@@ -12,16 +12,6 @@ use crate::features::{BbmLevel, Config};
 use crate::tlb::{Tlb, TlbEntry, TlbKind};
 use crate::walk::{self, Access, Choice, Fault, FaultKind, Fills, HwUpdate, Translation, Via};
 
-/// A placeholder for unused room in a list of TLB hits.
-static UNUSED: TlbEntry = TlbEntry {
-    va: VirtAddr(0),
-    size_shift: 0,
-    level: 0,
-    kind: TlbKind::Walk { next: PhysAddr(0) },
-    asid: None,
-    desc_pa: PhysAddr(0),
-};
-
 /// What a CPU's translation depends on besides its TLB.
 pub struct Translator<'a> {
     /// The configuration (granule, features).
@@ -58,7 +48,7 @@ impl Translator<'_> {
     ) {
         // The matching leaves, on the stack when there are few (always, in
         // practice).
-        let mut few = [&UNUSED; 8];
+        let mut few = [&walk::UNUSED; 8];
         let mut n = 0;
         let mut many = Vec::new();
         for e in tlb.leaves(va, asid) {
