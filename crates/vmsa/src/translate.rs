@@ -48,10 +48,14 @@ impl Translator<'_> {
     ) {
         // The matching leaves, on the stack when there are few (always, in
         // practice).
-        let mut few = [&walk::UNUSED; 8];
-        let mut n = 0;
+        let mut leaves = tlb.leaves(va, asid);
+        let Some(first) = leaves.next() else {
+            return self.walks_into(tlb, asid, va, kind, out);
+        };
+        let mut few = [first; 8];
+        let mut n = 1;
         let mut many = Vec::new();
-        for e in tlb.leaves(va, asid) {
+        for e in leaves {
             if n < few.len() {
                 few[n] = e;
             } else {
@@ -67,10 +71,7 @@ impl Translator<'_> {
         } else {
             &many[..]
         };
-        if !hits.is_empty() {
-            return self.hit_choices(asid, hits, va, kind, out);
-        }
-        self.walks_into(tlb, asid, va, kind, out);
+        self.hit_choices(asid, hits, va, kind, out);
     }
 
     /// Lists the walks a `kind` access to `va` may make now, ignoring leaf

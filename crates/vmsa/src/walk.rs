@@ -149,21 +149,20 @@ pub struct Fills {
     entries: [TlbEntry; 4],
 }
 
-/// A placeholder entry, for room not in use (never read as an entry).
-pub(crate) const UNUSED: TlbEntry = TlbEntry {
-    va: VirtAddr(0),
-    size_shift: 0,
-    level: 0,
-    kind: TlbKind::Walk { next: PhysAddr(0) },
-    asid: None,
-    desc_pa: PhysAddr(0),
-};
-
 impl Default for Fills {
     fn default() -> Self {
+        // Placeholders past `len`, never read.
+        let unused = TlbEntry {
+            va: VirtAddr(0),
+            size_shift: 0,
+            level: 0,
+            kind: TlbKind::Walk { next: PhysAddr(0) },
+            asid: None,
+            desc_pa: PhysAddr(0),
+        };
         Fills {
             len: 0,
-            entries: [UNUSED; 4],
+            entries: [unused; 4],
         }
     }
 }
