@@ -37,6 +37,7 @@
 //!   ample set of one, partial-order reduction).
 
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use vmsa::machine::{PendingStore, PendingTlbi};
 use vmsa::tlb::{Tlb, TlbKind};
@@ -152,27 +153,34 @@ pub enum Step {
 /// state, so that applying each step does not compute them again.
 #[derive(Default)]
 pub struct Memo {
-    /// (CPU, its next access's choices).
-    choices: Vec<(usize, Vec<Choice>)>,
-    /// (CPU, VA, the walks a fill may make).
-    walks: Vec<(usize, u64, Vec<Choice>)>,
+    /// Every choice and walk below, one list after another (storage kept
+    /// from state to state: no allocation per access).
+    all: Vec<Choice>,
+    /// (CPU, its next access's choices: where they are in `all`).
+    choices: Vec<(usize, Range<usize>)>,
+    /// (CPU, VA, the walks a fill may make: where they are in `all`).
+    walks: Vec<(usize, u64, Range<usize>)>,
 }
 
 impl Memo {
     fn clear(&mut self) {
+        self.all.clear();
         self.choices.clear();
         self.walks.clear();
     }
 
     fn choice(&self, cpu: usize, k: usize) -> Option<Option<&Choice>> {
-        self.choices.iter().find(|c| c.0 == cpu).map(|c| c.1.get(k))
+        self.choices
+            .iter()
+            .find(|c| c.0 == cpu)
+            .map(|c| self.all[c.1.clone()].get(k))
     }
 
     fn walk(&self, cpu: usize, va: u64, k: usize) -> Option<Option<&Choice>> {
         self.walks
             .iter()
             .find(|w| w.0 == cpu && w.1 == va)
-            .map(|w| w.2.get(k))
+            .map(|w| self.all[w.2.clone()].get(k))
     }
 }
 
@@ -679,6 +687,12 @@ impl<'a> Engine<'a> {
     }
 
     fn choices(&self, s: &State, cpu: usize, va: u64, access: Access) -> Vec<Choice> {
+        let mut out = Vec::new();
+        self.choices_into(s, cpu, va, access, &mut out);
+        out
+    }
+
+    fn choices_into(&self, s: &State, cpu: usize, va: u64, access: Access, out: &mut Vec<Choice>) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |a: PhysAddr, b: PhysAddr| {
             s.mem.same_frame(
@@ -689,18 +703,35 @@ impl<'a> Engine<'a> {
             )
         };
         self.translator(&read, &same)
-            .choices(&s.tlbs[cpu], 0, VirtAddr(va), access)
+            .choices_into(&s.tlbs[cpu], 0, VirtAddr(va), access, out);
     }
 
     fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
+        let mut out = Vec::new();
+        self.walks_into(s, cpu, va, &mut out);
+        out
+    }
+
+    /// Appends to `out` the walks a fill for `va` on `cpu` may make.
+    fn walks_into(&self, s: &State, cpu: usize, va: u64, out: &mut Vec<Choice>) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
-        let mut v =
-            self.translator(&read, &same)
-                .walks(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load);
-        // A walk that caches nothing new changes nothing.
-        v.retain(|c| c.fills.iter().any(|e| !s.tlbs[cpu].entries().contains(e)));
-        v
+        let first = out.len();
+        self.translator(&read, &same)
+            .walks_into(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load, out);
+        // A walk that caches nothing new changes nothing (`retain` on the
+        // appended walks only).
+        let tlb = s.tlbs[cpu].entries();
+        let mut kept = first;
+        for k in first..out.len() {
+            if out[k].fills.iter().any(|e| !tlb.contains(e)) {
+                if kept != k {
+                    out.swap(kept, k);
+                }
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
     }
 
     /// Tells whether the updater's next operation is invisible to the
@@ -823,9 +854,10 @@ impl<'a> Engine<'a> {
                 }
                 _ => {
                     let (va, access) = self.access_of(s, i);
-                    let choices = self.choices(s, cpu, va, access);
-                    let n = choices.len();
-                    memo.choices.push((cpu, choices));
+                    let first = memo.all.len();
+                    self.choices_into(s, cpu, va, access, &mut memo.all);
+                    let n = memo.all.len() - first;
+                    memo.choices.push((cpu, first..memo.all.len()));
                     for k in 0..n {
                         out.push(Step::Cpu {
                             cpu: cpu as u8,
@@ -857,9 +889,10 @@ impl<'a> Engine<'a> {
             }
             let cpu = i + 1;
             for &va in self.remaining(s, i) {
-                let walks = self.walks(s, cpu, va);
-                let n = walks.len();
-                memo.walks.push((cpu, va, walks));
+                let first = memo.all.len();
+                self.walks_into(s, cpu, va, &mut memo.all);
+                let n = memo.all.len() - first;
+                memo.walks.push((cpu, va, first..memo.all.len()));
                 for k in 0..n {
                     out.push(Step::Fill {
                         cpu: cpu as u8,

@@ -10,7 +10,7 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::descriptor::{Attributes, Descriptor, LeafAttrs};
 use crate::features::{BbmLevel, Config};
 use crate::tlb::{Tlb, TlbEntry, TlbKind};
-use crate::walk::{self, Access, Choice, Fault, FaultKind, HwUpdate, Translation, Via};
+use crate::walk::{self, Access, Choice, Fault, FaultKind, Fills, HwUpdate, Translation, Via};
 
 /// What a CPU's translation depends on besides its TLB.
 pub struct Translator<'a> {
@@ -31,11 +31,47 @@ impl Translator<'_> {
     /// one per matching TLB entry (plus a TLB conflict abort where the
     /// FEAT_BBM level allows it), or one per possible walk start otherwise.
     pub fn choices(&self, tlb: &Tlb, asid: u16, va: VirtAddr, kind: Access) -> Vec<Choice> {
-        let hits: Vec<&TlbEntry> = tlb.leaves(va, asid).collect();
-        if !hits.is_empty() {
-            return self.hit_choices(asid, &hits, va, kind);
+        let mut out = Vec::new();
+        self.choices_into(tlb, asid, va, kind, &mut out);
+        out
+    }
+
+    /// As [`Translator::choices`], appending the choices to `out` (whose
+    /// storage a caller may reuse from access to access).
+    pub fn choices_into(
+        &self,
+        tlb: &Tlb,
+        asid: u16,
+        va: VirtAddr,
+        kind: Access,
+        out: &mut Vec<Choice>,
+    ) {
+        // The matching leaves, on the stack when there are few (always, in
+        // practice).
+        let mut leaves = tlb.leaves(va, asid);
+        let Some(first) = leaves.next() else {
+            return self.walks_into(tlb, asid, va, kind, out);
+        };
+        let mut few = [first; 8];
+        let mut n = 1;
+        let mut many = Vec::new();
+        for e in leaves {
+            if n < few.len() {
+                few[n] = e;
+            } else {
+                if many.is_empty() {
+                    many.extend_from_slice(&few);
+                }
+                many.push(e);
+            }
+            n += 1;
         }
-        self.walks(tlb, asid, va, kind)
+        let hits = if many.is_empty() {
+            &few[..n]
+        } else {
+            &many[..]
+        };
+        self.hit_choices(asid, hits, va, kind, out);
     }
 
     /// Lists the walks a `kind` access to `va` may make now, ignoring leaf
@@ -44,6 +80,21 @@ impl Translator<'_> {
     /// may happen at any time).
     pub fn walks(&self, tlb: &Tlb, asid: u16, va: VirtAddr, kind: Access) -> Vec<Choice> {
         let mut out = Vec::new();
+        self.walks_into(tlb, asid, va, kind, &mut out);
+        out
+    }
+
+    /// As [`Translator::walks`], appending the walks to `out` (consecutive
+    /// equal choices among them merged).
+    pub fn walks_into(
+        &self,
+        tlb: &Tlb,
+        asid: u16,
+        va: VirtAddr,
+        kind: Access,
+        out: &mut Vec<Choice>,
+    ) {
+        let first = out.len();
         // From the root, then from each matching walk-cache entry.
         for start in std::iter::once(None).chain(tlb.walks(va).copied().map(Some)) {
             let (level, table) = match start {
@@ -56,10 +107,19 @@ impl Translator<'_> {
             };
             let walked = walk::walk(self.config.granule, va, level, table, self.read);
             let via = start.map_or(Via::Walk, Via::WalkFrom);
-            self.walk_choices(asid, va, kind, via, walked, &mut out);
+            self.walk_choices(asid, va, kind, via, walked, out);
         }
-        out.dedup();
-        out
+        // `dedup` on the appended choices only.
+        let mut kept = first;
+        for k in first..out.len() {
+            if kept == first || out[k] != out[kept - 1] {
+                if kept != k {
+                    out.swap(kept, k);
+                }
+                kept += 1;
+            }
+        }
+        out.truncate(kept);
     }
 
     fn hit_choices(
@@ -68,8 +128,8 @@ impl Translator<'_> {
         hits: &[&TlbEntry],
         va: VirtAddr,
         kind: Access,
-    ) -> Vec<Choice> {
-        let mut out = Vec::new();
+        out: &mut Vec<Choice>,
+    ) {
         for e in hits {
             let TlbKind::Leaf { attrs, .. } = e.kind else {
                 continue;
@@ -85,7 +145,7 @@ impl Translator<'_> {
                 // of faulting; model it as a walk that performs the update.
                 let g = self.config.granule;
                 let walked = walk::walk(g, va, g.start_level(), self.root, self.read);
-                self.walk_choices(asid, va, kind, Via::Tlb(**e), walked, &mut out);
+                self.walk_choices(asid, va, kind, Via::Tlb(**e), walked, out);
                 continue;
             }
             let t = Translation {
@@ -107,7 +167,7 @@ impl Translator<'_> {
             out.push(Choice {
                 via: Via::Tlb(**e),
                 result,
-                fills: Vec::new(),
+                fills: Fills::default(),
                 hw_update: None,
             });
         }
@@ -119,11 +179,10 @@ impl Translator<'_> {
                     va,
                     level: None,
                 }),
-                fills: Vec::new(),
+                fills: Fills::default(),
                 hw_update: None,
             });
         }
-        out
     }
 
     /// Tells whether several matching entries may give a TLB conflict
@@ -256,7 +315,7 @@ impl Translator<'_> {
             out.push(Choice {
                 via,
                 result: Err(fault(FaultKind::Translation)),
-                fills: Vec::new(),
+                fills: Fills::default(),
                 hw_update: None,
             });
         }

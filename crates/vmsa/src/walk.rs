@@ -126,7 +126,7 @@ pub struct Choice {
     pub result: Result<Translation, Fault>,
     /// The entries the CPU may cache as a result (none for a fault other
     /// than a permission fault, I_WZCBG).
-    pub fills: Vec<TlbEntry>,
+    pub fills: Fills,
     /// The hardware update of the descriptor, if the walk makes one.
     pub hw_update: Option<HwUpdate>,
 }
@@ -137,7 +137,87 @@ pub struct Walked {
     /// The leaf, its level, and where its descriptor lives; or the fault.
     pub result: Result<(Leaf, Level, PhysAddr, Descriptor), Fault>,
     /// Walk-cache entries for the table descriptors read on the way.
-    pub tables: Vec<TlbEntry>,
+    pub tables: Fills,
+}
+
+/// The TLB entries one walk may fill, held inline (no allocation): a
+/// walk-cache entry per table descriptor read (levels 0 to 2 at most: a
+/// level-3 descriptor is a page or invalid, D8.3.1) and the leaf entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Fills {
+    len: u8,
+    entries: [TlbEntry; 4],
+}
+
+impl Default for Fills {
+    fn default() -> Self {
+        // Placeholders past `len`, never read.
+        let unused = TlbEntry {
+            va: VirtAddr(0),
+            size_shift: 0,
+            level: 0,
+            kind: TlbKind::Walk { next: PhysAddr(0) },
+            asid: None,
+            desc_pa: PhysAddr(0),
+        };
+        Fills {
+            len: 0,
+            entries: [unused; 4],
+        }
+    }
+}
+
+impl Fills {
+    /// Appends `e`.
+    ///
+    /// # Panics
+    ///
+    /// Panics past four entries, which no walk makes (three tables and a
+    /// leaf).
+    #[inline]
+    pub fn push(&mut self, e: TlbEntry) {
+        self.entries[usize::from(self.len)] = e;
+        self.len += 1;
+    }
+
+    /// Returns the entries as a slice.
+    #[inline]
+    pub fn as_slice(&self) -> &[TlbEntry] {
+        &self.entries[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::Deref for Fills {
+    type Target = [TlbEntry];
+
+    #[inline]
+    fn deref(&self) -> &[TlbEntry] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fills {
+    type Item = &'a TlbEntry;
+    type IntoIter = std::slice::Iter<'a, TlbEntry>;
+
+    #[inline]
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for Fills {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Fills {}
+
+impl std::hash::Hash for Fills {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
 }
 
 /// Walks the tables for `va` starting at `level` in the table at `table`,
@@ -149,9 +229,9 @@ pub fn walk(
     mut table: PhysAddr,
     read: &dyn Fn(PhysAddr) -> u64,
 ) -> Walked {
-    // Room for a table at every level above the last and the leaf entry a
-    // caller adds (`Translator` pushes it): one allocation per walk.
-    let mut tables = Vec::with_capacity(4);
+    // Room, inline, for a table at every level above the last and the leaf
+    // entry a caller adds (`Translator` pushes it).
+    let mut tables = Fills::default();
     loop {
         let desc_pa = table.add(granule.index(level, va.0) as u64 * 8);
         let d = Descriptor(read(desc_pa));
