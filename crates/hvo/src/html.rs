@@ -507,17 +507,16 @@ fn step_box(
     nlanes: usize,
     width: usize,
 ) -> (usize, &'static str, Vec<String>) {
-    let mem = nlanes - 1;
+    let lane = step_lane(step, nlanes);
     let body = strip_prefix(&step.text);
     match step.kind {
         StepKind::Op => {
-            let cpu = step.cpu.unwrap_or(0).min(mem - 1);
-            let class = if cpu == 0 {
+            let class = if lane == 0 {
                 "box-updater"
             } else {
                 "box-workload"
             };
-            (cpu, class, wrap(body, width))
+            (lane, class, wrap(body, width))
         }
         StepKind::Propagate { pa, .. } => {
             let desc = step
@@ -531,9 +530,9 @@ fn step_box(
                 Some(d) => format!("store reaches walkers: {d}"),
                 None => body.to_string(),
             };
-            (mem, "box-memory", wrap(&text, width))
+            (lane, "box-memory", wrap(&text, width))
         }
-        StepKind::Publish { .. } => (mem, "box-memory", wrap(body, width)),
+        StepKind::Publish { .. } => (lane, "box-memory", wrap(body, width)),
         StepKind::Fill { cpu, va } => {
             // The entries this fill added: in the state after it, not
             // before (leaf entries and the last walk-cache level).
@@ -569,15 +568,11 @@ fn step_box(
             if body.contains("(sets AF)") {
                 lines.push("(the walk sets AF)".into());
             }
-            (cpu.min(mem - 1), "box-tlb", lines)
+            (lane, "box-tlb", lines)
         }
-        StepKind::Evict { cpu } => {
+        StepKind::Evict { .. } => {
             let what = body.split_once("evicts ").map_or(body, |(_, e)| e);
-            (
-                cpu.min(mem - 1),
-                "box-tlb",
-                wrap(&format!("TLB evicts {what}"), width),
-            )
+            (lane, "box-tlb", wrap(&format!("TLB evicts {what}"), width))
         }
     }
 }
@@ -638,10 +633,8 @@ fn timeline(
 ) {
     let ncpus = 1 + workloads.len() * r.setup.copies.max(1);
     let mut busy = vec![false; ncpus];
-    for (i, step) in trace.iter().enumerate() {
-        let prev = i.checked_sub(1).map(|p| &trace[p].state);
-        let lane = step_box(step, prev, ncpus + 1, 40).0;
-        if let Some(b) = busy.get_mut(lane) {
+    for step in trace {
+        if let Some(b) = busy.get_mut(step_lane(step, ncpus + 1)) {
             *b = true;
         }
     }
@@ -869,6 +862,17 @@ fn timeline(
 }
 
 /// Tells whether a step's box goes in the memory lane.
+/// Returns the lane of a step's box among `nlanes` (the memory system's
+/// last): the CPU that acted or whose TLB changed, or the memory system.
+fn step_lane(step: &TraceStep, nlanes: usize) -> usize {
+    let mem = nlanes - 1;
+    match step.kind {
+        StepKind::Op => step.cpu.unwrap_or(0).min(mem - 1),
+        StepKind::Fill { cpu, .. } | StepKind::Evict { cpu } => cpu.min(mem - 1),
+        StepKind::Propagate { .. } | StepKind::Publish { .. } => mem,
+    }
+}
+
 fn step_lane_is_mem(step: &TraceStep) -> bool {
     matches!(
         step.kind,

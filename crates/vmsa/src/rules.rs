@@ -437,6 +437,23 @@ impl Trans {
     fn end(&self) -> u64 {
         self.va.wrapping_add(self.size)
     }
+
+    /// Returns the stale record of this translation, replaced by `writer`'s
+    /// store number `born`.
+    fn stale(&self, writer: usize, born: u64) -> Stale {
+        Stale {
+            va: self.va,
+            size: self.size,
+            level: self.level,
+            kind: self.kind,
+            global: self.global,
+            desc_pa: self.desc_pa,
+            desc: self.desc,
+            writer,
+            born,
+            tlbi_by: 0,
+        }
+    }
 }
 
 /// Buffers `desc_write` reuses, so a write allocates nothing.
@@ -951,18 +968,7 @@ impl RuleChecker {
         }
         for t in &sc.old_cached {
             self.nstale += 1;
-            let rec = Stale {
-                va: t.va,
-                size: t.size,
-                level: t.level,
-                kind: t.kind,
-                global: t.global,
-                desc_pa: t.desc_pa,
-                desc: t.desc,
-                writer: cpu,
-                born: self.seq,
-                tlbi_by: 0,
-            };
+            let rec = t.stale(cpu, self.seq);
             self.stale[usize::from(t.level)].push(t.va, rec);
         }
         for t in &sc.new_all {
@@ -1085,18 +1091,7 @@ impl RuleChecker {
         if let Some(t) = old_cached {
             self.last_born[c] = self.seq;
             self.nstale += 1;
-            let rec = Stale {
-                va: t.va,
-                size: t.size,
-                level: t.level,
-                kind: t.kind,
-                global: t.global,
-                desc_pa: t.desc_pa,
-                desc: t.desc,
-                writer: cpu,
-                born: self.seq,
-                tlbi_by: 0,
-            };
+            let rec = t.stale(cpu, self.seq);
             self.stale[3].push(t.va, rec);
         }
         if let Some(StaleKind::Leaf { oa, .. }) = new_t.map(|t| t.kind) {
