@@ -342,9 +342,7 @@ impl State {
         }
         s.gp = (h >> 33 & 1 != 0).then(|| r.next());
         s.mem.words.clear();
-        for w in r.take(2 * counts[0]).chunks_exact(2) {
-            s.mem.words.push([w[0], w[1]]);
-        }
+        s.mem.words.extend_from_slice(pairs(r.take(2 * counts[0])));
         s.mem.frames.clear();
         for _ in 0..counts[1] {
             let f = r.next();
@@ -384,7 +382,8 @@ impl State {
         for tlb in s.tlbs.iter_mut() {
             tlb.clear();
             for _ in 0..r.next() {
-                tlb.push(decode_entry(&mut r));
+                // Encoded from a sorted TLB, in order.
+                tlb.push_sorted(decode_entry(&mut r));
             }
         }
         s.wl.clear();
@@ -408,12 +407,17 @@ impl State {
         s.freed.clear();
         s.freed.extend_from_slice(r.take(counts[6]));
         s.written.clear();
-        for _ in 0..counts[7] {
-            s.written.push((r.next(), r.next()));
-        }
+        s.written
+            .extend(pairs(r.take(2 * counts[7])).iter().map(|w| (w[0], w[1])));
         s.unpublished.clear();
         s.unpublished.extend_from_slice(r.take(counts[8]));
     }
+}
+
+/// Views `words` as pairs (a trailing odd word, only in a truncated
+/// encoding, is left out).
+fn pairs(words: &[u64]) -> &[[u64; 2]] {
+    bytemuck::cast_slice(&words[..words.len() & !1])
 }
 
 struct Reader<'a> {

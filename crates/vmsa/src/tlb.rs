@@ -268,6 +268,15 @@ impl Tlb {
         }
     }
 
+    /// Appends an entry that sorts after every entry present (a TLB
+    /// rebuilt from its entries in order), without comparing it: the
+    /// caller guarantees the order (checked in debug builds only).
+    #[inline]
+    pub fn push_sorted(&mut self, e: TlbEntry) {
+        debug_assert!(self.entries.last().is_none_or(|l| *l < e));
+        self.entries.push(e);
+    }
+
     /// Returns the entries.
     #[inline]
     pub fn entries(&self) -> &[TlbEntry] {
