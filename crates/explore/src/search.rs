@@ -212,6 +212,8 @@ struct Batch {
 #[derive(Default)]
 struct Scratch {
     state: State,
+    /// Where each TLB of `state` lies in its encoding.
+    spans: Vec<std::ops::Range<usize>>,
     next: State,
     steps: Vec<Step>,
     memo: Memo,
@@ -397,7 +399,7 @@ fn expand(
     scr: &mut Scratch,
     out: &mut Batch,
 ) {
-    State::decode_into(words, &mut scr.state);
+    State::decode_spans(words, &mut scr.state, &mut scr.spans);
     let s = &scr.state;
     engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
     if scr.steps.is_empty() {
@@ -415,13 +417,20 @@ fn expand(
         }
         return;
     }
-    for &st in &scr.steps {
-        scr.next.clone_from(s);
+    // Each successor is built over a copy of the state; after the first,
+    // the copy is restored from the state, and TLBs a step left alone
+    // (still marked with their positions) are neither copied back nor
+    // encoded again (their encoding is copied from the state's).
+    scr.next.clone_from(s);
+    for (n, &st) in scr.steps.iter().enumerate() {
+        if n > 0 {
+            scr.next.restore_from(s);
+        }
         let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
             Applied::Disabled => continue,
             Applied::Next(_) => {
                 let start = out.words.len();
-                scr.next.encode(&mut out.words);
+                scr.next.encode_reusing(&mut out.words, words, &scr.spans);
                 let end = out.words.len();
                 let fp = fingerprint(&out.words[start..end]);
                 if visited.contains(&fp) {

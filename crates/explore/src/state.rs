@@ -6,6 +6,8 @@
 //! descriptor stores, the pending TLBIs, every CPU's TLB and every CPU's
 //! position, a state is a few hundred bytes, `Clone + Hash + Eq`.
 
+use std::ops::Range;
+
 use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
 use vmsa::machine::{PendingStore, PendingTlbi};
 use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind};
@@ -228,6 +230,33 @@ impl Clone for State {
 }
 
 impl State {
+    /// Makes this state equal to `source` again after a step changed it,
+    /// copying only the TLBs the step changed: those whose mark is no
+    /// longer their position. `self` must have been copied from `source`
+    /// (`clone_from`, or this function) and `source`'s TLBs marked with
+    /// their positions (as [`State::decode_into`] leaves them); a TLB
+    /// keeps its mark while unchanged and takes it along when the
+    /// symmetry reduction moves it.
+    pub fn restore_from(&mut self, source: &Self) {
+        self.mem.clone_from(&source.mem);
+        self.pending.clone_from(&source.pending);
+        self.tlbis.clone_from(&source.tlbis);
+        for (i, (d, t)) in self.tlbs.iter_mut().zip(&source.tlbs).enumerate() {
+            if d.mark() != Some(i as u32) {
+                d.clone_from(t);
+            }
+        }
+        self.pc = source.pc;
+        self.retries = source.retries;
+        self.retry_stage = source.retry_stage;
+        self.paused = source.paused;
+        self.gp = source.gp;
+        self.wl.clone_from(&source.wl);
+        self.freed.clone_from(&source.freed);
+        self.written.clone_from(&source.written);
+        self.unpublished.clone_from(&source.unpublished);
+    }
+
     /// Records a store of `value` to `va`.
     pub fn wrote(&mut self, va: u64, value: u64) {
         match self.written.binary_search_by_key(&va, |w| w.0) {
@@ -246,6 +275,15 @@ impl State {
     /// equal exactly when their encodings are (the search stores frontier
     /// states encoded in one arena, and fingerprints the encoding).
     pub fn encode(&self, out: &mut Vec<u64>) {
+        self.encode_reusing(out, &[], &[]);
+    }
+
+    /// Appends this state's encoding to `out` as [`State::encode`] does,
+    /// copying the encoding of each TLB marked `m` from `parent[spans[m]]`:
+    /// the encoding of a state whose TLB `m` it is, decoded by
+    /// [`State::decode_spans`] (which gave `spans`). TLBs marked beyond
+    /// `spans` are encoded.
+    pub fn encode_reusing(&self, out: &mut Vec<u64>, parent: &[u64], spans: &[Range<usize>]) {
         let counts = [
             self.mem.words.len(),
             self.mem.frames.len(),
@@ -297,6 +335,10 @@ impl State {
             ]);
         }
         for tlb in &self.tlbs {
+            if let Some(r) = tlb.mark().and_then(|m| spans.get(m as usize)) {
+                out.extend_from_slice(&parent[r.clone()]);
+                continue;
+            }
             out.push(tlb.entries().len() as u64);
             for e in tlb.entries() {
                 encode_entry(e, out);
@@ -327,8 +369,17 @@ impl State {
     }
 
     /// Rebuilds into `s` the state [`State::encode`] wrote to `words`,
-    /// reusing `s`'s storage.
+    /// reusing `s`'s storage; marks each TLB with its position.
     pub fn decode_into(words: &[u64], s: &mut State) {
+        let mut spans = Vec::new();
+        Self::decode_spans(words, s, &mut spans);
+    }
+
+    /// Decodes as [`State::decode_into`] does, and sets `spans[i]` to
+    /// where TLB `i`'s encoding lies in `words` (for
+    /// [`State::encode_reusing`]).
+    pub fn decode_spans(words: &[u64], s: &mut State, spans: &mut Vec<Range<usize>>) {
+        spans.clear();
         let mut r = Reader { words, at: 0 };
         let h = r.next();
         s.pc = h as u16;
@@ -379,12 +430,15 @@ impl State {
             });
         }
         s.tlbs.resize_with(counts[4], Tlb::default);
-        for tlb in s.tlbs.iter_mut() {
+        for (i, tlb) in s.tlbs.iter_mut().enumerate() {
+            let start = r.at;
             tlb.clear();
             for _ in 0..r.next() {
                 // Encoded from a sorted TLB, in order.
                 tlb.push_sorted(decode_entry(&mut r));
             }
+            tlb.set_mark(i as u32);
+            spans.push(start..r.at.min(words.len()));
         }
         s.wl.clear();
         for _ in 0..counts[5] {

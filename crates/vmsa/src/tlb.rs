@@ -230,31 +230,81 @@ impl fmt::Display for Tlbi {
 
 /// The TLB of one CPU: a set of entries, kept sorted so equal TLBs compare
 /// and hash equal.
-#[derive(Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// A TLB also carries a mark, a number its owner may set
+/// ([`Tlb::set_mark`]) and that every change to its entries clears: an
+/// explorer marks the TLBs of a state it copies, and after applying a step
+/// to the copy knows, without comparing them, which TLBs are still those
+/// of the original. The mark is copied with the TLB and is not part of its
+/// value (equality, hashing, serialization).
+#[derive(Default, Serialize, Deserialize)]
 pub struct Tlb {
     entries: Vec<TlbEntry>,
+    #[serde(skip)]
+    mark: Option<u32>,
+}
+
+impl fmt::Debug for Tlb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tlb")
+            .field("entries", &self.entries)
+            .finish()
+    }
+}
+
+impl PartialEq for Tlb {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Tlb {}
+
+impl std::hash::Hash for Tlb {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.entries.hash(state);
+    }
 }
 
 impl Clone for Tlb {
     fn clone(&self) -> Self {
         Tlb {
             entries: self.entries.clone(),
+            mark: self.mark,
         }
     }
 
     /// Copies `source` into this TLB's storage (no allocation when it is
-    /// big enough: an explorer copies states many times a second).
+    /// big enough: an explorer copies states many times a second), with
+    /// its mark.
     #[inline]
     fn clone_from(&mut self, source: &Self) {
         self.entries.clone_from(&source.entries);
+        self.mark = source.mark;
     }
 }
 
 impl Tlb {
+    /// Returns the mark: the last [`Tlb::set_mark`], if no entry was
+    /// inserted or removed since.
+    #[inline]
+    pub fn mark(&self) -> Option<u32> {
+        self.mark
+    }
+
+    /// Sets the mark (see [`Tlb`]).
+    #[inline]
+    pub fn set_mark(&mut self, mark: u32) {
+        self.mark = Some(mark);
+    }
+
     /// Removes every entry.
     #[inline]
     pub fn clear(&mut self) {
-        self.entries.clear();
+        if !self.entries.is_empty() {
+            self.entries.clear();
+            self.mark = None;
+        }
     }
 
     /// Inserts an entry, cheaply when it sorts after every entry present
@@ -263,6 +313,7 @@ impl Tlb {
     pub fn push(&mut self, e: TlbEntry) {
         if self.entries.last().is_none_or(|l| *l < e) {
             self.entries.push(e);
+            self.mark = None;
         } else {
             self.insert(e);
         }
@@ -275,6 +326,7 @@ impl Tlb {
     pub fn push_sorted(&mut self, e: TlbEntry) {
         debug_assert!(self.entries.last().is_none_or(|l| *l < e));
         self.entries.push(e);
+        self.mark = None;
     }
 
     /// Returns the entries.
@@ -287,19 +339,27 @@ impl Tlb {
     pub fn insert(&mut self, e: TlbEntry) {
         if let Err(i) = self.entries.binary_search(&e) {
             self.entries.insert(i, e);
+            self.mark = None;
         }
     }
 
     /// Removes the entry at `index` (an eviction).
     pub fn evict(&mut self, index: usize) -> Option<TlbEntry> {
-        (index < self.entries.len()).then(|| self.entries.remove(index))
+        (index < self.entries.len()).then(|| {
+            self.mark = None;
+            self.entries.remove(index)
+        })
     }
 
     /// Removes the entries a TLBI covers; returns how many.
     pub fn invalidate(&mut self, op: &Tlbi) -> usize {
         let before = self.entries.len();
         self.entries.retain(|e| !op.matches(e));
-        before - self.entries.len()
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            self.mark = None;
+        }
+        removed
     }
 
     /// Returns the leaf entries that match `va` for `asid`.
