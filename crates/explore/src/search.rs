@@ -176,6 +176,12 @@ impl Part {
         self.words.extend_from_slice(words);
     }
 
+    fn reserve(&mut self, words: usize, states: usize) {
+        self.words.reserve(words);
+        self.starts.reserve(states);
+        self.ids.reserve(states);
+    }
+
     fn clear(&mut self) {
         self.words.clear();
         self.starts.clear();
@@ -305,6 +311,13 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                     }
                 });
             let mut out = spare.pop().unwrap_or_default();
+            // Room for every successor not known before the chunk, made at
+            // once (growing a part by doubling copied megabytes).
+            let (words, succs) = batches[..ntasks]
+                .iter()
+                .fold((0, 0), |(w, n), b| (w + b.words.len(), n + b.succ.len()));
+            out.reserve(words, succs);
+            nodes.reserve(succs);
             for (batch, &(p, _, _)) in batches[..ntasks].iter().zip(group) {
                 let part = &frontier[p];
                 for succ in &batch.succ {
