@@ -189,8 +189,9 @@ pub struct State {
     pub wl: Vec<Wl>,
     /// Frames freed, sorted.
     pub freed: Vec<u64>,
-    /// The last value stored to each VA (by any CPU), sorted by VA.
-    pub written: Vec<(u64, u64)>,
+    /// The last value stored to each VA (by any CPU), `[va, value]`,
+    /// sorted by VA (pairs of words, encoded as one slice).
+    pub written: Vec<[u64; 2]>,
     /// Freshly allocated frames the updater wrote (a copy, a filled
     /// table, a repair) whose writes other CPUs may not see yet: ordinary
     /// stores, ordered before later stores only by a barrier (the
@@ -259,9 +260,9 @@ impl State {
 
     /// Records a store of `value` to `va`.
     pub fn wrote(&mut self, va: u64, value: u64) {
-        match self.written.binary_search_by_key(&va, |w| w.0) {
-            Ok(i) => self.written[i].1 = value,
-            Err(i) => self.written.insert(i, (va, value)),
+        match self.written.binary_search_by_key(&va, |w| w[0]) {
+            Ok(i) => self.written[i][1] = value,
+            Err(i) => self.written.insert(i, [va, value]),
         }
     }
 }
@@ -334,16 +335,27 @@ impl State {
                 t.waiting,
             ]);
         }
+        // Runs of TLBs whose encodings lie one after another in `parent`
+        // are copied at once.
+        let mut run = 0..0;
         for tlb in &self.tlbs {
             if let Some(r) = tlb.mark().and_then(|m| spans.get(m as usize)) {
-                out.extend_from_slice(&parent[r.clone()]);
+                if run.end == r.start && !run.is_empty() {
+                    run.end = r.end;
+                } else {
+                    out.extend_from_slice(&parent[run]);
+                    run = r.clone();
+                }
                 continue;
             }
+            out.extend_from_slice(&parent[run]);
+            run = 0..0;
             out.push(tlb.entries().len() as u64);
             for e in tlb.entries() {
                 encode_entry(e, out);
             }
         }
+        out.extend_from_slice(&parent[run]);
         for w in &self.wl {
             let (half, old, new) = match w.half {
                 Half::None => (0, false, false),
@@ -362,9 +374,7 @@ impl State {
             ]);
         }
         out.extend_from_slice(&self.freed);
-        for &(va, v) in &self.written {
-            out.extend_from_slice(&[va, v]);
-        }
+        out.extend_from_slice(self.written.as_flattened());
         out.extend_from_slice(&self.unpublished);
     }
 
@@ -461,8 +471,7 @@ impl State {
         s.freed.clear();
         s.freed.extend_from_slice(r.take(counts[6]));
         s.written.clear();
-        s.written
-            .extend(pairs(r.take(2 * counts[7])).iter().map(|w| (w[0], w[1])));
+        s.written.extend_from_slice(pairs(r.take(2 * counts[7])));
         s.unpublished.clear();
         s.unpublished.extend_from_slice(r.take(counts[8]));
     }
@@ -643,7 +652,7 @@ mod tests {
             Wl::default(),
         ];
         s.freed = vec![1, 2, 3];
-        s.written = vec![(0xffff_0000_0000_0008, 9)];
+        s.written = vec![[0xffff_0000_0000_0008, 9]];
         s.unpublished = vec![42];
         s
     }
