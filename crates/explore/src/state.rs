@@ -696,4 +696,55 @@ mod tests {
         u.encode(&mut c);
         assert_ne!(a, c);
     }
+
+    #[test]
+    fn a_copy_reuses_the_encoding_of_the_tlbs_it_did_not_change() {
+        let mut a = sample();
+        a.tlbs.push(a.tlbs[1].clone());
+        let mut words = Vec::new();
+        a.encode(&mut words);
+        let mut parent = State::default();
+        let mut spans = Vec::new();
+        State::decode_spans(&words, &mut parent, &mut spans);
+        assert_eq!(parent, a);
+        assert_eq!(spans.len(), 3);
+        let marks: Vec<_> = parent.tlbs.iter().map(Tlb::mark).collect();
+        assert_eq!(marks, [Some(0), Some(1), Some(2)]);
+        // Each span is the TLB's encoding: its entry count, then its entries.
+        assert_eq!(words[spans[0].clone()], [0]);
+        assert_eq!(words[spans[1].start], 3);
+        assert_eq!(words[spans[1].clone()], words[spans[2].clone()]);
+
+        // An unchanged copy encodes as the parent.
+        let mut next = State::default();
+        next.clone_from(&parent);
+        let mut out = vec![7];
+        next.encode_reusing(&mut out, &words, &spans);
+        assert_eq!(out[1..], words[..]);
+
+        // A TLB changed, two moved (the symmetry reduction swaps TLBs),
+        // memory written: the result is the encoding of the new state.
+        next.tlbs[0].insert(leaf(0xffff_0000_0020_0000, 0xa000, None, 0));
+        next.tlbs.swap(1, 2);
+        next.tlbs[1].evict(0);
+        next.mem.write(0x1010, 5);
+        let marks: Vec<_> = next.tlbs.iter().map(Tlb::mark).collect();
+        assert_eq!(marks, [None, None, Some(1)]);
+        let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+        next.encode_reusing(&mut reused, &words, &spans);
+        next.encode(&mut fresh);
+        assert_eq!(reused, fresh);
+        let mut back = State::default();
+        State::decode_into(&reused, &mut back);
+        assert_eq!(back, next);
+
+        // Restoring copies back what changed, and the marks with it.
+        next.restore_from(&parent);
+        assert_eq!(next, parent);
+        let marks: Vec<_> = next.tlbs.iter().map(Tlb::mark).collect();
+        assert_eq!(marks, [Some(0), Some(1), Some(2)]);
+        let mut again = Vec::new();
+        next.encode_reusing(&mut again, &words, &spans);
+        assert_eq!(again, words);
+    }
 }

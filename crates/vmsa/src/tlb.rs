@@ -378,3 +378,63 @@ impl Tlb {
             .filter(move |e| !e.is_leaf() && e.covers(va))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(va: u64, next: u64) -> TlbEntry {
+        TlbEntry {
+            va: VirtAddr(va),
+            size_shift: 21,
+            level: 2,
+            kind: TlbKind::Walk {
+                next: PhysAddr(next),
+            },
+            asid: None,
+            desc_pa: PhysAddr(0x6010),
+        }
+    }
+
+    #[test]
+    fn a_change_of_the_entries_clears_the_mark() {
+        let mut t = Tlb::default();
+        t.insert(walk(0, 0x7000));
+        t.insert(walk(1 << 21, 0x8000));
+        t.set_mark(3);
+        // Nothing changes: the mark stays.
+        t.insert(walk(0, 0x7000));
+        assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vaale1is, VirtAddr(0))), 0);
+        assert_eq!(t.evict(2), None);
+        assert_eq!(t.mark(), Some(3));
+        // A copy carries the mark; the mark is not part of the value.
+        let mut c = Tlb::default();
+        c.clone_from(&t);
+        assert_eq!(c.mark(), Some(3));
+        assert_eq!(t.clone().mark(), Some(3));
+        let mut unmarked = Tlb::default();
+        unmarked.insert(walk(0, 0x7000));
+        unmarked.insert(walk(1 << 21, 0x8000));
+        assert_eq!(unmarked, t);
+        assert_eq!(format!("{unmarked:?}"), format!("{t:?}"));
+        // Each change clears it.
+        let changes: [fn(&mut Tlb); 5] = [
+            |t| t.insert(walk(1 << 22, 0x9000)),
+            |t| t.push(walk(1 << 22, 0x9000)),
+            |t| t.push_sorted(walk(1 << 22, 0x9000)),
+            |t| assert!(t.evict(0).is_some()),
+            |t| assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vae1is, VirtAddr(0))), 1),
+        ];
+        for change in changes {
+            let mut c = t.clone();
+            change(&mut c);
+            assert_eq!(c.mark(), None);
+        }
+        let mut c = t.clone();
+        c.clear();
+        assert_eq!(c.mark(), None);
+        c.set_mark(4);
+        c.clear();
+        assert_eq!(c.mark(), Some(4), "clearing an empty TLB changes nothing");
+    }
+}
