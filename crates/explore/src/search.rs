@@ -16,7 +16,10 @@
 //! The frontier holds states encoded, one after another in arenas reused
 //! from level to level; a worker decodes a state into storage it keeps
 //! and builds every successor in place, so the search allocates almost
-//! nothing per state.
+//! nothing per state. Between successors the copy is restored from the
+//! state, and a TLB the step left alone (its mark, [`vmsa::tlb::Tlb::mark`],
+//! still its position) is neither copied back nor encoded again: its
+//! encoding is copied from the state's ([`State::encode_reusing`]).
 
 use std::time::{Duration, Instant};
 
