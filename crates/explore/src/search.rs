@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::engine::{Applied, Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
-use crate::state::State;
+use crate::state::{Spans, State};
 use crate::trace::{self, Snapshot, StepKind};
 
 /// Limits on a search.
@@ -223,8 +223,8 @@ struct Batch {
 #[derive(Default)]
 struct Scratch {
     state: State,
-    /// Where each TLB of `state` lies in its encoding.
-    spans: Vec<std::ops::Range<usize>>,
+    /// Where the memory and each TLB of `state` lie in its encoding.
+    spans: Spans,
     next: State,
     steps: Vec<Step>,
     memo: Memo,

@@ -6,6 +6,8 @@
 //! descriptor stores, the pending TLBIs, every CPU's TLB and every CPU's
 //! position, a state is a few hundred bytes, `Clone + Hash + Eq`.
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
@@ -16,13 +18,40 @@ use vmsa::{PhysAddr, VirtAddr, memory::Memory};
 use crate::world::Source;
 
 /// Memory as a difference from the initial memory.
-#[derive(Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Default)]
 pub struct Mem {
     /// Words written, `[physical address, value]`, sorted by address (pairs
     /// of words, so that the encoding copies them as one slice).
     words: Vec<[u64; 2]>,
     /// Frames whose contents were replaced, sorted.
     frames: Vec<(u64, Source)>,
+    /// Unchanged since decoded ([`State::decode_spans`]), copies included:
+    /// as a TLB's mark, not part of the value.
+    kept: bool,
+}
+
+impl fmt::Debug for Mem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mem")
+            .field("words", &self.words)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+impl PartialEq for Mem {
+    fn eq(&self, other: &Self) -> bool {
+        self.words == other.words && self.frames == other.frames
+    }
+}
+
+impl Eq for Mem {}
+
+impl Hash for Mem {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+        self.frames.hash(state);
+    }
 }
 
 impl Clone for Mem {
@@ -30,12 +59,14 @@ impl Clone for Mem {
         Mem {
             words: self.words.clone(),
             frames: self.frames.clone(),
+            kept: self.kept,
         }
     }
 
     fn clone_from(&mut self, source: &Self) {
         self.words.clone_from(&source.words);
         self.frames.clone_from(&source.frames);
+        self.kept = source.kept;
     }
 }
 
@@ -82,6 +113,7 @@ impl Mem {
 
     /// Writes the word at `pa`.
     pub fn write(&mut self, pa: u64, value: u64) {
+        self.kept = false;
         match self.words.binary_search_by_key(&pa, |w| w[0]) {
             Ok(i) => self.words[i][1] = value,
             Err(i) => self.words.insert(i, [pa, value]),
@@ -89,6 +121,7 @@ impl Mem {
     }
 
     fn set_source(&mut self, frame: u64, source: Source) {
+        self.kept = false;
         let i = self.frames.binary_search_by_key(&frame, |f| f.0);
         match (i, source == Source::Base(frame)) {
             (Ok(i), true) => {
@@ -108,6 +141,7 @@ impl Mem {
 
     /// Replaces the contents of `frame` by `source`.
     pub fn fill(&mut self, frame: u64, source: Source, shift: u32) {
+        self.kept = false;
         let r = self.word_range(frame, shift);
         self.words.drain(r);
         self.set_source(frame, source);
@@ -232,14 +266,17 @@ impl Clone for State {
 
 impl State {
     /// Makes this state equal to `source` again after a step changed it,
-    /// copying only the TLBs the step changed: those whose mark is no
-    /// longer their position. `self` must have been copied from `source`
-    /// (`clone_from`, or this function) and `source`'s TLBs marked with
-    /// their positions (as [`State::decode_into`] leaves them); a TLB
+    /// copying of the memory and the TLBs only what the step changed: the
+    /// memory if it changed, the TLBs whose mark is no longer their
+    /// position. `self` must have been copied from `source` (`clone_from`,
+    /// or this function) and `source` decoded ([`State::decode_into`]
+    /// marks its memory kept and its TLBs with their positions); a TLB
     /// keeps its mark while unchanged and takes it along when the
     /// symmetry reduction moves it.
     pub fn restore_from(&mut self, source: &Self) {
-        self.mem.clone_from(&source.mem);
+        if !self.mem.kept {
+            self.mem.clone_from(&source.mem);
+        }
         self.pending.clone_from(&source.pending);
         self.tlbis.clone_from(&source.tlbis);
         for (i, (d, t)) in self.tlbs.iter_mut().zip(&source.tlbs).enumerate() {
@@ -276,15 +313,16 @@ impl State {
     /// equal exactly when their encodings are (the search stores frontier
     /// states encoded in one arena, and fingerprints the encoding).
     pub fn encode(&self, out: &mut Vec<u64>) {
-        self.encode_reusing(out, &[], &[]);
+        self.encode_reusing(out, &[], &Spans::default());
     }
 
     /// Appends this state's encoding to `out` as [`State::encode`] does,
-    /// copying the encoding of each TLB marked `m` from `parent[spans[m]]`:
-    /// the encoding of a state whose TLB `m` it is, decoded by
-    /// [`State::decode_spans`] (which gave `spans`). TLBs marked beyond
-    /// `spans` are encoded.
-    pub fn encode_reusing(&self, out: &mut Vec<u64>, parent: &[u64], spans: &[Range<usize>]) {
+    /// copying from `parent`, the encoding of the state it was copied from
+    /// ([`State::restore_from`]), the parts it kept: the memory if it is
+    /// unchanged, each TLB marked `m` (TLB `m` of the parent). `spans`
+    /// says where they lie in `parent` ([`State::decode_spans`]); without
+    /// spans everything is encoded.
+    pub fn encode_reusing(&self, out: &mut Vec<u64>, parent: &[u64], spans: &Spans) {
         let counts = [
             self.mem.words.len(),
             self.mem.frames.len(),
@@ -312,12 +350,33 @@ impl State {
         if let Some(m) = self.gp {
             out.push(m);
         }
-        out.extend_from_slice(self.mem.words.as_flattened());
-        for &(f, src) in &self.mem.frames {
-            match src {
-                Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
-                Source::Fill { first, step } => out.extend_from_slice(&[f, 1, first, step]),
+        // Parts copied from `parent`: runs of parts that lie one after
+        // another there are copied at once.
+        let mut run = 0..0;
+        let mut copy = |out: &mut Vec<u64>, r: Option<&Range<usize>>| match r {
+            Some(r) if run.end == r.start && !run.is_empty() => run.end = r.end,
+            _ => {
+                out.extend_from_slice(
+                    &parent[std::mem::replace(&mut run, r.cloned().unwrap_or(0..0))],
+                );
             }
+        };
+        match &spans.mem {
+            Some(r) if self.mem.kept => copy(out, Some(r)),
+            _ => {
+                out.extend_from_slice(self.mem.words.as_flattened());
+                for &(f, src) in &self.mem.frames {
+                    match src {
+                        Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
+                        Source::Fill { first, step } => {
+                            out.extend_from_slice(&[f, 1, first, step]);
+                        }
+                    }
+                }
+            }
+        }
+        if !self.pending.is_empty() || !self.tlbis.is_empty() {
+            copy(out, None);
         }
         for p in &self.pending {
             // A physical address has at most 52 bits (FEAT_LPA); the CPU
@@ -335,27 +394,18 @@ impl State {
                 t.waiting,
             ]);
         }
-        // Runs of TLBs whose encodings lie one after another in `parent`
-        // are copied at once.
-        let mut run = 0..0;
         for tlb in &self.tlbs {
-            if let Some(r) = tlb.mark().and_then(|m| spans.get(m as usize)) {
-                if run.end == r.start && !run.is_empty() {
-                    run.end = r.end;
-                } else {
-                    out.extend_from_slice(&parent[run]);
-                    run = r.clone();
-                }
+            if let Some(r) = tlb.mark().and_then(|m| spans.tlbs.get(m as usize)) {
+                copy(out, Some(r));
                 continue;
             }
-            out.extend_from_slice(&parent[run]);
-            run = 0..0;
+            copy(out, None);
             out.push(tlb.entries().len() as u64);
             for e in tlb.entries() {
                 encode_entry(e, out);
             }
         }
-        out.extend_from_slice(&parent[run]);
+        copy(out, None);
         for w in &self.wl {
             let (half, old, new) = match w.half {
                 Half::None => (0, false, false),
@@ -381,15 +431,14 @@ impl State {
     /// Rebuilds into `s` the state [`State::encode`] wrote to `words`,
     /// reusing `s`'s storage; marks each TLB with its position.
     pub fn decode_into(words: &[u64], s: &mut State) {
-        let mut spans = Vec::new();
-        Self::decode_spans(words, s, &mut spans);
+        Self::decode_spans(words, s, &mut Spans::default());
     }
 
-    /// Decodes as [`State::decode_into`] does, and sets `spans[i]` to
-    /// where TLB `i`'s encoding lies in `words` (for
+    /// Decodes as [`State::decode_into`] does, and records in `spans`
+    /// where the memory's and each TLB's encodings lie in `words` (for
     /// [`State::encode_reusing`]).
-    pub fn decode_spans(words: &[u64], s: &mut State, spans: &mut Vec<Range<usize>>) {
-        spans.clear();
+    pub fn decode_spans(words: &[u64], s: &mut State, spans: &mut Spans) {
+        spans.tlbs.clear();
         let mut r = Reader { words, at: 0 };
         let h = r.next();
         s.pc = h as u16;
@@ -402,6 +451,7 @@ impl State {
             *c = (w[k / 4] >> (16 * (k % 4)) & 0xffff) as usize;
         }
         s.gp = (h >> 33 & 1 != 0).then(|| r.next());
+        let start = r.at;
         s.mem.words.clear();
         s.mem.words.extend_from_slice(pairs(r.take(2 * counts[0])));
         s.mem.frames.clear();
@@ -416,6 +466,8 @@ impl State {
             };
             s.mem.frames.push((f, src));
         }
+        s.mem.kept = true;
+        spans.mem = Some(start..r.at.min(words.len()));
         s.pending.clear();
         for _ in 0..counts[2] {
             let pa = r.next();
@@ -448,7 +500,7 @@ impl State {
                 tlb.push_sorted(decode_entry(&mut r));
             }
             tlb.set_mark(i as u32);
-            spans.push(start..r.at.min(words.len()));
+            spans.tlbs.push(start..r.at.min(words.len()));
         }
         s.wl.clear();
         for _ in 0..counts[5] {
@@ -481,6 +533,16 @@ impl State {
 /// encoding, is left out).
 fn pairs(words: &[u64]) -> &[[u64; 2]] {
     bytemuck::cast_slice(&words[..words.len() & !1])
+}
+
+/// Where the parts of a state's encoding that a copy of it may keep lie
+/// in the encoding (see [`State::decode_spans`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// The memory.
+    pub mem: Option<Range<usize>>,
+    /// Each TLB, in order.
+    pub tlbs: Vec<Range<usize>>,
 }
 
 struct Reader<'a> {
@@ -704,16 +766,20 @@ mod tests {
         let mut words = Vec::new();
         a.encode(&mut words);
         let mut parent = State::default();
-        let mut spans = Vec::new();
+        let mut spans = Spans::default();
         State::decode_spans(&words, &mut parent, &mut spans);
         assert_eq!(parent, a);
-        assert_eq!(spans.len(), 3);
+        assert!(parent.mem.kept);
+        // Two memory words, two frames (`Base`: 3 words, `Fill`: 4) after
+        // the header, the counts and `gp`.
+        assert_eq!(spans.mem, Some(5..5 + 4 + 3 + 4));
+        assert_eq!(spans.tlbs.len(), 3);
         let marks: Vec<_> = parent.tlbs.iter().map(Tlb::mark).collect();
         assert_eq!(marks, [Some(0), Some(1), Some(2)]);
         // Each span is the TLB's encoding: its entry count, then its entries.
-        assert_eq!(words[spans[0].clone()], [0]);
-        assert_eq!(words[spans[1].start], 3);
-        assert_eq!(words[spans[1].clone()], words[spans[2].clone()]);
+        assert_eq!(words[spans.tlbs[0].clone()], [0]);
+        assert_eq!(words[spans.tlbs[1].start], 3);
+        assert_eq!(words[spans.tlbs[1].clone()], words[spans.tlbs[2].clone()]);
 
         // An unchanged copy encodes as the parent.
         let mut next = State::default();
@@ -728,6 +794,7 @@ mod tests {
         next.tlbs.swap(1, 2);
         next.tlbs[1].evict(0);
         next.mem.write(0x1010, 5);
+        assert!(!next.mem.kept);
         let marks: Vec<_> = next.tlbs.iter().map(Tlb::mark).collect();
         assert_eq!(marks, [None, None, Some(1)]);
         let (mut reused, mut fresh) = (Vec::new(), Vec::new());
@@ -741,6 +808,7 @@ mod tests {
         // Restoring copies back what changed, and the marks with it.
         next.restore_from(&parent);
         assert_eq!(next, parent);
+        assert!(next.mem.kept);
         let marks: Vec<_> = next.tlbs.iter().map(Tlb::mark).collect();
         assert_eq!(marks, [Some(0), Some(1), Some(2)]);
         let mut again = Vec::new();
