@@ -323,30 +323,25 @@ impl State {
     /// says where they lie in `parent` ([`State::decode_spans`]); without
     /// spans everything is encoded.
     pub fn encode_reusing(&self, out: &mut Vec<u64>, parent: &[u64], spans: &Spans) {
-        let counts = [
-            self.mem.words.len(),
-            self.mem.frames.len(),
-            self.pending.len(),
-            self.tlbis.len(),
-            self.tlbs.len(),
-            self.wl.len(),
-            self.freed.len(),
-            self.written.len(),
-            self.unpublished.len(),
-        ];
-        out.push(
+        // Every vector of a state is far below 2^16 entries: the counts,
+        // 16 bits each, four to a word, in the order of the parts.
+        let c = |n: usize| n as u64 & 0xffff;
+        out.extend_from_slice(&[
             u64::from(self.pc)
                 | u64::from(self.retries) << 16
                 | u64::from(self.retry_stage) << 24
                 | u64::from(self.paused) << 32
                 | u64::from(self.gp.is_some()) << 33,
-        );
-        let mut w = [0u64; COUNTS.div_ceil(4)];
-        for (k, &c) in counts.iter().enumerate() {
-            // Every vector of a state is far below 2^16 entries.
-            w[k / 4] |= (c as u64 & 0xffff) << (16 * (k % 4));
-        }
-        out.extend_from_slice(&w);
+            c(self.mem.words.len())
+                | c(self.mem.frames.len()) << 16
+                | c(self.pending.len()) << 32
+                | c(self.tlbis.len()) << 48,
+            c(self.tlbs.len())
+                | c(self.wl.len()) << 16
+                | c(self.freed.len()) << 32
+                | c(self.written.len()) << 48,
+            c(self.unpublished.len()),
+        ]);
         if let Some(m) = self.gp {
             out.push(m);
         }
