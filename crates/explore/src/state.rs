@@ -244,23 +244,13 @@ impl Clone for State {
     /// vectors are big enough (the search copies a state per successor).
     fn clone_from(&mut self, source: &Self) {
         self.mem.clone_from(&source.mem);
-        self.pending.clone_from(&source.pending);
-        self.tlbis.clone_from(&source.tlbis);
         self.tlbs.truncate(source.tlbs.len());
         let n = self.tlbs.len();
         for (d, t) in self.tlbs.iter_mut().zip(&source.tlbs) {
             d.clone_from(t);
         }
         self.tlbs.extend(source.tlbs[n..].iter().cloned());
-        self.pc = source.pc;
-        self.retries = source.retries;
-        self.retry_stage = source.retry_stage;
-        self.paused = source.paused;
-        self.gp = source.gp;
-        self.wl.clone_from(&source.wl);
-        self.freed.clone_from(&source.freed);
-        self.written.clone_from(&source.written);
-        self.unpublished.clone_from(&source.unpublished);
+        self.copy_rest(source);
     }
 }
 
@@ -277,13 +267,19 @@ impl State {
         if !self.mem.kept {
             self.mem.clone_from(&source.mem);
         }
-        self.pending.clone_from(&source.pending);
-        self.tlbis.clone_from(&source.tlbis);
         for (i, (d, t)) in self.tlbs.iter_mut().zip(&source.tlbs).enumerate() {
             if d.mark() != Some(i as u32) {
                 d.clone_from(t);
             }
         }
+        self.copy_rest(source);
+    }
+
+    /// Copies from `source` everything but the memory and the TLBs.
+    #[inline]
+    fn copy_rest(&mut self, source: &Self) {
+        self.pending.clone_from(&source.pending);
+        self.tlbis.clone_from(&source.tlbis);
         self.pc = source.pc;
         self.retries = source.retries;
         self.retry_stage = source.retry_stage;
