@@ -1563,7 +1563,7 @@ impl<'a> Engine<'a> {
                 detail,
             })
         };
-        for &(va, v) in &s.written {
+        for &[va, v] in &s.written {
             match leaf(va) {
                 Some((pa, _)) if self.read(s, pa) == v => {}
                 Some((pa, _)) => {
@@ -1584,11 +1584,11 @@ impl<'a> Engine<'a> {
         let written_at: Vec<u64> = s
             .written
             .iter()
-            .filter_map(|&(va, _)| leaf(va))
+            .filter_map(|&[va, _]| leaf(va))
             .map(|l| l.0)
             .collect();
         for &(va, v) in &self.sc.reference.words {
-            if s.written.binary_search_by_key(&va, |w| w.0).is_ok() {
+            if s.written.binary_search_by_key(&va, |w| w[0]).is_ok() {
                 continue;
             }
             if let Some((pa, _)) = leaf(va)

@@ -16,7 +16,10 @@
 //! The frontier holds states encoded, one after another in arenas reused
 //! from level to level; a worker decodes a state into storage it keeps
 //! and builds every successor in place, so the search allocates almost
-//! nothing per state.
+//! nothing per state. Between successors the copy is restored from the
+//! state, and a TLB the step left alone (its mark, [`vmsa::tlb::Tlb::mark`],
+//! still its position) is neither copied back nor encoded again: its
+//! encoding is copied from the state's ([`State::encode_reusing`]).
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,7 @@ use serde::Serialize;
 
 use crate::engine::{Applied, Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
-use crate::state::State;
+use crate::state::{Spans, State};
 use crate::trace::{self, Snapshot, StepKind};
 
 /// Limits on a search.
@@ -139,11 +142,13 @@ pub struct Report {
 
 /// Fingerprints a state's encoding (see [`State::encode`]): XXH3-128 of
 /// its bytes (native byte order; fingerprints are compared within one run
-/// only). XXH3 takes 64 bytes at a time with SIMD multiplies (SSE2 on any
-/// x86-64): a third fewer instructions than the two 64-bit multiply-fold
-/// hashes it replaced.
+/// only). XXH3 takes 64 bytes at a time with SIMD multiplies; `twox-hash`
+/// picks AVX2 at run time where the CPU has it (SSE2 otherwise, on any
+/// x86-64), which takes a third fewer instructions for the ~600 bytes of
+/// a state here than the SSE2 code `xxhash-rust` compiles for a baseline
+/// x86-64 target. The value does not depend on the code path.
 fn fingerprint(words: &[u64]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(bytemuck::cast_slice(words))
+    twox_hash::XxHash3_128::oneshot(bytemuck::cast_slice(words))
 }
 
 /// States kept encoded, one after another in one arena (see
@@ -172,6 +177,12 @@ impl Part {
         self.starts.push(self.words.len());
         self.ids.push(id);
         self.words.extend_from_slice(words);
+    }
+
+    fn reserve(&mut self, words: usize, states: usize) {
+        self.words.reserve(words);
+        self.starts.reserve(states);
+        self.ids.reserve(states);
     }
 
     fn clear(&mut self) {
@@ -212,6 +223,8 @@ struct Batch {
 #[derive(Default)]
 struct Scratch {
     state: State,
+    /// Where the memory and each TLB of `state` lie in its encoding.
+    spans: Spans,
     next: State,
     steps: Vec<Step>,
     memo: Memo,
@@ -301,6 +314,13 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                     }
                 });
             let mut out = spare.pop().unwrap_or_default();
+            // Room for every successor not known before the chunk, made at
+            // once (growing a part by doubling copied megabytes).
+            let (words, succs) = batches[..ntasks]
+                .iter()
+                .fold((0, 0), |(w, n), b| (w + b.words.len(), n + b.succ.len()));
+            out.reserve(words, succs);
+            nodes.reserve(succs);
             for (batch, &(p, _, _)) in batches[..ntasks].iter().zip(group) {
                 let part = &frontier[p];
                 for succ in &batch.succ {
@@ -397,7 +417,7 @@ fn expand(
     scr: &mut Scratch,
     out: &mut Batch,
 ) {
-    State::decode_into(words, &mut scr.state);
+    State::decode_spans(words, &mut scr.state, &mut scr.spans);
     let s = &scr.state;
     engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
     if scr.steps.is_empty() {
@@ -415,13 +435,20 @@ fn expand(
         }
         return;
     }
-    for &st in &scr.steps {
-        scr.next.clone_from(s);
+    // Each successor is built over a copy of the state; after the first,
+    // the copy is restored from the state, and TLBs a step left alone
+    // (still marked with their positions) are neither copied back nor
+    // encoded again (their encoding is copied from the state's).
+    scr.next.clone_from(s);
+    for (n, &st) in scr.steps.iter().enumerate() {
+        if n > 0 {
+            scr.next.restore_from(s);
+        }
         let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
             Applied::Disabled => continue,
             Applied::Next(_) => {
                 let start = out.words.len();
-                scr.next.encode(&mut out.words);
+                scr.next.encode_reusing(&mut out.words, words, &scr.spans);
                 let end = out.words.len();
                 let fp = fingerprint(&out.words[start..end]);
                 if visited.contains(&fp) {

@@ -6,6 +6,10 @@
 //! descriptor stores, the pending TLBIs, every CPU's TLB and every CPU's
 //! position, a state is a few hundred bytes, `Clone + Hash + Eq`.
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+
 use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
 use vmsa::machine::{PendingStore, PendingTlbi};
 use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind};
@@ -14,13 +18,40 @@ use vmsa::{PhysAddr, VirtAddr, memory::Memory};
 use crate::world::Source;
 
 /// Memory as a difference from the initial memory.
-#[derive(Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Default)]
 pub struct Mem {
     /// Words written, `[physical address, value]`, sorted by address (pairs
     /// of words, so that the encoding copies them as one slice).
     words: Vec<[u64; 2]>,
     /// Frames whose contents were replaced, sorted.
     frames: Vec<(u64, Source)>,
+    /// Unchanged since decoded ([`State::decode_spans`]), copies included:
+    /// as a TLB's mark, not part of the value.
+    kept: bool,
+}
+
+impl fmt::Debug for Mem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mem")
+            .field("words", &self.words)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+impl PartialEq for Mem {
+    fn eq(&self, other: &Self) -> bool {
+        self.words == other.words && self.frames == other.frames
+    }
+}
+
+impl Eq for Mem {}
+
+impl Hash for Mem {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.words.hash(state);
+        self.frames.hash(state);
+    }
 }
 
 impl Clone for Mem {
@@ -28,12 +59,14 @@ impl Clone for Mem {
         Mem {
             words: self.words.clone(),
             frames: self.frames.clone(),
+            kept: self.kept,
         }
     }
 
     fn clone_from(&mut self, source: &Self) {
         self.words.clone_from(&source.words);
         self.frames.clone_from(&source.frames);
+        self.kept = source.kept;
     }
 }
 
@@ -80,6 +113,7 @@ impl Mem {
 
     /// Writes the word at `pa`.
     pub fn write(&mut self, pa: u64, value: u64) {
+        self.kept = false;
         match self.words.binary_search_by_key(&pa, |w| w[0]) {
             Ok(i) => self.words[i][1] = value,
             Err(i) => self.words.insert(i, [pa, value]),
@@ -87,6 +121,7 @@ impl Mem {
     }
 
     fn set_source(&mut self, frame: u64, source: Source) {
+        self.kept = false;
         let i = self.frames.binary_search_by_key(&frame, |f| f.0);
         match (i, source == Source::Base(frame)) {
             (Ok(i), true) => {
@@ -106,6 +141,7 @@ impl Mem {
 
     /// Replaces the contents of `frame` by `source`.
     pub fn fill(&mut self, frame: u64, source: Source, shift: u32) {
+        self.kept = false;
         let r = self.word_range(frame, shift);
         self.words.drain(r);
         self.set_source(frame, source);
@@ -187,8 +223,9 @@ pub struct State {
     pub wl: Vec<Wl>,
     /// Frames freed, sorted.
     pub freed: Vec<u64>,
-    /// The last value stored to each VA (by any CPU), sorted by VA.
-    pub written: Vec<(u64, u64)>,
+    /// The last value stored to each VA (by any CPU), `[va, value]`,
+    /// sorted by VA (pairs of words, encoded as one slice).
+    pub written: Vec<[u64; 2]>,
     /// Freshly allocated frames the updater wrote (a copy, a filled
     /// table, a repair) whose writes other CPUs may not see yet: ordinary
     /// stores, ordered before later stores only by a barrier (the
@@ -207,14 +244,42 @@ impl Clone for State {
     /// vectors are big enough (the search copies a state per successor).
     fn clone_from(&mut self, source: &Self) {
         self.mem.clone_from(&source.mem);
-        self.pending.clone_from(&source.pending);
-        self.tlbis.clone_from(&source.tlbis);
         self.tlbs.truncate(source.tlbs.len());
         let n = self.tlbs.len();
         for (d, t) in self.tlbs.iter_mut().zip(&source.tlbs) {
             d.clone_from(t);
         }
         self.tlbs.extend(source.tlbs[n..].iter().cloned());
+        self.copy_rest(source);
+    }
+}
+
+impl State {
+    /// Makes this state equal to `source` again after a step changed it,
+    /// copying of the memory and the TLBs only what the step changed: the
+    /// memory if it changed, the TLBs whose mark is no longer their
+    /// position. `self` must have been copied from `source` (`clone_from`,
+    /// or this function) and `source` decoded ([`State::decode_into`]
+    /// marks its memory kept and its TLBs with their positions); a TLB
+    /// keeps its mark while unchanged and takes it along when the
+    /// symmetry reduction moves it.
+    pub fn restore_from(&mut self, source: &Self) {
+        if !self.mem.kept {
+            self.mem.clone_from(&source.mem);
+        }
+        for (i, (d, t)) in self.tlbs.iter_mut().zip(&source.tlbs).enumerate() {
+            if d.mark() != Some(i as u32) {
+                d.clone_from(t);
+            }
+        }
+        self.copy_rest(source);
+    }
+
+    /// Copies from `source` everything but the memory and the TLBs.
+    #[inline]
+    fn copy_rest(&mut self, source: &Self) {
+        self.pending.clone_from(&source.pending);
+        self.tlbis.clone_from(&source.tlbis);
         self.pc = source.pc;
         self.retries = source.retries;
         self.retry_stage = source.retry_stage;
@@ -225,14 +290,12 @@ impl Clone for State {
         self.written.clone_from(&source.written);
         self.unpublished.clone_from(&source.unpublished);
     }
-}
 
-impl State {
     /// Records a store of `value` to `va`.
     pub fn wrote(&mut self, va: u64, value: u64) {
-        match self.written.binary_search_by_key(&va, |w| w.0) {
-            Ok(i) => self.written[i].1 = value,
-            Err(i) => self.written.insert(i, (va, value)),
+        match self.written.binary_search_by_key(&va, |w| w[0]) {
+            Ok(i) => self.written[i][1] = value,
+            Err(i) => self.written.insert(i, [va, value]),
         }
     }
 }
@@ -246,39 +309,65 @@ impl State {
     /// equal exactly when their encodings are (the search stores frontier
     /// states encoded in one arena, and fingerprints the encoding).
     pub fn encode(&self, out: &mut Vec<u64>) {
-        let counts = [
-            self.mem.words.len(),
-            self.mem.frames.len(),
-            self.pending.len(),
-            self.tlbis.len(),
-            self.tlbs.len(),
-            self.wl.len(),
-            self.freed.len(),
-            self.written.len(),
-            self.unpublished.len(),
-        ];
-        out.push(
+        self.encode_reusing(out, &[], &Spans::default());
+    }
+
+    /// Appends this state's encoding to `out` as [`State::encode`] does,
+    /// copying from `parent`, the encoding of the state it was copied from
+    /// ([`State::restore_from`]), the parts it kept: the memory if it is
+    /// unchanged, each TLB marked `m` (TLB `m` of the parent). `spans`
+    /// says where they lie in `parent` ([`State::decode_spans`]); without
+    /// spans everything is encoded.
+    pub fn encode_reusing(&self, out: &mut Vec<u64>, parent: &[u64], spans: &Spans) {
+        // Every vector of a state is far below 2^16 entries: the counts,
+        // 16 bits each, four to a word, in the order of the parts.
+        let c = |n: usize| n as u64 & 0xffff;
+        out.extend_from_slice(&[
             u64::from(self.pc)
                 | u64::from(self.retries) << 16
                 | u64::from(self.retry_stage) << 24
                 | u64::from(self.paused) << 32
                 | u64::from(self.gp.is_some()) << 33,
-        );
-        let mut w = [0u64; COUNTS.div_ceil(4)];
-        for (k, &c) in counts.iter().enumerate() {
-            // Every vector of a state is far below 2^16 entries.
-            w[k / 4] |= (c as u64 & 0xffff) << (16 * (k % 4));
-        }
-        out.extend_from_slice(&w);
+            c(self.mem.words.len())
+                | c(self.mem.frames.len()) << 16
+                | c(self.pending.len()) << 32
+                | c(self.tlbis.len()) << 48,
+            c(self.tlbs.len())
+                | c(self.wl.len()) << 16
+                | c(self.freed.len()) << 32
+                | c(self.written.len()) << 48,
+            c(self.unpublished.len()),
+        ]);
         if let Some(m) = self.gp {
             out.push(m);
         }
-        out.extend_from_slice(self.mem.words.as_flattened());
-        for &(f, src) in &self.mem.frames {
-            match src {
-                Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
-                Source::Fill { first, step } => out.extend_from_slice(&[f, 1, first, step]),
+        // Parts copied from `parent`: runs of parts that lie one after
+        // another there are copied at once.
+        let mut run = 0..0;
+        let mut copy = |out: &mut Vec<u64>, r: Option<&Range<usize>>| match r {
+            Some(r) if run.end == r.start && !run.is_empty() => run.end = r.end,
+            _ => {
+                out.extend_from_slice(
+                    &parent[std::mem::replace(&mut run, r.cloned().unwrap_or(0..0))],
+                );
             }
+        };
+        match &spans.mem {
+            Some(r) if self.mem.kept => copy(out, Some(r)),
+            _ => {
+                out.extend_from_slice(self.mem.words.as_flattened());
+                for &(f, src) in &self.mem.frames {
+                    match src {
+                        Source::Base(b) => out.extend_from_slice(&[f, 0, b]),
+                        Source::Fill { first, step } => {
+                            out.extend_from_slice(&[f, 1, first, step]);
+                        }
+                    }
+                }
+            }
+        }
+        if !self.pending.is_empty() || !self.tlbis.is_empty() {
+            copy(out, None);
         }
         for p in &self.pending {
             // A physical address has at most 52 bits (FEAT_LPA); the CPU
@@ -297,11 +386,17 @@ impl State {
             ]);
         }
         for tlb in &self.tlbs {
+            if let Some(r) = tlb.mark().and_then(|m| spans.tlbs.get(m as usize)) {
+                copy(out, Some(r));
+                continue;
+            }
+            copy(out, None);
             out.push(tlb.entries().len() as u64);
             for e in tlb.entries() {
                 encode_entry(e, out);
             }
         }
+        copy(out, None);
         for w in &self.wl {
             let (half, old, new) = match w.half {
                 Half::None => (0, false, false),
@@ -320,15 +415,21 @@ impl State {
             ]);
         }
         out.extend_from_slice(&self.freed);
-        for &(va, v) in &self.written {
-            out.extend_from_slice(&[va, v]);
-        }
+        out.extend_from_slice(self.written.as_flattened());
         out.extend_from_slice(&self.unpublished);
     }
 
     /// Rebuilds into `s` the state [`State::encode`] wrote to `words`,
-    /// reusing `s`'s storage.
+    /// reusing `s`'s storage; marks each TLB with its position.
     pub fn decode_into(words: &[u64], s: &mut State) {
+        Self::decode_spans(words, s, &mut Spans::default());
+    }
+
+    /// Decodes as [`State::decode_into`] does, and records in `spans`
+    /// where the memory's and each TLB's encodings lie in `words` (for
+    /// [`State::encode_reusing`]).
+    pub fn decode_spans(words: &[u64], s: &mut State, spans: &mut Spans) {
+        spans.tlbs.clear();
         let mut r = Reader { words, at: 0 };
         let h = r.next();
         s.pc = h as u16;
@@ -341,10 +442,9 @@ impl State {
             *c = (w[k / 4] >> (16 * (k % 4)) & 0xffff) as usize;
         }
         s.gp = (h >> 33 & 1 != 0).then(|| r.next());
+        let start = r.at;
         s.mem.words.clear();
-        for w in r.take(2 * counts[0]).chunks_exact(2) {
-            s.mem.words.push([w[0], w[1]]);
-        }
+        s.mem.words.extend_from_slice(pairs(r.take(2 * counts[0])));
         s.mem.frames.clear();
         for _ in 0..counts[1] {
             let f = r.next();
@@ -357,6 +457,8 @@ impl State {
             };
             s.mem.frames.push((f, src));
         }
+        s.mem.kept = true;
+        spans.mem = Some(start..r.at.min(words.len()));
         s.pending.clear();
         for _ in 0..counts[2] {
             let pa = r.next();
@@ -381,11 +483,15 @@ impl State {
             });
         }
         s.tlbs.resize_with(counts[4], Tlb::default);
-        for tlb in s.tlbs.iter_mut() {
+        for (i, tlb) in s.tlbs.iter_mut().enumerate() {
+            let start = r.at;
             tlb.clear();
             for _ in 0..r.next() {
-                tlb.push(decode_entry(&mut r));
+                // Encoded from a sorted TLB, in order.
+                tlb.push_sorted(decode_entry(&mut r));
             }
+            tlb.set_mark(i as u32);
+            spans.tlbs.push(start..r.at.min(words.len()));
         }
         s.wl.clear();
         for _ in 0..counts[5] {
@@ -408,12 +514,26 @@ impl State {
         s.freed.clear();
         s.freed.extend_from_slice(r.take(counts[6]));
         s.written.clear();
-        for _ in 0..counts[7] {
-            s.written.push((r.next(), r.next()));
-        }
+        s.written.extend_from_slice(pairs(r.take(2 * counts[7])));
         s.unpublished.clear();
         s.unpublished.extend_from_slice(r.take(counts[8]));
     }
+}
+
+/// Views `words` as pairs (a trailing odd word, only in a truncated
+/// encoding, is left out).
+fn pairs(words: &[u64]) -> &[[u64; 2]] {
+    bytemuck::cast_slice(&words[..words.len() & !1])
+}
+
+/// Where the parts of a state's encoding that a copy of it may keep lie
+/// in the encoding (see [`State::decode_spans`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// The memory.
+    pub mem: Option<Range<usize>>,
+    /// Each TLB, in order.
+    pub tlbs: Vec<Range<usize>>,
 }
 
 struct Reader<'a> {
@@ -585,7 +705,7 @@ mod tests {
             Wl::default(),
         ];
         s.freed = vec![1, 2, 3];
-        s.written = vec![(0xffff_0000_0000_0008, 9)];
+        s.written = vec![[0xffff_0000_0000_0008, 9]];
         s.unpublished = vec![42];
         s
     }
@@ -628,5 +748,62 @@ mod tests {
         let mut c = Vec::new();
         u.encode(&mut c);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_copy_reuses_the_encoding_of_the_tlbs_it_did_not_change() {
+        let mut a = sample();
+        a.tlbs.push(a.tlbs[1].clone());
+        let mut words = Vec::new();
+        a.encode(&mut words);
+        let mut parent = State::default();
+        let mut spans = Spans::default();
+        State::decode_spans(&words, &mut parent, &mut spans);
+        assert_eq!(parent, a);
+        assert!(parent.mem.kept);
+        // Two memory words, two frames (`Base`: 3 words, `Fill`: 4) after
+        // the header, the counts and `gp`.
+        assert_eq!(spans.mem, Some(5..5 + 4 + 3 + 4));
+        assert_eq!(spans.tlbs.len(), 3);
+        let marks: Vec<_> = parent.tlbs.iter().map(Tlb::mark).collect();
+        assert_eq!(marks, [Some(0), Some(1), Some(2)]);
+        // Each span is the TLB's encoding: its entry count, then its entries.
+        assert_eq!(words[spans.tlbs[0].clone()], [0]);
+        assert_eq!(words[spans.tlbs[1].start], 3);
+        assert_eq!(words[spans.tlbs[1].clone()], words[spans.tlbs[2].clone()]);
+
+        // An unchanged copy encodes as the parent.
+        let mut next = State::default();
+        next.clone_from(&parent);
+        let mut out = vec![7];
+        next.encode_reusing(&mut out, &words, &spans);
+        assert_eq!(out[1..], words[..]);
+
+        // A TLB changed, two moved (the symmetry reduction swaps TLBs),
+        // memory written: the result is the encoding of the new state.
+        next.tlbs[0].insert(leaf(0xffff_0000_0020_0000, 0xa000, None, 0));
+        next.tlbs.swap(1, 2);
+        next.tlbs[1].evict(0);
+        next.mem.write(0x1010, 5);
+        assert!(!next.mem.kept);
+        let marks: Vec<_> = next.tlbs.iter().map(Tlb::mark).collect();
+        assert_eq!(marks, [None, None, Some(1)]);
+        let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+        next.encode_reusing(&mut reused, &words, &spans);
+        next.encode(&mut fresh);
+        assert_eq!(reused, fresh);
+        let mut back = State::default();
+        State::decode_into(&reused, &mut back);
+        assert_eq!(back, next);
+
+        // Restoring copies back what changed, and the marks with it.
+        next.restore_from(&parent);
+        assert_eq!(next, parent);
+        assert!(next.mem.kept);
+        let marks: Vec<_> = next.tlbs.iter().map(Tlb::mark).collect();
+        assert_eq!(marks, [Some(0), Some(1), Some(2)]);
+        let mut again = Vec::new();
+        next.encode_reusing(&mut again, &words, &spans);
+        assert_eq!(again, words);
     }
 }

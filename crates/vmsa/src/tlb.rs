@@ -230,31 +230,81 @@ impl fmt::Display for Tlbi {
 
 /// The TLB of one CPU: a set of entries, kept sorted so equal TLBs compare
 /// and hash equal.
-#[derive(Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// A TLB also carries a mark, a number its owner may set
+/// ([`Tlb::set_mark`]) and that every change to its entries clears: an
+/// explorer marks the TLBs of a state it copies, and after applying a step
+/// to the copy knows, without comparing them, which TLBs are still those
+/// of the original. The mark is copied with the TLB and is not part of its
+/// value (equality, hashing, serialization).
+#[derive(Default, Serialize, Deserialize)]
 pub struct Tlb {
     entries: Vec<TlbEntry>,
+    #[serde(skip)]
+    mark: Option<u32>,
+}
+
+impl fmt::Debug for Tlb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tlb")
+            .field("entries", &self.entries)
+            .finish()
+    }
+}
+
+impl PartialEq for Tlb {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Tlb {}
+
+impl std::hash::Hash for Tlb {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.entries.hash(state);
+    }
 }
 
 impl Clone for Tlb {
     fn clone(&self) -> Self {
         Tlb {
             entries: self.entries.clone(),
+            mark: self.mark,
         }
     }
 
     /// Copies `source` into this TLB's storage (no allocation when it is
-    /// big enough: an explorer copies states many times a second).
+    /// big enough: an explorer copies states many times a second), with
+    /// its mark.
     #[inline]
     fn clone_from(&mut self, source: &Self) {
         self.entries.clone_from(&source.entries);
+        self.mark = source.mark;
     }
 }
 
 impl Tlb {
+    /// Returns the mark: the last [`Tlb::set_mark`], if no entry was
+    /// inserted or removed since.
+    #[inline]
+    pub fn mark(&self) -> Option<u32> {
+        self.mark
+    }
+
+    /// Sets the mark (see [`Tlb`]).
+    #[inline]
+    pub fn set_mark(&mut self, mark: u32) {
+        self.mark = Some(mark);
+    }
+
     /// Removes every entry.
     #[inline]
     pub fn clear(&mut self) {
-        self.entries.clear();
+        if !self.entries.is_empty() {
+            self.entries.clear();
+            self.mark = None;
+        }
     }
 
     /// Inserts an entry, cheaply when it sorts after every entry present
@@ -263,9 +313,20 @@ impl Tlb {
     pub fn push(&mut self, e: TlbEntry) {
         if self.entries.last().is_none_or(|l| *l < e) {
             self.entries.push(e);
+            self.mark = None;
         } else {
             self.insert(e);
         }
+    }
+
+    /// Appends an entry that sorts after every entry present (a TLB
+    /// rebuilt from its entries in order), without comparing it: the
+    /// caller guarantees the order (checked in debug builds only).
+    #[inline]
+    pub fn push_sorted(&mut self, e: TlbEntry) {
+        debug_assert!(self.entries.last().is_none_or(|l| *l < e));
+        self.entries.push(e);
+        self.mark = None;
     }
 
     /// Returns the entries.
@@ -278,19 +339,27 @@ impl Tlb {
     pub fn insert(&mut self, e: TlbEntry) {
         if let Err(i) = self.entries.binary_search(&e) {
             self.entries.insert(i, e);
+            self.mark = None;
         }
     }
 
     /// Removes the entry at `index` (an eviction).
     pub fn evict(&mut self, index: usize) -> Option<TlbEntry> {
-        (index < self.entries.len()).then(|| self.entries.remove(index))
+        (index < self.entries.len()).then(|| {
+            self.mark = None;
+            self.entries.remove(index)
+        })
     }
 
     /// Removes the entries a TLBI covers; returns how many.
     pub fn invalidate(&mut self, op: &Tlbi) -> usize {
         let before = self.entries.len();
         self.entries.retain(|e| !op.matches(e));
-        before - self.entries.len()
+        let removed = before - self.entries.len();
+        if removed > 0 {
+            self.mark = None;
+        }
+        removed
     }
 
     /// Returns the leaf entries that match `va` for `asid`.
@@ -307,5 +376,65 @@ impl Tlb {
         self.entries
             .iter()
             .filter(move |e| !e.is_leaf() && e.covers(va))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(va: u64, next: u64) -> TlbEntry {
+        TlbEntry {
+            va: VirtAddr(va),
+            size_shift: 21,
+            level: 2,
+            kind: TlbKind::Walk {
+                next: PhysAddr(next),
+            },
+            asid: None,
+            desc_pa: PhysAddr(0x6010),
+        }
+    }
+
+    #[test]
+    fn a_change_of_the_entries_clears_the_mark() {
+        let mut t = Tlb::default();
+        t.insert(walk(0, 0x7000));
+        t.insert(walk(1 << 21, 0x8000));
+        t.set_mark(3);
+        // Nothing changes: the mark stays.
+        t.insert(walk(0, 0x7000));
+        assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vaale1is, VirtAddr(0))), 0);
+        assert_eq!(t.evict(2), None);
+        assert_eq!(t.mark(), Some(3));
+        // A copy carries the mark; the mark is not part of the value.
+        let mut c = Tlb::default();
+        c.clone_from(&t);
+        assert_eq!(c.mark(), Some(3));
+        assert_eq!(t.clone().mark(), Some(3));
+        let mut unmarked = Tlb::default();
+        unmarked.insert(walk(0, 0x7000));
+        unmarked.insert(walk(1 << 21, 0x8000));
+        assert_eq!(unmarked, t);
+        assert_eq!(format!("{unmarked:?}"), format!("{t:?}"));
+        // Each change clears it.
+        let changes: [fn(&mut Tlb); 5] = [
+            |t| t.insert(walk(1 << 22, 0x9000)),
+            |t| t.push(walk(1 << 22, 0x9000)),
+            |t| t.push_sorted(walk(1 << 22, 0x9000)),
+            |t| assert!(t.evict(0).is_some()),
+            |t| assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vae1is, VirtAddr(0))), 1),
+        ];
+        for change in changes {
+            let mut c = t.clone();
+            change(&mut c);
+            assert_eq!(c.mark(), None);
+        }
+        let mut c = t.clone();
+        c.clear();
+        assert_eq!(c.mark(), None);
+        c.set_mark(4);
+        c.clear();
+        assert_eq!(c.mark(), Some(4), "clearing an empty TLB changes nothing");
     }
 }
