@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use vmsa::machine::{PendingStore, PendingTlbi};
-use vmsa::tlb::{Tlb, TlbKind};
+use vmsa::tlb::{Tlb, TlbEntry, TlbKind};
 use vmsa::translate::Translator;
 use vmsa::walk::{self, Access, Choice};
 use vmsa::{PhysAddr, VirtAddr};
@@ -160,6 +160,8 @@ pub struct Memo {
     choices: Vec<(usize, Range<usize>)>,
     /// (CPU, VA, the walks a fill may make: where they are in `all`).
     walks: Vec<(usize, u64, Range<usize>)>,
+    /// Walks kept from state to state.
+    cache: WalkCache,
 }
 
 impl Memo {
@@ -181,6 +183,81 @@ impl Memo {
             .iter()
             .find(|w| w.0 == cpu && w.1 == va)
             .map(|w| self.all[w.2.clone()].get(k))
+    }
+}
+
+/// The choices of walks made in one view of memory, kept from state to
+/// state while the view is unchanged: a walk reads only descriptors as the
+/// walkers see them ([`Engine::walker_read`]: memory, pending stores,
+/// unpublished frames) from a start the scenario fixes (the root) or a
+/// walk-cache entry names, so a walk from the same start for the same
+/// access makes the same choices in every state with the same view. The
+/// states a worker expands one after another are mostly siblings that
+/// differ only in their TLBs (a fill, an eviction), and CPUs walk the same
+/// VAs from the root and from the same walk-cache entries.
+#[derive(Default)]
+struct WalkCache {
+    /// Whether the view below is that of the walks kept.
+    valid: bool,
+    mem: Mem,
+    pending: Vec<PendingStore>,
+    unpublished: Vec<u64>,
+    /// (VA, access, start: `None` the root, where its choices are in
+    /// `choices`).
+    keys: Vec<(u64, Access, Option<TlbEntry>, u32, u32)>,
+    choices: Vec<Choice>,
+}
+
+impl WalkCache {
+    /// Past this many choices the cache starts again (a bound; a view
+    /// rarely has more than a few dozen).
+    const MAX: usize = 4096;
+
+    /// Makes the cache hold walks for `s`'s view of memory, dropping those
+    /// of another view.
+    fn enter(&mut self, s: &State) {
+        if self.valid
+            && self.choices.len() < Self::MAX
+            && self.pending == s.pending
+            && self.unpublished == s.unpublished
+            && self.mem == s.mem
+        {
+            return;
+        }
+        self.valid = true;
+        self.mem.clone_from(&s.mem);
+        self.pending.clone_from(&s.pending);
+        self.unpublished.clone_from(&s.unpublished);
+        self.keys.clear();
+        self.choices.clear();
+    }
+
+    /// Appends to `out` the choices of the walk for a `kind` access to `va`
+    /// from `start`, made by `walk_from` unless kept.
+    fn walk_from(
+        &mut self,
+        va: u64,
+        kind: Access,
+        start: Option<&TlbEntry>,
+        out: &mut Vec<Choice>,
+        walk_from: impl FnOnce(&mut Vec<Choice>),
+    ) {
+        let found = self
+            .keys
+            .iter()
+            .find(|k| k.0 == va && k.1 == kind && k.2.as_ref() == start);
+        let (a, b) = match found {
+            Some(k) => (k.3 as usize, k.4 as usize),
+            None => {
+                let a = self.choices.len();
+                walk_from(&mut self.choices);
+                let b = self.choices.len();
+                self.keys
+                    .push((va, kind, start.copied(), a as u32, b as u32));
+                (a, b)
+            }
+        };
+        out.extend_from_slice(&self.choices[a..b]);
     }
 }
 
@@ -706,19 +783,71 @@ impl<'a> Engine<'a> {
             .choices_into(&s.tlbs[cpu], 0, VirtAddr(va), access, out);
     }
 
+    /// As [`Engine::choices_into`], with the walks kept in `cache` (which
+    /// must have [`WalkCache::enter`]ed `s`'s view).
+    fn choices_cached(
+        &self,
+        s: &State,
+        cpu: usize,
+        va: u64,
+        access: Access,
+        out: &mut Vec<Choice>,
+        cache: &mut WalkCache,
+    ) {
+        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let same = |a: PhysAddr, b: PhysAddr| {
+            s.mem.same_frame(
+                &self.sc.base,
+                self.shift,
+                a.0 >> self.shift,
+                b.0 >> self.shift,
+            )
+        };
+        let t = self.translator(&read, &same);
+        t.choices_with(
+            &s.tlbs[cpu],
+            0,
+            VirtAddr(va),
+            access,
+            out,
+            &mut |start, out| {
+                cache.walk_from(va, access, start, out, |to| {
+                    t.walk_from_into(start, 0, VirtAddr(va), access, to)
+                })
+            },
+        );
+    }
+
     fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
         let mut out = Vec::new();
-        self.walks_into(s, cpu, va, &mut out);
+        self.walks_into(s, cpu, va, &mut out, None);
         out
     }
 
-    /// Appends to `out` the walks a fill for `va` on `cpu` may make.
-    fn walks_into(&self, s: &State, cpu: usize, va: u64, out: &mut Vec<Choice>) {
+    /// Appends to `out` the walks a fill for `va` on `cpu` may make (with
+    /// the walks kept in `cache`, when given: it must have
+    /// [`WalkCache::enter`]ed `s`'s view).
+    fn walks_into(
+        &self,
+        s: &State,
+        cpu: usize,
+        va: u64,
+        out: &mut Vec<Choice>,
+        cache: Option<&mut WalkCache>,
+    ) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
-        self.translator(&read, &same)
-            .walks_into(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load, out);
+        let t = self.translator(&read, &same);
+        let tlb = &s.tlbs[cpu];
+        match cache {
+            Some(cache) => t.walks_with(tlb, VirtAddr(va), out, &mut |start, out| {
+                cache.walk_from(va, Access::Load, start, out, |to| {
+                    t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
+                })
+            }),
+            None => t.walks_into(tlb, 0, VirtAddr(va), Access::Load, out),
+        }
         // A walk that caches nothing new changes nothing (`retain` on the
         // appended walks only).
         let tlb = s.tlbs[cpu].entries();
@@ -799,6 +928,7 @@ impl<'a> Engine<'a> {
     pub fn steps_memo(&self, s: &State, out: &mut Vec<Step>, memo: &mut Memo) {
         out.clear();
         memo.clear();
+        memo.cache.enter(s);
         if self.updater_enabled(s) {
             let op = &self.sc.ops[usize::from(s.pc)];
             if self.reduce && self.invisible(s, op) {
@@ -855,7 +985,7 @@ impl<'a> Engine<'a> {
                 _ => {
                     let (va, access) = self.access_of(s, i);
                     let first = memo.all.len();
-                    self.choices_into(s, cpu, va, access, &mut memo.all);
+                    self.choices_cached(s, cpu, va, access, &mut memo.all, &mut memo.cache);
                     let n = memo.all.len() - first;
                     memo.choices.push((cpu, first..memo.all.len()));
                     for k in 0..n {
@@ -890,7 +1020,7 @@ impl<'a> Engine<'a> {
             let cpu = i + 1;
             for &va in self.remaining(s, i) {
                 let first = memo.all.len();
-                self.walks_into(s, cpu, va, &mut memo.all);
+                self.walks_into(s, cpu, va, &mut memo.all, Some(&mut memo.cache));
                 let n = memo.all.len() - first;
                 memo.walks.push((cpu, va, first..memo.all.len()));
                 for k in 0..n {

@@ -118,7 +118,7 @@ pub enum Via {
 }
 
 /// One way, among those the architecture allows, a translation may resolve.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Choice {
     /// How.
     pub via: Via,
