@@ -93,20 +93,28 @@ impl Small {
 /// series retries a bounded number of times).
 pub const CAS_RETRIES: u8 = 2;
 
-/// Which CPUs' TLB entries or positions a step may have changed, besides
-/// removing entries (see [`Engine::normalize_from`]).
+/// What a step may have changed in a normalized state (see
+/// [`Engine::normalize_from`]); CPUs are numbered from 1 like the steps'.
 #[derive(Clone, Copy)]
 enum Touched {
-    /// Any CPU's (a state not normalized before).
+    /// Anything (a state not normalized before).
     All,
-    /// Only the CPU it holds (numbered from 1 like the steps' CPUs): its
-    /// own step or a fill of its TLB.
+    /// The TLB and the position of the CPU it holds (its own step, or a
+    /// fill that updated a descriptor), and memory.
     Cpu(usize),
-    /// None, but entries may have been removed.
+    /// Only the TLB of the CPU it holds, which gained entries for a VA the
+    /// CPU will access (a fill without a hardware update).
+    Grew(usize),
+    /// Only the TLB of the CPU it holds, which lost an entry (an eviction).
+    Shrank(usize),
+    /// The updater's operation, which may have removed TLB entries (a TLBI
+    /// completing) and added pending stores or TLBIs.
     Removed,
-    /// None, and no entry was removed: every TLB and position is as it
-    /// was (so the CPUs are still in the symmetry reduction's order).
+    /// The updater's operation, which removed no TLB entry.
     Nothing,
+    /// Only a pending store or an unpublished frame went (it became
+    /// visible to walkers or to other CPUs).
+    Views,
 }
 
 /// A step, as recorded for the counterexample.
@@ -609,45 +617,68 @@ impl<'a> Engine<'a> {
     /// access), so a CPU whose TLB gained nothing and whose position did not
     /// move keeps them all (it kept them when the state was normalized, and
     /// removing entries elsewhere changes nothing for it).
+    ///
+    /// What each kind of step lets it skip (the parent was normalized):
+    /// - the TLB entries a CPU keeps depend only on its TLB and its
+    ///   position (the pages it will still access), so only a CPU whose
+    ///   position moved or whose TLB gained entries needs filtering, and
+    ///   not after a fill: a walk for `va` caches only entries that cover
+    ///   `va` (walk-cache entries for the regions holding it, its leaf), a
+    ///   VA the CPU will access;
+    /// - whether a walk may read a pending store by its offset
+    ///   ([`Engine::may_read`]) depends only on the positions and the
+    ///   store, so only a step that moved a position or added a store
+    ///   needs it again;
+    /// - the descriptors remaining walks may read
+    ///   ([`Engine::observable`]) only grow when a TLB gains entries and
+    ///   nothing else changes, so after a fill without a hardware update
+    ///   every pending store stays;
+    /// - a pending TLBI forgets a CPU only once that CPU lost entries;
+    /// - the symmetry sort has the other CPUs in order already when one
+    ///   CPU's TLB or position changed.
     fn normalize_from(&self, s: &mut State, perm: Option<&mut Vec<usize>>, touched: Touched) {
         s.tlbs[0].clear();
-        for i in 0..s.wl.len() {
-            if !self.reduce {
-                continue;
-            }
-            match touched {
-                Touched::All => {}
-                Touched::Cpu(c) if c == i + 1 => {}
-                _ => continue,
-            }
-            let keep: &[u64] = if self.live(s, i) {
-                self.remaining(s, i)
-            } else {
-                &[]
+        if self.reduce {
+            let filter = match touched {
+                Touched::All => 0..s.wl.len(),
+                Touched::Cpu(c) => c - 1..c,
+                _ => 0..0,
             };
-            let tlb = &mut s.tlbs[i + 1];
-            for k in (0..tlb.entries().len()).rev() {
-                let e = &tlb.entries()[k];
-                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(e) {
-                    tlb.evict(k);
+            for i in filter {
+                let keep: &[u64] = if self.live(s, i) {
+                    self.remaining(s, i)
+                } else {
+                    &[]
+                };
+                let tlb = &mut s.tlbs[i + 1];
+                for k in (0..tlb.entries().len()).rev() {
+                    let e = &tlb.entries()[k];
+                    if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(e) {
+                        tlb.evict(k);
+                    }
                 }
             }
         }
-        if self.reduce && !s.pending.is_empty() {
+        if self.reduce && !s.pending.is_empty() && !matches!(touched, Touched::Grew(_)) {
             // Stores no walk can read by their offset go first (the query
             // below would drop them too); the query only when some remain.
-            let mut unread = 0u64;
-            for (k, p) in s.pending.iter().enumerate().take(64) {
-                if !self.may_read(s, p.pa.0) {
-                    unread |= 1 << k;
+            if matches!(
+                touched,
+                Touched::All | Touched::Cpu(_) | Touched::Removed | Touched::Nothing
+            ) {
+                let mut unread = 0u64;
+                for (k, p) in s.pending.iter().enumerate().take(64) {
+                    if !self.may_read(s, p.pa.0) {
+                        unread |= 1 << k;
+                    }
                 }
-            }
-            if unread != 0 {
-                let mut k = 0;
-                s.pending.retain(|_| {
-                    k += 1;
-                    k > 64 || unread & (1 << (k - 1)) == 0
-                });
+                if unread != 0 {
+                    let mut k = 0;
+                    s.pending.retain(|_| {
+                        k += 1;
+                        k > 64 || unread & (1 << (k - 1)) == 0
+                    });
+                }
             }
             if !s.pending.is_empty() {
                 let (descs, _) =
@@ -655,17 +686,31 @@ impl<'a> Engine<'a> {
                 s.pending.retain(|p| descs.contains(&p.pa.0));
             }
         }
-        for t in s.tlbis.iter_mut() {
-            for c in 0..s.tlbs.len() {
-                if t.waiting & (1 << c) != 0 && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
-                {
-                    t.waiting &= !(1 << c);
+        if !s.tlbis.is_empty() {
+            let cpus = match touched {
+                Touched::Grew(_) | Touched::Views => 0..0,
+                Touched::Cpu(c) | Touched::Shrank(c) => c..c + 1,
+                Touched::All | Touched::Removed | Touched::Nothing => 0..s.tlbs.len(),
+            };
+            for t in s.tlbis.iter_mut() {
+                for c in cpus.clone() {
+                    if t.waiting & (1 << c) != 0
+                        && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
+                    {
+                        t.waiting &= !(1 << c);
+                    }
                 }
             }
+            s.tlbis.retain(|t| t.waiting != 0);
         }
-        s.tlbis.retain(|t| t.waiting != 0);
-        if self.reduce && !matches!(touched, Touched::Nothing) {
-            self.symmetry_in(s, perm);
+        if self.reduce {
+            match touched {
+                Touched::Nothing | Touched::Views => {}
+                Touched::Cpu(c) | Touched::Grew(c) | Touched::Shrank(c) => {
+                    self.symmetry_in(s, perm, Some(c - 1))
+                }
+                Touched::All | Touched::Removed => self.symmetry_in(s, perm, None),
+            }
         }
     }
 
@@ -684,27 +729,80 @@ impl<'a> Engine<'a> {
     /// are permuted with them. Hazards are preserved: a permutation of
     /// identical CPUs maps executions to executions. Records in `perm`,
     /// when given, which CPU each position now holds; allocates nothing.
-    fn symmetry_in(&self, s: &mut State, mut perm: Option<&mut Vec<usize>>) {
+    /// With `only` (a workload index), only that CPU changed since the
+    /// CPUs were last sorted: it moves to its place among the others, in
+    /// order already, which gives the same order as sorting them all.
+    fn symmetry_in(&self, s: &mut State, mut perm: Option<&mut Vec<usize>>, only: Option<usize>) {
         for &(start, end) in &self.groups {
+            if only.is_some_and(|i| i < start || i >= end) {
+                continue;
+            }
             let len = end - start;
+            // `a`'s key (position, then TLB entries) is greater than `b`'s.
+            let greater = |a: usize, b: usize| {
+                cpu_order(
+                    &s.wl[a],
+                    s.tlbs[a + 1].entries(),
+                    &s.wl[b],
+                    s.tlbs[b + 1].entries(),
+                )
+                .is_gt()
+            };
             // CPU masks are 64 bits wide, so a group has at most 63 CPUs.
             let mut order_buf = [0u8; 64];
             let order = &mut order_buf[..len];
-            for (k, o) in order.iter_mut().enumerate() {
-                *o = (start + k) as u8;
-            }
-            // A stable insertion sort (a group is a handful of CPUs, most
-            // often in order already): the order `sort_by` would give.
-            let key = |c: u8| (&s.wl[usize::from(c)], s.tlbs[usize::from(c) + 1].entries());
-            let mut moved = false;
-            for k in 1..len {
-                let mut j = k;
-                while j > 0 && key(order[j - 1]) > key(order[j]) {
-                    order.swap(j - 1, j);
-                    j -= 1;
-                    moved = true;
+            let moved = match only {
+                Some(i) => {
+                    // Its place: left past the greater ones, or right past
+                    // the smaller ones (equal ones keep their side: stable).
+                    let mut j = i;
+                    while j > start && greater(j - 1, i) {
+                        j -= 1;
+                    }
+                    if j == i {
+                        while j + 1 < end && greater(i, j + 1) {
+                            j += 1;
+                        }
+                    }
+                    if j == i {
+                        continue;
+                    }
+                    for (k, o) in order.iter_mut().enumerate() {
+                        *o = (start + k) as u8;
+                    }
+                    // The CPU at `a` goes to `b`; those between shift by one.
+                    let (a, b) = (i - start, j - start);
+                    if a > b {
+                        for k in (b + 1..=a).rev() {
+                            order[k] = order[k - 1];
+                        }
+                    } else {
+                        for k in a..b {
+                            order[k] = order[k + 1];
+                        }
+                    }
+                    order[b] = i as u8;
+                    true
                 }
-            }
+                None => {
+                    for (k, o) in order.iter_mut().enumerate() {
+                        *o = (start + k) as u8;
+                    }
+                    // A stable insertion sort (a group is a handful of
+                    // CPUs, most often in order already): the order
+                    // `sort_by` would give.
+                    let mut moved = false;
+                    for k in 1..len {
+                        let mut j = k;
+                        while j > 0 && greater(usize::from(order[j - 1]), usize::from(order[j])) {
+                            order.swap(j - 1, j);
+                            j -= 1;
+                            moved = true;
+                        }
+                    }
+                    moved
+                }
+            };
             if !moved {
                 continue;
             }
@@ -1145,6 +1243,8 @@ impl<'a> Engine<'a> {
         memo: Option<&Memo>,
         want_perm: bool,
     ) -> Applied {
+        // Whether a fill updated a descriptor (set AF).
+        let mut fill_hw = false;
         let r = match step {
             Step::Updater => self.run_updater(n, log.as_deref_mut()),
             Step::Cpu { cpu, choice } => {
@@ -1187,6 +1287,7 @@ impl<'a> Engine<'a> {
                 if !self.commit(n, c, ch) {
                     return Applied::Disabled;
                 }
+                fill_hw = ch.hw_update.is_some();
                 if let Some(l) = log.as_deref_mut() {
                     let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
                     for e in &ch.fills {
@@ -1219,13 +1320,14 @@ impl<'a> Engine<'a> {
                 // (an eviction, a TLBI completing) or touch neither.
                 let entries = |s: &State| s.tlbs.iter().map(|t| t.entries().len()).sum::<usize>();
                 let touched = match step {
-                    Step::Cpu { cpu, .. } | Step::Fill { cpu, .. } => {
-                        Touched::Cpu(usize::from(cpu))
-                    }
+                    Step::Cpu { cpu, .. } => Touched::Cpu(usize::from(cpu)),
+                    Step::Fill { cpu, .. } if fill_hw => Touched::Cpu(usize::from(cpu)),
+                    Step::Fill { cpu, .. } => Touched::Grew(usize::from(cpu)),
+                    Step::Evict { cpu, .. } => Touched::Shrank(usize::from(cpu)),
                     // The updater only removes entries (a TLBI completing).
                     Step::Updater if entries(n) == entries(s) => Touched::Nothing,
-                    Step::Updater | Step::Evict { .. } => Touched::Removed,
-                    Step::Propagate { .. } | Step::Publish { .. } => Touched::Nothing,
+                    Step::Updater => Touched::Removed,
+                    Step::Propagate { .. } | Step::Publish { .. } => Touched::Views,
                 };
                 self.normalize_from(n, None, touched);
                 Applied::Next(Vec::new())
@@ -1819,6 +1921,24 @@ impl<'a> Engine<'a> {
         }
         None
     }
+}
+
+/// Compares two workload CPUs for the symmetry reduction: by position and
+/// registers, then by TLB entries, lexicographically (the order of the
+/// tuple `(wl, entries)`); equal entries, the common case, are skipped
+/// with an equality test, cheaper than ordering them.
+#[inline]
+fn cpu_order(
+    wa: &Wl,
+    ta: &[vmsa::tlb::TlbEntry],
+    wb: &Wl,
+    tb: &[vmsa::tlb::TlbEntry],
+) -> std::cmp::Ordering {
+    wa.cmp(wb)
+        .then_with(|| match ta.iter().zip(tb).find(|(x, y)| x != y) {
+            Some((x, y)) => x.cmp(y),
+            None => ta.len().cmp(&tb.len()),
+        })
 }
 
 fn describe_via(c: &Choice) -> String {
