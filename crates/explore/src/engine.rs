@@ -164,6 +164,9 @@ pub struct Memo {
     /// Every choice and walk below, one list after another (storage kept
     /// from state to state: no allocation per access).
     all: Vec<Choice>,
+    /// For each choice in `all`, which of its fills the CPU's TLB does not
+    /// hold yet (bit `k` for fill `k`; all bits for an access's choices).
+    fresh: Vec<u8>,
     /// (CPU, its next access's choices: where they are in `all`).
     choices: Vec<(usize, Range<usize>)>,
     /// (CPU, VA, the walks a fill may make: where they are in `all`).
@@ -175,6 +178,7 @@ pub struct Memo {
 impl Memo {
     fn clear(&mut self) {
         self.all.clear();
+        self.fresh.clear();
         self.choices.clear();
         self.walks.clear();
     }
@@ -186,11 +190,16 @@ impl Memo {
             .map(|c| self.all[c.1.clone()].get(k))
     }
 
-    fn walk(&self, cpu: usize, va: u64, k: usize) -> Option<Option<&Choice>> {
+    /// Returns walk `k` a fill for `va` on `cpu` may make, with its fresh
+    /// fills (see [`Memo::fresh`]).
+    fn walk(&self, cpu: usize, va: u64, k: usize) -> Option<Option<(&Choice, u8)>> {
         self.walks
             .iter()
             .find(|w| w.0 == cpu && w.1 == va)
-            .map(|w| self.all[w.2.clone()].get(k))
+            .map(|w| {
+                let at = w.2.start + k;
+                (at < w.2.end).then(|| (&self.all[at], self.fresh[at]))
+            })
     }
 }
 
@@ -924,38 +933,54 @@ impl<'a> Engine<'a> {
 
     /// Appends to `out` the walks a fill for `va` on `cpu` may make (with
     /// the walks kept in `cache`, when given: it must have
-    /// [`WalkCache::enter`]ed `s`'s view).
+    /// [`WalkCache::enter`]ed `s`'s view; then also appends to the second
+    /// vector which fills of each walk are fresh, see [`Memo::fresh`]).
     fn walks_into(
         &self,
         s: &State,
         cpu: usize,
         va: u64,
         out: &mut Vec<Choice>,
-        cache: Option<&mut WalkCache>,
+        cache: Option<(&mut WalkCache, &mut Vec<u8>)>,
     ) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
         let t = self.translator(&read, &same);
         let tlb = &s.tlbs[cpu];
-        match cache {
-            Some(cache) => t.walks_with(tlb, VirtAddr(va), out, &mut |start, out| {
-                cache.walk_from(va, Access::Load, start, out, |to| {
-                    t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
-                })
-            }),
-            None => t.walks_into(tlb, 0, VirtAddr(va), Access::Load, out),
-        }
+        let mut fresh = match cache {
+            Some((cache, fresh)) => {
+                t.walks_with(tlb, VirtAddr(va), out, &mut |start, out| {
+                    cache.walk_from(va, Access::Load, start, out, |to| {
+                        t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
+                    })
+                });
+                Some(fresh)
+            }
+            None => {
+                t.walks_into(tlb, 0, VirtAddr(va), Access::Load, out);
+                None
+            }
+        };
         // A walk that caches nothing new changes nothing (`retain` on the
         // appended walks only).
         let tlb = s.tlbs[cpu].entries();
         let mut kept = first;
         for k in first..out.len() {
-            if out[k].fills.iter().any(|e| !tlb.contains(e)) {
+            let mut new = 0u8;
+            for (b, e) in out[k].fills.iter().enumerate() {
+                if !tlb.contains(e) {
+                    new |= 1 << b;
+                }
+            }
+            if new != 0 {
                 if kept != k {
                     out.swap(kept, k);
                 }
                 kept += 1;
+                if let Some(f) = fresh.as_deref_mut() {
+                    f.push(new);
+                }
             }
         }
         out.truncate(kept);
@@ -1084,6 +1109,7 @@ impl<'a> Engine<'a> {
                     let (va, access) = self.access_of(s, i);
                     let first = memo.all.len();
                     self.choices_cached(s, cpu, va, access, &mut memo.all, &mut memo.cache);
+                    memo.fresh.resize(memo.all.len(), u8::MAX);
                     let n = memo.all.len() - first;
                     memo.choices.push((cpu, first..memo.all.len()));
                     for k in 0..n {
@@ -1118,7 +1144,13 @@ impl<'a> Engine<'a> {
             let cpu = i + 1;
             for &va in self.remaining(s, i) {
                 let first = memo.all.len();
-                self.walks_into(s, cpu, va, &mut memo.all, Some(&mut memo.cache));
+                self.walks_into(
+                    s,
+                    cpu,
+                    va,
+                    &mut memo.all,
+                    Some((&mut memo.cache, &mut memo.fresh)),
+                );
                 let n = memo.all.len() - first;
                 memo.walks.push((cpu, va, first..memo.all.len()));
                 for k in 0..n {
@@ -1167,8 +1199,10 @@ impl<'a> Engine<'a> {
 
     /// Applies a choice's hardware update and fills to `cpu`'s TLB, as
     /// [`vmsa::Machine::commit`] does. Returns false if the update found
-    /// the descriptor changed.
-    fn commit(&self, s: &mut State, cpu: usize, c: &Choice) -> bool {
+    /// the descriptor changed. `fresh` says which fills (bit `k` for fill
+    /// `k`) the TLB may not hold yet; the others are not inserted again
+    /// (all are, after a hardware update, which evicts entries).
+    fn commit(&self, s: &mut State, cpu: usize, c: &Choice, fresh: u8) -> bool {
         if let Some(u) = c.hw_update {
             if self.read(s, u.pa.0) != u.expected.0 || s.pending.iter().any(|p| p.pa == u.pa) {
                 return false;
@@ -1182,8 +1216,15 @@ impl<'a> Engine<'a> {
                 tlb.evict(k);
             }
         }
-        for e in &c.fills {
-            s.tlbs[cpu].insert(*e);
+        let fresh = if c.hw_update.is_some() {
+            u8::MAX
+        } else {
+            fresh
+        };
+        for (k, e) in c.fills.iter().enumerate() {
+            if fresh & (1 << k) != 0 {
+                s.tlbs[cpu].insert(*e);
+            }
         }
         true
     }
@@ -1278,13 +1319,13 @@ impl<'a> Engine<'a> {
                     Some(found) => found,
                     None => {
                         owned = self.walks(s, c, va);
-                        owned.get(k)
+                        owned.get(k).map(|ch| (ch, u8::MAX))
                     }
                 };
-                let Some(ch) = ch else {
+                let Some((ch, fresh)) = ch else {
                     return Applied::Disabled;
                 };
-                if !self.commit(n, c, ch) {
+                if !self.commit(n, c, ch, fresh) {
                     return Applied::Disabled;
                 }
                 fill_hw = ch.hw_update.is_some();
@@ -1593,7 +1634,7 @@ impl<'a> Engine<'a> {
                 let Some(ch) = ch else {
                     return Ok(false);
                 };
-                if !self.commit(s, cpu, &ch) {
+                if !self.commit(s, cpu, &ch, u8::MAX) {
                     return Ok(false);
                 }
                 if on {
