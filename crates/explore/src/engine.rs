@@ -173,12 +173,16 @@ pub struct Memo {
     walks: Vec<(usize, u64, Range<usize>)>,
     /// Walks kept from state to state.
     cache: WalkCache,
+    /// The steps (their indices in the list, ascending) whose successor
+    /// is an earlier step's (see [`Memo::repeats`]).
+    repeats: Vec<u32>,
 }
 
 impl Memo {
     fn clear(&mut self) {
         self.all.clear();
         self.fresh.clear();
+        self.repeats.clear();
         self.choices.clear();
         self.walks.clear();
     }
@@ -188,6 +192,16 @@ impl Memo {
             .iter()
             .find(|c| c.0 == cpu)
             .map(|c| self.all[c.1.clone()].get(k))
+    }
+
+    /// Returns the indices, ascending, of the steps [`Engine::steps_memo`]
+    /// listed whose successor is an earlier step's: a fill that caches, in
+    /// the same CPU's TLB, the same new entries as an earlier fill (for the
+    /// same VA by another walk, or for another VA through the same tables),
+    /// neither updating a descriptor. A search may count such a step as a
+    /// transition to a known state without applying it.
+    pub fn repeats(&self) -> &[u32] {
+        &self.repeats
     }
 
     /// Returns walk `k` a fill for `va` on `cpu` may make, with its fresh
@@ -1142,6 +1156,7 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let cpu = i + 1;
+            let cpu_first = memo.all.len();
             for &va in self.remaining(s, i) {
                 let first = memo.all.len();
                 self.walks_into(
@@ -1154,6 +1169,20 @@ impl<'a> Engine<'a> {
                 let n = memo.all.len() - first;
                 memo.walks.push((cpu, va, first..memo.all.len()));
                 for k in 0..n {
+                    let at = first + k;
+                    let repeat = memo.all[at].hw_update.is_none()
+                        && (cpu_first..at).any(|b| {
+                            memo.all[b].hw_update.is_none()
+                                && same_fresh(
+                                    &memo.all[at].fills,
+                                    memo.fresh[at],
+                                    &memo.all[b].fills,
+                                    memo.fresh[b],
+                                )
+                        });
+                    if repeat {
+                        memo.repeats.push(out.len() as u32);
+                    }
                     out.push(Step::Fill {
                         cpu: cpu as u8,
                         va,
@@ -1962,6 +1991,18 @@ impl<'a> Engine<'a> {
         }
         None
     }
+}
+
+/// Tells whether fills `a` and `b` hold the same fresh entries (bit `k` of
+/// `fa` and `fb`: fill `k` is fresh), in the same order.
+fn same_fresh(a: &[TlbEntry], fa: u8, b: &[TlbEntry], fb: u8) -> bool {
+    fn pick(f: &[TlbEntry], m: u8) -> impl Iterator<Item = &TlbEntry> {
+        f.iter()
+            .enumerate()
+            .filter(move |(k, _)| m & (1 << k) != 0)
+            .map(|(_, e)| e)
+    }
+    fa.count_ones() == fb.count_ones() && pick(a, fa).eq(pick(b, fb))
 }
 
 /// Compares two workload CPUs for the symmetry reduction: by position and

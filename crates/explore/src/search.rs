@@ -415,7 +415,18 @@ fn expand(
         }
         return;
     }
-    for &st in &scr.steps {
+    // Steps whose successor is an earlier step's: a transition to a state
+    // known by then (see `Memo::repeats`).
+    let mut repeats = scr.memo.repeats().iter().peekable();
+    for (i, &st) in scr.steps.iter().enumerate() {
+        if repeats.next_if_eq(&&(i as u32)).is_some() {
+            out.succ.push(Succ {
+                parent: k,
+                step: st,
+                what: What::Known,
+            });
+            continue;
+        }
         scr.next.clone_from(s);
         let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
             Applied::Disabled => continue,
