@@ -326,6 +326,11 @@ pub struct Engine<'a> {
     page_base: Vec<usize>,
     page_picks: Vec<usize>,
     page_vas: Vec<u64>,
+    /// For each row of `pages`, a bitmap of the table entries (by index in
+    /// their table, `words` words a row) that walks for its pages read, at
+    /// any level (see [`Engine::may_read`]).
+    page_offsets: Vec<u64>,
+    words: usize,
     /// Whether the reductions are on (off only to test them).
     reduce: bool,
     /// Runs of identical workloads, `start..end`, of two or more: the
@@ -343,6 +348,9 @@ impl<'a> Engine<'a> {
         let mask = !((1u64 << shift) - 1);
         let (mut pages, mut page_base, mut page_picks, mut page_vas) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let g = sc.config.granule;
+        let words = g.entries_per_table().div_ceil(64);
+        let mut page_offsets = Vec::new();
         for w in &sc.workloads {
             let ncand = w.candidates().len();
             page_base.push(pages.len());
@@ -356,6 +364,14 @@ impl<'a> Engine<'a> {
                         .collect();
                     v.sort_unstable();
                     v.dedup();
+                    let mut row = vec![0u64; words];
+                    for &va in &v {
+                        for l in g.levels() {
+                            let i = g.index(l, va);
+                            row[i / 64] |= 1 << (i % 64);
+                        }
+                    }
+                    page_offsets.extend(row);
                     pages.push((page_vas.len() as u32, v.len() as u32));
                     page_vas.extend(v);
                 }
@@ -381,6 +397,8 @@ impl<'a> Engine<'a> {
             page_base,
             page_picks,
             page_vas,
+            page_offsets,
+            words,
             reduce: true,
             groups,
             aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
@@ -466,13 +484,19 @@ impl<'a> Engine<'a> {
         usize::from(s.wl[i].pc) < self.sc.workloads[i].ops.len()
     }
 
-    /// The pages workload `i` will still access.
+    /// The row of `pages` for workload `i`'s position.
     #[inline]
-    fn remaining(&self, s: &State, i: usize) -> &[u64] {
+    fn row(&self, s: &State, i: usize) -> usize {
         let w = &s.wl[i];
         let picks = self.page_picks[i];
         let pick = w.pick.map_or(picks - 1, usize::from);
-        let (at, n) = self.pages[self.page_base[i] + usize::from(w.pc) * picks + pick];
+        self.page_base[i] + usize::from(w.pc) * picks + pick
+    }
+
+    /// The pages workload `i` will still access.
+    #[inline]
+    fn remaining(&self, s: &State, i: usize) -> &[u64] {
+        let (at, n) = self.pages[self.row(s, i)];
         &self.page_vas[at as usize..(at + n) as usize]
     }
 
@@ -484,19 +508,18 @@ impl<'a> Engine<'a> {
     /// `Granule::index` and `table_addr_mask`), so a descriptor at another
     /// offset is never read, whatever the tables hold. A necessary
     /// condition of [`Engine::observable`]'s answer, checked first because
-    /// it is cheap: true when in doubt.
+    /// it is cheap: true when in doubt. (The offsets each position's pages
+    /// are read at are a bitmap made once, [`Engine::page_offsets`].)
     fn may_read(&self, s: &State, pa: u64) -> bool {
         if !self.aligned_root {
             return true;
         }
-        let g = self.sc.config.granule;
-        let off = pa & ((1 << self.shift) - 1);
-        (0..s.wl.len()).any(|i| {
-            self.live(s, i)
-                && self
-                    .remaining(s, i)
-                    .iter()
-                    .any(|&va| g.levels().any(|l| g.index(l, va) as u64 * 8 == off))
+        let i = ((pa & ((1 << self.shift) - 1)) / 8) as usize;
+        (0..s.wl.len()).any(|w| {
+            self.live(s, w) && {
+                let row = self.row(s, w) * self.words;
+                self.page_offsets[row + i / 64] & (1 << (i % 64)) != 0
+            }
         })
     }
 
