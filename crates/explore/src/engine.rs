@@ -165,7 +165,7 @@ pub struct Memo {
     /// from state to state: no allocation per access).
     all: Vec<Choice>,
     /// For each choice in `all`, which of its fills the CPU's TLB does not
-    /// hold yet (bit `k` for fill `k`; all bits for an access's choices).
+    /// hold yet (bit `k` for fill `k`).
     fresh: Vec<u8>,
     /// (CPU, its next access's choices: where they are in `all`).
     choices: Vec<(usize, Range<usize>)>,
@@ -187,19 +187,24 @@ impl Memo {
         self.walks.clear();
     }
 
-    fn choice(&self, cpu: usize, k: usize) -> Option<Option<&Choice>> {
-        self.choices
-            .iter()
-            .find(|c| c.0 == cpu)
-            .map(|c| self.all[c.1.clone()].get(k))
+    /// Returns choice `k` of `cpu`'s next access, with its fresh fills
+    /// (see [`Memo::fresh`]).
+    fn choice(&self, cpu: usize, k: usize) -> Option<Option<(&Choice, u8)>> {
+        self.choices.iter().find(|c| c.0 == cpu).map(|c| {
+            let at = c.1.start + k;
+            (at < c.1.end).then(|| (&self.all[at], self.fresh[at]))
+        })
     }
 
     /// Returns the indices, ascending, of the steps [`Engine::steps_memo`]
     /// listed whose successor is an earlier step's: a fill that caches, in
     /// the same CPU's TLB, the same new entries as an earlier fill (for the
-    /// same VA by another walk, or for another VA through the same tables),
-    /// neither updating a descriptor. A search may count such a step as a
-    /// transition to a known state without applying it.
+    /// same VA by another walk, or for another VA through the same tables);
+    /// a choice of a CPU's access with the same result and the same new
+    /// entries as an earlier choice (a hit on another entry, a walk from
+    /// another start); neither updating a descriptor. A search may count
+    /// such a step as a transition to a known state without applying it
+    /// (if the earlier step met a hazard, the search stops there first).
     pub fn repeats(&self) -> &[u32] {
         &self.repeats
     }
@@ -1146,10 +1151,35 @@ impl<'a> Engine<'a> {
                     let (va, access) = self.access_of(s, i);
                     let first = memo.all.len();
                     self.choices_cached(s, cpu, va, access, &mut memo.all, &mut memo.cache);
-                    memo.fresh.resize(memo.all.len(), u8::MAX);
+                    let tlb = s.tlbs[cpu].entries();
+                    for at in first..memo.all.len() {
+                        let mut new = 0u8;
+                        for (b, e) in memo.all[at].fills.iter().enumerate() {
+                            if !tlb.contains(e) {
+                                new |= 1 << b;
+                            }
+                        }
+                        memo.fresh.push(new);
+                    }
                     let n = memo.all.len() - first;
                     memo.choices.push((cpu, first..memo.all.len()));
                     for k in 0..n {
+                        // The same result and the same new entries, neither
+                        // choice updating a descriptor: the same successor
+                        // (a hazard's description may name another way,
+                        // but only the first hazard of a state is reported).
+                        let at = first + k;
+                        let (a, fa) = (&memo.all[at], memo.fresh[at]);
+                        if a.hw_update.is_none()
+                            && (first..at).any(|b| {
+                                let (b, fb) = (&memo.all[b], memo.fresh[b]);
+                                b.hw_update.is_none()
+                                    && b.result == a.result
+                                    && same_fresh(&a.fills, fa, &b.fills, fb)
+                            })
+                        {
+                            memo.repeats.push(out.len() as u32);
+                        }
                         out.push(Step::Cpu {
                             cpu: cpu as u8,
                             choice: k as u8,
@@ -1615,7 +1645,7 @@ impl<'a> Engine<'a> {
         s: &mut State,
         cpu: usize,
         choice: usize,
-        memoized: Option<Option<&Choice>>,
+        memoized: Option<Option<(&Choice, u8)>>,
         log: Option<&mut String>,
     ) -> Result<bool, Hazard> {
         let mut text = String::new();
@@ -1633,7 +1663,7 @@ impl<'a> Engine<'a> {
         s: &mut State,
         cpu: usize,
         choice: usize,
-        memoized: Option<Option<&Choice>>,
+        memoized: Option<Option<(&Choice, u8)>>,
         on: bool,
         text: &mut String,
     ) -> Result<bool, Hazard> {
@@ -1680,13 +1710,16 @@ impl<'a> Engine<'a> {
             _ => {
                 let (va, access) = self.access_of(s, i);
                 let ch = match memoized {
-                    Some(found) => found.cloned(),
-                    None => self.choices(s, cpu, va, access).get(choice).cloned(),
+                    Some(found) => found.map(|(ch, fresh)| (*ch, fresh)),
+                    None => self
+                        .choices(s, cpu, va, access)
+                        .get(choice)
+                        .map(|ch| (*ch, u8::MAX)),
                 };
-                let Some(ch) = ch else {
+                let Some((ch, fresh)) = ch else {
                     return Ok(false);
                 };
-                if !self.commit(s, cpu, &ch, u8::MAX) {
+                if !self.commit(s, cpu, &ch, fresh) {
                     return Ok(false);
                 }
                 if on {
