@@ -1113,6 +1113,7 @@ impl<'a> Engine<'a> {
                 WOp::SkipIfFakeHead { .. } if self.reduce => {
                     // Local: taken alone.
                     out.clear();
+                    memo.repeats.clear();
                     out.push(Step::Cpu {
                         cpu: cpu as u8,
                         choice: 0,
@@ -1121,6 +1122,7 @@ impl<'a> Engine<'a> {
                 }
                 WOp::Pick(c) if self.reduce => {
                     out.clear();
+                    memo.repeats.clear();
                     for k in 0..c.len() {
                         out.push(Step::Cpu {
                             cpu: cpu as u8,
@@ -1254,6 +1256,80 @@ impl<'a> Engine<'a> {
                     });
                 }
             }
+        }
+        self.mirrored_repeats(s, out, memo);
+    }
+
+    /// Adds to `memo`'s repeats the steps of a workload CPU whose neighbour
+    /// before it in its symmetry group is identical (position, registers,
+    /// TLB, and its bit in every pending TLBI's and the grace period's CPU
+    /// masks): the same step on the neighbour, listed earlier, reaches the
+    /// same state once normalized. (Swapping the two CPUs maps the state to
+    /// itself and one successor to the other; the symmetry sort then puts
+    /// the CPU that stepped at the same place in both, since its key
+    /// differs from the unchanged twin's: a step moves its CPU's position,
+    /// or adds or removes a TLB entry.) Only steps that cannot be disabled
+    /// (no hardware update) are added, so that the neighbour's step is a
+    /// transition too.
+    fn mirrored_repeats(&self, s: &State, out: &[Step], memo: &mut Memo) {
+        let mut ident = 0u64;
+        for &(start, end) in &self.groups {
+            for i in start + 1..end {
+                let (a, b) = (i, i + 1);
+                let same_bits = |m: u64| (m >> a) & 1 == (m >> b) & 1;
+                if s.wl[i - 1] == s.wl[i]
+                    && s.tlbs[a].entries() == s.tlbs[b].entries()
+                    && s.tlbis.iter().all(|t| same_bits(t.waiting))
+                    && s.gp.is_none_or(same_bits)
+                {
+                    ident |= 1 << b;
+                }
+            }
+        }
+        if ident == 0 {
+            return;
+        }
+        let before = memo.repeats.len();
+        for (t, &st) in out.iter().enumerate() {
+            let (cpu, twin, hw) = match st {
+                Step::Cpu { cpu, choice } => (
+                    cpu,
+                    Step::Cpu {
+                        cpu: cpu - 1,
+                        choice,
+                    },
+                    memo.choice(usize::from(cpu), usize::from(choice))
+                        .flatten()
+                        .is_some_and(|(c, _)| c.hw_update.is_some()),
+                ),
+                Step::Fill { cpu, va, choice } => (
+                    cpu,
+                    Step::Fill {
+                        cpu: cpu - 1,
+                        va,
+                        choice,
+                    },
+                    memo.walk(usize::from(cpu), va, usize::from(choice))
+                        .flatten()
+                        .is_none_or(|(c, _)| c.hw_update.is_some()),
+                ),
+                Step::Evict { cpu, index } => (
+                    cpu,
+                    Step::Evict {
+                        cpu: cpu - 1,
+                        index,
+                    },
+                    false,
+                ),
+                _ => continue,
+            };
+            if ident & (1 << cpu) != 0 && !hw && out[..t].contains(&twin) {
+                memo.repeats.push(t as u32);
+            }
+        }
+        if memo.repeats.len() > before {
+            memo.repeats.sort_unstable();
+            memo.repeats.dedup();
         }
     }
 
