@@ -161,7 +161,7 @@ pub enum Step {
 /// state, so that applying each step does not compute them again.
 #[derive(Default)]
 pub struct Memo {
-    /// Every choice and walk below, one list after another (storage kept
+    /// Every access's choices, one list after another (storage kept
     /// from state to state: no allocation per access).
     all: Vec<Choice>,
     /// For each choice in `all`, which of its fills the CPU's TLB does not
@@ -169,7 +169,10 @@ pub struct Memo {
     fresh: Vec<u8>,
     /// (CPU, its next access's choices: where they are in `all`).
     choices: Vec<(usize, Range<usize>)>,
-    /// (CPU, VA, the walks a fill may make: where they are in `all`).
+    /// Every fill's walk, one list after another: where it is in the
+    /// cache's choices, and its fresh fills (as in `fresh`).
+    fills: Vec<(u32, u8)>,
+    /// (CPU, VA, the walks a fill may make: where they are in `fills`).
     walks: Vec<(usize, u64, Range<usize>)>,
     /// Walks kept from state to state.
     cache: WalkCache,
@@ -184,6 +187,7 @@ impl Memo {
         self.fresh.clear();
         self.repeats.clear();
         self.choices.clear();
+        self.fills.clear();
         self.walks.clear();
     }
 
@@ -217,7 +221,10 @@ impl Memo {
             .find(|w| w.0 == cpu && w.1 == va)
             .map(|w| {
                 let at = w.2.start + k;
-                (at < w.2.end).then(|| (&self.all[at], self.fresh[at]))
+                (at < w.2.end).then(|| {
+                    let (i, fresh) = self.fills[at];
+                    (&self.cache.choices[i as usize], fresh)
+                })
             })
     }
 }
@@ -278,22 +285,34 @@ impl WalkCache {
         out: &mut Vec<Choice>,
         walk_from: impl FnOnce(&mut Vec<Choice>),
     ) {
+        let r = self.range(va, kind, start, walk_from);
+        out.extend_from_slice(&self.choices[r]);
+    }
+
+    /// Returns where the choices of the walk for a `kind` access to `va`
+    /// from `start` are in `choices`, made by `walk_from` unless kept.
+    fn range(
+        &mut self,
+        va: u64,
+        kind: Access,
+        start: Option<&TlbEntry>,
+        walk_from: impl FnOnce(&mut Vec<Choice>),
+    ) -> Range<usize> {
         let found = self
             .keys
             .iter()
             .find(|k| k.0 == va && k.1 == kind && k.2.as_ref() == start);
-        let (a, b) = match found {
-            Some(k) => (k.3 as usize, k.4 as usize),
+        match found {
+            Some(k) => k.3 as usize..k.4 as usize,
             None => {
                 let a = self.choices.len();
                 walk_from(&mut self.choices);
                 let b = self.choices.len();
                 self.keys
                     .push((va, kind, start.copied(), a as u32, b as u32));
-                (a, b)
+                a..b
             }
-        };
-        out.extend_from_slice(&self.choices[a..b]);
+        }
     }
 }
 
@@ -969,63 +988,71 @@ impl<'a> Engine<'a> {
 
     fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
         let mut out = Vec::new();
-        self.walks_into(s, cpu, va, &mut out, None);
+        self.walks_into(s, cpu, va, &mut out);
         out
     }
 
-    /// Appends to `out` the walks a fill for `va` on `cpu` may make (with
-    /// the walks kept in `cache`, when given: it must have
-    /// [`WalkCache::enter`]ed `s`'s view; then also appends to the second
-    /// vector which fills of each walk are fresh, see [`Memo::fresh`]).
-    fn walks_into(
-        &self,
-        s: &State,
-        cpu: usize,
-        va: u64,
-        out: &mut Vec<Choice>,
-        cache: Option<(&mut WalkCache, &mut Vec<u8>)>,
-    ) {
+    /// Appends to `out` the walks a fill for `va` on `cpu` may make.
+    fn walks_into(&self, s: &State, cpu: usize, va: u64, out: &mut Vec<Choice>) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
-        let t = self.translator(&read, &same);
-        let tlb = &s.tlbs[cpu];
-        let mut fresh = match cache {
-            Some((cache, fresh)) => {
-                t.walks_with(tlb, VirtAddr(va), out, &mut |start, out| {
-                    cache.walk_from(va, Access::Load, start, out, |to| {
-                        t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
-                    })
-                });
-                Some(fresh)
-            }
-            None => {
-                t.walks_into(tlb, 0, VirtAddr(va), Access::Load, out);
-                None
-            }
-        };
+        self.translator(&read, &same)
+            .walks_into(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load, out);
         // A walk that caches nothing new changes nothing (`retain` on the
         // appended walks only).
         let tlb = s.tlbs[cpu].entries();
         let mut kept = first;
         for k in first..out.len() {
-            let mut new = 0u8;
-            for (b, e) in out[k].fills.iter().enumerate() {
-                if !tlb.contains(e) {
-                    new |= 1 << b;
-                }
-            }
-            if new != 0 {
+            if fresh_fills(&out[k].fills, tlb) != 0 {
                 if kept != k {
                     out.swap(kept, k);
                 }
                 kept += 1;
-                if let Some(f) = fresh.as_deref_mut() {
-                    f.push(new);
-                }
             }
         }
         out.truncate(kept);
+    }
+
+    /// As [`Engine::walks_into`], with the walks kept in `cache` (which
+    /// must have [`WalkCache::enter`]ed `s`'s view), appended to `list` as
+    /// their places in the cache with their fresh fills (see
+    /// [`Memo::fresh`]), not copied: the walks of
+    /// [`Translator::walks_with`] (from the root, then from each matching
+    /// walk-cache entry, consecutive equal ones merged), but those that
+    /// cache nothing new.
+    fn fill_walks(
+        &self,
+        s: &State,
+        cpu: usize,
+        va: u64,
+        cache: &mut WalkCache,
+        list: &mut Vec<(u32, u8)>,
+    ) {
+        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let same = |_: PhysAddr, _: PhysAddr| false;
+        let t = self.translator(&read, &same);
+        let tlb = &s.tlbs[cpu];
+        let mut last: Option<usize> = None;
+        let mut from = |start: Option<&TlbEntry>| {
+            let r = cache.range(va, Access::Load, start, |to| {
+                t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
+            });
+            for i in r {
+                if last.is_some_and(|l| cache.choices[l] == cache.choices[i]) {
+                    continue;
+                }
+                last = Some(i);
+                let fresh = fresh_fills(&cache.choices[i].fills, tlb.entries());
+                if fresh != 0 {
+                    list.push((i as u32, fresh));
+                }
+            }
+        };
+        from(None);
+        for e in tlb.walks(VirtAddr(va)) {
+            from(Some(e));
+        }
     }
 
     /// Tells whether the updater's next operation is invisible to the
@@ -1155,13 +1182,7 @@ impl<'a> Engine<'a> {
                     self.choices_cached(s, cpu, va, access, &mut memo.all, &mut memo.cache);
                     let tlb = s.tlbs[cpu].entries();
                     for at in first..memo.all.len() {
-                        let mut new = 0u8;
-                        for (b, e) in memo.all[at].fills.iter().enumerate() {
-                            if !tlb.contains(e) {
-                                new |= 1 << b;
-                            }
-                        }
-                        memo.fresh.push(new);
+                        memo.fresh.push(fresh_fills(&memo.all[at].fills, tlb));
                     }
                     let n = memo.all.len() - first;
                     memo.choices.push((cpu, first..memo.all.len()));
@@ -1211,29 +1232,19 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let cpu = i + 1;
-            let cpu_first = memo.all.len();
+            let cpu_first = memo.fills.len();
             for &va in self.remaining(s, i) {
-                let first = memo.all.len();
-                self.walks_into(
-                    s,
-                    cpu,
-                    va,
-                    &mut memo.all,
-                    Some((&mut memo.cache, &mut memo.fresh)),
-                );
-                let n = memo.all.len() - first;
-                memo.walks.push((cpu, va, first..memo.all.len()));
+                let first = memo.fills.len();
+                self.fill_walks(s, cpu, va, &mut memo.cache, &mut memo.fills);
+                let n = memo.fills.len() - first;
+                memo.walks.push((cpu, va, first..memo.fills.len()));
                 for k in 0..n {
-                    let at = first + k;
-                    let repeat = memo.all[at].hw_update.is_none()
-                        && (cpu_first..at).any(|b| {
-                            memo.all[b].hw_update.is_none()
-                                && same_fresh(
-                                    &memo.all[at].fills,
-                                    memo.fresh[at],
-                                    &memo.all[b].fills,
-                                    memo.fresh[b],
-                                )
+                    let (a, fa) = memo.fills[first + k];
+                    let a = &memo.cache.choices[a as usize];
+                    let repeat = a.hw_update.is_none()
+                        && memo.fills[cpu_first..first + k].iter().any(|&(b, fb)| {
+                            let b = &memo.cache.choices[b as usize];
+                            b.hw_update.is_none() && same_fresh(&a.fills, fa, &b.fills, fb)
                         });
                     if repeat {
                         memo.repeats.push(out.len() as u32);
@@ -2123,6 +2134,17 @@ impl<'a> Engine<'a> {
         }
         None
     }
+}
+
+/// Returns which of `fills` (bit `k` for fill `k`) `tlb` does not hold.
+fn fresh_fills(fills: &[TlbEntry], tlb: &[TlbEntry]) -> u8 {
+    let mut fresh = 0u8;
+    for (k, e) in fills.iter().enumerate() {
+        if !tlb.contains(e) {
+            fresh |= 1 << k;
+        }
+    }
+    fresh
 }
 
 /// Tells whether fills `a` and `b` hold the same fresh entries (bit `k` of
