@@ -494,9 +494,15 @@ impl<'a> Engine<'a> {
         let g = self.sc.config.granule;
         let read = |pa: PhysAddr| self.read(s, pa.0);
         let mapped = self.sc.pages.iter().any(|&(va, _, _)| {
-            let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
-            w.result
-                .is_ok_and(|(leaf, _, _, _)| leaf.oa.0 >> self.shift == frame)
+            walk::walk_each(
+                g,
+                VirtAddr(va),
+                g.start_level(),
+                self.sc.root,
+                &read,
+                |_| {},
+            )
+            .is_ok_and(|(leaf, _, _, _)| leaf.oa.0 >> self.shift == frame)
         });
         if !mapped && let Err(i) = s.unpublished.binary_search(&frame) {
             s.unpublished.insert(i, frame);
@@ -1666,8 +1672,15 @@ impl<'a> Engine<'a> {
             Op::WriteWord { va, value } => {
                 let g = self.sc.config.granule;
                 let read = |pa: PhysAddr| self.read(s, pa.0);
-                let w = walk::walk(g, VirtAddr(*va), g.start_level(), self.sc.root, &read);
-                match w.result {
+                let w = walk::walk_each(
+                    g,
+                    VirtAddr(*va),
+                    g.start_level(),
+                    self.sc.root,
+                    &read,
+                    |_| {},
+                );
+                match w {
                     Ok((leaf, lvl, _, _)) => {
                         let pa = leaf.oa.0 + (va & (g.level_size(lvl) - 1));
                         s.mem.write(pa, *value);
@@ -1995,8 +2008,15 @@ impl<'a> Engine<'a> {
         let g = self.sc.config.granule;
         let read = |pa: PhysAddr| self.read(s, pa.0);
         let leaf = |va: u64| -> Option<(u64, bool)> {
-            let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
-            w.result.ok().map(|(l, lvl, _, _)| {
+            let w = walk::walk_each(
+                g,
+                VirtAddr(va),
+                g.start_level(),
+                self.sc.root,
+                &read,
+                |_| {},
+            );
+            w.ok().map(|(l, lvl, _, _)| {
                 (l.oa.0 + (va & (g.level_size(lvl) - 1)), l.attrs.read_only())
             })
         };
