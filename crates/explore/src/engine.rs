@@ -1126,7 +1126,6 @@ impl<'a> Engine<'a> {
     pub fn steps_memo(&self, s: &State, out: &mut Vec<Step>, memo: &mut Memo) {
         out.clear();
         memo.clear();
-        memo.cache.enter(s);
         if self.updater_enabled(s) {
             let op = &self.sc.ops[usize::from(s.pc)];
             if self.reduce && self.invisible(s, op) {
@@ -1135,6 +1134,7 @@ impl<'a> Engine<'a> {
             }
             out.push(Step::Updater);
         }
+        memo.cache.enter(s);
         for i in 0..s.wl.len() {
             if !self.live(s, i) || s.paused {
                 continue;
