@@ -1,0 +1,129 @@
+//! What the search does to save work gives the successors the plain
+//! transition relation gives: for the first states of each configuration
+//! in `tests/data/memo.cases`, every step applied with the memo the listing
+//! left (walks kept from state to state while the walkers' view of memory
+//! is unchanged, the fills a TLB lacks, normalization that knows what the
+//! step touched) leads where the step applied afresh does (walks made
+//! again, full normalization); and every step listed as a repeat leads to
+//! the state (or the kind of hazard) an earlier step of the same state
+//! leads to.
+
+use std::collections::{HashSet, VecDeque};
+
+use explore::engine::{Engine, Memo, Outcome, Step};
+use explore::state::State;
+use explore::{Direction, Prepared, Scenario, Setup, WorkloadKind};
+use vmsa::BbmLevel;
+
+/// States taken from each configuration, breadth first.
+const STATES: usize = 4000;
+
+fn parse(text: &str) -> Vec<(String, Setup)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = format!("memo.cases:{}", n + 1);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            f.len() >= 5,
+            "{at}: expected `protocol op bbm workload cpus [options]`"
+        );
+        let protocol =
+            mm::Protocol::by_name(f[0]).unwrap_or_else(|| panic!("{at}: protocol {}", f[0]));
+        let bbm: BbmLevel = f[2].parse().unwrap_or_else(|e| panic!("{at}: {e}"));
+        let mut setup = Setup::standard(protocol, bbm);
+        setup.direction = match f[1] {
+            "hvo" => Direction::Hvo,
+            "de-hvo" => Direction::Restore,
+            d => panic!("{at}: op `{d}`, expected hvo or de-hvo"),
+        };
+        let w: WorkloadKind = f[3].parse().unwrap_or_else(|e| panic!("{at}: {e}"));
+        setup.workloads = vec![w];
+        setup.copies = f[4]
+            .parse()
+            .unwrap_or_else(|e| panic!("{at}: cpus `{}`: {e}", f[4]));
+        for opt in &f[5..] {
+            match *opt {
+                "no-hw-af" => setup.features.hw_af = false,
+                "hw-dbm" => setup.features.hw_dbm = true,
+                _ => panic!("{at}: unknown option `{opt}`, expected no-hw-af or hw-dbm"),
+            }
+        }
+        out.push((format!("{at} {line}"), setup));
+    }
+    out
+}
+
+/// What a step led to, comparably.
+#[derive(Debug, PartialEq)]
+enum Led {
+    Next(Box<State>),
+    Hazard(explore::HazardKind),
+    Disabled,
+}
+
+fn led(o: Outcome) -> Led {
+    match o {
+        Outcome::Next(s) => Led::Next(Box::new(s)),
+        Outcome::Hazard(h) => Led::Hazard(h.kind),
+        Outcome::Disabled => Led::Disabled,
+    }
+}
+
+/// Counts, for one configuration: steps compared, repeats checked.
+fn check(at: &str, sc: &Scenario) -> (usize, usize) {
+    let engine = Engine::new(sc);
+    let mut seen = HashSet::new();
+    let mut queue = VecDeque::from([engine.initial()]);
+    let (mut memo, mut steps) = (Memo::default(), Vec::<Step>::new());
+    let (mut compared, mut repeats) = (0, 0);
+    while let Some(s) = queue.pop_front() {
+        if seen.len() >= STATES || !seen.insert(s.clone()) {
+            continue;
+        }
+        engine.steps_memo(&s, &mut steps, &mut memo);
+        let mut after = Vec::new();
+        for (k, &st) in steps.iter().enumerate() {
+            let with = led(engine.apply_memo(&s, st, &memo));
+            let fresh = led(engine.apply(&s, st, None));
+            assert_eq!(with, fresh, "{at}: step {st:?} of {s:?}");
+            compared += 1;
+            if memo.repeats().contains(&(k as u32)) {
+                // (A hazard: the search stops at the earlier step's first.)
+                assert!(
+                    with != Led::Disabled && after.contains(&with),
+                    "{at}: step {st:?}, listed as a repeat, leads to {with:?}, which no earlier step of {s:?} leads to"
+                );
+                repeats += 1;
+            }
+            if let Led::Next(n) = &with {
+                queue.push_back((**n).clone());
+            }
+            after.push(with);
+        }
+    }
+    (compared, repeats)
+}
+
+#[test]
+fn the_memo_and_the_repeats_give_the_plain_successors() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/memo.cases");
+    let text = std::fs::read_to_string(path).expect("tests/data/memo.cases");
+    let cases = parse(&text);
+    assert!(!cases.is_empty());
+    let (mut compared, mut repeats) = (0, 0);
+    for (at, setup) in &cases {
+        let prep = Prepared::new(setup).unwrap_or_else(|e| panic!("{at}: {e}"));
+        let sc = Scenario::build(&prep, &prep.program).unwrap_or_else(|e| panic!("{at}: {e}"));
+        let (c, r) = check(at, &sc);
+        compared += c;
+        repeats += r;
+    }
+    println!("{compared} steps compared, {repeats} repeats checked");
+    // Enough of both for the check to mean something.
+    assert!(compared > 50_000, "{compared} steps compared");
+    assert!(repeats > 1_000, "{repeats} repeats checked");
+}
