@@ -87,6 +87,10 @@ impl Small {
     fn contains(&self, x: &u64) -> bool {
         self.inline[..self.n].contains(x) || self.more.contains(x)
     }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.inline[..self.n].iter().chain(&self.more).copied()
+    }
 }
 
 /// How many times a failed compare-and-swap is retried (the 2026 AF-clear
@@ -176,6 +180,9 @@ pub struct Memo {
     walks: Vec<(usize, u64, Range<usize>)>,
     /// Walks kept from state to state.
     cache: WalkCache,
+    /// What the observability query's walks reach, kept from state to
+    /// state.
+    reached: ReachCache,
     /// The steps (their indices in the list, ascending) whose successor
     /// is an earlier step's (see [`Memo::repeats`]).
     repeats: Vec<u32>,
@@ -240,11 +247,7 @@ impl Memo {
 /// VAs from the root and from the same walk-cache entries.
 #[derive(Default)]
 struct WalkCache {
-    /// Whether the view below is that of the walks kept.
-    valid: bool,
-    mem: Mem,
-    pending: Vec<PendingStore>,
-    unpublished: Vec<u64>,
+    view: View,
     /// (VA, access, start: `None` the root, where its choices are in
     /// `choices`).
     keys: Vec<(u64, Access, Option<TlbEntry>, u32, u32)>,
@@ -259,20 +262,10 @@ impl WalkCache {
     /// Makes the cache hold walks for `s`'s view of memory, dropping those
     /// of another view.
     fn enter(&mut self, s: &State) {
-        if self.valid
-            && self.choices.len() < Self::MAX
-            && self.pending == s.pending
-            && self.unpublished == s.unpublished
-            && self.mem == s.mem
-        {
-            return;
+        if self.view.enter(s, self.choices.len() >= Self::MAX) {
+            self.keys.clear();
+            self.choices.clear();
         }
-        self.valid = true;
-        self.mem.clone_from(&s.mem);
-        self.pending.clone_from(&s.pending);
-        self.unpublished.clone_from(&s.unpublished);
-        self.keys.clear();
-        self.choices.clear();
     }
 
     /// Appends to `out` the choices of the walk for a `kind` access to `va`
@@ -312,6 +305,107 @@ impl WalkCache {
                     .push((va, kind, start.copied(), a as u32, b as u32));
                 a..b
             }
+        }
+    }
+}
+
+/// The walkers' view of memory a cache was made in: what
+/// [`Engine::walker_read`] and [`Engine::reach`] read besides the scenario.
+#[derive(Default)]
+struct View {
+    /// Whether the fields below are a view.
+    valid: bool,
+    mem: Mem,
+    pending: Vec<PendingStore>,
+    unpublished: Vec<u64>,
+}
+
+impl View {
+    /// Makes this `s`'s view; returns whether it changed (or `reset`
+    /// asked for a new start), so that what was kept for it goes.
+    fn enter(&mut self, s: &State, reset: bool) -> bool {
+        if self.valid
+            && !reset
+            && self.pending == s.pending
+            && self.unpublished == s.unpublished
+            && self.mem == s.mem
+        {
+            return false;
+        }
+        self.valid = true;
+        self.mem.clone_from(&s.mem);
+        self.pending.clone_from(&s.pending);
+        self.unpublished.clone_from(&s.unpublished);
+        true
+    }
+}
+
+/// Where a start's descriptors are in [`ReachCache::descs`] and its
+/// frames in [`ReachCache::frames`].
+#[derive(Clone)]
+struct Reached {
+    descs: Range<u32>,
+    frames: Range<u32>,
+}
+
+/// What [`Engine::reach`] found from a start, kept from state to state
+/// while the view of memory is unchanged (as [`WalkCache`] keeps walks):
+/// it reads only memory, pending stores and unpublished frames.
+#[derive(Default)]
+struct ReachCache {
+    view: View,
+    /// (VA, level, table) and what it reached.
+    keys: Vec<((u64, u8, u64), Reached)>,
+    descs: Vec<u64>,
+    frames: Vec<u64>,
+}
+
+impl ReachCache {
+    /// Past this many keys the cache starts again (a bound).
+    const MAX: usize = 1024;
+
+    /// Makes the cache hold what was reached in `s`'s view of memory.
+    fn enter(&mut self, s: &State) {
+        if self.view.enter(s, self.keys.len() >= Self::MAX) {
+            self.keys.clear();
+            self.descs.clear();
+            self.frames.clear();
+        }
+    }
+
+    /// Adds to `descs` and `frames` what a walk for `va` from `table` at
+    /// `level` reaches, found by `reach` unless kept.
+    fn reach(
+        &mut self,
+        key: (u64, u8, u64),
+        descs: &mut Small,
+        frames: &mut Small,
+        reach: impl FnOnce(&mut Small, &mut Small),
+    ) {
+        let found = self.keys.iter().find(|k| k.0 == key);
+        let (d, f) = match found {
+            Some((_, r)) => (r.descs.clone(), r.frames.clone()),
+            None => {
+                let (mut d, mut f) = (Small::default(), Small::default());
+                reach(&mut d, &mut f);
+                let d0 = self.descs.len() as u32;
+                self.descs.extend(d.iter());
+                let f0 = self.frames.len() as u32;
+                self.frames.extend(f.iter());
+                let (d, f) = (d0..self.descs.len() as u32, f0..self.frames.len() as u32);
+                let r = Reached {
+                    descs: d.clone(),
+                    frames: f.clone(),
+                };
+                self.keys.push((key, r));
+                (d, f)
+            }
+        };
+        for &x in &self.descs[d.start as usize..d.end as usize] {
+            descs.insert(x);
+        }
+        for &x in &self.frames[f.start as usize..f.end as usize] {
+            frames.insert(x);
         }
     }
 }
@@ -561,6 +655,17 @@ impl<'a> Engine<'a> {
     /// true of any supersets), so that what a caller decides from the part
     /// is what it would decide from the whole.
     fn observable(&self, s: &State, done: &dyn Fn(&Small, &Small) -> bool) -> (Small, Small) {
+        self.observable_in(s, done, None)
+    }
+
+    /// As [`Engine::observable`], with what walks reach kept in `cache`
+    /// (which must have [`ReachCache::enter`]ed `s`'s view).
+    fn observable_in(
+        &self,
+        s: &State,
+        done: &dyn Fn(&Small, &Small) -> bool,
+        mut cache: Option<&mut ReachCache>,
+    ) -> (Small, Small) {
         let g = self.sc.config.granule;
         let mut descs = Small::default();
         let mut frames = Small::default();
@@ -577,7 +682,10 @@ impl<'a> Engine<'a> {
                 seen[nseen] = key;
                 nseen += 1;
             }
-            self.reach(s, va, level, table, d, f);
+            match cache.as_deref_mut() {
+                Some(c) => c.reach(key, d, f, |d, f| self.reach(s, va, level, table, d, f)),
+                None => self.reach(s, va, level, table, d, f),
+            }
         };
         for i in 0..s.wl.len() {
             if !self.live(s, i) {
@@ -1063,7 +1171,7 @@ impl<'a> Engine<'a> {
 
     /// Tells whether the updater's next operation is invisible to the
     /// workloads (see the module documentation).
-    fn invisible(&self, s: &State, op: &Op) -> bool {
+    fn invisible(&self, s: &State, op: &Op, cache: &mut ReachCache) -> bool {
         let touches =
             |frames: &Small, first: u64, n: u64| (first..first + n).any(|f| frames.contains(&f));
         if s.retry_stage > 0 {
@@ -1077,24 +1185,32 @@ impl<'a> Engine<'a> {
                 .iter()
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
             Op::Store { pa, .. } | Op::Cas { pa, .. } => {
-                !self.may_read(s, pa.0)
-                    || !self
-                        .observable(s, &|d, _| d.contains(&pa.0))
+                !self.may_read(s, pa.0) || {
+                    cache.enter(s);
+                    !self
+                        .observable_in(s, &|d, _| d.contains(&pa.0), Some(cache))
                         .0
                         .contains(&pa.0)
+                }
             }
             Op::Free { first, count } => {
                 let hit = |f: &Small| touches(f, *first, *count);
-                !hit(&self.observable(s, &|_, f| hit(f)).1)
+                cache.enter(s);
+                !hit(&self.observable_in(s, &|_, f| hit(f), Some(cache)).1)
             }
             // A copy also reads its source: a workload store there must not
             // be reordered around it.
             Op::Copy { dst, src } => {
                 let hit = |f: &Small| f.contains(dst) || f.contains(src);
-                !hit(&self.observable(s, &|_, f| hit(f)).1)
+                cache.enter(s);
+                !hit(&self.observable_in(s, &|_, f| hit(f), Some(cache)).1)
             }
             Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
-                !self.observable(s, &|_, fr| fr.contains(f)).1.contains(f)
+                cache.enter(s);
+                !self
+                    .observable_in(s, &|_, fr| fr.contains(f), Some(cache))
+                    .1
+                    .contains(f)
             }
             Op::Pause | Op::Resume | Op::SynchronizeRcu | Op::WriteWord { .. } => false,
         }
@@ -1128,7 +1244,7 @@ impl<'a> Engine<'a> {
         memo.clear();
         if self.updater_enabled(s) {
             let op = &self.sc.ops[usize::from(s.pc)];
-            if self.reduce && self.invisible(s, op) {
+            if self.reduce && self.invisible(s, op, &mut memo.reached) {
                 out.push(Step::Updater);
                 return;
             }
@@ -1225,8 +1341,12 @@ impl<'a> Engine<'a> {
         if !s.unpublished.is_empty() {
             // Only a frame some remaining access can reach: publishing
             // another now or when it becomes reachable is the same.
-            let (_, frames) =
-                self.observable(s, &|_, f| s.unpublished.iter().all(|u| f.contains(u)));
+            memo.reached.enter(s);
+            let (_, frames) = self.observable_in(
+                s,
+                &|_, f| s.unpublished.iter().all(|u| f.contains(u)),
+                Some(&mut memo.reached),
+            );
             for (k, f) in s.unpublished.iter().enumerate() {
                 if !self.reduce || frames.contains(f) {
                     out.push(Step::Publish { index: k as u8 });

@@ -1,12 +1,14 @@
-//! What the search does to save work gives the successors the plain
-//! transition relation gives: for the first states of each configuration
-//! in `tests/data/memo.cases`, every step applied with the memo the listing
-//! left (walks kept from state to state while the walkers' view of memory
-//! is unchanged, the fills a TLB lacks, normalization that knows what the
-//! step touched) leads where the step applied afresh does (walks made
-//! again, full normalization); and every step listed as a repeat leads to
-//! the state (or the kind of hazard) an earlier step of the same state
-//! leads to.
+//! What the search does to save work gives the steps and successors the
+//! plain transition relation gives: for the first states of each
+//! configuration in `tests/data/memo.cases`, the steps listed with a memo
+//! kept from state to state (walks and what the observability query's
+//! walks reach, kept while the walkers' view of memory is unchanged) are
+//! those listed with a new one; every step applied with the memo the
+//! listing left (the walks, the fills a TLB lacks, normalization that
+//! knows what the step touched) leads where the step applied afresh does
+//! (walks made again, full normalization); and every step listed as a
+//! repeat leads to the state (or the kind of hazard) an earlier step of
+//! the same state leads to.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -78,13 +80,18 @@ fn check(at: &str, sc: &Scenario) -> (usize, usize) {
     let engine = Engine::new(sc);
     let mut seen = HashSet::new();
     let mut queue = VecDeque::from([engine.initial()]);
-    let (mut memo, mut steps) = (Memo::default(), Vec::<Step>::new());
+    let (mut memo, mut steps, mut plain) = (Memo::default(), Vec::<Step>::new(), Vec::new());
     let (mut compared, mut repeats) = (0, 0);
     while let Some(s) = queue.pop_front() {
         if seen.len() >= STATES || !seen.insert(s.clone()) {
             continue;
         }
         engine.steps_memo(&s, &mut steps, &mut memo);
+        // The steps listed with what the memo kept from the states before
+        // (walks, what the observability query's walks reach) are those
+        // listed from nothing.
+        engine.steps(&s, &mut plain);
+        assert_eq!(steps, plain, "{at}: the steps of {s:?}");
         let mut after = Vec::new();
         for (k, &st) in steps.iter().enumerate() {
             let with = led(engine.apply_memo(&s, st, &memo));
