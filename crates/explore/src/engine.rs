@@ -1929,21 +1929,22 @@ impl<'a> Engine<'a> {
             }
             _ => {
                 let (va, access) = self.access_of(s, i);
+                let owned;
                 let ch = match memoized {
-                    Some(found) => found.map(|(ch, fresh)| (*ch, fresh)),
-                    None => self
-                        .choices(s, cpu, va, access)
-                        .get(choice)
-                        .map(|ch| (*ch, u8::MAX)),
+                    Some(found) => found,
+                    None => {
+                        owned = self.choices(s, cpu, va, access);
+                        owned.get(choice).map(|ch| (ch, u8::MAX))
+                    }
                 };
                 let Some((ch, fresh)) = ch else {
                     return Ok(false);
                 };
-                if !self.commit(s, cpu, &ch, fresh) {
+                if !self.commit(s, cpu, ch, fresh) {
                     return Ok(false);
                 }
                 if on {
-                    let _ = write!(text, " via {}", describe_via(&ch));
+                    let _ = write!(text, " via {}", describe_via(ch));
                 }
                 let t = match ch.result {
                     Err(f) => {
@@ -1977,7 +1978,7 @@ impl<'a> Engine<'a> {
                         va,
                         format!(
                             "{op} reached pfn {frame:#x}, freed, via {}",
-                            describe_via(&ch)
+                            describe_via(ch)
                         ),
                     ));
                 }
