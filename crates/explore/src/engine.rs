@@ -1674,7 +1674,15 @@ impl<'a> Engine<'a> {
     fn run_updater(&self, s: &mut State, log: Option<&mut String>) -> Result<bool, Hazard> {
         let pc = usize::from(s.pc);
         let op = &self.sc.ops[pc];
+        // What the log adds to the instruction (made only with a log: the
+        // search runs without one).
+        let on = log.is_some();
         let mut note = String::new();
+        let mut say = |text: &dyn Fn() -> String| {
+            if on {
+                note = text();
+            }
+        };
         let mut next = pc + 1;
         match op {
             Op::Store { pa, value } => self.store(s, pa.0, *value),
@@ -1683,24 +1691,24 @@ impl<'a> Engine<'a> {
             } if s.retry_stage > 0 => {
                 // The retry of this entry: clear AF again and flush it.
                 next = pc;
-                note = match s.retry_stage {
+                match s.retry_stage {
                     1 => {
                         self.store(s, pa.0, *expect);
-                        format!(" (retry {}: clear AF again)", s.retries)
+                        say(&|| format!(" (retry {}: clear AF again)", s.retries));
                     }
                     2 => {
                         s.pending.clear();
-                        " (retry: dsb ishst)".into()
+                        say(&|| " (retry: dsb ishst)".into());
                     }
                     3 => {
                         self.issue_tlbi(s, *tlbi);
-                        format!(" (retry: {tlbi})")
+                        say(&|| format!(" (retry: {tlbi})"));
                     }
                     _ => {
                         self.complete_tlbis(s);
-                        " (retry: dsb ish)".into()
+                        say(&|| " (retry: dsb ish)".into());
                     }
-                };
+                }
                 s.retry_stage = (s.retry_stage + 1) % 5;
             }
             Op::Cas {
@@ -1714,7 +1722,7 @@ impl<'a> Engine<'a> {
                     s.retries += 1;
                     s.retry_stage = 1;
                     next = pc;
-                    note = format!(" -> found {cur:#x}, retry");
+                    say(&|| format!(" -> found {cur:#x}, retry"));
                 } else {
                     return Err(Hazard {
                         kind: HazardKind::GaveUp,
@@ -1784,7 +1792,7 @@ impl<'a> Engine<'a> {
                     if m != 0 {
                         s.gp = Some(m);
                         next = pc;
-                        note = " (waits for the CPUs in a read section)".into();
+                        say(&|| " (waits for the CPUs in a read section)".into());
                     }
                 }
                 Some(_) => s.gp = None,
