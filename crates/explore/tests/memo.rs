@@ -8,7 +8,8 @@
 //! knows what the step touched) leads where the step applied afresh does
 //! (walks made again, full normalization); and every step listed as a
 //! repeat leads to the state (or the kind of hazard) an earlier step of
-//! the same state leads to.
+//! the same state leads to. The updater's notes, made only for a log,
+//! still reach it.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -133,4 +134,58 @@ fn the_memo_and_the_repeats_give_the_plain_successors() {
     // Enough of both for the check to mean something.
     assert!(compared > 50_000, "{compared} steps compared");
     assert!(repeats > 1_000, "{repeats} repeats checked");
+}
+
+/// Returns the texts the updater's steps log in the first `n` states of
+/// `protocol` against `workload`, breadth first.
+fn updater_texts(protocol: &str, workload: WorkloadKind, n: usize) -> Vec<String> {
+    let mut setup = Setup::standard(
+        mm::Protocol::by_name(protocol).expect("built in"),
+        BbmLevel::Level0,
+    );
+    setup.workloads = vec![workload];
+    let prep = Prepared::new(&setup).expect("prepares");
+    let sc = Scenario::build(&prep, &prep.program).expect("builds");
+    let engine = Engine::new(&sc);
+    let (mut seen, mut texts) = (HashSet::new(), Vec::new());
+    let mut queue = VecDeque::from([engine.initial()]);
+    let mut steps = Vec::new();
+    while let Some(s) = queue.pop_front() {
+        if seen.len() >= n || !seen.insert(s.clone()) {
+            continue;
+        }
+        engine.steps(&s, &mut steps);
+        for &st in &steps {
+            let mut text = String::new();
+            let log = (st == Step::Updater).then_some(&mut text);
+            if let Outcome::Next(next) = engine.apply(&s, st, log) {
+                queue.push_back(next);
+            }
+            if !text.is_empty() {
+                texts.push(text);
+            }
+        }
+    }
+    texts
+}
+
+/// The updater's notes (made only for a log) still reach the log: a wait
+/// for a CPU in its read section, and a failed CAS's retry.
+#[test]
+fn the_log_notes_waits_and_retries() {
+    let rcu = updater_texts("stop-machine", WorkloadKind::PfnWalker, 3000);
+    assert!(
+        rcu.iter()
+            .any(|t| t.ends_with(" (waits for the CPUs in a read section)")),
+        "{rcu:?}"
+    );
+    let cas = updater_texts("af-cas", WorkloadKind::Neighbour, 20_000);
+    for note in [
+        ", retry",
+        " (retry 1: clear AF again)",
+        " (retry: dsb ishst)",
+        " (retry: dsb ish)",
+    ] {
+        assert!(cas.iter().any(|t| t.contains(note)), "{note}: {cas:?}");
+    }
 }
