@@ -230,44 +230,79 @@ impl Memo {
                 let at = w.2.start + k;
                 (at < w.2.end).then(|| {
                     let (i, fresh) = self.fills[at];
-                    (&self.cache.choices[i as usize], fresh)
+                    (&self.cache.items[i as usize], fresh)
                 })
             })
     }
 }
 
-/// The choices of walks made in one view of memory, kept from state to
-/// state while the view is unchanged: a walk reads only descriptors as the
-/// walkers see them ([`Engine::walker_read`]: memory, pending stores,
-/// unpublished frames) from a start the scenario fixes (the root) or a
-/// walk-cache entry names, so a walk from the same start for the same
-/// access makes the same choices in every state with the same view. The
-/// states a worker expands one after another are mostly siblings that
-/// differ only in their TLBs (a fill, an eviction), and CPUs walk the same
-/// VAs from the root and from the same walk-cache entries.
-#[derive(Default)]
-struct WalkCache {
+/// What was computed in one view of memory, kept from state to state
+/// while the view is unchanged: by key, a run of items. The states a
+/// worker expands one after another are mostly siblings that differ only
+/// in their TLBs (a fill, an eviction), and CPUs walk the same VAs from
+/// the root and from the same walk-cache entries.
+struct Kept<K, T> {
     view: View,
-    /// (VA, access, start: `None` the root, where its choices are in
-    /// `choices`).
-    keys: Vec<(u64, Access, Option<TlbEntry>, u32, u32)>,
-    choices: Vec<Choice>,
+    /// Each key and where its items are in `items`.
+    keys: Vec<(K, Range<u32>)>,
+    items: Vec<T>,
 }
 
-impl WalkCache {
-    /// Past this many choices the cache starts again (a bound; a view
+impl<K, T> Default for Kept<K, T> {
+    fn default() -> Self {
+        Kept {
+            view: View::default(),
+            keys: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq, T> Kept<K, T> {
+    /// Past this many items the cache starts again (a bound; a view
     /// rarely has more than a few dozen).
     const MAX: usize = 4096;
 
-    /// Makes the cache hold walks for `s`'s view of memory, dropping those
-    /// of another view.
+    /// Makes the cache hold what was computed in `s`'s view of memory,
+    /// dropping what was computed in another.
     fn enter(&mut self, s: &State) {
-        if self.view.enter(s, self.choices.len() >= Self::MAX) {
+        if self.view.enter(s, self.items.len() >= Self::MAX) {
             self.keys.clear();
-            self.choices.clear();
+            self.items.clear();
         }
     }
 
+    /// Returns where the items for `key` are in `items`, appended by
+    /// `make` unless kept.
+    fn get(&mut self, key: K, make: impl FnOnce(&mut Vec<T>)) -> Range<usize> {
+        let r = match self.keys.iter().find(|k| k.0 == key) {
+            Some(k) => k.1.clone(),
+            None => {
+                let a = self.items.len() as u32;
+                make(&mut self.items);
+                let r = a..self.items.len() as u32;
+                self.keys.push((key, r.clone()));
+                r
+            }
+        };
+        r.start as usize..r.end as usize
+    }
+}
+
+/// The choices of walks, by VA, access and start (`None` the root, or a
+/// walk-cache entry): a walk reads only descriptors as the walkers see
+/// them ([`Engine::walker_read`]: memory, pending stores, unpublished
+/// frames), from a start the scenario fixes or the entry names, so a walk
+/// from the same start for the same access makes the same choices in
+/// every state with the same view.
+type WalkCache = Kept<(u64, Access, Option<TlbEntry>), Choice>;
+
+/// What [`Engine::reach`] finds from a start (VA, level, table): the
+/// descriptors it reads (`true`) and the frames it reaches (`false`); it
+/// reads only memory, pending stores and unpublished frames.
+type ReachCache = Kept<(u64, u8, u64), (bool, u64)>;
+
+impl WalkCache {
     /// Appends to `out` the choices of the walk for a `kind` access to `va`
     /// from `start`, made by `walk_from` unless kept.
     fn walk_from(
@@ -278,32 +313,32 @@ impl WalkCache {
         out: &mut Vec<Choice>,
         walk_from: impl FnOnce(&mut Vec<Choice>),
     ) {
-        let r = self.range(va, kind, start, walk_from);
-        out.extend_from_slice(&self.choices[r]);
+        let r = self.get((va, kind, start.copied()), walk_from);
+        out.extend_from_slice(&self.items[r]);
     }
+}
 
-    /// Returns where the choices of the walk for a `kind` access to `va`
-    /// from `start` are in `choices`, made by `walk_from` unless kept.
-    fn range(
+impl ReachCache {
+    /// Adds to `descs` and `frames` what a walk for `va` from `table` at
+    /// `level` reaches, found by `reach` unless kept.
+    fn reach(
         &mut self,
-        va: u64,
-        kind: Access,
-        start: Option<&TlbEntry>,
-        walk_from: impl FnOnce(&mut Vec<Choice>),
-    ) -> Range<usize> {
-        let found = self
-            .keys
-            .iter()
-            .find(|k| k.0 == va && k.1 == kind && k.2.as_ref() == start);
-        match found {
-            Some(k) => k.3 as usize..k.4 as usize,
-            None => {
-                let a = self.choices.len();
-                walk_from(&mut self.choices);
-                let b = self.choices.len();
-                self.keys
-                    .push((va, kind, start.copied(), a as u32, b as u32));
-                a..b
+        key: (u64, u8, u64),
+        descs: &mut Small,
+        frames: &mut Small,
+        reach: impl FnOnce(&mut Small, &mut Small),
+    ) {
+        let r = self.get(key, |items| {
+            let (mut d, mut f) = (Small::default(), Small::default());
+            reach(&mut d, &mut f);
+            items.extend(d.iter().map(|x| (true, x)));
+            items.extend(f.iter().map(|x| (false, x)));
+        });
+        for &(desc, x) in &self.items[r] {
+            if desc {
+                descs.insert(x);
+            } else {
+                frames.insert(x);
             }
         }
     }
@@ -337,76 +372,6 @@ impl View {
         self.pending.clone_from(&s.pending);
         self.unpublished.clone_from(&s.unpublished);
         true
-    }
-}
-
-/// Where a start's descriptors are in [`ReachCache::descs`] and its
-/// frames in [`ReachCache::frames`].
-#[derive(Clone)]
-struct Reached {
-    descs: Range<u32>,
-    frames: Range<u32>,
-}
-
-/// What [`Engine::reach`] found from a start, kept from state to state
-/// while the view of memory is unchanged (as [`WalkCache`] keeps walks):
-/// it reads only memory, pending stores and unpublished frames.
-#[derive(Default)]
-struct ReachCache {
-    view: View,
-    /// (VA, level, table) and what it reached.
-    keys: Vec<((u64, u8, u64), Reached)>,
-    descs: Vec<u64>,
-    frames: Vec<u64>,
-}
-
-impl ReachCache {
-    /// Past this many keys the cache starts again (a bound).
-    const MAX: usize = 1024;
-
-    /// Makes the cache hold what was reached in `s`'s view of memory.
-    fn enter(&mut self, s: &State) {
-        if self.view.enter(s, self.keys.len() >= Self::MAX) {
-            self.keys.clear();
-            self.descs.clear();
-            self.frames.clear();
-        }
-    }
-
-    /// Adds to `descs` and `frames` what a walk for `va` from `table` at
-    /// `level` reaches, found by `reach` unless kept.
-    fn reach(
-        &mut self,
-        key: (u64, u8, u64),
-        descs: &mut Small,
-        frames: &mut Small,
-        reach: impl FnOnce(&mut Small, &mut Small),
-    ) {
-        let found = self.keys.iter().find(|k| k.0 == key);
-        let (d, f) = match found {
-            Some((_, r)) => (r.descs.clone(), r.frames.clone()),
-            None => {
-                let (mut d, mut f) = (Small::default(), Small::default());
-                reach(&mut d, &mut f);
-                let d0 = self.descs.len() as u32;
-                self.descs.extend(d.iter());
-                let f0 = self.frames.len() as u32;
-                self.frames.extend(f.iter());
-                let (d, f) = (d0..self.descs.len() as u32, f0..self.frames.len() as u32);
-                let r = Reached {
-                    descs: d.clone(),
-                    frames: f.clone(),
-                };
-                self.keys.push((key, r));
-                (d, f)
-            }
-        };
-        for &x in &self.descs[d.start as usize..d.end as usize] {
-            descs.insert(x);
-        }
-        for &x in &self.frames[f.start as usize..f.end as usize] {
-            frames.insert(x);
-        }
     }
 }
 
@@ -659,7 +624,7 @@ impl<'a> Engine<'a> {
     }
 
     /// As [`Engine::observable`], with what walks reach kept in `cache`
-    /// (which must have [`ReachCache::enter`]ed `s`'s view).
+    /// (which must have [`Kept::enter`]ed `s`'s view).
     fn observable_in(
         &self,
         s: &State,
@@ -1066,7 +1031,7 @@ impl<'a> Engine<'a> {
     }
 
     /// As [`Engine::choices_into`], with the walks kept in `cache` (which
-    /// must have [`WalkCache::enter`]ed `s`'s view).
+    /// must have [`Kept::enter`]ed `s`'s view).
     fn choices_cached(
         &self,
         s: &State,
@@ -1129,7 +1094,7 @@ impl<'a> Engine<'a> {
     }
 
     /// As [`Engine::walks_into`], with the walks kept in `cache` (which
-    /// must have [`WalkCache::enter`]ed `s`'s view), appended to `list` as
+    /// must have [`Kept::enter`]ed `s`'s view), appended to `list` as
     /// their places in the cache with their fresh fills (see
     /// [`Memo::fresh`]), not copied: the walks of
     /// [`Translator::walks_with`] (from the root, then from each matching
@@ -1149,15 +1114,15 @@ impl<'a> Engine<'a> {
         let tlb = &s.tlbs[cpu];
         let mut last: Option<usize> = None;
         let mut from = |start: Option<&TlbEntry>| {
-            let r = cache.range(va, Access::Load, start, |to| {
+            let r = cache.get((va, Access::Load, start.copied()), |to| {
                 t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
             });
             for i in r {
-                if last.is_some_and(|l| cache.choices[l] == cache.choices[i]) {
+                if last.is_some_and(|l| cache.items[l] == cache.items[i]) {
                     continue;
                 }
                 last = Some(i);
-                let fresh = fresh_fills(&cache.choices[i].fills, tlb.entries());
+                let fresh = fresh_fills(&cache.items[i].fills, tlb.entries());
                 if fresh != 0 {
                     list.push((i as u32, fresh));
                 }
@@ -1366,10 +1331,10 @@ impl<'a> Engine<'a> {
                 memo.walks.push((cpu, va, first..memo.fills.len()));
                 for k in 0..n {
                     let (a, fa) = memo.fills[first + k];
-                    let a = &memo.cache.choices[a as usize];
+                    let a = &memo.cache.items[a as usize];
                     let repeat = a.hw_update.is_none()
                         && memo.fills[cpu_first..first + k].iter().any(|&(b, fb)| {
-                            let b = &memo.cache.choices[b as usize];
+                            let b = &memo.cache.items[b as usize];
                             b.hw_update.is_none() && same_fresh(&a.fills, fa, &b.fills, fb)
                         });
                     if repeat {
