@@ -1012,34 +1012,21 @@ impl<'a> Engine<'a> {
 
     fn choices(&self, s: &State, cpu: usize, va: u64, access: Access) -> Vec<Choice> {
         let mut out = Vec::new();
-        self.choices_into(s, cpu, va, access, &mut out);
+        self.choices_into(s, cpu, va, access, &mut out, None);
         out
     }
 
-    fn choices_into(&self, s: &State, cpu: usize, va: u64, access: Access, out: &mut Vec<Choice>) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
-        let same = |a: PhysAddr, b: PhysAddr| {
-            s.mem.same_frame(
-                &self.sc.base,
-                self.shift,
-                a.0 >> self.shift,
-                b.0 >> self.shift,
-            )
-        };
-        self.translator(&read, &same)
-            .choices_into(&s.tlbs[cpu], 0, VirtAddr(va), access, out);
-    }
-
-    /// As [`Engine::choices_into`], with the walks kept in `cache` (which
-    /// must have [`Kept::enter`]ed `s`'s view).
-    fn choices_cached(
+    /// Appends to `out` the choices of `cpu`'s `access` to `va` (with the
+    /// walks kept in `cache`, when given: it must have [`Kept::enter`]ed
+    /// `s`'s view).
+    fn choices_into(
         &self,
         s: &State,
         cpu: usize,
         va: u64,
         access: Access,
         out: &mut Vec<Choice>,
-        cache: &mut WalkCache,
+        cache: Option<&mut WalkCache>,
     ) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |a: PhysAddr, b: PhysAddr| {
@@ -1051,18 +1038,15 @@ impl<'a> Engine<'a> {
             )
         };
         let t = self.translator(&read, &same);
-        t.choices_with(
-            &s.tlbs[cpu],
-            0,
-            VirtAddr(va),
-            access,
-            out,
-            &mut |start, out| {
-                cache.walk_from(va, access, start, out, |to| {
-                    t.walk_from_into(start, 0, VirtAddr(va), access, to)
+        let (tlb, va) = (&s.tlbs[cpu], VirtAddr(va));
+        match cache {
+            Some(cache) => t.choices_with(tlb, 0, va, access, out, &mut |start, out| {
+                cache.walk_from(va.0, access, start, out, |to| {
+                    t.walk_from_into(start, 0, va, access, to)
                 })
-            },
-        );
+            }),
+            None => t.choices_into(tlb, 0, va, access, out),
+        }
     }
 
     fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
@@ -1266,7 +1250,7 @@ impl<'a> Engine<'a> {
                 _ => {
                     let (va, access) = self.access_of(s, i);
                     let first = memo.all.len();
-                    self.choices_cached(s, cpu, va, access, &mut memo.all, &mut memo.cache);
+                    self.choices_into(s, cpu, va, access, &mut memo.all, Some(&mut memo.cache));
                     let tlb = s.tlbs[cpu].entries();
                     for at in first..memo.all.len() {
                         memo.fresh.push(fresh_fills(&memo.all[at].fills, tlb));
