@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use vmsa::machine::{PendingStore, PendingTlbi};
-use vmsa::tlb::{Tlb, TlbKind};
+use vmsa::tlb::{Tlb, TlbEntry, TlbKind};
 use vmsa::translate::Translator;
 use vmsa::walk::{self, Access, Choice};
 use vmsa::{PhysAddr, VirtAddr};
@@ -87,26 +87,38 @@ impl Small {
     fn contains(&self, x: &u64) -> bool {
         self.inline[..self.n].contains(x) || self.more.contains(x)
     }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.inline[..self.n].iter().chain(&self.more).copied()
+    }
 }
 
 /// How many times a failed compare-and-swap is retried (the 2026 AF-clear
 /// series retries a bounded number of times).
 pub const CAS_RETRIES: u8 = 2;
 
-/// Which CPUs' TLB entries or positions a step may have changed, besides
-/// removing entries (see [`Engine::normalize_from`]).
+/// What a step may have changed in a normalized state (see
+/// [`Engine::normalize_from`]); CPUs are numbered from 1 like the steps'.
 #[derive(Clone, Copy)]
 enum Touched {
-    /// Any CPU's (a state not normalized before).
+    /// Anything (a state not normalized before).
     All,
-    /// Only the CPU it holds (numbered from 1 like the steps' CPUs): its
-    /// own step or a fill of its TLB.
+    /// The TLB and the position of the CPU it holds (its own step, or a
+    /// fill that updated a descriptor), and memory.
     Cpu(usize),
-    /// None, but entries may have been removed.
+    /// Only the TLB of the CPU it holds, which gained entries for a VA the
+    /// CPU will access (a fill without a hardware update).
+    Grew(usize),
+    /// Only the TLB of the CPU it holds, which lost an entry (an eviction).
+    Shrank(usize),
+    /// The updater's operation, which may have removed TLB entries (a TLBI
+    /// completing) and added pending stores or TLBIs.
     Removed,
-    /// None, and no entry was removed: every TLB and position is as it
-    /// was (so the CPUs are still in the symmetry reduction's order).
+    /// The updater's operation, which removed no TLB entry.
     Nothing,
+    /// Only a pending store or an unpublished frame went (it became
+    /// visible to walkers or to other CPUs).
+    Views,
 }
 
 /// A step, as recorded for the counterexample.
@@ -153,34 +165,213 @@ pub enum Step {
 /// state, so that applying each step does not compute them again.
 #[derive(Default)]
 pub struct Memo {
-    /// Every choice and walk below, one list after another (storage kept
+    /// Every access's choices, one list after another (storage kept
     /// from state to state: no allocation per access).
     all: Vec<Choice>,
+    /// For each choice in `all`, which of its fills the CPU's TLB does not
+    /// hold yet (bit `k` for fill `k`).
+    fresh: Vec<u8>,
     /// (CPU, its next access's choices: where they are in `all`).
     choices: Vec<(usize, Range<usize>)>,
-    /// (CPU, VA, the walks a fill may make: where they are in `all`).
+    /// Every fill's walk, one list after another: where it is in the
+    /// cache's choices, and its fresh fills (as in `fresh`).
+    fills: Vec<(u32, u8)>,
+    /// (CPU, VA, the walks a fill may make: where they are in `fills`).
     walks: Vec<(usize, u64, Range<usize>)>,
+    /// Walks kept from state to state.
+    cache: WalkCache,
+    /// What the observability query's walks reach, kept from state to
+    /// state.
+    reached: ReachCache,
+    /// The steps (their indices in the list, ascending) whose successor
+    /// is an earlier step's (see [`Memo::repeats`]).
+    repeats: Vec<u32>,
 }
 
 impl Memo {
     fn clear(&mut self) {
         self.all.clear();
+        self.fresh.clear();
+        self.repeats.clear();
         self.choices.clear();
+        self.fills.clear();
         self.walks.clear();
     }
 
-    fn choice(&self, cpu: usize, k: usize) -> Option<Option<&Choice>> {
-        self.choices
-            .iter()
-            .find(|c| c.0 == cpu)
-            .map(|c| self.all[c.1.clone()].get(k))
+    /// Returns choice `k` of `cpu`'s next access, with its fresh fills
+    /// (see [`Memo::fresh`]).
+    fn choice(&self, cpu: usize, k: usize) -> Option<Option<(&Choice, u8)>> {
+        self.choices.iter().find(|c| c.0 == cpu).map(|c| {
+            let at = c.1.start + k;
+            (at < c.1.end).then(|| (&self.all[at], self.fresh[at]))
+        })
     }
 
-    fn walk(&self, cpu: usize, va: u64, k: usize) -> Option<Option<&Choice>> {
+    /// Returns the indices, ascending, of the steps [`Engine::steps_memo`]
+    /// listed whose successor is an earlier step's: a fill that caches, in
+    /// the same CPU's TLB, the same new entries as an earlier fill (for the
+    /// same VA by another walk, or for another VA through the same tables);
+    /// a choice of a CPU's access with the same result and the same new
+    /// entries as an earlier choice (a hit on another entry, a walk from
+    /// another start); neither updating a descriptor. A search may count
+    /// such a step as a transition to a known state without applying it
+    /// (if the earlier step met a hazard, the search stops there first).
+    pub fn repeats(&self) -> &[u32] {
+        &self.repeats
+    }
+
+    /// Returns walk `k` a fill for `va` on `cpu` may make, with its fresh
+    /// fills (see [`Memo::fresh`]).
+    fn walk(&self, cpu: usize, va: u64, k: usize) -> Option<Option<(&Choice, u8)>> {
         self.walks
             .iter()
             .find(|w| w.0 == cpu && w.1 == va)
-            .map(|w| self.all[w.2.clone()].get(k))
+            .map(|w| {
+                let at = w.2.start + k;
+                (at < w.2.end).then(|| {
+                    let (i, fresh) = self.fills[at];
+                    (&self.cache.items[i as usize], fresh)
+                })
+            })
+    }
+}
+
+/// What was computed in one view of memory, kept from state to state
+/// while the view is unchanged: by key, a run of items. The states a
+/// worker expands one after another are mostly siblings that differ only
+/// in their TLBs (a fill, an eviction), and CPUs walk the same VAs from
+/// the root and from the same walk-cache entries.
+struct Kept<K, T> {
+    view: View,
+    /// Each key and where its items are in `items`.
+    keys: Vec<(K, Range<u32>)>,
+    items: Vec<T>,
+}
+
+impl<K, T> Default for Kept<K, T> {
+    fn default() -> Self {
+        Kept {
+            view: View::default(),
+            keys: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<K: PartialEq, T> Kept<K, T> {
+    /// Past this many items the cache starts again (a bound; a view
+    /// rarely has more than a few dozen).
+    const MAX: usize = 4096;
+
+    /// Makes the cache hold what was computed in `s`'s view of memory,
+    /// dropping what was computed in another.
+    fn enter(&mut self, s: &State) {
+        if self.view.enter(s, self.items.len() >= Self::MAX) {
+            self.keys.clear();
+            self.items.clear();
+        }
+    }
+
+    /// Returns where the items for `key` are in `items`, appended by
+    /// `make` unless kept.
+    fn get(&mut self, key: K, make: impl FnOnce(&mut Vec<T>)) -> Range<usize> {
+        let r = match self.keys.iter().find(|k| k.0 == key) {
+            Some(k) => k.1.clone(),
+            None => {
+                let a = self.items.len() as u32;
+                make(&mut self.items);
+                let r = a..self.items.len() as u32;
+                self.keys.push((key, r.clone()));
+                r
+            }
+        };
+        r.start as usize..r.end as usize
+    }
+}
+
+/// The choices of walks, by VA, access and start (`None` the root, or a
+/// walk-cache entry): a walk reads only descriptors as the walkers see
+/// them ([`Engine::walker_read`]: memory, pending stores, unpublished
+/// frames), from a start the scenario fixes or the entry names, so a walk
+/// from the same start for the same access makes the same choices in
+/// every state with the same view.
+type WalkCache = Kept<(u64, Access, Option<TlbEntry>), Choice>;
+
+/// What [`Engine::reach`] finds from a start (VA, level, table): the
+/// descriptors it reads (`true`) and the frames it reaches (`false`); it
+/// reads only memory, pending stores and unpublished frames.
+type ReachCache = Kept<(u64, u8, u64), (bool, u64)>;
+
+impl WalkCache {
+    /// Appends to `out` the choices of the walk for a `kind` access to `va`
+    /// from `start`, made by `walk_from` unless kept.
+    fn walk_from(
+        &mut self,
+        va: u64,
+        kind: Access,
+        start: Option<&TlbEntry>,
+        out: &mut Vec<Choice>,
+        walk_from: impl FnOnce(&mut Vec<Choice>),
+    ) {
+        let r = self.get((va, kind, start.copied()), walk_from);
+        out.extend_from_slice(&self.items[r]);
+    }
+}
+
+impl ReachCache {
+    /// Adds to `descs` and `frames` what a walk for `va` from `table` at
+    /// `level` reaches, found by `reach` unless kept.
+    fn reach(
+        &mut self,
+        key: (u64, u8, u64),
+        descs: &mut Small,
+        frames: &mut Small,
+        reach: impl FnOnce(&mut Small, &mut Small),
+    ) {
+        let r = self.get(key, |items| {
+            let (mut d, mut f) = (Small::default(), Small::default());
+            reach(&mut d, &mut f);
+            items.extend(d.iter().map(|x| (true, x)));
+            items.extend(f.iter().map(|x| (false, x)));
+        });
+        for &(desc, x) in &self.items[r] {
+            if desc {
+                descs.insert(x);
+            } else {
+                frames.insert(x);
+            }
+        }
+    }
+}
+
+/// The walkers' view of memory a cache was made in: what
+/// [`Engine::walker_read`] and [`Engine::reach`] read besides the scenario.
+#[derive(Default)]
+struct View {
+    /// Whether the fields below are a view.
+    valid: bool,
+    mem: Mem,
+    pending: Vec<PendingStore>,
+    unpublished: Vec<u64>,
+}
+
+impl View {
+    /// Makes this `s`'s view; returns whether it changed (or `reset`
+    /// asked for a new start), so that what was kept for it goes.
+    fn enter(&mut self, s: &State, reset: bool) -> bool {
+        if self.valid
+            && !reset
+            && self.pending == s.pending
+            && self.unpublished == s.unpublished
+            && self.mem == s.mem
+        {
+            return false;
+        }
+        self.valid = true;
+        self.mem.clone_from(&s.mem);
+        self.pending.clone_from(&s.pending);
+        self.unpublished.clone_from(&s.unpublished);
+        true
     }
 }
 
@@ -218,6 +409,11 @@ pub struct Engine<'a> {
     page_base: Vec<usize>,
     page_picks: Vec<usize>,
     page_vas: Vec<u64>,
+    /// For each row of `pages`, a bitmap of the table entries (by index in
+    /// their table, `words` words a row) that walks for its pages read, at
+    /// any level (see [`Engine::may_read`]).
+    page_offsets: Vec<u64>,
+    words: usize,
     /// Whether the reductions are on (off only to test them).
     reduce: bool,
     /// Runs of identical workloads, `start..end`, of two or more: the
@@ -235,6 +431,9 @@ impl<'a> Engine<'a> {
         let mask = !((1u64 << shift) - 1);
         let (mut pages, mut page_base, mut page_picks, mut page_vas) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let g = sc.config.granule;
+        let words = g.entries_per_table().div_ceil(64);
+        let mut page_offsets = Vec::new();
         for w in &sc.workloads {
             let ncand = w.candidates().len();
             page_base.push(pages.len());
@@ -248,6 +447,14 @@ impl<'a> Engine<'a> {
                         .collect();
                     v.sort_unstable();
                     v.dedup();
+                    let mut row = vec![0u64; words];
+                    for &va in &v {
+                        for l in g.levels() {
+                            let i = g.index(l, va);
+                            row[i / 64] |= 1 << (i % 64);
+                        }
+                    }
+                    page_offsets.extend(row);
                     pages.push((page_vas.len() as u32, v.len() as u32));
                     page_vas.extend(v);
                 }
@@ -273,6 +480,8 @@ impl<'a> Engine<'a> {
             page_base,
             page_picks,
             page_vas,
+            page_offsets,
+            words,
             reduce: true,
             groups,
             aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
@@ -344,9 +553,15 @@ impl<'a> Engine<'a> {
         let g = self.sc.config.granule;
         let read = |pa: PhysAddr| self.read(s, pa.0);
         let mapped = self.sc.pages.iter().any(|&(va, _, _)| {
-            let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
-            w.result
-                .is_ok_and(|(leaf, _, _, _)| leaf.oa.0 >> self.shift == frame)
+            walk::walk_each(
+                g,
+                VirtAddr(va),
+                g.start_level(),
+                self.sc.root,
+                &read,
+                |_| {},
+            )
+            .is_ok_and(|(leaf, _, _, _)| leaf.oa.0 >> self.shift == frame)
         });
         if !mapped && let Err(i) = s.unpublished.binary_search(&frame) {
             s.unpublished.insert(i, frame);
@@ -358,13 +573,19 @@ impl<'a> Engine<'a> {
         usize::from(s.wl[i].pc) < self.sc.workloads[i].ops.len()
     }
 
-    /// The pages workload `i` will still access.
+    /// The row of `pages` for workload `i`'s position.
     #[inline]
-    fn remaining(&self, s: &State, i: usize) -> &[u64] {
+    fn row(&self, s: &State, i: usize) -> usize {
         let w = &s.wl[i];
         let picks = self.page_picks[i];
         let pick = w.pick.map_or(picks - 1, usize::from);
-        let (at, n) = self.pages[self.page_base[i] + usize::from(w.pc) * picks + pick];
+        self.page_base[i] + usize::from(w.pc) * picks + pick
+    }
+
+    /// The pages workload `i` will still access.
+    #[inline]
+    fn remaining(&self, s: &State, i: usize) -> &[u64] {
+        let (at, n) = self.pages[self.row(s, i)];
         &self.page_vas[at as usize..(at + n) as usize]
     }
 
@@ -376,19 +597,18 @@ impl<'a> Engine<'a> {
     /// `Granule::index` and `table_addr_mask`), so a descriptor at another
     /// offset is never read, whatever the tables hold. A necessary
     /// condition of [`Engine::observable`]'s answer, checked first because
-    /// it is cheap: true when in doubt.
+    /// it is cheap: true when in doubt. (The offsets each position's pages
+    /// are read at are a bitmap made once, [`Engine::page_offsets`].)
     fn may_read(&self, s: &State, pa: u64) -> bool {
         if !self.aligned_root {
             return true;
         }
-        let g = self.sc.config.granule;
-        let off = pa & ((1 << self.shift) - 1);
-        (0..s.wl.len()).any(|i| {
-            self.live(s, i)
-                && self
-                    .remaining(s, i)
-                    .iter()
-                    .any(|&va| g.levels().any(|l| g.index(l, va) as u64 * 8 == off))
+        let i = ((pa & ((1 << self.shift) - 1)) / 8) as usize;
+        (0..s.wl.len()).any(|w| {
+            self.live(s, w) && {
+                let row = self.row(s, w) * self.words;
+                self.page_offsets[row + i / 64] & (1 << (i % 64)) != 0
+            }
         })
     }
 
@@ -400,6 +620,17 @@ impl<'a> Engine<'a> {
     /// true of any supersets), so that what a caller decides from the part
     /// is what it would decide from the whole.
     fn observable(&self, s: &State, done: &dyn Fn(&Small, &Small) -> bool) -> (Small, Small) {
+        self.observable_in(s, done, None)
+    }
+
+    /// As [`Engine::observable`], with what walks reach kept in `cache`
+    /// (which must have [`Kept::enter`]ed `s`'s view).
+    fn observable_in(
+        &self,
+        s: &State,
+        done: &dyn Fn(&Small, &Small) -> bool,
+        mut cache: Option<&mut ReachCache>,
+    ) -> (Small, Small) {
         let g = self.sc.config.granule;
         let mut descs = Small::default();
         let mut frames = Small::default();
@@ -416,7 +647,10 @@ impl<'a> Engine<'a> {
                 seen[nseen] = key;
                 nseen += 1;
             }
-            self.reach(s, va, level, table, d, f);
+            match cache.as_deref_mut() {
+                Some(c) => c.reach(key, d, f, |d, f| self.reach(s, va, level, table, d, f)),
+                None => self.reach(s, va, level, table, d, f),
+            }
         };
         for i in 0..s.wl.len() {
             if !self.live(s, i) {
@@ -532,45 +766,68 @@ impl<'a> Engine<'a> {
     /// access), so a CPU whose TLB gained nothing and whose position did not
     /// move keeps them all (it kept them when the state was normalized, and
     /// removing entries elsewhere changes nothing for it).
+    ///
+    /// What each kind of step lets it skip (the parent was normalized):
+    /// - the TLB entries a CPU keeps depend only on its TLB and its
+    ///   position (the pages it will still access), so only a CPU whose
+    ///   position moved or whose TLB gained entries needs filtering, and
+    ///   not after a fill: a walk for `va` caches only entries that cover
+    ///   `va` (walk-cache entries for the regions holding it, its leaf), a
+    ///   VA the CPU will access;
+    /// - whether a walk may read a pending store by its offset
+    ///   ([`Engine::may_read`]) depends only on the positions and the
+    ///   store, so only a step that moved a position or added a store
+    ///   needs it again;
+    /// - the descriptors remaining walks may read
+    ///   ([`Engine::observable`]) only grow when a TLB gains entries and
+    ///   nothing else changes, so after a fill without a hardware update
+    ///   every pending store stays;
+    /// - a pending TLBI forgets a CPU only once that CPU lost entries;
+    /// - the symmetry sort has the other CPUs in order already when one
+    ///   CPU's TLB or position changed.
     fn normalize_from(&self, s: &mut State, perm: Option<&mut Vec<usize>>, touched: Touched) {
         s.tlbs[0].clear();
-        for i in 0..s.wl.len() {
-            if !self.reduce {
-                continue;
-            }
-            match touched {
-                Touched::All => {}
-                Touched::Cpu(c) if c == i + 1 => {}
-                _ => continue,
-            }
-            let keep: &[u64] = if self.live(s, i) {
-                self.remaining(s, i)
-            } else {
-                &[]
+        if self.reduce {
+            let filter = match touched {
+                Touched::All => 0..s.wl.len(),
+                Touched::Cpu(c) => c - 1..c,
+                _ => 0..0,
             };
-            let tlb = &mut s.tlbs[i + 1];
-            for k in (0..tlb.entries().len()).rev() {
-                let e = &tlb.entries()[k];
-                if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(e) {
-                    tlb.evict(k);
+            for i in filter {
+                let keep: &[u64] = if self.live(s, i) {
+                    self.remaining(s, i)
+                } else {
+                    &[]
+                };
+                let tlb = &mut s.tlbs[i + 1];
+                for k in (0..tlb.entries().len()).rev() {
+                    let e = &tlb.entries()[k];
+                    if !keep.iter().any(|&va| e.covers(VirtAddr(va))) && !self.kept_for_end(e) {
+                        tlb.evict(k);
+                    }
                 }
             }
         }
-        if self.reduce && !s.pending.is_empty() {
+        if self.reduce && !s.pending.is_empty() && !matches!(touched, Touched::Grew(_)) {
             // Stores no walk can read by their offset go first (the query
             // below would drop them too); the query only when some remain.
-            let mut unread = 0u64;
-            for (k, p) in s.pending.iter().enumerate().take(64) {
-                if !self.may_read(s, p.pa.0) {
-                    unread |= 1 << k;
+            if matches!(
+                touched,
+                Touched::All | Touched::Cpu(_) | Touched::Removed | Touched::Nothing
+            ) {
+                let mut unread = 0u64;
+                for (k, p) in s.pending.iter().enumerate().take(64) {
+                    if !self.may_read(s, p.pa.0) {
+                        unread |= 1 << k;
+                    }
                 }
-            }
-            if unread != 0 {
-                let mut k = 0;
-                s.pending.retain(|_| {
-                    k += 1;
-                    k > 64 || unread & (1 << (k - 1)) == 0
-                });
+                if unread != 0 {
+                    let mut k = 0;
+                    s.pending.retain(|_| {
+                        k += 1;
+                        k > 64 || unread & (1 << (k - 1)) == 0
+                    });
+                }
             }
             if !s.pending.is_empty() {
                 let (descs, _) =
@@ -578,17 +835,31 @@ impl<'a> Engine<'a> {
                 s.pending.retain(|p| descs.contains(&p.pa.0));
             }
         }
-        for t in s.tlbis.iter_mut() {
-            for c in 0..s.tlbs.len() {
-                if t.waiting & (1 << c) != 0 && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
-                {
-                    t.waiting &= !(1 << c);
+        if !s.tlbis.is_empty() {
+            let cpus = match touched {
+                Touched::Grew(_) | Touched::Views => 0..0,
+                Touched::Cpu(c) | Touched::Shrank(c) => c..c + 1,
+                Touched::All | Touched::Removed | Touched::Nothing => 0..s.tlbs.len(),
+            };
+            for t in s.tlbis.iter_mut() {
+                for c in cpus.clone() {
+                    if t.waiting & (1 << c) != 0
+                        && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
+                    {
+                        t.waiting &= !(1 << c);
+                    }
                 }
             }
+            s.tlbis.retain(|t| t.waiting != 0);
         }
-        s.tlbis.retain(|t| t.waiting != 0);
-        if self.reduce && !matches!(touched, Touched::Nothing) {
-            self.symmetry_in(s, perm);
+        if self.reduce {
+            match touched {
+                Touched::Nothing | Touched::Views => {}
+                Touched::Cpu(c) | Touched::Grew(c) | Touched::Shrank(c) => {
+                    self.symmetry_in(s, perm, Some(c - 1))
+                }
+                Touched::All | Touched::Removed => self.symmetry_in(s, perm, None),
+            }
         }
     }
 
@@ -607,27 +878,80 @@ impl<'a> Engine<'a> {
     /// are permuted with them. Hazards are preserved: a permutation of
     /// identical CPUs maps executions to executions. Records in `perm`,
     /// when given, which CPU each position now holds; allocates nothing.
-    fn symmetry_in(&self, s: &mut State, mut perm: Option<&mut Vec<usize>>) {
+    /// With `only` (a workload index), only that CPU changed since the
+    /// CPUs were last sorted: it moves to its place among the others, in
+    /// order already, which gives the same order as sorting them all.
+    fn symmetry_in(&self, s: &mut State, mut perm: Option<&mut Vec<usize>>, only: Option<usize>) {
         for &(start, end) in &self.groups {
+            if only.is_some_and(|i| i < start || i >= end) {
+                continue;
+            }
             let len = end - start;
+            // `a`'s key (position, then TLB entries) is greater than `b`'s.
+            let greater = |a: usize, b: usize| {
+                cpu_order(
+                    &s.wl[a],
+                    s.tlbs[a + 1].entries(),
+                    &s.wl[b],
+                    s.tlbs[b + 1].entries(),
+                )
+                .is_gt()
+            };
             // CPU masks are 64 bits wide, so a group has at most 63 CPUs.
             let mut order_buf = [0u8; 64];
             let order = &mut order_buf[..len];
-            for (k, o) in order.iter_mut().enumerate() {
-                *o = (start + k) as u8;
-            }
-            // A stable insertion sort (a group is a handful of CPUs, most
-            // often in order already): the order `sort_by` would give.
-            let key = |c: u8| (&s.wl[usize::from(c)], s.tlbs[usize::from(c) + 1].entries());
-            let mut moved = false;
-            for k in 1..len {
-                let mut j = k;
-                while j > 0 && key(order[j - 1]) > key(order[j]) {
-                    order.swap(j - 1, j);
-                    j -= 1;
-                    moved = true;
+            let moved = match only {
+                Some(i) => {
+                    // Its place: left past the greater ones, or right past
+                    // the smaller ones (equal ones keep their side: stable).
+                    let mut j = i;
+                    while j > start && greater(j - 1, i) {
+                        j -= 1;
+                    }
+                    if j == i {
+                        while j + 1 < end && greater(i, j + 1) {
+                            j += 1;
+                        }
+                    }
+                    if j == i {
+                        continue;
+                    }
+                    for (k, o) in order.iter_mut().enumerate() {
+                        *o = (start + k) as u8;
+                    }
+                    // The CPU at `a` goes to `b`; those between shift by one.
+                    let (a, b) = (i - start, j - start);
+                    if a > b {
+                        for k in (b + 1..=a).rev() {
+                            order[k] = order[k - 1];
+                        }
+                    } else {
+                        for k in a..b {
+                            order[k] = order[k + 1];
+                        }
+                    }
+                    order[b] = i as u8;
+                    true
                 }
-            }
+                None => {
+                    for (k, o) in order.iter_mut().enumerate() {
+                        *o = (start + k) as u8;
+                    }
+                    // A stable insertion sort (a group is a handful of
+                    // CPUs, most often in order already): the order
+                    // `sort_by` would give.
+                    let mut moved = false;
+                    for k in 1..len {
+                        let mut j = k;
+                        while j > 0 && greater(usize::from(order[j - 1]), usize::from(order[j])) {
+                            order.swap(j - 1, j);
+                            j -= 1;
+                            moved = true;
+                        }
+                    }
+                    moved
+                }
+            };
             if !moved {
                 continue;
             }
@@ -688,11 +1012,22 @@ impl<'a> Engine<'a> {
 
     fn choices(&self, s: &State, cpu: usize, va: u64, access: Access) -> Vec<Choice> {
         let mut out = Vec::new();
-        self.choices_into(s, cpu, va, access, &mut out);
+        self.choices_into(s, cpu, va, access, &mut out, None);
         out
     }
 
-    fn choices_into(&self, s: &State, cpu: usize, va: u64, access: Access, out: &mut Vec<Choice>) {
+    /// Appends to `out` the choices of `cpu`'s `access` to `va` (with the
+    /// walks kept in `cache`, when given: it must have [`Kept::enter`]ed
+    /// `s`'s view).
+    fn choices_into(
+        &self,
+        s: &State,
+        cpu: usize,
+        va: u64,
+        access: Access,
+        out: &mut Vec<Choice>,
+        cache: Option<&mut WalkCache>,
+    ) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |a: PhysAddr, b: PhysAddr| {
             s.mem.same_frame(
@@ -702,8 +1037,16 @@ impl<'a> Engine<'a> {
                 b.0 >> self.shift,
             )
         };
-        self.translator(&read, &same)
-            .choices_into(&s.tlbs[cpu], 0, VirtAddr(va), access, out);
+        let t = self.translator(&read, &same);
+        let (tlb, va) = (&s.tlbs[cpu], VirtAddr(va));
+        match cache {
+            Some(cache) => t.choices_with(tlb, 0, va, access, out, &mut |start, out| {
+                cache.walk_from(va.0, access, start, out, |to| {
+                    t.walk_from_into(start, 0, va, access, to)
+                })
+            }),
+            None => t.choices_into(tlb, 0, va, access, out),
+        }
     }
 
     fn walks(&self, s: &State, cpu: usize, va: u64) -> Vec<Choice> {
@@ -724,7 +1067,7 @@ impl<'a> Engine<'a> {
         let tlb = s.tlbs[cpu].entries();
         let mut kept = first;
         for k in first..out.len() {
-            if out[k].fills.iter().any(|e| !tlb.contains(e)) {
+            if fresh_fills(&out[k].fills, tlb) != 0 {
                 if kept != k {
                     out.swap(kept, k);
                 }
@@ -734,9 +1077,50 @@ impl<'a> Engine<'a> {
         out.truncate(kept);
     }
 
+    /// As [`Engine::walks_into`], with the walks kept in `cache` (which
+    /// must have [`Kept::enter`]ed `s`'s view), appended to `list` as
+    /// their places in the cache with their fresh fills (see
+    /// [`Memo::fresh`]), not copied: the walks of
+    /// [`Translator::walks_with`] (from the root, then from each matching
+    /// walk-cache entry, consecutive equal ones merged), but those that
+    /// cache nothing new.
+    fn fill_walks(
+        &self,
+        s: &State,
+        cpu: usize,
+        va: u64,
+        cache: &mut WalkCache,
+        list: &mut Vec<(u32, u8)>,
+    ) {
+        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let same = |_: PhysAddr, _: PhysAddr| false;
+        let t = self.translator(&read, &same);
+        let tlb = &s.tlbs[cpu];
+        let mut last: Option<usize> = None;
+        let mut from = |start: Option<&TlbEntry>| {
+            let r = cache.get((va, Access::Load, start.copied()), |to| {
+                t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
+            });
+            for i in r {
+                if last.is_some_and(|l| cache.items[l] == cache.items[i]) {
+                    continue;
+                }
+                last = Some(i);
+                let fresh = fresh_fills(&cache.items[i].fills, tlb.entries());
+                if fresh != 0 {
+                    list.push((i as u32, fresh));
+                }
+            }
+        };
+        from(None);
+        for e in tlb.walks(VirtAddr(va)) {
+            from(Some(e));
+        }
+    }
+
     /// Tells whether the updater's next operation is invisible to the
     /// workloads (see the module documentation).
-    fn invisible(&self, s: &State, op: &Op) -> bool {
+    fn invisible(&self, s: &State, op: &Op, cache: &mut ReachCache) -> bool {
         let touches =
             |frames: &Small, first: u64, n: u64| (first..first + n).any(|f| frames.contains(&f));
         if s.retry_stage > 0 {
@@ -750,24 +1134,32 @@ impl<'a> Engine<'a> {
                 .iter()
                 .any(|tlb| tlb.entries().iter().any(|e| t.matches(e))),
             Op::Store { pa, .. } | Op::Cas { pa, .. } => {
-                !self.may_read(s, pa.0)
-                    || !self
-                        .observable(s, &|d, _| d.contains(&pa.0))
+                !self.may_read(s, pa.0) || {
+                    cache.enter(s);
+                    !self
+                        .observable_in(s, &|d, _| d.contains(&pa.0), Some(cache))
                         .0
                         .contains(&pa.0)
+                }
             }
             Op::Free { first, count } => {
                 let hit = |f: &Small| touches(f, *first, *count);
-                !hit(&self.observable(s, &|_, f| hit(f)).1)
+                cache.enter(s);
+                !hit(&self.observable_in(s, &|_, f| hit(f), Some(cache)).1)
             }
             // A copy also reads its source: a workload store there must not
             // be reordered around it.
             Op::Copy { dst, src } => {
                 let hit = |f: &Small| f.contains(dst) || f.contains(src);
-                !hit(&self.observable(s, &|_, f| hit(f)).1)
+                cache.enter(s);
+                !hit(&self.observable_in(s, &|_, f| hit(f), Some(cache)).1)
             }
             Op::Fill { frame: f, .. } | Op::Words { frame: f, .. } => {
-                !self.observable(s, &|_, fr| fr.contains(f)).1.contains(f)
+                cache.enter(s);
+                !self
+                    .observable_in(s, &|_, fr| fr.contains(f), Some(cache))
+                    .1
+                    .contains(f)
             }
             Op::Pause | Op::Resume | Op::SynchronizeRcu | Op::WriteWord { .. } => false,
         }
@@ -801,12 +1193,13 @@ impl<'a> Engine<'a> {
         memo.clear();
         if self.updater_enabled(s) {
             let op = &self.sc.ops[usize::from(s.pc)];
-            if self.reduce && self.invisible(s, op) {
+            if self.reduce && self.invisible(s, op, &mut memo.reached) {
                 out.push(Step::Updater);
                 return;
             }
             out.push(Step::Updater);
         }
+        memo.cache.enter(s);
         for i in 0..s.wl.len() {
             if !self.live(s, i) || s.paused {
                 continue;
@@ -818,6 +1211,7 @@ impl<'a> Engine<'a> {
                 WOp::SkipIfFakeHead { .. } if self.reduce => {
                     // Local: taken alone.
                     out.clear();
+                    memo.repeats.clear();
                     out.push(Step::Cpu {
                         cpu: cpu as u8,
                         choice: 0,
@@ -826,6 +1220,7 @@ impl<'a> Engine<'a> {
                 }
                 WOp::Pick(c) if self.reduce => {
                     out.clear();
+                    memo.repeats.clear();
                     for k in 0..c.len() {
                         out.push(Step::Cpu {
                             cpu: cpu as u8,
@@ -855,10 +1250,30 @@ impl<'a> Engine<'a> {
                 _ => {
                     let (va, access) = self.access_of(s, i);
                     let first = memo.all.len();
-                    self.choices_into(s, cpu, va, access, &mut memo.all);
+                    self.choices_into(s, cpu, va, access, &mut memo.all, Some(&mut memo.cache));
+                    let tlb = s.tlbs[cpu].entries();
+                    for at in first..memo.all.len() {
+                        memo.fresh.push(fresh_fills(&memo.all[at].fills, tlb));
+                    }
                     let n = memo.all.len() - first;
                     memo.choices.push((cpu, first..memo.all.len()));
                     for k in 0..n {
+                        // The same result and the same new entries, neither
+                        // choice updating a descriptor: the same successor
+                        // (a hazard's description may name another way,
+                        // but only the first hazard of a state is reported).
+                        let at = first + k;
+                        let (a, fa) = (&memo.all[at], memo.fresh[at]);
+                        if a.hw_update.is_none()
+                            && (first..at).any(|b| {
+                                let (b, fb) = (&memo.all[b], memo.fresh[b]);
+                                b.hw_update.is_none()
+                                    && b.result == a.result
+                                    && same_fresh(&a.fills, fa, &b.fills, fb)
+                            })
+                        {
+                            memo.repeats.push(out.len() as u32);
+                        }
                         out.push(Step::Cpu {
                             cpu: cpu as u8,
                             choice: k as u8,
@@ -875,8 +1290,12 @@ impl<'a> Engine<'a> {
         if !s.unpublished.is_empty() {
             // Only a frame some remaining access can reach: publishing
             // another now or when it becomes reachable is the same.
-            let (_, frames) =
-                self.observable(s, &|_, f| s.unpublished.iter().all(|u| f.contains(u)));
+            memo.reached.enter(s);
+            let (_, frames) = self.observable_in(
+                s,
+                &|_, f| s.unpublished.iter().all(|u| f.contains(u)),
+                Some(&mut memo.reached),
+            );
             for (k, f) in s.unpublished.iter().enumerate() {
                 if !self.reduce || frames.contains(f) {
                     out.push(Step::Publish { index: k as u8 });
@@ -888,12 +1307,23 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let cpu = i + 1;
+            let cpu_first = memo.fills.len();
             for &va in self.remaining(s, i) {
-                let first = memo.all.len();
-                self.walks_into(s, cpu, va, &mut memo.all);
-                let n = memo.all.len() - first;
-                memo.walks.push((cpu, va, first..memo.all.len()));
+                let first = memo.fills.len();
+                self.fill_walks(s, cpu, va, &mut memo.cache, &mut memo.fills);
+                let n = memo.fills.len() - first;
+                memo.walks.push((cpu, va, first..memo.fills.len()));
                 for k in 0..n {
+                    let (a, fa) = memo.fills[first + k];
+                    let a = &memo.cache.items[a as usize];
+                    let repeat = a.hw_update.is_none()
+                        && memo.fills[cpu_first..first + k].iter().any(|&(b, fb)| {
+                            let b = &memo.cache.items[b as usize];
+                            b.hw_update.is_none() && same_fresh(&a.fills, fa, &b.fills, fb)
+                        });
+                    if repeat {
+                        memo.repeats.push(out.len() as u32);
+                    }
                     out.push(Step::Fill {
                         cpu: cpu as u8,
                         va,
@@ -912,6 +1342,80 @@ impl<'a> Engine<'a> {
                     });
                 }
             }
+        }
+        self.mirrored_repeats(s, out, memo);
+    }
+
+    /// Adds to `memo`'s repeats the steps of a workload CPU whose neighbour
+    /// before it in its symmetry group is identical (position, registers,
+    /// TLB, and its bit in every pending TLBI's and the grace period's CPU
+    /// masks): the same step on the neighbour, listed earlier, reaches the
+    /// same state once normalized. (Swapping the two CPUs maps the state to
+    /// itself and one successor to the other; the symmetry sort then puts
+    /// the CPU that stepped at the same place in both, since its key
+    /// differs from the unchanged twin's: a step moves its CPU's position,
+    /// or adds or removes a TLB entry.) Only steps that cannot be disabled
+    /// (no hardware update) are added, so that the neighbour's step is a
+    /// transition too.
+    fn mirrored_repeats(&self, s: &State, out: &[Step], memo: &mut Memo) {
+        let mut ident = 0u64;
+        for &(start, end) in &self.groups {
+            for i in start + 1..end {
+                let (a, b) = (i, i + 1);
+                let same_bits = |m: u64| (m >> a) & 1 == (m >> b) & 1;
+                if s.wl[i - 1] == s.wl[i]
+                    && s.tlbs[a].entries() == s.tlbs[b].entries()
+                    && s.tlbis.iter().all(|t| same_bits(t.waiting))
+                    && s.gp.is_none_or(same_bits)
+                {
+                    ident |= 1 << b;
+                }
+            }
+        }
+        if ident == 0 {
+            return;
+        }
+        let before = memo.repeats.len();
+        for (t, &st) in out.iter().enumerate() {
+            let (cpu, twin, hw) = match st {
+                Step::Cpu { cpu, choice } => (
+                    cpu,
+                    Step::Cpu {
+                        cpu: cpu - 1,
+                        choice,
+                    },
+                    memo.choice(usize::from(cpu), usize::from(choice))
+                        .flatten()
+                        .is_some_and(|(c, _)| c.hw_update.is_some()),
+                ),
+                Step::Fill { cpu, va, choice } => (
+                    cpu,
+                    Step::Fill {
+                        cpu: cpu - 1,
+                        va,
+                        choice,
+                    },
+                    memo.walk(usize::from(cpu), va, usize::from(choice))
+                        .flatten()
+                        .is_none_or(|(c, _)| c.hw_update.is_some()),
+                ),
+                Step::Evict { cpu, index } => (
+                    cpu,
+                    Step::Evict {
+                        cpu: cpu - 1,
+                        index,
+                    },
+                    false,
+                ),
+                _ => continue,
+            };
+            if ident & (1 << cpu) != 0 && !hw && out[..t].contains(&twin) {
+                memo.repeats.push(t as u32);
+            }
+        }
+        if memo.repeats.len() > before {
+            memo.repeats.sort_unstable();
+            memo.repeats.dedup();
         }
     }
 
@@ -939,8 +1443,10 @@ impl<'a> Engine<'a> {
 
     /// Applies a choice's hardware update and fills to `cpu`'s TLB, as
     /// [`vmsa::Machine::commit`] does. Returns false if the update found
-    /// the descriptor changed.
-    fn commit(&self, s: &mut State, cpu: usize, c: &Choice) -> bool {
+    /// the descriptor changed. `fresh` says which fills (bit `k` for fill
+    /// `k`) the TLB may not hold yet; the others are not inserted again
+    /// (all are, after a hardware update, which evicts entries).
+    fn commit(&self, s: &mut State, cpu: usize, c: &Choice, fresh: u8) -> bool {
         if let Some(u) = c.hw_update {
             if self.read(s, u.pa.0) != u.expected.0 || s.pending.iter().any(|p| p.pa == u.pa) {
                 return false;
@@ -954,8 +1460,15 @@ impl<'a> Engine<'a> {
                 tlb.evict(k);
             }
         }
-        for e in &c.fills {
-            s.tlbs[cpu].insert(*e);
+        let fresh = if c.hw_update.is_some() {
+            u8::MAX
+        } else {
+            fresh
+        };
+        for (k, e) in c.fills.iter().enumerate() {
+            if fresh & (1 << k) != 0 {
+                s.tlbs[cpu].insert(*e);
+            }
         }
         true
     }
@@ -1015,6 +1528,8 @@ impl<'a> Engine<'a> {
         memo: Option<&Memo>,
         want_perm: bool,
     ) -> Applied {
+        // Whether a fill updated a descriptor (set AF).
+        let mut fill_hw = false;
         let r = match step {
             Step::Updater => self.run_updater(n, log.as_deref_mut()),
             Step::Cpu { cpu, choice } => {
@@ -1048,15 +1563,16 @@ impl<'a> Engine<'a> {
                     Some(found) => found,
                     None => {
                         owned = self.walks(s, c, va);
-                        owned.get(k)
+                        owned.get(k).map(|ch| (ch, u8::MAX))
                     }
                 };
-                let Some(ch) = ch else {
+                let Some((ch, fresh)) = ch else {
                     return Applied::Disabled;
                 };
-                if !self.commit(n, c, ch) {
+                if !self.commit(n, c, ch, fresh) {
                     return Applied::Disabled;
                 }
+                fill_hw = ch.hw_update.is_some();
                 if let Some(l) = log.as_deref_mut() {
                     let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
                     for e in &ch.fills {
@@ -1089,13 +1605,14 @@ impl<'a> Engine<'a> {
                 // (an eviction, a TLBI completing) or touch neither.
                 let entries = |s: &State| s.tlbs.iter().map(|t| t.entries().len()).sum::<usize>();
                 let touched = match step {
-                    Step::Cpu { cpu, .. } | Step::Fill { cpu, .. } => {
-                        Touched::Cpu(usize::from(cpu))
-                    }
+                    Step::Cpu { cpu, .. } => Touched::Cpu(usize::from(cpu)),
+                    Step::Fill { cpu, .. } if fill_hw => Touched::Cpu(usize::from(cpu)),
+                    Step::Fill { cpu, .. } => Touched::Grew(usize::from(cpu)),
+                    Step::Evict { cpu, .. } => Touched::Shrank(usize::from(cpu)),
                     // The updater only removes entries (a TLBI completing).
                     Step::Updater if entries(n) == entries(s) => Touched::Nothing,
-                    Step::Updater | Step::Evict { .. } => Touched::Removed,
-                    Step::Propagate { .. } | Step::Publish { .. } => Touched::Nothing,
+                    Step::Updater => Touched::Removed,
+                    Step::Propagate { .. } | Step::Publish { .. } => Touched::Views,
                 };
                 self.normalize_from(n, None, touched);
                 Applied::Next(Vec::new())
@@ -1106,7 +1623,15 @@ impl<'a> Engine<'a> {
     fn run_updater(&self, s: &mut State, log: Option<&mut String>) -> Result<bool, Hazard> {
         let pc = usize::from(s.pc);
         let op = &self.sc.ops[pc];
+        // What the log adds to the instruction (made only with a log: the
+        // search runs without one).
+        let on = log.is_some();
         let mut note = String::new();
+        let mut say = |text: &dyn Fn() -> String| {
+            if on {
+                note = text();
+            }
+        };
         let mut next = pc + 1;
         match op {
             Op::Store { pa, value } => self.store(s, pa.0, *value),
@@ -1115,24 +1640,24 @@ impl<'a> Engine<'a> {
             } if s.retry_stage > 0 => {
                 // The retry of this entry: clear AF again and flush it.
                 next = pc;
-                note = match s.retry_stage {
+                match s.retry_stage {
                     1 => {
                         self.store(s, pa.0, *expect);
-                        format!(" (retry {}: clear AF again)", s.retries)
+                        say(&|| format!(" (retry {}: clear AF again)", s.retries));
                     }
                     2 => {
                         s.pending.clear();
-                        " (retry: dsb ishst)".into()
+                        say(&|| " (retry: dsb ishst)".into());
                     }
                     3 => {
                         self.issue_tlbi(s, *tlbi);
-                        format!(" (retry: {tlbi})")
+                        say(&|| format!(" (retry: {tlbi})"));
                     }
                     _ => {
                         self.complete_tlbis(s);
-                        " (retry: dsb ish)".into()
+                        say(&|| " (retry: dsb ish)".into());
                     }
-                };
+                }
                 s.retry_stage = (s.retry_stage + 1) % 5;
             }
             Op::Cas {
@@ -1146,7 +1671,7 @@ impl<'a> Engine<'a> {
                     s.retries += 1;
                     s.retry_stage = 1;
                     next = pc;
-                    note = format!(" -> found {cur:#x}, retry");
+                    say(&|| format!(" -> found {cur:#x}, retry"));
                 } else {
                     return Err(Hazard {
                         kind: HazardKind::GaveUp,
@@ -1216,7 +1741,7 @@ impl<'a> Engine<'a> {
                     if m != 0 {
                         s.gp = Some(m);
                         next = pc;
-                        note = " (waits for the CPUs in a read section)".into();
+                        say(&|| " (waits for the CPUs in a read section)".into());
                     }
                 }
                 Some(_) => s.gp = None,
@@ -1224,8 +1749,15 @@ impl<'a> Engine<'a> {
             Op::WriteWord { va, value } => {
                 let g = self.sc.config.granule;
                 let read = |pa: PhysAddr| self.read(s, pa.0);
-                let w = walk::walk(g, VirtAddr(*va), g.start_level(), self.sc.root, &read);
-                match w.result {
+                let w = walk::walk_each(
+                    g,
+                    VirtAddr(*va),
+                    g.start_level(),
+                    self.sc.root,
+                    &read,
+                    |_| {},
+                );
+                match w {
                     Ok((leaf, lvl, _, _)) => {
                         let pa = leaf.oa.0 + (va & (g.level_size(lvl) - 1));
                         s.mem.write(pa, *value);
@@ -1290,7 +1822,7 @@ impl<'a> Engine<'a> {
         s: &mut State,
         cpu: usize,
         choice: usize,
-        memoized: Option<Option<&Choice>>,
+        memoized: Option<Option<(&Choice, u8)>>,
         log: Option<&mut String>,
     ) -> Result<bool, Hazard> {
         let mut text = String::new();
@@ -1308,7 +1840,7 @@ impl<'a> Engine<'a> {
         s: &mut State,
         cpu: usize,
         choice: usize,
-        memoized: Option<Option<&Choice>>,
+        memoized: Option<Option<(&Choice, u8)>>,
         on: bool,
         text: &mut String,
     ) -> Result<bool, Hazard> {
@@ -1354,18 +1886,22 @@ impl<'a> Engine<'a> {
             }
             _ => {
                 let (va, access) = self.access_of(s, i);
+                let owned;
                 let ch = match memoized {
-                    Some(found) => found.cloned(),
-                    None => self.choices(s, cpu, va, access).get(choice).cloned(),
+                    Some(found) => found,
+                    None => {
+                        owned = self.choices(s, cpu, va, access);
+                        owned.get(choice).map(|ch| (ch, u8::MAX))
+                    }
                 };
-                let Some(ch) = ch else {
+                let Some((ch, fresh)) = ch else {
                     return Ok(false);
                 };
-                if !self.commit(s, cpu, &ch) {
+                if !self.commit(s, cpu, ch, fresh) {
                     return Ok(false);
                 }
                 if on {
-                    let _ = write!(text, " via {}", describe_via(&ch));
+                    let _ = write!(text, " via {}", describe_via(ch));
                 }
                 let t = match ch.result {
                     Err(f) => {
@@ -1399,7 +1935,7 @@ impl<'a> Engine<'a> {
                         va,
                         format!(
                             "{op} reached pfn {frame:#x}, freed, via {}",
-                            describe_via(&ch)
+                            describe_via(ch)
                         ),
                     ));
                 }
@@ -1550,8 +2086,15 @@ impl<'a> Engine<'a> {
         let g = self.sc.config.granule;
         let read = |pa: PhysAddr| self.read(s, pa.0);
         let leaf = |va: u64| -> Option<(u64, bool)> {
-            let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
-            w.result.ok().map(|(l, lvl, _, _)| {
+            let w = walk::walk_each(
+                g,
+                VirtAddr(va),
+                g.start_level(),
+                self.sc.root,
+                &read,
+                |_| {},
+            );
+            w.ok().map(|(l, lvl, _, _)| {
                 (l.oa.0 + (va & (g.level_size(lvl) - 1)), l.attrs.read_only())
             })
         };
@@ -1689,6 +2232,47 @@ impl<'a> Engine<'a> {
         }
         None
     }
+}
+
+/// Returns which of `fills` (bit `k` for fill `k`) `tlb` does not hold.
+fn fresh_fills(fills: &[TlbEntry], tlb: &[TlbEntry]) -> u8 {
+    let mut fresh = 0u8;
+    for (k, e) in fills.iter().enumerate() {
+        if !tlb.contains(e) {
+            fresh |= 1 << k;
+        }
+    }
+    fresh
+}
+
+/// Tells whether fills `a` and `b` hold the same fresh entries (bit `k` of
+/// `fa` and `fb`: fill `k` is fresh), in the same order.
+fn same_fresh(a: &[TlbEntry], fa: u8, b: &[TlbEntry], fb: u8) -> bool {
+    fn pick(f: &[TlbEntry], m: u8) -> impl Iterator<Item = &TlbEntry> {
+        f.iter()
+            .enumerate()
+            .filter(move |(k, _)| m & (1 << k) != 0)
+            .map(|(_, e)| e)
+    }
+    fa.count_ones() == fb.count_ones() && pick(a, fa).eq(pick(b, fb))
+}
+
+/// Compares two workload CPUs for the symmetry reduction: by position and
+/// registers, then by TLB entries, lexicographically (the order of the
+/// tuple `(wl, entries)`); equal entries, the common case, are skipped
+/// with an equality test, cheaper than ordering them.
+#[inline]
+fn cpu_order(
+    wa: &Wl,
+    ta: &[vmsa::tlb::TlbEntry],
+    wb: &Wl,
+    tb: &[vmsa::tlb::TlbEntry],
+) -> std::cmp::Ordering {
+    wa.cmp(wb)
+        .then_with(|| match ta.iter().zip(tb).find(|(x, y)| x != y) {
+            Some((x, y)) => x.cmp(y),
+            None => ta.len().cmp(&tb.len()),
+        })
 }
 
 fn describe_via(c: &Choice) -> String {

@@ -435,15 +435,28 @@ fn expand(
         }
         return;
     }
-    // Each successor is built over a copy of the state; after the first,
-    // the copy is restored from the state, and TLBs a step left alone
-    // (still marked with their positions) are neither copied back nor
-    // encoded again (their encoding is copied from the state's).
+    // Each successor is built over a copy of the state; after the first
+    // step applied, the copy is restored from the state, and TLBs a step
+    // left alone (still marked with their positions) are neither copied
+    // back nor encoded again (their encoding is copied from the state's).
+    // Steps whose successor is an earlier step's are a transition to a
+    // state known by then (see `Memo::repeats`), and are not applied.
+    let mut repeats = scr.memo.repeats().iter().peekable();
+    let mut fresh = true;
     scr.next.clone_from(s);
-    for (n, &st) in scr.steps.iter().enumerate() {
-        if n > 0 {
+    for (i, &st) in scr.steps.iter().enumerate() {
+        if repeats.next_if_eq(&&(i as u32)).is_some() {
+            out.succ.push(Succ {
+                parent: k,
+                step: st,
+                what: What::Known,
+            });
+            continue;
+        }
+        if !fresh {
             scr.next.restore_from(s);
         }
+        fresh = false;
         let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
             Applied::Disabled => continue,
             Applied::Next(_) => {

@@ -46,11 +46,27 @@ impl Translator<'_> {
         kind: Access,
         out: &mut Vec<Choice>,
     ) {
+        self.choices_with(tlb, asid, va, kind, out, &mut |start, out| {
+            self.walk_from_into(start, asid, va, kind, out)
+        });
+    }
+
+    /// As [`Translator::choices_into`], with the choices of each walk made
+    /// by `walk_from` (see [`Translator::walks_with`]).
+    pub fn choices_with(
+        &self,
+        tlb: &Tlb,
+        asid: u16,
+        va: VirtAddr,
+        kind: Access,
+        out: &mut Vec<Choice>,
+        walk_from: &mut dyn FnMut(Option<&TlbEntry>, &mut Vec<Choice>),
+    ) {
         // The matching leaves, on the stack when there are few (always, in
         // practice).
         let mut leaves = tlb.leaves(va, asid);
         let Some(first) = leaves.next() else {
-            return self.walks_into(tlb, asid, va, kind, out);
+            return self.walks_with(tlb, va, out, walk_from);
         };
         let mut few = [first; 8];
         let mut n = 1;
@@ -94,20 +110,28 @@ impl Translator<'_> {
         kind: Access,
         out: &mut Vec<Choice>,
     ) {
+        self.walks_with(tlb, va, out, &mut |start, out| {
+            self.walk_from_into(start, asid, va, kind, out)
+        });
+    }
+
+    /// As [`Translator::walks_into`], with the choices of the walk from
+    /// each start (`None`: the root; or a walk-cache entry) appended by
+    /// `walk_from`, which must append what [`Translator::walk_from_into`]
+    /// would for the same access: a caller that keeps walks from one
+    /// access to another (memory unchanged) may stand in for it.
+    pub fn walks_with(
+        &self,
+        tlb: &Tlb,
+        va: VirtAddr,
+        out: &mut Vec<Choice>,
+        walk_from: &mut dyn FnMut(Option<&TlbEntry>, &mut Vec<Choice>),
+    ) {
         let first = out.len();
         // From the root, then from each matching walk-cache entry.
-        for start in std::iter::once(None).chain(tlb.walks(va).copied().map(Some)) {
-            let (level, table) = match start {
-                Some(TlbEntry {
-                    kind: TlbKind::Walk { next },
-                    level,
-                    ..
-                }) => (level + 1, next),
-                _ => (self.config.granule.start_level(), self.root),
-            };
-            let walked = walk::walk(self.config.granule, va, level, table, self.read);
-            let via = start.map_or(Via::Walk, Via::WalkFrom);
-            self.walk_choices(asid, va, kind, via, walked, out);
+        walk_from(None, out);
+        for start in tlb.walks(va) {
+            walk_from(Some(start), out);
         }
         // `dedup` on the appended choices only.
         let mut kept = first;
@@ -120,6 +144,30 @@ impl Translator<'_> {
             }
         }
         out.truncate(kept);
+    }
+
+    /// Appends to `out` the choices of one walk for a `kind` access to
+    /// `va`: from the root table (`start` is `None`) or from walk-cache
+    /// entry `start`.
+    pub fn walk_from_into(
+        &self,
+        start: Option<&TlbEntry>,
+        asid: u16,
+        va: VirtAddr,
+        kind: Access,
+        out: &mut Vec<Choice>,
+    ) {
+        let (level, table) = match start {
+            Some(&TlbEntry {
+                kind: TlbKind::Walk { next },
+                level,
+                ..
+            }) => (level + 1, next),
+            _ => (self.config.granule.start_level(), self.root),
+        };
+        let walked = walk::walk(self.config.granule, va, level, table, self.read);
+        let via = start.map_or(Via::Walk, |e| Via::WalkFrom(*e));
+        self.walk_choices(asid, va, kind, via, walked, out);
     }
 
     fn hit_choices(

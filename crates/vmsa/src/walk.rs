@@ -118,7 +118,7 @@ pub enum Via {
 }
 
 /// One way, among those the architecture allows, a translation may resolve.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Choice {
     /// How.
     pub via: Via,
@@ -225,29 +225,46 @@ impl std::hash::Hash for Fills {
 pub fn walk(
     granule: Granule,
     va: VirtAddr,
-    mut level: Level,
-    mut table: PhysAddr,
+    level: Level,
+    table: PhysAddr,
     read: &dyn Fn(PhysAddr) -> u64,
 ) -> Walked {
     // Room, inline, for a table at every level above the last and the leaf
     // entry a caller adds (`Translator` pushes it).
     let mut tables = Fills::default();
+    let result = walk_each(granule, va, level, table, read, |e| tables.push(e));
+    Walked { result, tables }
+}
+
+/// Walks as [`walk`] does, handing `on_table` the walk-cache entry of each
+/// table descriptor read on the way instead of keeping them (a caller that
+/// needs only the leaf passes a closure that does nothing).
+///
+/// # Errors
+///
+/// The fault the walk meets: a translation fault on an invalid or
+/// reserved descriptor.
+pub fn walk_each(
+    granule: Granule,
+    va: VirtAddr,
+    mut level: Level,
+    mut table: PhysAddr,
+    read: &dyn Fn(PhysAddr) -> u64,
+    mut on_table: impl FnMut(TlbEntry),
+) -> Result<(Leaf, Level, PhysAddr, Descriptor), Fault> {
     loop {
         let desc_pa = table.add(granule.index(level, va.0) as u64 * 8);
         let d = Descriptor(read(desc_pa));
         match d.decode(granule, level) {
             Entry::Invalid(_) | Entry::Reserved(_) => {
-                return Walked {
-                    result: Err(Fault {
-                        kind: FaultKind::Translation,
-                        va,
-                        level: Some(level),
-                    }),
-                    tables,
-                };
+                return Err(Fault {
+                    kind: FaultKind::Translation,
+                    va,
+                    level: Some(level),
+                });
             }
             Entry::Table(t) => {
-                tables.push(TlbEntry {
+                on_table(TlbEntry {
                     va: va.align_down(granule.level_size(level)),
                     size_shift: granule.level_shift(level) as u8,
                     level,
@@ -259,10 +276,7 @@ pub fn walk(
                 level += 1;
             }
             Entry::Block(leaf) | Entry::Page(leaf) => {
-                return Walked {
-                    result: Ok((leaf, level, desc_pa, d)),
-                    tables,
-                };
+                return Ok((leaf, level, desc_pa, d));
             }
         }
     }
