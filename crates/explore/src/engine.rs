@@ -1343,7 +1343,12 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        self.mirrored_repeats(s, out, memo);
+        // A mirrored repeat leads where its twin's step does only once the
+        // symmetry sort has put the CPU that stepped in its place: without
+        // the reductions (`Engine::unreduced`) the two successors differ.
+        if self.reduce {
+            self.mirrored_repeats(s, out, memo);
+        }
     }
 
     /// Adds to `memo`'s repeats the steps of a workload CPU whose neighbour

@@ -8,13 +8,19 @@
 //! knows what the step touched) leads where the step applied afresh does
 //! (walks made again, full normalization); and every step listed as a
 //! repeat leads to the state (or the kind of hazard) an earlier step of
-//! the same state leads to. The updater's notes, made only for a log,
-//! still reach it.
+//! the same state leads to. The search's own path gives the same
+//! successors too: the state decoded from its encoding, each step not a
+//! repeat applied over a copy restored from it (`State::restore_from`:
+//! only what the step before changed) and normalized knowing what the step
+//! touched (`Engine::apply_into`), its encoding made reusing the parent's
+//! for the TLBs the step left alone (`State::encode_reusing`), must equal
+//! the plain successor's encoding. The updater's notes, made only for a
+//! log, still reach it.
 
 use std::collections::{HashSet, VecDeque};
 
-use explore::engine::{Engine, Memo, Outcome, Step};
-use explore::state::State;
+use explore::engine::{Applied, Engine, Memo, Outcome, Step};
+use explore::state::{Spans, State};
 use explore::{Direction, Prepared, Scenario, Setup, WorkloadKind};
 use vmsa::BbmLevel;
 
@@ -83,10 +89,23 @@ fn check(at: &str, sc: &Scenario) -> (usize, usize) {
     let mut queue = VecDeque::from([engine.initial()]);
     let (mut memo, mut steps, mut plain) = (Memo::default(), Vec::<Step>::new(), Vec::new());
     let (mut compared, mut repeats) = (0, 0);
+    // The search's path: the state as decoded from its encoding, the copy
+    // its successors are built over.
+    let (mut words, mut parent, mut spans, mut next) = (
+        Vec::new(),
+        State::default(),
+        Spans::default(),
+        State::default(),
+    );
+    let (mut reused, mut plain_enc) = (Vec::new(), Vec::new());
     while let Some(s) = queue.pop_front() {
         if seen.len() >= STATES || !seen.insert(s.clone()) {
             continue;
         }
+        words.clear();
+        s.encode(&mut words);
+        State::decode_spans(&words, &mut parent, &mut spans);
+        assert_eq!(parent, s, "{at}: decoded");
         engine.steps_memo(&s, &mut steps, &mut memo);
         // The steps listed with what the memo kept from the states before
         // (walks, what the observability query's walks reach) are those
@@ -94,12 +113,50 @@ fn check(at: &str, sc: &Scenario) -> (usize, usize) {
         engine.steps(&s, &mut plain);
         assert_eq!(steps, plain, "{at}: the steps of {s:?}");
         let mut after = Vec::new();
+        let mut first = true;
+        next.clone_from(&parent);
         for (k, &st) in steps.iter().enumerate() {
             let with = led(engine.apply_memo(&s, st, &memo));
             let fresh = led(engine.apply(&s, st, None));
             assert_eq!(with, fresh, "{at}: step {st:?} of {s:?}");
             compared += 1;
-            if memo.repeats().contains(&(k as u32)) {
+            let repeat = memo.repeats().contains(&(k as u32));
+            if !repeat {
+                // As `search::expand` does.
+                if !first {
+                    next.restore_from(&parent);
+                }
+                first = false;
+                assert_eq!(next, parent, "{at}: the copy restored before {st:?}");
+                match engine.apply_into(&parent, &mut next, st, &memo) {
+                    Applied::Next(_) => {
+                        reused.clear();
+                        next.encode_reusing(&mut reused, &words, &spans);
+                        let Led::Next(n) = &fresh else {
+                            panic!(
+                                "{at}: step {st:?} of {s:?}: a successor on the search's path, {fresh:?} on the plain one"
+                            )
+                        };
+                        plain_enc.clear();
+                        n.encode(&mut plain_enc);
+                        assert!(
+                            reused == plain_enc,
+                            "{at}: step {st:?} of {s:?}: the search's encoding of {next:?} is not the plain successor's {n:?}"
+                        );
+                    }
+                    Applied::Hazard(h) => assert_eq!(
+                        Led::Hazard(h.kind),
+                        fresh,
+                        "{at}: step {st:?} of {s:?} on the search's path"
+                    ),
+                    Applied::Disabled => assert_eq!(
+                        Led::Disabled,
+                        fresh,
+                        "{at}: step {st:?} of {s:?} on the search's path"
+                    ),
+                }
+            }
+            if repeat {
                 // (A hazard: the search stops at the earlier step's first.)
                 assert!(
                     with != Led::Disabled && after.contains(&with),

@@ -149,3 +149,44 @@ fn a_program_without_its_free_leaks() {
     assert_eq!(hazard.kind, explore::HazardKind::FinalState);
     assert!(hazard.detail.contains("a leak"), "{}", hazard.detail);
 }
+
+/// The unreduced search, the reference above, skips no step the reductions
+/// alone would justify: its state and transition counts are those of the
+/// explorer before any step was skipped as a repeat
+/// (`tests/data/unreduced.counts`).
+#[test]
+fn the_unreduced_search_explores_every_state() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/unreduced.counts");
+    let text = std::fs::read_to_string(path).expect("tests/data/unreduced.counts");
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = format!("unreduced.counts:{}", i + 1);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            f.len(),
+            5,
+            "{at}: expected `protocol workload cpus states transitions`"
+        );
+        let num = |s: &str| -> u64 { s.parse().unwrap_or_else(|e| panic!("{at}: `{s}`: {e}")) };
+        let protocol =
+            mm::Protocol::by_name(f[0]).unwrap_or_else(|| panic!("{at}: protocol `{}`", f[0]));
+        let mut setup = Setup::standard(protocol, BbmLevel::Level0);
+        setup.direction = Direction::Hvo;
+        setup.workloads = vec![f[1].parse().unwrap_or_else(|e| panic!("{at}: {e}"))];
+        setup.copies = num(f[2]) as usize;
+        let prep = Prepared::new(&setup).unwrap_or_else(|e| panic!("{at}: {e}"));
+        let sc = Scenario::build(&prep, &prep.program).unwrap_or_else(|e| panic!("{at}: {e}"));
+        let r = explore(&Engine::unreduced(&sc), &Limits::default());
+        assert_eq!(
+            (r.states, r.transitions),
+            (num(f[3]), num(f[4])),
+            "{at}: {line}: (states, transitions)"
+        );
+        n += 1;
+    }
+    assert!(n > 0, "no cases in {path}");
+}
