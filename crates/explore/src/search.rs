@@ -237,8 +237,7 @@ struct Succ {
 
 enum What {
     /// A state not visited before the chunk, encoded at
-    /// `words[start..end]` of the batch, its fingerprint the batch's
-    /// next in `fps`.
+    /// `words[start..end]` of the batch, the batch's next candidate.
     Next { start: u32, end: u32 },
     /// A state visited before the chunk was expanded.
     Known,
@@ -256,11 +255,12 @@ struct Batch {
     succ: Vec<Succ>,
     /// The states expanded: part and index in the frontier.
     from: Vec<(u32, u32)>,
-    /// The fingerprints of the `Next` successors, in order.
-    fps: Vec<u128>,
-    /// Whether each of `fps` is new: set by the merge's shard tasks.
+    /// The candidates (the `Next` successors) of each shard of the visited
+    /// set, in order: fingerprint and index among the candidates.
+    fps: Vec<Vec<(u128, u32)>>,
+    /// Whether each candidate is new: set by the merge's shard tasks.
     new: Vec<AtomicBool>,
-    /// How many of `fps` are new: added to by the merge's shard tasks.
+    /// How many candidates are new: added to by the merge's shard tasks.
     fresh: AtomicUsize,
     /// Where the first hazard (other than a path given up) lies in `succ`.
     hazard: Option<usize>,
@@ -269,11 +269,13 @@ struct Batch {
 }
 
 impl Batch {
-    fn clear(&mut self) {
+    /// Empties the batch, for a visited set of `shards` shards.
+    fn clear(&mut self, shards: usize) {
         self.words.clear();
         self.succ.clear();
         self.from.clear();
-        self.fps.clear();
+        self.fps.resize_with(shards, Vec::new);
+        self.fps.iter_mut().for_each(Vec::clear);
         self.new.clear();
         *self.fresh.get_mut() = 0;
         self.hazard = None;
@@ -393,7 +395,7 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             batches.par_iter_mut().zip(group.par_iter()).for_each_init(
                 Scratch::default,
                 |scr, (out, &(mut p, mut k, n))| {
-                    out.clear();
+                    out.clear(visited.shards.len());
                     for i in 0..n as u32 {
                         while k == frontier[p].len() {
                             (p, k) = (p + 1, 0);
@@ -405,7 +407,6 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                 },
             );
             // Insert the candidates, shard by shard, in the chunk's order.
-            let n = visited.shards.len();
             let shared: &[Batch] = batches;
             visited
                 .shards
@@ -414,9 +415,9 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                 .for_each(|(s, set)| {
                     for b in shared {
                         let mut fresh = 0;
-                        for (&fp, new) in b.fps.iter().zip(&b.new) {
-                            if Visited::shard(fp, n) == s && set.insert(fp) {
-                                new.store(true, Ordering::Relaxed);
+                        for &(fp, i) in &b.fps[s] {
+                            if set.insert(fp) {
+                                b.new[i as usize].store(true, Ordering::Relaxed);
                                 fresh += 1;
                             }
                         }
@@ -678,7 +679,8 @@ fn expand(
                     out.words.truncate(start);
                     What::Known
                 } else {
-                    out.fps.push(fp);
+                    let n = visited.shards.len();
+                    out.fps[Visited::shard(fp, n)].push((fp, out.new.len() as u32));
                     out.new.push(AtomicBool::new(false));
                     What::Next {
                         start: start as u32,
