@@ -3,8 +3,9 @@
 //!
 //! Determinism: each level's successors are generated in parallel but
 //! collected in the frontier's order, and inserted into the visited set
-//! in that order, so the same scenario gives the same states, the same
-//! counts and the same (shortest) counterexample on any number of
+//! in that order (each shard of the set takes its own in that order, the
+//! shards in parallel), so the same scenario gives the same states, the
+//! same counts and the same (shortest) counterexample on any number of
 //! threads.
 //!
 //! Fingerprints are 128 bits (XXH3-128 of the state's encoding,
@@ -153,9 +154,8 @@ fn fingerprint(words: &[u64]) -> u128 {
 }
 
 /// States kept encoded in one arena (see [`State::encode`]): a part of a
-/// level, with each state's node id. A part is the arena a batch of
-/// successors was encoded into, kept as it is: the words of successors
-/// found known by the merge stay in it, unused.
+/// level (the new states of one batch of the level before), with each
+/// state's node id.
 #[derive(Default)]
 struct Part {
     /// The encodings.
@@ -323,9 +323,9 @@ enum Stop {
 /// chunk's order); walks the batches in order, counting states,
 /// transitions and paths given up per batch, and successor by successor
 /// only in a batch where the search stops (its first hazard, or the state
-/// that reaches the limit); then, in parallel, turns each batch holding a
-/// new state into a part of the next level (its arena kept, no copy),
-/// with the node ids and parent links the chunk's order gives.
+/// that reaches the limit); then, in parallel, copies each batch's new
+/// states into a part of the next level, with the node ids and parent
+/// links the chunk's order gives.
 pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     let start = Instant::now();
     let init = engine.initial();
@@ -341,8 +341,9 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
     // Parent links: node id -> (parent id, step).
     let mut nodes: Vec<(u32, Step)> = vec![(u32::MAX, Step::Updater)];
     // A level is kept as a list of parts, one per batch that found a new
-    // state; parts of a finished level are reused (their arenas) for the
-    // batches of the level after next.
+    // state, so that it never grows by reallocating (and copying) one huge
+    // arena; parts of a finished level are reused for the level after
+    // next.
     let mut first = Part::default();
     first.push(0, &enc);
     let mut frontier: Vec<Part> = vec![first];
@@ -455,8 +456,8 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
                     }
                 };
             }
-            // Turn each batch with a new state into a part, in parallel:
-            // its node ids follow in the chunk's order.
+            // Copy each batch's new states into a part of the next level,
+            // batches in parallel: node ids follow the chunk's order.
             nodes.resize(c.states, (u32::MAX, Step::Updater));
             let mut links = &mut nodes[first_id..];
             let mut id = first_id as u32;
