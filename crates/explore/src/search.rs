@@ -383,7 +383,13 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             .first()
             .map_or(8, |p| p.get(0).len() * 8 + 12)
             .max(1);
-        let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
+        // Chunks grow with the threads (fewer merges to wait for), up to
+        // four; on one thread a chunk's batches stay in the L2 cache while
+        // the merge reads them. The chunk size changes no result: the
+        // first occurrence of a state in the frontier's order is the new
+        // one, and the merge stops at the first hazard or at the state
+        // reaching the limit, in that order, whatever the chunks.
+        let chunk_len = (CHUNK_BYTES * threads.min(4) / (per_state * 32)).clamp(1, CHUNK);
         let tasks = tasks(&frontier);
         for group in tasks.chunks((chunk_len / BATCH).max(1)) {
             // Each task's successors go to a batch kept from chunk to
@@ -617,8 +623,8 @@ fn into_part(
 /// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
 /// Bytes the successors of one chunk may take before deduplication
-/// (assuming about 32 successors per state).
-const CHUNK_BYTES: usize = 32 << 20;
+/// (assuming about 32 successors per state), per thread.
+const CHUNK_BYTES: usize = 16 << 20;
 
 /// Appends to `out` the successors of the state encoded in `words` (index
 /// `k` in the batch): each encoded with its fingerprint, or known (in
