@@ -3,8 +3,9 @@
 //!
 //! Determinism: each level's successors are generated in parallel but
 //! collected in the frontier's order, and inserted into the visited set
-//! in that order, so the same scenario gives the same states, the same
-//! counts and the same (shortest) counterexample on any number of
+//! in that order (each shard of the set takes its own in that order, the
+//! shards in parallel), so the same scenario gives the same states, the
+//! same counts and the same (shortest) counterexample on any number of
 //! threads.
 //!
 //! Fingerprints are 128 bits (XXH3-128 of the state's encoding,
@@ -21,6 +22,7 @@
 //! still its position) is neither copied back nor encoded again: its
 //! encoding is copied from the state's ([`State::encode_reusing`]).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -151,14 +153,15 @@ fn fingerprint(words: &[u64]) -> u128 {
     twox_hash::XxHash3_128::oneshot(bytemuck::cast_slice(words))
 }
 
-/// States kept encoded, one after another in one arena (see
-/// [`State::encode`]): a part of a level, with each state's node id.
+/// States kept encoded in one arena (see [`State::encode`]): a part of a
+/// level (the new states of one batch of the level before), with each
+/// state's node id.
 #[derive(Default)]
 struct Part {
     /// The encodings.
     words: Vec<u64>,
-    /// Where each state's encoding starts in `words` (and the next ends).
-    starts: Vec<usize>,
+    /// Where each state's encoding lies in `words`: start and end.
+    spans: Vec<(u32, u32)>,
     /// Each state's node id.
     ids: Vec<u32>,
 }
@@ -169,54 +172,115 @@ impl Part {
     }
 
     fn get(&self, k: usize) -> &[u64] {
-        let end = self.starts.get(k + 1).copied().unwrap_or(self.words.len());
-        &self.words[self.starts[k]..end]
+        let (start, end) = self.spans[k];
+        &self.words[start as usize..end as usize]
     }
 
     fn push(&mut self, id: u32, words: &[u64]) {
-        self.starts.push(self.words.len());
-        self.ids.push(id);
+        let start = self.words.len() as u32;
         self.words.extend_from_slice(words);
-    }
-
-    fn reserve(&mut self, words: usize, states: usize) {
-        self.words.reserve(words);
-        self.starts.reserve(states);
-        self.ids.reserve(states);
+        self.spans.push((start, self.words.len() as u32));
+        self.ids.push(id);
     }
 
     fn clear(&mut self) {
         self.words.clear();
-        self.starts.clear();
+        self.spans.clear();
         self.ids.clear();
     }
 
     fn bytes(&self) -> u64 {
-        (self.words.len() * 8 + self.starts.len() * 12) as u64
+        (self.words.len() * 8 + self.spans.len() * 12) as u64
     }
 }
 
-/// One successor of a batch's state `parent` (its index in the chunk).
+/// The visited set: fingerprints in shards chosen by their top bits, so
+/// that a chunk's fingerprints are inserted shard by shard in parallel,
+/// each shard taking them in the chunk's order (the first occurrence of
+/// a state in the chunk is the one that is new, as with one set).
+struct Visited {
+    shards: Vec<FxHashSet<u128>>,
+}
+
+impl Visited {
+    /// Makes a set of `n` shards (1 on one thread: the merge then runs as
+    /// one task; the sharding never changes which states are new).
+    fn new(n: usize) -> Self {
+        Visited {
+            shards: (0..n.max(1)).map(|_| FxHashSet::default()).collect(),
+        }
+    }
+
+    /// Says which shard holds `fp`: the top bits of its high word scaled
+    /// to the number of shards (the fingerprint is uniform).
+    fn shard(fp: u128, n: usize) -> usize {
+        ((u128::from((fp >> 64) as u64) * n as u128) >> 64) as usize
+    }
+
+    fn contains(&self, fp: u128) -> bool {
+        self.shards[Self::shard(fp, self.shards.len())].contains(&fp)
+    }
+
+    fn insert(&mut self, fp: u128) -> bool {
+        let n = self.shards.len();
+        self.shards[Self::shard(fp, n)].insert(fp)
+    }
+}
+
+/// One successor of a batch's state `parent` (its index in the batch's
+/// `from`).
 struct Succ {
-    parent: usize,
+    parent: u32,
     step: Step,
     what: What,
 }
 
 enum What {
-    /// A state, encoded at `words[start..end]` of the batch.
-    Next { fp: u128, start: usize, end: usize },
+    /// A state not visited before the chunk, encoded at
+    /// `words[start..end]` of the batch, the batch's next candidate.
+    Next { start: u32, end: u32 },
     /// A state visited before the chunk was expanded.
     Known,
     /// A hazard.
     Hazard(Hazard),
 }
 
-/// The successors of a batch of states, in order.
+/// The successors of a batch of states, in order, and what the merge
+/// found of them.
 #[derive(Default)]
 struct Batch {
+    /// The encodings of the `Next` successors (this becomes a part of the
+    /// next level if one of them is new).
     words: Vec<u64>,
     succ: Vec<Succ>,
+    /// The states expanded: part and index in the frontier.
+    from: Vec<(u32, u32)>,
+    /// The candidates (the `Next` successors) of each shard of the visited
+    /// set, in order: fingerprint and index among the candidates.
+    fps: Vec<Vec<(u128, u32)>>,
+    /// Whether each candidate is new: set by the merge's shard tasks.
+    new: Vec<AtomicBool>,
+    /// How many candidates are new: added to by the merge's shard tasks.
+    fresh: AtomicUsize,
+    /// Where the first hazard (other than a path given up) lies in `succ`.
+    hazard: Option<usize>,
+    /// Paths given up in `succ`.
+    gave_up: u64,
+}
+
+impl Batch {
+    /// Empties the batch, for a visited set of `shards` shards.
+    fn clear(&mut self, shards: usize) {
+        self.words.clear();
+        self.succ.clear();
+        self.from.clear();
+        self.fps.resize_with(shards, Vec::new);
+        self.fps.iter_mut().for_each(Vec::clear);
+        self.new.clear();
+        *self.fresh.get_mut() = 0;
+        self.hazard = None;
+        self.gave_up = 0;
+    }
 }
 
 /// A worker's storage, reused from state to state.
@@ -233,32 +297,80 @@ struct Scratch {
 /// States per parallel task.
 const BATCH: usize = 32;
 
+/// Shards of the visited set per thread (more than one, so that a thread
+/// slowed by other work leaves its shards to the others).
+const SHARDS_PER_THREAD: usize = 8;
+
+/// Counts so far, and where a search stops.
+struct Counts {
+    states: usize,
+    transitions: u64,
+    gave_up: u64,
+}
+
+/// Why a chunk's merge stopped the search: a hazard (the index of the
+/// batch and of the successor) or the state limit.
+enum Stop {
+    Hazard(usize, usize),
+    States,
+}
+
 /// Explores every state reachable in `engine`'s scenario.
+///
+/// A level is expanded in chunks of tasks; after each chunk, the merge:
+/// inserts the fingerprints of the successors not known before the chunk
+/// into the visited set, shard by shard in parallel (each shard in the
+/// chunk's order); walks the batches in order, counting states,
+/// transitions and paths given up per batch, and successor by successor
+/// only in a batch where the search stops (its first hazard, or the state
+/// that reaches the limit); then, in parallel, copies each batch's new
+/// states into a part of the next level, with the node ids and parent
+/// links the chunk's order gives.
 pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
+    // Off the pool (a caller's own thread), the search runs on one of its
+    // workers, so that each chunk's parallel steps start there instead of
+    // waking a worker and putting this thread to sleep, three times a chunk.
+    if rayon::current_thread_index().is_none() {
+        return rayon::scope(|_| search(engine, limits));
+    }
+    search(engine, limits)
+}
+
+/// Explores, on the current thread (a worker of the pool or not).
+fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
     let start = Instant::now();
     let init = engine.initial();
     let mut enc = Vec::new();
     init.encode(&mut enc);
-    let mut visited: FxHashSet<u128> = FxHashSet::default();
+    let threads = rayon::current_num_threads();
+    let mut visited = Visited::new(if threads > 1 {
+        threads * SHARDS_PER_THREAD
+    } else {
+        1
+    });
     visited.insert(fingerprint(&enc));
     // Parent links: node id -> (parent id, step).
     let mut nodes: Vec<(u32, Step)> = vec![(u32::MAX, Step::Updater)];
-    // A level is kept as a list of parts, one per expanded chunk, so that
-    // it never grows by reallocating (and copying) one huge arena; parts
-    // of a finished level are reused for the one after next.
+    // A level is kept as a list of parts, one per batch that found a new
+    // state, so that it never grows by reallocating (and copying) one huge
+    // arena; parts of a finished level are reused for the level after
+    // next.
     let mut first = Part::default();
     first.push(0, &enc);
     let mut frontier: Vec<Part> = vec![first];
     let mut spare: Vec<Part> = Vec::new();
-    let mut transitions = 0u64;
+    let mut c = Counts {
+        states: 1,
+        transitions: 0,
+        gave_up: 0,
+    };
     let mut depth = 0u64;
-    let mut gave_up = 0u64;
-    let report = |verdict, states: usize, transitions, depth, gave_up| Report {
+    let report = |verdict, c: &Counts, depth| Report {
         verdict,
-        states: states as u64,
-        transitions,
+        states: c.states as u64,
+        transitions: c.transitions,
         depth,
-        gave_up,
+        gave_up: c.gave_up,
         elapsed: start.elapsed(),
     };
     let mut next: Vec<Part> = Vec::new();
@@ -273,8 +385,8 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             None
         }
     };
-    let mut parent = State::default();
     let mut batches: Vec<Batch> = Vec::new();
+    let mut outs: Vec<Part> = Vec::new();
     while !frontier.is_empty() {
         // Expand the level in chunks, so that successors not yet
         // deduplicated never hold much memory, and limits are checked often.
@@ -282,19 +394,14 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             .first()
             .map_or(8, |p| p.get(0).len() * 8 + 12)
             .max(1);
-        let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
-        // Tasks of at most `BATCH` states of one part, in the frontier's
-        // order; a chunk is a run of tasks, across parts (a part can be
-        // small: the new states of one chunk of the level before).
-        let tasks: Vec<(usize, usize, usize)> = frontier
-            .iter()
-            .enumerate()
-            .flat_map(|(p, part)| {
-                (0..part.len())
-                    .step_by(BATCH)
-                    .map(move |lo| (p, lo, (lo + BATCH).min(part.len())))
-            })
-            .collect();
+        // Chunks grow with the threads (fewer merges to wait for), up to
+        // four; on one thread a chunk's batches stay in the L2 cache while
+        // the merge reads them. The chunk size changes no result: the
+        // first occurrence of a state in the frontier's order is the new
+        // one, and the merge stops at the first hazard or at the state
+        // reaching the limit, in that order, whatever the chunks.
+        let chunk_len = (CHUNK_BYTES * threads.min(4) / (per_state * 32)).clamp(1, CHUNK);
+        let tasks = tasks(&frontier);
         for group in tasks.chunks((chunk_len / BATCH).max(1)) {
             // Each task's successors go to a batch kept from chunk to
             // chunk, so their storage is allocated once per search.
@@ -302,90 +409,100 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             if batches.len() < ntasks {
                 batches.resize_with(ntasks, Batch::default);
             }
-            batches[..ntasks]
+            let batches = &mut batches[..ntasks];
+            batches.par_iter_mut().zip(group.par_iter()).for_each_init(
+                Scratch::default,
+                |scr, (out, &(mut p, mut k, n))| {
+                    out.clear(visited.shards.len());
+                    for i in 0..n as u32 {
+                        while k == frontier[p].len() {
+                            (p, k) = (p + 1, 0);
+                        }
+                        out.from.push((p as u32, k as u32));
+                        expand(engine, &visited, frontier[p].get(k), i, scr, out);
+                        k += 1;
+                    }
+                },
+            );
+            // Insert the candidates, shard by shard, in the chunk's order.
+            let shared: &[Batch] = batches;
+            visited
+                .shards
                 .par_iter_mut()
-                .zip(group.par_iter())
-                .for_each_init(Scratch::default, |scr, (out, &(p, lo, hi))| {
-                    out.words.clear();
-                    out.succ.clear();
-                    let part = &frontier[p];
-                    for k in lo..hi {
-                        expand(engine, &visited, part.get(k), k, scr, out);
+                .enumerate()
+                .for_each(|(s, set)| {
+                    for b in shared {
+                        let mut fresh = 0;
+                        for &(fp, i) in &b.fps[s] {
+                            if set.insert(fp) {
+                                b.new[i as usize].store(true, Ordering::Relaxed);
+                                fresh += 1;
+                            }
+                        }
+                        if fresh > 0 {
+                            b.fresh.fetch_add(fresh, Ordering::Relaxed);
+                        }
                     }
                 });
-            let mut out = spare.pop().unwrap_or_default();
-            // Room for every successor not known before the chunk, made at
-            // once (growing a part by doubling copied megabytes).
-            let (words, succs) = batches[..ntasks]
-                .iter()
-                .fold((0, 0), |(w, n), b| (w + b.words.len(), n + b.succ.len()));
-            out.reserve(words, succs);
-            nodes.reserve(succs);
-            for (batch, &(p, _, _)) in batches[..ntasks].iter().zip(group) {
-                let part = &frontier[p];
-                for succ in &batch.succ {
-                    transitions += 1;
-                    let id = part.ids[succ.parent];
-                    match &succ.what {
-                        What::Hazard(h) if h.kind == crate::HazardKind::GaveUp => {
-                            gave_up += 1;
-                        }
-                        What::Hazard(h) => {
-                            State::decode_into(part.get(succ.parent), &mut parent);
-                            let terminal =
-                                engine.finished(&parent) || h.kind == crate::HazardKind::Deadlock;
-                            let (trace, labels) =
-                                rebuild(engine, &nodes, id, (!terminal).then_some(succ.step), h.va);
-                            let mut hazard = h.clone();
-                            hazard.detail = relabel(&hazard.detail, &labels);
-                            if hazard.cpu > 0 {
-                                hazard.cpu = labels[hazard.cpu - 1];
-                            }
-                            return report(
-                                Verdict::Hazard { hazard, trace },
-                                visited.len(),
-                                transitions,
-                                depth + 1,
-                                gave_up,
-                            );
-                        }
-                        What::Known => {}
-                        &What::Next { fp, start, end } => {
-                            if visited.insert(fp) {
-                                nodes.push((id, succ.step));
-                                out.push((nodes.len() - 1) as u32, &batch.words[start..end]);
-                                if visited.len() as u64 >= limits.states {
-                                    return report(
-                                        Verdict::Incomplete {
-                                            limit: Limit::States,
-                                            advice: Limit::States.advice(limits),
-                                        },
-                                        visited.len(),
-                                        transitions,
-                                        depth,
-                                        gave_up,
-                                    );
-                                }
-                            }
-                        }
-                    }
+            // Count, batch by batch in order; successor by successor in
+            // the batch where the search stops.
+            let first_id = nodes.len();
+            for (i, b) in batches.iter().enumerate() {
+                let fresh = b.fresh.load(Ordering::Relaxed);
+                if b.hazard.is_none() && ((c.states + fresh) as u64) < limits.states {
+                    c.states += fresh;
+                    c.transitions += b.succ.len() as u64;
+                    c.gave_up += b.gave_up;
+                    continue;
                 }
+                let Some(stop) = settle(b, i, &mut c, limits) else {
+                    continue;
+                };
+                return match stop {
+                    Stop::States => report(
+                        Verdict::Incomplete {
+                            limit: Limit::States,
+                            advice: Limit::States.advice(limits),
+                        },
+                        &c,
+                        depth,
+                    ),
+                    Stop::Hazard(bi, si) => {
+                        let verdict = hazard_verdict(engine, &nodes, &frontier, &batches[bi], si);
+                        report(verdict, &c, depth + 1)
+                    }
+                };
             }
-            if out.len() > 0 {
-                next.push(out);
-            } else {
-                spare.push(out);
+            // Copy each batch's new states into a part of the next level,
+            // batches in parallel: node ids follow the chunk's order.
+            nodes.resize(c.states, (u32::MAX, Step::Updater));
+            let mut links = &mut nodes[first_id..];
+            let mut id = first_id as u32;
+            outs.clear();
+            let mut jobs = Vec::with_capacity(ntasks);
+            for b in batches.iter_mut() {
+                let fresh = *b.fresh.get_mut();
+                if fresh == 0 {
+                    continue;
+                }
+                let (mine, rest) = std::mem::take(&mut links).split_at_mut(fresh);
+                links = rest;
+                jobs.push((b, mine, id, spare.pop().unwrap_or_default()));
+                id += fresh as u32;
             }
-            if let Some(l) = check_limits(visited.len(), &frontier, &next) {
+            outs.par_extend(
+                jobs.into_par_iter()
+                    .map(|(b, links, id, part)| into_part(b, &frontier, links, id, part)),
+            );
+            next.append(&mut outs);
+            if let Some(l) = check_limits(c.states, &frontier, &next) {
                 return report(
                     Verdict::Incomplete {
                         limit: l,
                         advice: l.advice(limits),
                     },
-                    visited.len(),
-                    transitions,
+                    &c,
                     depth,
-                    gave_up,
                 );
             }
         }
@@ -395,25 +512,140 @@ pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
             spare.push(p);
         }
     }
-    report(Verdict::Safe, visited.len(), transitions, depth, gave_up)
+    report(Verdict::Safe, &c, depth)
+}
+
+/// Splits the frontier into tasks of `BATCH` states (the last fewer), in
+/// its order, across parts (a part can be small: the new states of one
+/// batch of the level before): each its first state's part and index, and
+/// its number of states.
+fn tasks(frontier: &[Part]) -> Vec<(usize, usize, usize)> {
+    let mut tasks = Vec::new();
+    let (mut p, mut k) = (0, 0);
+    let mut left: usize = frontier.iter().map(Part::len).sum();
+    while left > 0 {
+        let n = BATCH.min(left);
+        tasks.push((p, k, n));
+        left -= n;
+        k += n;
+        while p < frontier.len() && k >= frontier[p].len() {
+            k -= frontier[p].len();
+            p += 1;
+        }
+    }
+    tasks
+}
+
+/// Counts batch `b` (index `i` in its chunk) successor by successor, in
+/// order, as far as the search goes: to its first hazard, or to the new
+/// state that reaches the state limit. Returns why it stopped, if it did.
+fn settle(b: &Batch, i: usize, c: &mut Counts, limits: &Limits) -> Option<Stop> {
+    let mut k = 0;
+    for (si, succ) in b.succ.iter().enumerate() {
+        c.transitions += 1;
+        match &succ.what {
+            What::Hazard(h) if h.kind == crate::HazardKind::GaveUp => c.gave_up += 1,
+            What::Hazard(_) => return Some(Stop::Hazard(i, si)),
+            What::Known => {}
+            What::Next { .. } => {
+                if b.new[k].load(Ordering::Relaxed) {
+                    c.states += 1;
+                    if c.states as u64 >= limits.states {
+                        return Some(Stop::States);
+                    }
+                }
+                k += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Makes the verdict for the hazard batch `b` met at its successor `si`:
+/// the counterexample replayed along the parent links, with the real CPU
+/// numbers.
+fn hazard_verdict(
+    engine: &Engine<'_>,
+    nodes: &[(u32, Step)],
+    frontier: &[Part],
+    b: &Batch,
+    si: usize,
+) -> Verdict {
+    let succ = &b.succ[si];
+    let What::Hazard(h) = &succ.what else {
+        unreachable!("a stop at a hazard is at a hazard");
+    };
+    let (p, k) = b.from[succ.parent as usize];
+    let part = &frontier[p as usize];
+    let mut parent = State::default();
+    State::decode_into(part.get(k as usize), &mut parent);
+    let terminal = engine.finished(&parent) || h.kind == crate::HazardKind::Deadlock;
+    let id = part.ids[k as usize];
+    let (trace, labels) = rebuild(engine, nodes, id, (!terminal).then_some(succ.step), h.va);
+    let mut hazard = h.clone();
+    hazard.detail = relabel(&hazard.detail, &labels);
+    if hazard.cpu > 0 {
+        hazard.cpu = labels[hazard.cpu - 1];
+    }
+    Verdict::Hazard { hazard, trace }
+}
+
+/// Copies batch `b`'s new states into `part` (empty, its arena reused),
+/// with their node ids from `id` on, and writes their parent links into
+/// `links`.
+fn into_part(
+    b: &mut Batch,
+    frontier: &[Part],
+    links: &mut [(u32, Step)],
+    id: u32,
+    mut part: Part,
+) -> Part {
+    // Where the new states lie in the batch, then room for them made at
+    // once (without copying what the part's arena held: nothing).
+    let mut k = 0;
+    let mut words = 0;
+    let mut links = links.iter_mut();
+    for succ in &b.succ {
+        if let What::Next { start, end } = succ.what {
+            if *b.new[k].get_mut() {
+                if let Some(l) = links.next() {
+                    let (p, k) = b.from[succ.parent as usize];
+                    *l = (frontier[p as usize].ids[k as usize], succ.step);
+                }
+                part.spans.push((start, end));
+                words += (end - start) as usize;
+            }
+            k += 1;
+        }
+    }
+    if part.words.capacity() < words {
+        part.words = Vec::with_capacity(words);
+    }
+    for span in &mut part.spans {
+        let start = part.words.len() as u32;
+        part.words
+            .extend_from_slice(&b.words[span.0 as usize..span.1 as usize]);
+        *span = (start, part.words.len() as u32);
+    }
+    part.ids.extend(id..id + part.spans.len() as u32);
+    part
 }
 
 /// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
 /// Bytes the successors of one chunk may take before deduplication
-/// (assuming about 32 successors per state): small enough that the
-/// batches, reused from chunk to chunk, stay in the cache.
-const CHUNK_BYTES: usize = 32 << 20;
+/// (assuming about 32 successors per state), per thread.
+const CHUNK_BYTES: usize = 16 << 20;
 
 /// Appends to `out` the successors of the state encoded in `words` (index
-/// `k` in its chunk): each encoded with its fingerprint, or known (in
+/// `k` in the batch): each encoded with its fingerprint, or known (in
 /// `visited`, which the merge does not change while chunks expand), or a
 /// hazard.
 fn expand(
     engine: &Engine<'_>,
-    visited: &FxHashSet<u128>,
+    visited: &Visited,
     words: &[u64],
-    k: usize,
+    k: u32,
     scr: &mut Scratch,
     out: &mut Batch,
 ) {
@@ -427,11 +659,7 @@ fn expand(
             Some(deadlock(engine, s))
         };
         if let Some(h) = h {
-            out.succ.push(Succ {
-                parent: k,
-                step: Step::Updater,
-                what: What::Hazard(h),
-            });
+            out.push_hazard(k, Step::Updater, h);
         }
         return;
     }
@@ -457,27 +685,50 @@ fn expand(
             scr.next.restore_from(s);
         }
         fresh = false;
-        let what = match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
-            Applied::Disabled => continue,
+        match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
+            Applied::Disabled => {}
             Applied::Next(_) => {
                 let start = out.words.len();
                 scr.next.encode_reusing(&mut out.words, words, &scr.spans);
                 let end = out.words.len();
                 let fp = fingerprint(&out.words[start..end]);
-                if visited.contains(&fp) {
+                let what = if visited.contains(fp) {
                     // Visited before this chunk: the merge would drop it.
                     out.words.truncate(start);
                     What::Known
                 } else {
-                    What::Next { fp, start, end }
-                }
+                    let n = visited.shards.len();
+                    out.fps[Visited::shard(fp, n)].push((fp, out.new.len() as u32));
+                    out.new.push(AtomicBool::new(false));
+                    What::Next {
+                        start: start as u32,
+                        end: end as u32,
+                    }
+                };
+                out.succ.push(Succ {
+                    parent: k,
+                    step: st,
+                    what,
+                });
             }
-            Applied::Hazard(h) => What::Hazard(h),
-        };
-        out.succ.push(Succ {
+            Applied::Hazard(h) => out.push_hazard(k, st, h),
+        }
+    }
+}
+
+impl Batch {
+    /// Appends a hazard met from state `k` by `step`, noting the first
+    /// (other than a path given up) and counting paths given up.
+    fn push_hazard(&mut self, k: u32, step: Step, h: Hazard) {
+        if h.kind == crate::HazardKind::GaveUp {
+            self.gave_up += 1;
+        } else if self.hazard.is_none() {
+            self.hazard = Some(self.succ.len());
+        }
+        self.succ.push(Succ {
             parent: k,
-            step: st,
-            what,
+            step,
+            what: What::Hazard(h),
         });
     }
 }
