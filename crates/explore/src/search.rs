@@ -394,13 +394,15 @@ fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
             .first()
             .map_or(8, |p| p.get(0).len() * 8 + 12)
             .max(1);
-        // Chunks grow with the threads (fewer merges to wait for), up to
-        // four; on one thread a chunk's batches stay in the L2 cache while
-        // the merge reads them. The chunk size changes no result: the
-        // first occurrence of a state in the frontier's order is the new
-        // one, and the merge stops at the first hazard or at the state
-        // reaching the limit, in that order, whatever the chunks.
-        let chunk_len = (CHUNK_BYTES * threads.min(4) / (per_state * 32)).clamp(1, CHUNK);
+        // Chunks of a fixed size, whatever the threads: on one thread a
+        // chunk's batches stay in the L2 cache while the merge reads them,
+        // and the limits on memory and time, checked after each chunk, are
+        // checked at the same states on any number of threads. The chunk
+        // size changes no result otherwise: the first occurrence of a
+        // state in the frontier's order is the new one, and the merge stops
+        // at the first hazard or at the state reaching the limit, in that
+        // order, whatever the chunks.
+        let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
         let tasks = tasks(&frontier);
         for group in tasks.chunks((chunk_len / BATCH).max(1)) {
             // Each task's successors go to a batch kept from chunk to
@@ -634,7 +636,7 @@ fn into_part(
 /// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
 /// Bytes the successors of one chunk may take before deduplication
-/// (assuming about 32 successors per state), per thread.
+/// (assuming about 32 successors per state).
 const CHUNK_BYTES: usize = 16 << 20;
 
 /// Appends to `out` the successors of the state encoded in `words` (index

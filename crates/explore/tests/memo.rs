@@ -17,11 +17,13 @@
 //! the plain successor's encoding. The updater's notes, made only for a
 //! log, still reach it.
 
+mod common;
+
 use std::collections::{HashSet, VecDeque};
 
 use explore::engine::{Applied, Engine, Memo, Outcome, Step};
 use explore::state::{Spans, State};
-use explore::{Direction, Prepared, Scenario, Setup, WorkloadKind};
+use explore::{Prepared, Scenario, Setup, WorkloadKind};
 use vmsa::BbmLevel;
 
 /// States taken from each configuration, breadth first.
@@ -40,20 +42,7 @@ fn parse(text: &str) -> Vec<(String, Setup)> {
             f.len() >= 5,
             "{at}: expected `protocol op bbm workload cpus [options]`"
         );
-        let protocol =
-            mm::Protocol::by_name(f[0]).unwrap_or_else(|| panic!("{at}: protocol {}", f[0]));
-        let bbm: BbmLevel = f[2].parse().unwrap_or_else(|e| panic!("{at}: {e}"));
-        let mut setup = Setup::standard(protocol, bbm);
-        setup.direction = match f[1] {
-            "hvo" => Direction::Hvo,
-            "de-hvo" => Direction::Restore,
-            d => panic!("{at}: op `{d}`, expected hvo or de-hvo"),
-        };
-        let w: WorkloadKind = f[3].parse().unwrap_or_else(|e| panic!("{at}: {e}"));
-        setup.workloads = vec![w];
-        setup.copies = f[4]
-            .parse()
-            .unwrap_or_else(|e| panic!("{at}: cpus `{}`: {e}", f[4]));
+        let mut setup = common::setup(&at, &f);
         for opt in &f[5..] {
             match *opt {
                 "no-hw-af" => setup.features.hw_af = false,

@@ -9,10 +9,11 @@
 //! (counting only the states before it in the chunk), and at a hazard met
 //! after paths were given up.
 
+mod common;
+
 use explore::engine::Engine;
 use explore::search::explore;
-use explore::{Direction, Limits, Prepared, Scenario, Setup, Verdict, WorkloadKind};
-use vmsa::BbmLevel;
+use explore::{Limits, Prepared, Scenario, Setup, Verdict};
 
 /// One case: where it is, the setup, whether `synchronize_rcu()` is
 /// removed, the state limit, and the expected summary.
@@ -41,20 +42,7 @@ fn parse(text: &str) -> Vec<Case> {
             f.len() >= 7,
             "{at}: expected `protocol op bbm workload cpus rcu|no-rcu max-states = summary`"
         );
-        let protocol =
-            mm::Protocol::by_name(f[0]).unwrap_or_else(|| panic!("{at}: protocol {}", f[0]));
-        let bbm: BbmLevel = f[2].parse().unwrap_or_else(|e| panic!("{at}: {e}"));
-        let mut setup = Setup::standard(protocol, bbm);
-        setup.direction = match f[1] {
-            "hvo" => Direction::Hvo,
-            "de-hvo" => Direction::Restore,
-            d => panic!("{at}: op `{d}`, expected hvo or de-hvo"),
-        };
-        let w: WorkloadKind = f[3].parse().unwrap_or_else(|e| panic!("{at}: {e}"));
-        setup.workloads = vec![w];
-        setup.copies = f[4]
-            .parse()
-            .unwrap_or_else(|e| panic!("{at}: cpus `{}`: {e}", f[4]));
+        let setup = common::setup(&at, &f);
         let no_rcu = match f[5] {
             "rcu" => false,
             "no-rcu" => true,
