@@ -3,6 +3,8 @@
 //! (ample sets, eager propagation, dropping unused TLB entries, the publish
 //! filter, symmetry), and both searches must agree.
 
+mod common;
+
 use explore::engine::Engine;
 use explore::search::explore;
 use explore::{Direction, Limits, Prepared, Scenario, Setup, Verdict, WorkloadKind};
@@ -168,22 +170,17 @@ fn the_unreduced_search_explores_every_state() {
         let f: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
             f.len(),
-            5,
-            "{at}: expected `protocol workload cpus states transitions`"
+            7,
+            "{at}: expected `protocol op bbm workload cpus states transitions`"
         );
         let num = |s: &str| -> u64 { s.parse().unwrap_or_else(|e| panic!("{at}: `{s}`: {e}")) };
-        let protocol =
-            mm::Protocol::by_name(f[0]).unwrap_or_else(|| panic!("{at}: protocol `{}`", f[0]));
-        let mut setup = Setup::standard(protocol, BbmLevel::Level0);
-        setup.direction = Direction::Hvo;
-        setup.workloads = vec![f[1].parse().unwrap_or_else(|e| panic!("{at}: {e}"))];
-        setup.copies = num(f[2]) as usize;
+        let setup = common::setup(&at, &f);
         let prep = Prepared::new(&setup).unwrap_or_else(|e| panic!("{at}: {e}"));
         let sc = Scenario::build(&prep, &prep.program).unwrap_or_else(|e| panic!("{at}: {e}"));
         let r = explore(&Engine::unreduced(&sc), &Limits::default());
         assert_eq!(
             (r.states, r.transitions),
-            (num(f[3]), num(f[4])),
+            (num(f[5]), num(f[6])),
             "{at}: {line}: (states, transitions)"
         );
         n += 1;
