@@ -1876,7 +1876,7 @@ impl<'a> Engine<'a> {
                 let flags = s.wl[i].regs[*reg];
                 if picked != w.head
                     && flags & mm::vmemmap::PG_HEAD != 0
-                    && picked % (1 << self.shift) == 0
+                    && picked.is_multiple_of(1 << self.shift)
                 {
                     next = *to;
                     if on {

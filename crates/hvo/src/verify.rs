@@ -377,9 +377,63 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
         rows.iter().filter(|r| r.safe()).count(),
         time.as_secs_f64()
     ));
+    out.push_str(&answer(rows));
     for r in rows {
         let label = format!("{} {}", r.setup.protocol.name, r.setup.direction.name());
         out.push_str(&counterexample(&label, r));
+    }
+    out
+}
+
+/// Returns the short answer under the table: for each protocol and
+/// direction, at which of the FEAT_BBM levels checked it is both compliant
+/// and safe.
+fn answer(rows: &[Row]) -> String {
+    /// One protocol in one direction: how many levels were checked, and
+    /// those at which it was compliant and safe.
+    struct Group {
+        label: String,
+        checked: usize,
+        good: Vec<String>,
+    }
+    let mut levels: Vec<String> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for r in rows {
+        let bbm = r.setup.features.bbm.to_string();
+        if !levels.contains(&bbm) {
+            levels.push(bbm.clone());
+        }
+        let label = format!("{} {}", r.setup.protocol.name, r.setup.direction.name());
+        let i = match groups.iter().position(|g| g.label == label) {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    label,
+                    checked: 0,
+                    good: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        groups[i].checked += 1;
+        if r.compliant() && r.safe() {
+            groups[i].good.push(bbm);
+        }
+    }
+    let width = groups.iter().map(|g| g.label.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "\nCompliant and safe (FEAT_BBM levels checked: {}):\n",
+        levels.join(", ")
+    );
+    for g in &groups {
+        let text = if g.good.is_empty() {
+            "at no level checked".to_string()
+        } else if g.good.len() == g.checked {
+            "at every level checked".to_string()
+        } else {
+            format!("only at FEAT_BBM {}", g.good.join(", "))
+        };
+        out.push_str(&format!("  {:<width$}  {text}\n", g.label));
     }
     out
 }

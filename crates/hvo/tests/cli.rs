@@ -31,6 +31,35 @@ fn verify_row<'a>(out: &'a str, protocol: &str, op: &str, bbm: &str) -> &'a str 
         .unwrap_or_else(|| panic!("no row for {protocol} {op} {bbm} in\n{out}"))
 }
 
+/// The short answer under the table follows the rows: a protocol is listed
+/// at a level only when that row is both compliant and safe.
+#[test]
+fn verify_ends_its_table_with_the_short_answer() {
+    let (code, out, err) = hvo(&["verify", "--protocol", "ro-first,bbm,stop-machine"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let answer: Vec<&str> = out
+        .lines()
+        .skip_while(|l| {
+            !l.starts_with("Compliant and safe (FEAT_BBM levels checked: 0, 2, 2-noabort):")
+        })
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ").leak() as &str)
+        .collect();
+    assert_eq!(
+        answer,
+        [
+            "ro-first hvo only at FEAT_BBM 2-noabort",
+            "ro-first de-hvo at every level checked",
+            "bbm hvo at no level checked",
+            "bbm de-hvo at no level checked",
+            "stop-machine hvo at every level checked",
+            "stop-machine de-hvo at every level checked",
+        ],
+        "{out}"
+    );
+}
+
 #[test]
 fn verify_gives_every_protocols_verdicts_and_counterexamples() {
     let (code, out, err) = hvo(&["verify"]);

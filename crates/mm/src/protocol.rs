@@ -482,7 +482,7 @@ impl Protocol {
         let mut p = Program::with_capacity(1);
         let n = f.frames.len() as u64;
         let keep_first = f.reuse_head || self.remap == RemapStrategy::SharedTail;
-        if !keep_first && n.is_power_of_two() && f.frames[0] % n == 0 {
+        if !keep_first && n.is_power_of_two() && f.frames[0].is_multiple_of(n) {
             p.push(Instr::Free {
                 page: Page::Frame(f.frames[0]),
                 order: n.trailing_zeros() as u8,

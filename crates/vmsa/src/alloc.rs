@@ -218,7 +218,7 @@ impl FrameAllocator {
         let mut f = start;
         while f < end {
             let mut order = self.max_order;
-            while order > 0 && (f % (1 << order) != 0 || f + (1 << order) > end) {
+            while order > 0 && (!f.is_multiple_of(1 << order) || f + (1 << order) > end) {
                 order -= 1;
             }
             self.insert_free(f, order);
@@ -336,7 +336,7 @@ impl FrameAllocator {
     /// misaligned frame or frames that are neither allocated nor reserved.
     pub fn free(&mut self, frame: u64, order: u8) -> Result<(), VmsaError> {
         let bad = |why| VmsaError::BadFree { frame, order, why };
-        if frame % (1 << order) != 0 || order > self.max_order {
+        if !frame.is_multiple_of(1 << order) || order > self.max_order {
             return Err(bad("misaligned block or order too large"));
         }
         match self.order_of(frame) {

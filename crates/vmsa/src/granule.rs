@@ -208,7 +208,7 @@ impl FromStr for Granule {
 pub fn format_size(size: u64) -> String {
     const UNITS: [(&str, u32); 5] = [("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)];
     for (unit, shift) in UNITS {
-        if size >= 1 << shift && size % (1 << shift) == 0 {
+        if size >= 1 << shift && size.is_multiple_of(1 << shift) {
             return format!("{}{unit}", size >> shift);
         }
     }

@@ -465,7 +465,7 @@ impl Machine {
     ) -> Result<(), VmsaError> {
         let g = self.config.granule;
         let size = g.level_size(level);
-        if !va.is_aligned(size) || len % size != 0 {
+        if !va.is_aligned(size) || !len.is_multiple_of(size) {
             return Err(VmsaError::Misaligned {
                 addr: va.0,
                 align: size,

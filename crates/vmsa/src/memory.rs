@@ -251,7 +251,7 @@ impl Memory {
     /// Returns [`VmsaError::Misaligned`] if `size` is not a multiple of the
     /// page size.
     pub fn new(granule: Granule, size: u64) -> Result<Self, VmsaError> {
-        if size % granule.page_size() != 0 || size == 0 {
+        if !size.is_multiple_of(granule.page_size()) || size == 0 {
             return Err(VmsaError::Misaligned {
                 addr: size,
                 align: granule.page_size(),
@@ -737,7 +737,7 @@ impl Memory {
 }
 
 fn check_word(pa: PhysAddr) -> Result<(), VmsaError> {
-    if pa.0 % 8 != 0 {
+    if !pa.0.is_multiple_of(8) {
         return Err(VmsaError::Misaligned {
             addr: pa.0,
             align: 8,
