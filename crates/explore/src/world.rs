@@ -393,10 +393,8 @@ impl Scenario {
             let frame = |p: Page, regs: &mm::Regs| -> Result<u64, ExploreError> {
                 match p {
                     Page::Frame(f) => Ok(f),
-                    Page::Reg(r, off) => regs.get(&r).map(|f| f + off).ok_or_else(|| {
-                        ExploreError::Setup(format!(
-                            "instruction {index} ({ins}) uses register r{r} before its allocation"
-                        ))
+                    Page::Reg(r, off) => regs.pages(r, off, 1).map_err(|e| {
+                        ExploreError::Setup(format!("instruction {index} ({ins}): {e}"))
                     }),
                 }
             };
@@ -442,7 +440,13 @@ impl Scenario {
                 Instr::Tlbi { kind, va } => Op::Tlbi(Tlbi::new(*kind, VirtAddr(*va))),
                 Instr::Alloc { .. } => Op::Alloc,
                 Instr::Free { page, order } => Op::Free {
-                    first: frame(*page, &regs)?,
+                    first: match *page {
+                        // Every page freed lies in the allocation.
+                        Page::Reg(r, off) => regs.pages(r, off, 1 << order).map_err(|e| {
+                            ExploreError::Setup(format!("instruction {index} ({ins}): {e}"))
+                        })?,
+                        p => frame(p, &regs)?,
+                    },
                     count: 1 << order,
                 },
                 Instr::Copy { dst, src } => Op::Copy {

@@ -463,9 +463,9 @@ impl Kernel {
         match p {
             Page::Frame(f) => Ok(f << shift),
             Page::Reg(r, off) => regs
-                .get(&r)
-                .map(|&f| (f + off) << shift)
-                .ok_or_else(|| MmError::Config(format!("register r{r} used before allocation"))),
+                .pages(r, off, 1)
+                .map(|f| f << shift)
+                .map_err(MmError::Config),
         }
     }
 
@@ -550,7 +550,7 @@ impl Kernel {
                 }
                 Instr::Alloc { reg, order } => match self.machine.allocator_mut().alloc(*order) {
                     Ok(f) => {
-                        regs.insert(*reg, f);
+                        regs.insert(*reg, f, *order);
                         self.costs.allocations += 1;
                     }
                     Err(_) => {
@@ -562,6 +562,11 @@ impl Kernel {
                     }
                 },
                 Instr::Free { page, order } => {
+                    // Every page freed, not only the first, lies in the
+                    // allocation of a register.
+                    if let Page::Reg(r, off) = *page {
+                        regs.pages(r, off, 1 << order).map_err(MmError::Config)?;
+                    }
                     let pa = self.page_pa(*page, regs)?;
                     self.machine.free_pages(cpu, PhysAddr(pa), *order)?;
                     self.costs.frees += 1;

@@ -35,10 +35,11 @@ impl fmt::Display for Page {
 }
 
 /// The registers of a running program: the first frame each
-/// [`Instr::Alloc`] returned, by register. A program allocates a handful,
-/// so they are a short list searched from the start, not a hash map.
+/// [`Instr::Alloc`] returned, and its order, by register. A program
+/// allocates a handful, so they are a short list searched from the start,
+/// not a hash map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Regs(Vec<(u16, u64)>);
+pub struct Regs(Vec<(u16, u64, u8)>);
 
 impl Regs {
     /// Returns empty registers with room for `n`.
@@ -48,21 +49,66 @@ impl Regs {
 
     /// Returns the frame in register `r`, if it was allocated.
     pub fn get(&self, r: &u16) -> Option<&u64> {
-        self.0.iter().find(|(x, _)| x == r).map(|(_, f)| f)
+        self.0.iter().find(|(x, _, _)| x == r).map(|(_, f, _)| f)
     }
 
-    /// Sets register `r` to `frame`.
-    pub fn insert(&mut self, r: u16, frame: u64) {
-        match self.0.iter_mut().find(|(x, _)| *x == r) {
-            Some((_, f)) => *f = frame,
-            None => self.0.push((r, frame)),
+    /// Sets register `r` to the `2^order` frames from `frame`.
+    pub fn insert(&mut self, r: u16, frame: u64, order: u8) {
+        match self.0.iter_mut().find(|(x, _, _)| *x == r) {
+            Some(e) => *e = (r, frame, order),
+            None => self.0.push((r, frame, order)),
         }
+    }
+
+    /// Returns the frames `off .. off + count` of the allocation in
+    /// register `r` (the first of them): `rN+K` names page K of it, and
+    /// a page outside it is a frame the program never allocated.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when `r` was not allocated, or when the pages
+    /// reach past the allocation's `2^order` pages.
+    pub fn pages(&self, r: u16, off: u64, count: u64) -> Result<u64, String> {
+        let (_, f, order) = self
+            .0
+            .iter()
+            .find(|(x, _, _)| *x == r)
+            .ok_or_else(|| format!("register r{r} used before allocation"))?;
+        let size = 1u64 << order;
+        if off.checked_add(count).is_none_or(|end| end > size) {
+            return Err(out_of_allocation(r, off, count, *order));
+        }
+        Ok(f + off)
     }
 
     /// Forgets every register.
     pub fn clear(&mut self) {
         self.0.clear();
     }
+}
+
+/// Says that pages `off .. off + count` of register `r` lie outside its
+/// allocation of order `order` (shared by the executor and the `.seq`
+/// resolver, so that both say it alike).
+pub fn out_of_allocation(r: u16, off: u64, count: u64, order: u8) -> String {
+    let size = 1u64 << order;
+    let pages = if size == 1 {
+        "1 page".to_string()
+    } else {
+        format!("{size} pages")
+    };
+    let what = if count == 1 {
+        format!("page offset {off} (r{r}+{off}) is")
+    } else {
+        format!(
+            "page offsets {off}..{} (r{r}+{off}, {count} pages) are",
+            off.saturating_add(count - 1)
+        )
+    };
+    format!(
+        "{what} outside the allocation in r{r}: it is {pages} (order {order}), offsets 0..{}; expected an offset inside it",
+        size - 1
+    )
 }
 
 /// Permissions of a kernel leaf mapping: Linux's `PAGE_KERNEL` (read-write,

@@ -2,7 +2,7 @@
 //! checking it (rules and explorer), and writing a protocol's program as a
 //! kernel file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -122,22 +122,37 @@ fn desc(d: &KDesc, level: u8, span: &Range<usize>, env: &Env<'_>) -> Located<Des
 /// Returns the span and message of a step that cannot be resolved.
 pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
     let mut p = Program::default();
-    let mut allocated = BTreeSet::new();
+    // The order of each register's allocation so far: `rN+K` names page
+    // K of it, and a page outside it is a frame the program never
+    // allocated (the executor refuses it too, without the span).
+    let mut allocated: BTreeMap<u16, u8> = BTreeMap::new();
     for s in &case.steps {
         for a in pages_of(&s.op) {
-            if let PageRef::Reg(r, _) = a.page
-                && !allocated.contains(&r)
-            {
+            let PageRef::Reg(r, off) = a.page else {
+                continue;
+            };
+            let Some(&order) = allocated.get(&r) else {
                 return Err((
                     a.span.clone(),
                     format!(
                         "register r{r} is used before `alloc r{r}`: expected an allocation first"
                     ),
                 ));
+            };
+            // `free rN+K order=J` frees 2^J pages from page K.
+            let count = match s.op {
+                KOp::Free { order: j, .. } => 1u64 << j,
+                _ => 1,
+            };
+            if off.checked_add(count).is_none_or(|end| end > 1u64 << order) {
+                return Err((
+                    a.span.clone(),
+                    mm::program::out_of_allocation(r, off, count, order),
+                ));
             }
         }
-        if let KOp::Alloc { reg, .. } = s.op {
-            allocated.insert(reg);
+        if let KOp::Alloc { reg, order } = s.op {
+            allocated.insert(reg, order);
         }
         let ev = |e: &Expr| eval(e, Some(env));
         p.push(match &s.op {
