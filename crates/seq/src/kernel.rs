@@ -391,7 +391,30 @@ impl KernelFile {
             .iter()
             .map(|c| program(c, &env).map_err(|(s, m)| self.err(s, m)))
             .collect::<Result<Vec<_>, _>>()?;
+        for (case, program) in self.cases.iter().zip(&programs) {
+            self.run_steps(&prep, case, program)?;
+        }
         Ok((prep, programs))
+    }
+
+    /// Runs `program` (case `case`'s, one instruction per step) on a copy
+    /// of the prepared kernel, one step at a time, as the explorer will
+    /// resolve it: an error is then the step's, at the step's span.
+    fn run_steps(&self, prep: &Prepared, case: &KCase, program: &Program) -> Result<(), SeqError> {
+        let mut k = prep.kernel.clone();
+        let mut regs = mm::Regs::default();
+        for (step, ins) in case.steps.iter().zip(&program.instrs) {
+            let one = Program {
+                instrs: vec![ins.clone()],
+            };
+            k.run(&one, &mut regs).map_err(|e| {
+                self.err(
+                    step.span.clone(),
+                    format!("this step of case `{}` cannot run: {e}", case.name),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks every case at every FEAT_BBM level: the rule checker and the
