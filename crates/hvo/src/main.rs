@@ -4,6 +4,7 @@
 mod check;
 mod html;
 mod litmus;
+mod show;
 mod simulate;
 mod table;
 mod verify;
@@ -66,8 +67,9 @@ enum Command {
     /// Benchmark: optimize and restore a 2M pool (1 TiB by default) with
     /// the rule checker on; prints wall time and peak RSS.
     Bench(simulate::BenchArgs),
-    /// Print the program a protocol runs for one huge page.
-    Show(simulate::ShowArgs),
+    /// Print the program a protocol runs for one huge page: the one
+    /// `verify` explores.
+    Show(show::ShowArgs),
     /// List the protocols and split strategies, with their sources.
     Protocols {
         /// Print JSON instead of a table.
@@ -112,7 +114,7 @@ fn main() -> ExitCode {
             html,
         } => check::run(&files, json, verbose, html.as_deref()),
         Command::Simulate(a) => simulate::simulate(&a),
-        Command::Show(a) => simulate::show(&a),
+        Command::Show(a) => show::show(&a),
         Command::Bench(a) if a.explore => verify::bench(),
         Command::Bench(a) => simulate::bench(&a),
         Command::Protocols { json } => simulate::protocols(json),

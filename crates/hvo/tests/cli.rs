@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+use explore::{Direction, Setup};
+use vmsa::BbmLevel;
+
 fn hvo(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hvo"))
         .args(args)
@@ -339,6 +342,54 @@ fn show_prints_the_program_and_its_verdict() {
     let (code, _, err) = hvo(&["show", "linux-generic", "--hugepagesz", "64K"]);
     assert_eq!(code, 2);
     assert!(err.contains("HVO does not apply"), "{err}");
+}
+
+/// Returns the programs `hvo show` printed, one per `# HVO` or `# de-HVO`
+/// block: each instruction line's text after its index.
+fn shown_programs(out: &str) -> Vec<Vec<String>> {
+    let mut programs: Vec<Vec<String>> = Vec::new();
+    for l in out.lines() {
+        if l == "# HVO" || l == "# de-HVO" {
+            programs.push(Vec::new());
+        } else if let Some((n, ins)) = l.trim_start().split_once("  ")
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && let Some(p) = programs.last_mut()
+        {
+            assert_eq!(n, p.len().to_string(), "{l}");
+            p.push(ins.to_string());
+        }
+    }
+    programs
+}
+
+/// `hvo show` prints the program the explorer runs, step for step and in
+/// its order (the refcount freeze, then the protocol's batch of one huge
+/// page), for every protocol in both directions: the one `hvo verify`
+/// explores and `--format seq` writes.
+#[test]
+fn show_prints_the_program_the_explorer_runs() {
+    for p in mm::PROTOCOLS {
+        let (code, out, err) = hvo(&["show", p.name, "--restore"]);
+        assert_eq!(code, 0, "{err}");
+        let shown = shown_programs(&out);
+        assert_eq!(shown.len(), 2, "{out}");
+        for (shown, d) in shown.iter().zip([Direction::Hvo, Direction::Restore]) {
+            let mut s = Setup::standard(p, BbmLevel::Level0);
+            s.direction = d;
+            s.features.hw_af = false;
+            let prep = explore::Prepared::new(&s).expect("prepares");
+            let explored: Vec<String> = prep.program.instrs.iter().map(|i| i.to_string()).collect();
+            assert_eq!(*shown, explored, "{} {}", p.name, d.name());
+        }
+    }
+    // The reported case: stop-machine waits for the grace period before it
+    // stops the machine (its callback cannot sleep), and freezes the
+    // refcounts first.
+    let (_, out, _) = hvo(&["show", "stop-machine"]);
+    let hvo = &shown_programs(&out)[0];
+    let at = |x: &str| hvo.iter().position(|i| i == x).expect(x);
+    assert!(at("synchronize_rcu") < at("stop_machine begin"), "{out}");
+    assert!(hvo[0].starts_with("str 0xffffffff, ["), "{out}");
 }
 
 #[test]

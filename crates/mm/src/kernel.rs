@@ -728,6 +728,9 @@ impl Kernel {
             if chunk.is_empty() {
                 continue;
             }
+            // stop_machine()'s callback cannot sleep: with it, the grace
+            // period comes first (as in `hvo_batch_program`).
+            self.mark(proto.stops_machine(), Instr::SynchronizeRcu)?;
             self.mark(proto.stops_machine(), Instr::StopMachine)?;
             // Split every vmemmap block of the batch (4K: PMD blocks).
             let mut ok = Vec::new();
@@ -751,8 +754,9 @@ impl Kernel {
             }
             // bd225530a4c7: one synchronize_rcu() per batch, before the
             // first remap, so speculative PFN walkers that saw a refcount
-            // before it was frozen are done.
-            self.mark(true, Instr::SynchronizeRcu)?;
+            // before it was frozen are done (before stop_machine(), above,
+            // where the protocol stops the machine).
+            self.mark(!proto.stops_machine(), Instr::SynchronizeRcu)?;
             plans.clear();
             for &i in &ok {
                 let mut f = self.folio(i)?;
@@ -994,8 +998,10 @@ impl Kernel {
             if chunk.is_empty() {
                 continue;
             }
-            self.mark(proto.stops_machine(), Instr::StopMachine)?;
+            // The grace period before stop_machine(), whose callback
+            // cannot sleep (as in `restore_batch_program`).
             self.mark(true, Instr::SynchronizeRcu)?;
+            self.mark(proto.stops_machine(), Instr::StopMachine)?;
             plans.clear();
             for &i in &chunk {
                 let f = self.folio(i)?;

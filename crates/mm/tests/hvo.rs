@@ -315,3 +315,35 @@ fn a_register_offset_outside_its_allocation_is_refused() {
     );
     run(&mut k, 1, free(0, 1)).expect("pages 0..1 of two");
 }
+
+/// `synchronize_rcu()` sleeps, and a `stop_machine()` callback cannot:
+/// the batch path waits for the grace period before it stops the machine,
+/// in both directions, as the one-huge-page programs the explorer runs do.
+#[test]
+fn the_grace_period_comes_before_stop_machine() {
+    use mm::Instr;
+    let p = Protocol::by_name("stop-machine").expect("built in");
+    let mut k = kernel_for(&p, BbmLevel::Level0);
+    let order = |log: &[Instr]| {
+        let at = |x: &Instr| log.iter().position(|i| i == x).expect("in the log");
+        (at(&Instr::SynchronizeRcu), at(&Instr::StopMachine))
+    };
+    k.log = Some(Vec::new());
+    k.optimize(&p, &[0, 1], 2).expect("optimizes");
+    let (rcu, stop) = order(k.log.as_deref().unwrap_or_default());
+    assert!(
+        rcu < stop,
+        "synchronize_rcu at {rcu}, stop_machine at {stop}"
+    );
+    k.log = Some(Vec::new());
+    k.restore(&p, &[0, 1], 2).expect("restores");
+    let (rcu, stop) = order(k.log.as_deref().unwrap_or_default());
+    assert!(
+        rcu < stop,
+        "synchronize_rcu at {rcu}, stop_machine at {stop}"
+    );
+    let mut fresh = kernel_for(&p, BbmLevel::Level0);
+    let batch = fresh.hvo_batch_program(&p, 0).expect("a program");
+    let (rcu, stop) = order(&batch.instrs);
+    assert!(rcu < stop);
+}
