@@ -124,8 +124,8 @@ pub enum Op {
     },
     /// A descriptor compare-and-swap. On failure (a walker set AF) the
     /// updater retries this entry alone: clear AF again, `dsb ishst`, TLBI
-    /// for the VA, `dsb ish`, CAS, up to [`crate::engine::CAS_RETRIES`]
-    /// times.
+    /// for the VA, `dsb ish`, CAS, up to `retries` times (the
+    /// instruction's, [`mm::Instr::Cas`]).
     Cas {
         /// The slot.
         pa: PhysAddr,
@@ -135,6 +135,8 @@ pub enum Op {
         value: u64,
         /// The TLBI of a retry (by VA; walk caches too above the last level).
         tlbi: Tlbi,
+        /// How many times a failed CAS is retried.
+        retries: u8,
     },
     /// `DSB`.
     Dsb(DsbKind),
@@ -420,6 +422,7 @@ impl Scenario {
                     level,
                     expect,
                     desc,
+                    retries,
                 } => {
                     let pa = k.machine.desc_pa(VirtAddr(*va), *level)?;
                     let (e, d) = (enc(expect, pa, *level)?, enc(desc, pa, *level)?);
@@ -433,6 +436,7 @@ impl Scenario {
                         expect: e.0,
                         value: d.0,
                         tlbi: Tlbi::new(kind, VirtAddr(*va)),
+                        retries: *retries,
                     }
                 }
                 Instr::Dsb(kd) => Op::Dsb(*kd),

@@ -392,6 +392,59 @@ fn show_prints_the_program_the_explorer_runs() {
     assert!(hvo[0].starts_with("str 0xffffffff, ["), "{out}");
 }
 
+/// Runs `hvo check --json` on `text` written to a file named `name`;
+/// returns the exit code and the rows.
+fn check_text(name: &str, text: &str) -> (i32, Vec<serde_json::Value>) {
+    let dir = std::env::temp_dir().join(format!("hvo-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("written");
+    let (code, out, err) = hvo(&["check", "--json", path.to_str().expect("utf-8")]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, rows.as_array().expect("rows").clone())
+}
+
+/// A `cas` step retries only as its line says. `hvo show af-cas --format
+/// seq` writes the protocol's retry loop as `retries=2` on every CAS, and
+/// the file checks as written; the same file with plain `cas` steps never
+/// retries: a failed CAS gives up at once, so fewer states are reached.
+#[test]
+fn a_cas_retries_only_as_written() {
+    let (code, file, err) = hvo(&[
+        "show",
+        "af-cas",
+        "--format",
+        "seq",
+        "--levels",
+        "0",
+        "--workload",
+        "neighbour",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let cas: Vec<&str> = file.lines().filter(|l| l.starts_with("cas ")).collect();
+    assert_eq!(cas.len(), 9, "{file}");
+    assert!(cas.iter().all(|l| l.ends_with(" retries=2")), "{file}");
+    let (code, retried) = check_text("af-cas-retries.seq", &file);
+    assert_eq!(code, 0, "{retried:#?}");
+    let (_, plain) = check_text("af-cas-plain.seq", &file.replace(" retries=2", ""));
+    let figure = |rows: &[serde_json::Value], key: &str| {
+        rows[0]["runs"][0]["report"][key].as_u64().expect(key)
+    };
+    assert!(
+        figure(&plain, "states") < figure(&retried, "states"),
+        "{plain:#?} {retried:#?}"
+    );
+    assert!(figure(&plain, "gave_up") > 0);
+    // The text form says so too.
+    let (_, text, _) = hvo(&["show", "af-cas"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("cas L3[") && l.ends_with(" retries=2")),
+        "{text}"
+    );
+}
+
 #[test]
 fn protocols_and_bad_options() {
     let (code, out, _) = hvo(&["protocols"]);

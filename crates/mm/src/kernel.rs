@@ -513,6 +513,7 @@ impl Kernel {
                     level,
                     expect,
                     desc,
+                    ..
                 } => {
                     let slot = self.slot(*va, *level)?;
                     let e = self.encode(expect, *va, *level, regs)?;

@@ -228,8 +228,13 @@ pub enum Instr {
         desc: Desc,
     },
     /// Compare-and-swap that descriptor from `expect` to `desc` (the 2026
-    /// AF-clear + CAS series). Without concurrent CPUs it cannot fail; the
-    /// series' bounded retry loop belongs to the explorer's programs.
+    /// AF-clear + CAS series). Without concurrent CPUs it cannot fail.
+    /// Against them (the explorer) it fails when another CPU's walk set
+    /// the Access flag in memory; it is then retried up to `retries`
+    /// times, each retry as the series does it: store `expect` again
+    /// (AF clear), `dsb ishst`, a TLBI of the VA (`vaale1is` at level 3,
+    /// `vaae1is` above it, for the walk caches), `dsb ish`, and the CAS
+    /// again. With no retry left the updater gives up on the huge page.
     Cas {
         /// A VA the descriptor translates.
         va: u64,
@@ -239,6 +244,9 @@ pub enum Instr {
         expect: Desc,
         /// The value to write.
         desc: Desc,
+        /// How many times a failed CAS is retried (0: never;
+        /// [`crate::protocol::AF_CAS_RETRIES`] in the af-cas protocol).
+        retries: u8,
     },
     /// `DSB ISH` or `DSB ISHST`.
     Dsb(DsbKind),
@@ -325,7 +333,14 @@ impl fmt::Display for Instr {
                 level,
                 expect,
                 desc,
-            } => write!(f, "cas L{level}[{va:#x}]: {expect} => {desc}"),
+                retries,
+            } => {
+                write!(f, "cas L{level}[{va:#x}]: {expect} => {desc}")?;
+                if *retries > 0 {
+                    write!(f, " retries={retries}")?;
+                }
+                Ok(())
+            }
             Instr::Dsb(k) => write!(f, "{k}"),
             Instr::Isb => f.write_str("isb"),
             Instr::Tlbi { kind, va } => {

@@ -158,6 +158,7 @@ impl SplitStrategy {
                     level,
                     expect: without_af(block),
                     desc: Desc::Table(t),
+                    retries: AF_CAS_RETRIES,
                 });
                 p.push(Instr::Dsb(DsbKind::IshSt));
                 p.push(Instr::Isb);
@@ -172,6 +173,12 @@ impl SplitStrategy {
         matches!(self, SplitStrategy::Direct | SplitStrategy::Bbml2NoAbort)
     }
 }
+
+/// How many times the af-cas protocol retries a compare-and-swap that a
+/// hardware Access-flag update made fail (the 2026 AF-clear series
+/// retries a bounded number of times; [`Instr::Cas`] says what a retry
+/// does).
+pub const AF_CAS_RETRIES: u8 = 2;
 
 /// `Page::Frame(u64::MAX)` in a block descriptor stands for "the block's
 /// own memory", resolved by the executor.
@@ -469,6 +476,7 @@ impl Protocol {
                         level: 3,
                         expect: noaf(Page::Frame(f.frames[i]), Perm::Rw),
                         desc: target(i),
+                        retries: AF_CAS_RETRIES,
                     });
                 }
                 vec![p1, p2]
@@ -597,6 +605,7 @@ impl Protocol {
                         level: 3,
                         expect: noaf(kept, Perm::Ro),
                         desc: Desc::leaf(new(i), Perm::Rw),
+                        retries: AF_CAS_RETRIES,
                     });
                 }
                 vec![p1, p2]

@@ -166,11 +166,13 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
                 level,
                 expect,
                 desc: d,
+                retries,
             } => Instr::Cas {
                 va: ev(va)?,
                 level: *level,
                 expect: desc(expect, *level, &s.span, env)?,
                 desc: desc(d, *level, &s.span, env)?,
+                retries: *retries,
             },
             KOp::Dsb(k) => Instr::Dsb(*k),
             KOp::Isb => Instr::Isb,
@@ -563,11 +565,17 @@ impl Names<'_> {
                 level,
                 expect,
                 desc,
+                retries,
             } => format!(
-                "cas {} L{level} {} => {}",
+                "cas {} L{level} {} => {}{}",
                 self.va(*va),
                 self.desc(expect, *level),
-                self.desc(desc, *level)
+                self.desc(desc, *level),
+                if *retries > 0 {
+                    format!(" retries={retries}")
+                } else {
+                    String::new()
+                }
             ),
             Instr::Dsb(k) => k.to_string(),
             Instr::Isb => "isb".into(),
