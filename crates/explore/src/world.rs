@@ -395,6 +395,9 @@ impl Scenario {
             let frame = |p: Page, regs: &mm::Regs| -> Result<u64, ExploreError> {
                 match p {
                     Page::Frame(f) => Ok(f),
+                    Page::Same => Err(ExploreError::Setup(format!(
+                        "instruction {index} ({ins}): `same` is only the page of a leaf descriptor"
+                    ))),
                     Page::Reg(r, off) => regs.pages(r, off, 1).map_err(|e| {
                         ExploreError::Setup(format!("instruction {index} ({ins}): {e}"))
                     }),

@@ -462,6 +462,10 @@ impl Kernel {
         let shift = self.geo.granule.page_shift();
         match p {
             Page::Frame(f) => Ok(f << shift),
+            Page::Same => Err(MmError::Config(
+                "`same` is the memory a leaf already maps: only the page of a leaf descriptor"
+                    .into(),
+            )),
             Page::Reg(r, off) => regs
                 .pages(r, off, 1)
                 .map(|f| f << shift)
@@ -472,7 +476,7 @@ impl Kernel {
     fn encode(&self, d: &Desc, va: u64, level: u8, regs: &Regs) -> Result<Descriptor, MmError> {
         if let Desc::Leaf { page, perm, af, nt } = *d
             && level <= 3
-            && page != crate::protocol::SAME_MEMORY
+            && page != Page::Same
             && let Some(t) = self.leaf_templates[leaf_key(level, perm, af, nt)]
         {
             // `Desc::encode` resolves the page first, then encodes; the

@@ -22,6 +22,10 @@ pub enum Page {
     /// The page allocated into register `r`; with an offset in pages for
     /// a multi-page allocation.
     Reg(u16, u64),
+    /// The memory the slot's leaf maps when the instruction runs ("the
+    /// block's own memory", a split that keeps it): only the page of a
+    /// leaf descriptor, read from the slot by the executor.
+    Same,
 }
 
 impl fmt::Display for Page {
@@ -30,6 +34,7 @@ impl fmt::Display for Page {
             Page::Frame(n) => write!(f, "pfn {n:#x}"),
             Page::Reg(r, 0) => write!(f, "r{r}"),
             Page::Reg(r, o) => write!(f, "r{r}+{o}"),
+            Page::Same => f.write_str("same"),
         }
     }
 }
@@ -156,13 +161,13 @@ impl Desc {
 impl Desc {
     /// Encodes the descriptor for a slot at `level`: `page_pa` resolves a
     /// page to its physical address, `current` reads the slot's value now
-    /// (for [`crate::protocol::SAME_MEMORY`], "the block's own memory").
+    /// (for [`Page::Same`], "the block's own memory").
     /// Permissions are Linux's `PAGE_KERNEL` and `PAGE_KERNEL_RO`.
     ///
     /// # Errors
     ///
     /// Returns the resolvers' errors, [`MmError::Config`] when
-    /// `SAME_MEMORY` finds no leaf, and model errors for a level where the
+    /// [`Page::Same`] finds no leaf, and model errors for a level where the
     /// granule has no such descriptor.
     pub fn encode(
         &self,
@@ -176,7 +181,7 @@ impl Desc {
             Desc::Invalid => Descriptor::INVALID,
             Desc::Table(p) => Descriptor::table(g, level, PhysAddr(page_pa(p)?))?,
             Desc::Leaf { page, perm, af, nt } => {
-                let pa = if page == crate::protocol::SAME_MEMORY {
+                let pa = if page == Page::Same {
                     current()?
                         .as_leaf(g, level)
                         .map(|l| l.oa.0)

@@ -97,7 +97,7 @@ impl SplitStrategy {
         // walkers.
         p.push(Instr::Dsb(DsbKind::IshSt));
         let block = Desc::Leaf {
-            page: Page::Frame(u64::MAX),
+            page: Page::Same,
             perm: Perm::Rw,
             af: true,
             nt: false,
@@ -179,10 +179,6 @@ impl SplitStrategy {
 /// retries a bounded number of times; [`Instr::Cas`] says what a retry
 /// does).
 pub const AF_CAS_RETRIES: u8 = 2;
-
-/// `Page::Frame(u64::MAX)` in a block descriptor stands for "the block's
-/// own memory", resolved by the executor.
-pub const SAME_MEMORY: Page = Page::Frame(u64::MAX);
 
 fn with_nt(d: Desc) -> Desc {
     match d {

@@ -78,7 +78,7 @@ fn page(a: &PageArg, env: &Env<'_>) -> Located<Page> {
                 (a.span.clone(), format!("expected a mapped VA: {va:#x} is not mapped when the program starts ({err})"))
             })?)
         }
-        PageRef::Same => mm::protocol::SAME_MEMORY,
+        PageRef::Same => Page::Same,
         PageRef::SharedTail => Page::Frame(env.kernel.shared_tail.ok_or_else(|| {
             (a.span.clone(), "this kernel has no shared tail page: expected `kernel hvo tails=order` or `kernel de-hvo after=shared-tail`".to_string())
         })?),
@@ -523,7 +523,7 @@ impl Names<'_> {
         match p {
             Page::Reg(r, 0) => format!("r{r}"),
             Page::Reg(r, o) => format!("r{r}+{o}"),
-            p if p == mm::protocol::SAME_MEMORY => "same".into(),
+            Page::Same => "same".into(),
             Page::Frame(f) => {
                 if let Some((_, va)) = self.frames.iter().find(|(fr, _)| *fr == f) {
                     format!("page-of {}", self.va(*va))
