@@ -81,6 +81,52 @@ impl ShowArgs {
     }
 }
 
+impl ShowArgs {
+    /// Returns the `hvo show ... --format seq` command that writes this
+    /// file: every option that changes it, so that running the command
+    /// again writes the same file.
+    fn seq_command(&self) -> String {
+        let mut c = format!("hvo show {} --format seq", self.name);
+        let m = &self.machine;
+        if let Some(s) = &m.split {
+            c.push_str(&format!(" --split {s}"));
+        }
+        if self.restore {
+            c.push_str(" --restore");
+        }
+        if m.granule != vmsa::Granule::K4 {
+            c.push_str(&format!(
+                " --granule {}",
+                m.granule.to_string().to_lowercase()
+            ));
+        }
+        if m.huge_size != 2 << 20 {
+            c.push_str(&format!(" --hugepagesz {}", format_size(m.huge_size)));
+        }
+        let levels: Vec<String> = self.levels.iter().map(ToString::to_string).collect();
+        if levels != ["0", "2", "2-noabort"] {
+            c.push_str(&format!(" --levels {}", levels.join(",")));
+        }
+        if !self.workload.is_empty() {
+            c.push_str(&format!(" --workload {}", self.workload.join(",")));
+        }
+        if self.workload_cpus != 1 {
+            c.push_str(&format!(" --workload-cpus {}", self.workload_cpus));
+        }
+        for (on, flag) in [
+            (self.together, " --together"),
+            (self.no_hw_af, " --no-hw-af"),
+            (m.hw_dbm, " --hw-dbm"),
+            (self.no_rcu, " --no-rcu"),
+        ] {
+            if on {
+                c.push_str(flag);
+            }
+        }
+        c
+    }
+}
+
 /// Returns the kernel the explorer boots for `setup` and the program it
 /// explores there: the protocol's batch of one huge page after the
 /// refcount freeze ([`explore::Prepared`]), without `synchronize_rcu()`
@@ -139,9 +185,8 @@ fn show_seq(a: &ShowArgs, p: Protocol) -> ExitCode {
         ),
         format!("source: {}", p.source),
         format!(
-            "written by `hvo show {} --format seq{}`; the expected verdicts are `hvo verify`'s",
-            a.name,
-            if a.restore { " --restore" } else { "" }
+            "written by `{}`; the expected verdicts are `hvo verify`'s",
+            a.seq_command()
         ),
     ];
     let opts = seq::Emit {

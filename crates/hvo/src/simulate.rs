@@ -300,11 +300,10 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         seconds_restore,
     };
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return match crate::print_json(&report) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
     }
     let r = &report;
     println!(
@@ -406,11 +405,10 @@ pub(crate) fn fail(msg: &str) -> ExitCode {
 /// Runs `hvo protocols`.
 pub fn protocols(json: bool) -> ExitCode {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&PROTOCOLS.to_vec()).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return match crate::print_json(&PROTOCOLS.to_vec()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
     }
     let mut t = Table::new(&["protocol", "split", "what it does", "source"]);
     for p in PROTOCOLS {

@@ -61,7 +61,7 @@ fn verify_gives_every_protocols_verdicts_and_counterexamples() {
     // descriptors and TLB entries behind it.
     assert!(out.contains("linux-generic hvo at FEAT_BBM 0 with neighbour: TLB conflict abort"));
     assert!(out.contains("=>  TLB conflict abort on cpu1"));
-    assert!(out.contains("cpu1 TLB: ["));
+    assert!(out.contains("\n         cpu1 TLB:\n           ["));
 }
 
 #[test]
@@ -570,4 +570,134 @@ fn verify_refuses_too_many_cpus() {
     let (code, _, err) = hvo(&["verify", "--cpus", "40"]);
     assert_eq!(code, 2);
     assert!(err.contains("1 to 64 CPUs"), "{err}");
+}
+
+/// A block's own memory (`same`, a split that keeps it) is printed as
+/// `same`, in `hvo show`, in the kernel file it writes and in a
+/// counterexample, never as the number that once stood for it.
+#[test]
+fn the_blocks_own_memory_is_printed_as_same() {
+    let (code, out, err) = hvo(&["show", "bbm", "--split", "nt"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("store L2[0xfffffc0000000000] = same rw nt"),
+        "{out}"
+    );
+    let (_, seq, _) = hvo(&[
+        "show",
+        "bbm",
+        "--split",
+        "nt",
+        "--format",
+        "seq",
+        "--levels",
+        "0",
+        "--workload",
+        "neighbour",
+    ]);
+    assert!(
+        seq.contains("store vmemmap[0] L2 block same rw nt"),
+        "{seq}"
+    );
+    let (_, cx, _) = hvo(&["check", "tests/check/pass/af-cas-no-hw-af.seq"]);
+    assert!(
+        cx.contains("cpu0: store L2[0xfffffc0000000000] = same rw noaf"),
+        "{cx}"
+    );
+    for text in [&out, &seq, &cx] {
+        assert!(!text.contains("0xffffffffffffffff"), "{text}");
+    }
+}
+
+/// `hvo check --json` names a user's case by its file and case, not by
+/// the protocol the kernel was booted for (given as `booted_for`).
+#[test]
+fn check_json_names_the_file_and_case() {
+    let (code, out, err) = hvo(&["check", "--json", "tests/check/pass/stop-machine.seq"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    for r in rows.as_array().expect("rows") {
+        assert_eq!(r["protocol"], "stop-machine.seq stop-machine", "{r:#}");
+        assert_eq!(r["booted_for"], "linux-generic", "{r:#}");
+    }
+}
+
+/// The header of `hvo show --format seq` names the command that wrote
+/// it, with every option that changes the file: run again, it writes
+/// the same file.
+#[test]
+fn show_seq_names_the_command_that_wrote_it() {
+    let (code, out, err) = hvo(&[
+        "show",
+        "bbm",
+        "--format",
+        "seq",
+        "--split",
+        "nt",
+        "--levels",
+        "0",
+        "--workload",
+        "neighbour",
+        "--no-rcu",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let command = out
+        .lines()
+        .find_map(|l| l.strip_prefix("# written by `"))
+        .and_then(|l| l.split_once('`'))
+        .map(|(c, _)| c)
+        .expect("the command");
+    assert_eq!(
+        command,
+        "hvo show bbm --format seq --split nt --levels 0 --workload neighbour --no-rcu"
+    );
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let (code, again, err) = hvo(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again, out);
+}
+
+/// A counterexample's hazard is a block: what happened on the `=>` line,
+/// then each descriptor of the walk and each TLB entry on a line of its
+/// own, indented.
+#[test]
+fn a_hazard_is_printed_one_item_per_line() {
+    let (code, out, _) = hvo(&[
+        "verify",
+        "--protocol",
+        "linux-generic",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "0",
+    ]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("=>"))
+        .expect("a hazard");
+    assert_eq!(
+        lines[at],
+        "   =>  TLB conflict abort on cpu1 at 0xfffffc0000108028:"
+    );
+    let block: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("         "))
+        .copied()
+        .collect();
+    let trimmed: Vec<&str> = block.iter().map(|l| l.trim()).collect();
+    assert_eq!(
+        trimmed[..6],
+        [
+            "TLB conflict abort at 0xfffffc0000108028 on ldr x0, [0xfffffc0000108028]",
+            "L0 desc 0xfc0 = table next=0x1000",
+            "L1 desc 0x1000 = table next=0x2000",
+            "L2 desc 0x2000 = table next=0x3000",
+            "L3 desc 0x3840 = page oa=0x3f108000 RW AF DBM PXN UXN SH=IS AttrIndx=0",
+            "cpu1 TLB:",
+        ]
+    );
+    assert!(trimmed.contains(&"[L2 0xfffffc0000000000+2M -> 0x3f000000 RW]"));
+    assert!(block.iter().all(|l| l.len() < 100), "{block:#?}");
 }
