@@ -79,9 +79,7 @@ impl ShowArgs {
             copies: self.workload_cpus,
         })
     }
-}
 
-impl ShowArgs {
     /// Returns the `hvo show ... --format seq` command that writes this
     /// file: every option that changes it, so that running the command
     /// again writes the same file.
