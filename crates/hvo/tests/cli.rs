@@ -386,15 +386,18 @@ fn show_prints_the_program_the_explorer_runs() {
     // stops the machine (its callback cannot sleep), and freezes the
     // refcounts first.
     let (_, out, _) = hvo(&["show", "stop-machine"]);
-    let hvo = &shown_programs(&out)[0];
-    let at = |x: &str| hvo.iter().position(|i| i == x).expect(x);
+    let program = &shown_programs(&out)[0];
+    let at = |x: &str| program.iter().position(|i| i == x).expect(x);
     assert!(at("synchronize_rcu") < at("stop_machine begin"), "{out}");
-    assert!(hvo[0].starts_with("str 0xffffffff, ["), "{out}");
+    assert!(program[0].starts_with("str 0xffffffff, ["), "{out}");
     // The explorer's kernel is sized for its two huge pages: a memory size
     // of the user's would be ignored, so it is refused.
     let (code, _, err) = hvo(&["show", "stop-machine", "--memory", "1G"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--memory does not apply to `hvo show`"), "{err}");
+    assert!(
+        err.contains("--memory does not apply to `hvo show`"),
+        "{err}"
+    );
 }
 
 /// Runs `hvo check --json` on `text` written to a file named `name`;
