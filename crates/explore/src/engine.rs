@@ -93,9 +93,10 @@ impl Small {
     }
 }
 
-/// How many times a failed compare-and-swap is retried (the 2026 AF-clear
-/// series retries a bounded number of times).
-pub const CAS_RETRIES: u8 = 2;
+/// How many times the af-cas protocol retries a failed compare-and-swap
+/// (the 2026 AF-clear series retries a bounded number of times); each
+/// CAS carries its own count (`mm::Instr::Cas`).
+pub const CAS_RETRIES: u8 = mm::protocol::AF_CAS_RETRIES;
 
 /// What a step may have changed in a normalized state (see
 /// [`Engine::normalize_from`]); CPUs are numbered from 1 like the steps'.
@@ -1666,13 +1667,17 @@ impl<'a> Engine<'a> {
                 s.retry_stage = (s.retry_stage + 1) % 5;
             }
             Op::Cas {
-                pa, expect, value, ..
+                pa,
+                expect,
+                value,
+                retries,
+                ..
             } => {
                 let cur = self.read(s, pa.0);
                 if cur == *expect {
                     self.store(s, pa.0, *value);
                     s.retries = 0;
-                } else if s.retries < CAS_RETRIES {
+                } else if s.retries < *retries {
                     s.retries += 1;
                     s.retry_stage = 1;
                     next = pc;
@@ -1684,7 +1689,7 @@ impl<'a> Engine<'a> {
                         va: None,
                         detail: format!(
                             "the descriptor at {:#x} holds {cur:#x}, not {expect:#x}, after {} retries",
-                            pa.0, CAS_RETRIES
+                            pa.0, retries
                         ),
                     });
                 }

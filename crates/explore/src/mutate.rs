@@ -90,7 +90,7 @@ impl Mutant {
                 let same_page = match prev {
                     Some(mm::Desc::Leaf { page: p0, .. }) => p0 == page,
                     Some(_) => false,
-                    None => matches!(page, mm::Page::Frame(_)),
+                    None => matches!(page, mm::Page::Frame(_) | mm::Page::Same),
                 };
                 if p2 == page || !same_page {
                     return None;

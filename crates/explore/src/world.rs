@@ -124,8 +124,8 @@ pub enum Op {
     },
     /// A descriptor compare-and-swap. On failure (a walker set AF) the
     /// updater retries this entry alone: clear AF again, `dsb ishst`, TLBI
-    /// for the VA, `dsb ish`, CAS, up to [`crate::engine::CAS_RETRIES`]
-    /// times.
+    /// for the VA, `dsb ish`, CAS, up to `retries` times (the
+    /// instruction's, [`mm::Instr::Cas`]).
     Cas {
         /// The slot.
         pa: PhysAddr,
@@ -135,6 +135,8 @@ pub enum Op {
         value: u64,
         /// The TLBI of a retry (by VA; walk caches too above the last level).
         tlbi: Tlbi,
+        /// How many times a failed CAS is retried.
+        retries: u8,
     },
     /// `DSB`.
     Dsb(DsbKind),
@@ -393,10 +395,11 @@ impl Scenario {
             let frame = |p: Page, regs: &mm::Regs| -> Result<u64, ExploreError> {
                 match p {
                     Page::Frame(f) => Ok(f),
-                    Page::Reg(r, off) => regs.get(&r).map(|f| f + off).ok_or_else(|| {
-                        ExploreError::Setup(format!(
-                            "instruction {index} ({ins}) uses register r{r} before its allocation"
-                        ))
+                    Page::Same => Err(ExploreError::Setup(format!(
+                        "instruction {index} ({ins}): `same` is only the page of a leaf descriptor"
+                    ))),
+                    Page::Reg(r, off) => regs.pages(r, off, 1).map_err(|e| {
+                        ExploreError::Setup(format!("instruction {index} ({ins}): {e}"))
                     }),
                 }
             };
@@ -422,6 +425,7 @@ impl Scenario {
                     level,
                     expect,
                     desc,
+                    retries,
                 } => {
                     let pa = k.machine.desc_pa(VirtAddr(*va), *level)?;
                     let (e, d) = (enc(expect, pa, *level)?, enc(desc, pa, *level)?);
@@ -435,6 +439,7 @@ impl Scenario {
                         expect: e.0,
                         value: d.0,
                         tlbi: Tlbi::new(kind, VirtAddr(*va)),
+                        retries: *retries,
                     }
                 }
                 Instr::Dsb(kd) => Op::Dsb(*kd),
@@ -442,7 +447,13 @@ impl Scenario {
                 Instr::Tlbi { kind, va } => Op::Tlbi(Tlbi::new(*kind, VirtAddr(*va))),
                 Instr::Alloc { .. } => Op::Alloc,
                 Instr::Free { page, order } => Op::Free {
-                    first: frame(*page, &regs)?,
+                    first: match *page {
+                        // Every page freed lies in the allocation.
+                        Page::Reg(r, off) => regs.pages(r, off, 1 << order).map_err(|e| {
+                            ExploreError::Setup(format!("instruction {index} ({ins}): {e}"))
+                        })?,
+                        p => frame(p, &regs)?,
+                    },
                     count: 1 << order,
                 },
                 Instr::Copy { dst, src } => Op::Copy {

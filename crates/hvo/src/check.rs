@@ -37,6 +37,10 @@ struct KernelJson<'a> {
     rules_as_expected: bool,
     concurrent_as_expected: bool,
     matches_expectation: bool,
+    /// The built-in protocol the kernel was booted for (its struct page
+    /// format; for de-HVO, the one that optimized the huge page): the
+    /// file's `kernel` line, not the program checked.
+    booted_for: &'a str,
     #[serde(flatten)]
     row: RowJson<'a>,
 }
@@ -94,6 +98,12 @@ fn short(file: &str) -> String {
     Path::new(file)
         .file_name()
         .map_or(file.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Names a kernel row: its file (without the directory) and case, as the
+/// HTML report labels it.
+fn label(r: &CheckRow) -> String {
+    format!("{} {}", short(&r.file), r.case)
 }
 
 fn machine_verdict(r: &CaseResult) -> String {
@@ -158,13 +168,7 @@ fn write_html(path: &Path, files: &[PathBuf], checked: &Checked) -> Result<(), S
             "expected".into(),
             checked.kernel.iter().map(expected_cell).collect(),
         )),
-        labels: Some(
-            checked
-                .kernel
-                .iter()
-                .map(|r| format!("{} {}", short(&r.file), r.case))
-                .collect(),
-        ),
+        labels: Some(checked.kernel.iter().map(label).collect()),
     };
     std::fs::write(path, crate::html::render(&page))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -200,7 +204,14 @@ pub fn run(files: &[PathBuf], json: bool, verbose: bool, html: Option<&Path>) ->
                 rules_as_expected: r.rules_ok,
                 concurrent_as_expected: r.concurrent_ok,
                 matches_expectation: r.passed(),
-                row: row_json(&r.row),
+                booted_for: r.row.setup.protocol.name,
+                row: {
+                    // The program checked is the file's case, not the
+                    // protocol the kernel was booted for.
+                    let mut row = row_json(&r.row);
+                    row.protocol = label(r);
+                    row
+                },
             }));
         }
         for (file, r) in &checked.machine {
@@ -217,12 +228,8 @@ pub fn run(files: &[PathBuf], json: bool, verbose: bool, html: Option<&Path>) ->
                 violations: r.violations.clone(),
             }));
         }
-        match serde_json::to_string_pretty(&out) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("hvo: {e}");
-                return ExitCode::from(2);
-            }
+        if let Err(code) = crate::print_json(&out) {
+            return code;
         }
     } else {
         print!("{}", render(&checked, verbose));

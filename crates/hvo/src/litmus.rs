@@ -174,12 +174,8 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
         }
     }
     if a.json {
-        match serde_json::to_string_pretty(&out) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("hvo: {e}");
-                return ExitCode::from(2);
-            }
+        if let Err(code) = crate::print_json(&out) {
+            return code;
         }
     }
     status
@@ -202,14 +198,10 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
     };
     let wall = start.elapsed().as_secs_f64();
     if a.json {
-        match serde_json::to_string_pretty(&r) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("hvo: {e}");
-                return ExitCode::from(2);
-            }
-        }
-        return ExitCode::SUCCESS;
+        return match crate::print_json(&r) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
     }
     let opt = |v: Option<litmus::Verdict>| v.map_or("?", |v| v.as_str());
     println!(

@@ -4,6 +4,7 @@
 mod check;
 mod html;
 mod litmus;
+mod show;
 mod simulate;
 mod table;
 mod verify;
@@ -66,8 +67,9 @@ enum Command {
     /// Benchmark: optimize and restore a 2M pool (1 TiB by default) with
     /// the rule checker on; prints wall time and peak RSS.
     Bench(simulate::BenchArgs),
-    /// Print the program a protocol runs for one huge page.
-    Show(simulate::ShowArgs),
+    /// Print the program a protocol runs for one huge page: the one
+    /// `verify` explores.
+    Show(show::ShowArgs),
     /// List the protocols and split strategies, with their sources.
     Protocols {
         /// Print JSON instead of a table.
@@ -99,6 +101,32 @@ enum Command {
     },
 }
 
+/// Returns `v` as pretty-printed JSON, or a message saying why it cannot
+/// be written (every `--json` output goes through here: a failure is
+/// reported, never printed as nothing).
+///
+/// # Errors
+///
+/// Returns the message of serde_json's error.
+pub(crate) fn json_text<T: Serialize + ?Sized>(v: &T) -> Result<String, String> {
+    serde_json::to_string_pretty(v).map_err(|e| format!("cannot write the JSON output: {e}"))
+}
+
+/// Prints `v` as JSON; on failure says why on stderr and returns exit
+/// code 2.
+pub(crate) fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<(), ExitCode> {
+    match json_text(v) {
+        Ok(s) => {
+            println!("{s}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("hvo: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -112,7 +140,7 @@ fn main() -> ExitCode {
             html,
         } => check::run(&files, json, verbose, html.as_deref()),
         Command::Simulate(a) => simulate::simulate(&a),
-        Command::Show(a) => simulate::show(&a),
+        Command::Show(a) => show::show(&a),
         Command::Bench(a) if a.explore => verify::bench(),
         Command::Bench(a) => simulate::bench(&a),
         Command::Protocols { json } => simulate::protocols(json),
@@ -136,7 +164,9 @@ fn main() -> ExitCode {
                         source: r.source(),
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                if let Err(code) = print_json(&v) {
+                    return code;
+                }
             } else {
                 let mut t = Table::new(&["rule", "what it forbids"]);
                 for r in Rule::ALL {
@@ -176,5 +206,23 @@ fn main() -> ExitCode {
             println!("{}", describe(&e));
             ExitCode::SUCCESS
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// A value serde_json cannot write (a map whose keys are not strings)
+    /// gives a message naming the failure, not an empty output.
+    #[test]
+    fn a_json_failure_is_reported() {
+        let mut m = BTreeMap::new();
+        m.insert((1, 2), 3);
+        assert_eq!(
+            super::json_text(&m),
+            Err("cannot write the JSON output: key must be a string".to_string())
+        );
+        assert_eq!(super::json_text(&[1]), Ok("[\n  1\n]".to_string()));
     }
 }

@@ -1,4 +1,4 @@
-//! `hvo simulate`, `hvo show` and `hvo protocols`: the kernel model at work.
+//! `hvo simulate`, `hvo protocols` and `hvo bench`: the kernel model at work.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -136,11 +136,15 @@ struct Meminfo {
     hugetlb_optimized: usize,
 }
 
+/// The violations of one rule: how many, and the first.
 #[derive(Serialize)]
-struct RuleGroup {
-    rule: String,
-    count: u64,
-    first: Violation,
+pub(crate) struct RuleGroup {
+    /// The rule's code.
+    pub(crate) rule: String,
+    /// How many times it was violated.
+    pub(crate) count: u64,
+    /// The first violation.
+    pub(crate) first: Violation,
 }
 
 #[derive(Serialize)]
@@ -172,7 +176,7 @@ fn meminfo(k: &Kernel) -> Meminfo {
     }
 }
 
-fn groups(k: &Kernel) -> Vec<RuleGroup> {
+pub(crate) fn groups(k: &Kernel) -> Vec<RuleGroup> {
     let Some(c) = k.machine.checker() else {
         return Vec::new();
     };
@@ -296,11 +300,10 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
         seconds_restore,
     };
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return match crate::print_json(&report) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
     }
     let r = &report;
     println!(
@@ -385,7 +388,7 @@ pub fn simulate(a: &SimulateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn not_applicable(k: &Kernel) -> String {
+pub(crate) fn not_applicable(k: &Kernel) -> String {
     format!(
         "HVO does not apply to {} pages with the {} granule: their struct pages fill {} bytes, less than a page",
         format_size(k.geo.huge_size),
@@ -394,201 +397,18 @@ fn not_applicable(k: &Kernel) -> String {
     )
 }
 
-fn fail(msg: &str) -> ExitCode {
+pub(crate) fn fail(msg: &str) -> ExitCode {
     eprintln!("hvo: {msg}");
     ExitCode::from(2)
-}
-
-/// `hvo show` options.
-#[derive(Args, Clone, Debug)]
-pub struct ShowArgs {
-    /// The protocol.
-    name: String,
-    #[command(flatten)]
-    machine: MachineArgs,
-    /// Show de-HVO (restore) after HVO; with `--format seq`, write the
-    /// de-HVO program.
-    #[arg(long)]
-    restore: bool,
-    /// `text` (the program and its rule verdict) or `seq` (a kernel file
-    /// for `hvo check`, with the verdicts of `hvo verify` as its expected
-    /// ones).
-    #[arg(long, default_value = "text")]
-    format: String,
-    /// With `--format seq`: the FEAT_BBM levels, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0,2,2-noabort")]
-    levels: Vec<BbmLevel>,
-    /// With `--format seq`: the workloads, comma-separated (default: the
-    /// standard set).
-    #[arg(long, value_delimiter = ',')]
-    workload: Vec<String>,
-    /// With `--format seq`: CPUs per workload.
-    #[arg(long = "workload-cpus", default_value_t = 1)]
-    workload_cpus: usize,
-    /// With `--format seq`: all workloads in one exploration.
-    #[arg(long)]
-    together: bool,
-    /// With `--format seq`: hardware Access flag management off (on by
-    /// default, as in `hvo verify`).
-    #[arg(long)]
-    no_hw_af: bool,
-    /// With `--format seq`: remove `synchronize_rcu()` from the program.
-    #[arg(long)]
-    no_rcu: bool,
-}
-
-/// Writes the kernel file of `hvo show NAME --format seq`.
-fn show_seq(a: &ShowArgs, p: Protocol) -> ExitCode {
-    let workloads: Vec<explore::WorkloadKind> = if a.workload.is_empty() {
-        explore::WorkloadKind::STANDARD.to_vec()
-    } else {
-        match a.workload.iter().map(|w| w.parse()).collect() {
-            Ok(v) => v,
-            Err(e) => return fail(&e),
-        }
-    };
-    let direction = if a.restore {
-        explore::Direction::Restore
-    } else {
-        explore::Direction::Hvo
-    };
-    let limits = explore::Limits::default();
-    let mut rows = Vec::new();
-    let mut first = None;
-    for &bbm in &a.levels {
-        let setup = explore::Setup {
-            protocol: p,
-            direction,
-            granule: a.machine.granule,
-            huge_size: a.machine.huge_size,
-            features: Features {
-                bbm,
-                hw_af: !a.no_hw_af,
-                hw_dbm: a.machine.hw_dbm,
-                ..Features::default()
-            },
-            workloads: workloads.clone(),
-            copies: a.workload_cpus,
-        };
-        let prep = match explore::Prepared::new(&setup) {
-            Ok(p) => p,
-            Err(e) => return fail(&e.to_string()),
-        };
-        let mut program = prep.program.clone();
-        if a.no_rcu {
-            program
-                .instrs
-                .retain(|i| !matches!(i, mm::Instr::SynchronizeRcu));
-        }
-        match explore::verify_program(&prep, &program, &limits, a.together) {
-            Ok(r) => rows.push(r),
-            Err(e) => return fail(&e.to_string()),
-        }
-        first.get_or_insert((prep, program));
-    }
-    let Some((prep, program)) = first else {
-        return fail("--levels: expected at least one FEAT_BBM level");
-    };
-    let title = vec![
-        format!(
-            "{} {}: {} (split {})",
-            p.name,
-            direction.name(),
-            p.summary,
-            p.split.name()
-        ),
-        format!("source: {}", p.source),
-        format!(
-            "written by `hvo show {} --format seq{}`; the expected verdicts are `hvo verify`'s",
-            a.name,
-            if a.restore { " --restore" } else { "" }
-        ),
-    ];
-    let opts = seq::Emit {
-        title,
-        case: &format!("{}-{}", p.name, direction.name()),
-        together: a.together,
-        limits,
-    };
-    match seq::emit(&prep, &program, &rows, &opts) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(&e),
-    }
-}
-
-/// Runs `hvo show`: the program one huge page's HVO (and de-HVO) runs.
-pub fn show(a: &ShowArgs) -> ExitCode {
-    let mut m = a.machine.clone();
-    m.protocol = a.name.clone();
-    let p = match m.protocol() {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    match a.format.as_str() {
-        "text" => {}
-        "seq" => return show_seq(a, p),
-        f => return fail(&format!("unknown format `{f}`: expected text or seq")),
-    }
-    let mut k = match m.boot(1, &p) {
-        Ok(k) => k,
-        Err(e) => return fail(&e),
-    };
-    if !k.geo.hvo_applies() {
-        return fail(&not_applicable(&k));
-    }
-    k.log = Some(Vec::new());
-    if let Err(e) = k.optimize(&p, &[0], 1) {
-        return fail(&e.to_string());
-    }
-    let hvo_len = k.log.as_ref().map_or(0, |l| l.len());
-    if a.restore
-        && let Err(e) = k.restore(&p, &[0], 1)
-    {
-        return fail(&e.to_string());
-    }
-    println!(
-        "# {}: {} (split {}), {} granule, one {} huge page ({} vmemmap pages), FEAT_BBM {}",
-        p.name,
-        p.summary,
-        p.split.name(),
-        k.geo.granule,
-        format_size(k.geo.huge_size),
-        k.geo.vmemmap_pages(),
-        m.bbm
-    );
-    println!("# source: {}", p.source);
-    for (i, ins) in k.log.as_deref().unwrap_or_default().iter().enumerate() {
-        if i == 0 {
-            println!("# HVO");
-        }
-        if i == hvo_len {
-            println!("# de-HVO");
-        }
-        println!("{i:4}  {ins}");
-    }
-    let v = k.machine.violations();
-    if v.is_empty() {
-        println!("# rule verdict: compliant");
-    } else {
-        println!("# rule verdict:");
-        for g in groups(&k) {
-            println!("#   {} x{}: {}", g.rule, g.count, g.first);
-        }
-    }
-    ExitCode::SUCCESS
 }
 
 /// Runs `hvo protocols`.
 pub fn protocols(json: bool) -> ExitCode {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&PROTOCOLS.to_vec()).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
+        return match crate::print_json(&PROTOCOLS.to_vec()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
     }
     let mut t = Table::new(&["protocol", "split", "what it does", "source"]);
     for p in PROTOCOLS {

@@ -72,7 +72,9 @@ pub struct VerifyArgs {
 
 #[derive(Serialize)]
 pub(crate) struct RowJson<'a> {
-    protocol: &'a str,
+    /// What was checked: the protocol's name, or for a user's kernel
+    /// file its file and case (`hvo check` sets it).
+    pub(crate) protocol: String,
     direction: &'a str,
     granule: String,
     huge_size: String,
@@ -203,11 +205,10 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
     }
     if a.json {
         let out: Vec<RowJson> = rows.iter().map(row_json).collect();
-        match serde_json::to_string_pretty(&out) {
-            Ok(s) => println!("{s}"),
-            Err(e) => return fail(e.to_string()),
-        }
-        return ExitCode::SUCCESS;
+        return match crate::print_json(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
     }
     print!("{}", render(&rows, &workloads, a));
     ExitCode::SUCCESS
@@ -250,7 +251,7 @@ pub(crate) fn names(w: &[WorkloadKind]) -> String {
 
 pub(crate) fn row_json(row: &Row) -> RowJson<'_> {
     RowJson {
-        protocol: row.setup.protocol.name,
+        protocol: row.setup.protocol.name.to_string(),
         direction: row.setup.direction.name(),
         granule: row.setup.granule.to_string(),
         huge_size: vmsa::granule::format_size(row.setup.huge_size),
@@ -454,7 +455,7 @@ pub(crate) fn counterexample(label: &str, r: &Row) -> String {
             for (i, s) in trace.iter().enumerate() {
                 out.push_str(&format!("  {:>3}  {}\n", i + 1, s.text));
             }
-            out.push_str(&format!("   =>  {hazard}\n"));
+            out.push_str(&hazard_block(hazard));
         }
         Verdict::Incomplete { advice, .. } => {
             out.push_str(&format!(
@@ -464,6 +465,36 @@ pub(crate) fn counterexample(label: &str, r: &Row) -> String {
             ));
         }
         Verdict::Safe => {}
+    }
+    out
+}
+
+/// Renders the hazard line of a counterexample: `=>` and what happened,
+/// then, where the explorer describes the state (the descriptors of the
+/// walk and the CPU's TLB entries, `; `-separated in the hazard's detail,
+/// `explore`'s `Engine::context`), one item per line, indented, and each
+/// TLB entry on a line of its own.
+pub(crate) fn hazard_block(h: &explore::Hazard) -> String {
+    let mut head = format!("   =>  {} on cpu{}", h.kind.name(), h.cpu);
+    if let Some(va) = h.va {
+        head.push_str(&format!(" at {va:#x}"));
+    }
+    let items: Vec<&str> = h.detail.split("; ").collect();
+    if items.len() == 1 {
+        return format!("{head}: {}\n", h.detail);
+    }
+    let mut out = format!("{head}:\n");
+    for item in items {
+        // `cpuN TLB: [entry] [entry] ...`
+        match item.split_once(" TLB: [") {
+            Some((cpu, entries)) => {
+                out.push_str(&format!("         {cpu} TLB:\n"));
+                for e in entries.trim_end_matches(']').split("] [") {
+                    out.push_str(&format!("           [{e}]\n"));
+                }
+            }
+            None => out.push_str(&format!("         {item}\n")),
+        }
     }
     out
 }

@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+use explore::{Direction, Setup};
+use vmsa::BbmLevel;
+
 fn hvo(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hvo"))
         .args(args)
@@ -87,7 +90,7 @@ fn verify_gives_every_protocols_verdicts_and_counterexamples() {
     // descriptors and TLB entries behind it.
     assert!(out.contains("linux-generic hvo at FEAT_BBM 0 with neighbour: TLB conflict abort"));
     assert!(out.contains("=>  TLB conflict abort on cpu1"));
-    assert!(out.contains("cpu1 TLB: ["));
+    assert!(out.contains("\n         cpu1 TLB:\n           ["));
 }
 
 #[test]
@@ -370,6 +373,115 @@ fn show_prints_the_program_and_its_verdict() {
     assert!(err.contains("HVO does not apply"), "{err}");
 }
 
+/// Returns the programs `hvo show` printed, one per `# HVO` or `# de-HVO`
+/// block: each instruction line's text after its index.
+fn shown_programs(out: &str) -> Vec<Vec<String>> {
+    let mut programs: Vec<Vec<String>> = Vec::new();
+    for l in out.lines() {
+        if l == "# HVO" || l == "# de-HVO" {
+            programs.push(Vec::new());
+        } else if let Some((n, ins)) = l.trim_start().split_once("  ")
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && let Some(p) = programs.last_mut()
+        {
+            assert_eq!(n, p.len().to_string(), "{l}");
+            p.push(ins.to_string());
+        }
+    }
+    programs
+}
+
+/// `hvo show` prints the program the explorer runs, step for step and in
+/// its order (the refcount freeze, then the protocol's batch of one huge
+/// page), for every protocol in both directions: the one `hvo verify`
+/// explores and `--format seq` writes.
+#[test]
+fn show_prints_the_program_the_explorer_runs() {
+    for p in mm::PROTOCOLS {
+        let (code, out, err) = hvo(&["show", p.name, "--restore"]);
+        assert_eq!(code, 0, "{err}");
+        let shown = shown_programs(&out);
+        assert_eq!(shown.len(), 2, "{out}");
+        for (shown, d) in shown.iter().zip([Direction::Hvo, Direction::Restore]) {
+            let mut s = Setup::standard(p, BbmLevel::Level0);
+            s.direction = d;
+            s.features.hw_af = false;
+            let prep = explore::Prepared::new(&s).expect("prepares");
+            let explored: Vec<String> = prep.program.instrs.iter().map(|i| i.to_string()).collect();
+            assert_eq!(*shown, explored, "{} {}", p.name, d.name());
+        }
+    }
+    // The reported case: stop-machine waits for the grace period before it
+    // stops the machine (its callback cannot sleep), and freezes the
+    // refcounts first.
+    let (_, out, _) = hvo(&["show", "stop-machine"]);
+    let program = &shown_programs(&out)[0];
+    let at = |x: &str| program.iter().position(|i| i == x).expect(x);
+    assert!(at("synchronize_rcu") < at("stop_machine begin"), "{out}");
+    assert!(program[0].starts_with("str 0xffffffff, ["), "{out}");
+    // The explorer's kernel is sized for its two huge pages: a memory size
+    // of the user's would be ignored, so it is refused.
+    let (code, _, err) = hvo(&["show", "stop-machine", "--memory", "1G"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--memory does not apply to `hvo show`"),
+        "{err}"
+    );
+}
+
+/// Runs `hvo check --json` on `text` written to a file named `name`;
+/// returns the exit code and the rows.
+fn check_text(name: &str, text: &str) -> (i32, Vec<serde_json::Value>) {
+    let dir = std::env::temp_dir().join(format!("hvo-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("written");
+    let (code, out, err) = hvo(&["check", "--json", path.to_str().expect("utf-8")]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (code, rows.as_array().expect("rows").clone())
+}
+
+/// A `cas` step retries only as its line says. `hvo show af-cas --format
+/// seq` writes the protocol's retry loop as `retries=2` on every CAS, and
+/// the file checks as written; the same file with plain `cas` steps never
+/// retries: a failed CAS gives up at once, so fewer states are reached.
+#[test]
+fn a_cas_retries_only_as_written() {
+    let (code, file, err) = hvo(&[
+        "show",
+        "af-cas",
+        "--format",
+        "seq",
+        "--levels",
+        "0",
+        "--workload",
+        "neighbour",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let cas: Vec<&str> = file.lines().filter(|l| l.starts_with("cas ")).collect();
+    assert_eq!(cas.len(), 9, "{file}");
+    assert!(cas.iter().all(|l| l.ends_with(" retries=2")), "{file}");
+    let (code, retried) = check_text("af-cas-retries.seq", &file);
+    assert_eq!(code, 0, "{retried:#?}");
+    let (_, plain) = check_text("af-cas-plain.seq", &file.replace(" retries=2", ""));
+    let figure = |rows: &[serde_json::Value], key: &str| {
+        rows[0]["runs"][0]["report"][key].as_u64().expect(key)
+    };
+    assert!(
+        figure(&plain, "states") < figure(&retried, "states"),
+        "{plain:#?} {retried:#?}"
+    );
+    assert!(figure(&plain, "gave_up") > 0);
+    // The text form says so too.
+    let (_, text, _) = hvo(&["show", "af-cas"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("cas L3[") && l.ends_with(" retries=2")),
+        "{text}"
+    );
+}
+
 #[test]
 fn protocols_and_bad_options() {
     let (code, out, _) = hvo(&["protocols"]);
@@ -495,4 +607,134 @@ fn verify_refuses_too_many_cpus() {
     let (code, _, err) = hvo(&["verify", "--cpus", "40"]);
     assert_eq!(code, 2);
     assert!(err.contains("1 to 64 CPUs"), "{err}");
+}
+
+/// A block's own memory (`same`, a split that keeps it) is printed as
+/// `same`, in `hvo show`, in the kernel file it writes and in a
+/// counterexample, never as the number that once stood for it.
+#[test]
+fn the_blocks_own_memory_is_printed_as_same() {
+    let (code, out, err) = hvo(&["show", "bbm", "--split", "nt"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("store L2[0xfffffc0000000000] = same rw nt"),
+        "{out}"
+    );
+    let (_, seq, _) = hvo(&[
+        "show",
+        "bbm",
+        "--split",
+        "nt",
+        "--format",
+        "seq",
+        "--levels",
+        "0",
+        "--workload",
+        "neighbour",
+    ]);
+    assert!(
+        seq.contains("store vmemmap[0] L2 block same rw nt"),
+        "{seq}"
+    );
+    let (_, cx, _) = hvo(&["check", "tests/check/pass/af-cas-no-hw-af.seq"]);
+    assert!(
+        cx.contains("cpu0: store L2[0xfffffc0000000000] = same rw noaf"),
+        "{cx}"
+    );
+    for text in [&out, &seq, &cx] {
+        assert!(!text.contains("0xffffffffffffffff"), "{text}");
+    }
+}
+
+/// `hvo check --json` names a user's case by its file and case, not by
+/// the protocol the kernel was booted for (given as `booted_for`).
+#[test]
+fn check_json_names_the_file_and_case() {
+    let (code, out, err) = hvo(&["check", "--json", "tests/check/pass/stop-machine.seq"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    for r in rows.as_array().expect("rows") {
+        assert_eq!(r["protocol"], "stop-machine.seq stop-machine", "{r:#}");
+        assert_eq!(r["booted_for"], "linux-generic", "{r:#}");
+    }
+}
+
+/// The header of `hvo show --format seq` names the command that wrote
+/// it, with every option that changes the file: run again, it writes
+/// the same file.
+#[test]
+fn show_seq_names_the_command_that_wrote_it() {
+    let (code, out, err) = hvo(&[
+        "show",
+        "bbm",
+        "--format",
+        "seq",
+        "--split",
+        "nt",
+        "--levels",
+        "0",
+        "--workload",
+        "neighbour",
+        "--no-rcu",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let command = out
+        .lines()
+        .find_map(|l| l.strip_prefix("# written by `"))
+        .and_then(|l| l.split_once('`'))
+        .map(|(c, _)| c)
+        .expect("the command");
+    assert_eq!(
+        command,
+        "hvo show bbm --format seq --split nt --levels 0 --workload neighbour --no-rcu"
+    );
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let (code, again, err) = hvo(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again, out);
+}
+
+/// A counterexample's hazard is a block: what happened on the `=>` line,
+/// then each descriptor of the walk and each TLB entry on a line of its
+/// own, indented.
+#[test]
+fn a_hazard_is_printed_one_item_per_line() {
+    let (code, out, _) = hvo(&[
+        "verify",
+        "--protocol",
+        "linux-generic",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "0",
+    ]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("=>"))
+        .expect("a hazard");
+    assert_eq!(
+        lines[at],
+        "   =>  TLB conflict abort on cpu1 at 0xfffffc0000108028:"
+    );
+    let block: Vec<&str> = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("         "))
+        .copied()
+        .collect();
+    let trimmed: Vec<&str> = block.iter().map(|l| l.trim()).collect();
+    assert_eq!(
+        trimmed[..6],
+        [
+            "TLB conflict abort at 0xfffffc0000108028 on ldr x0, [0xfffffc0000108028]",
+            "L0 desc 0xfc0 = table next=0x1000",
+            "L1 desc 0x1000 = table next=0x2000",
+            "L2 desc 0x2000 = table next=0x3000",
+            "L3 desc 0x3840 = page oa=0x3f108000 RW AF DBM PXN UXN SH=IS AttrIndx=0",
+            "cpu1 TLB:",
+        ]
+    );
+    assert!(trimmed.contains(&"[L2 0xfffffc0000000000+2M -> 0x3f000000 RW]"));
+    assert!(block.iter().all(|l| l.len() < 100), "{block:#?}");
 }

@@ -462,17 +462,21 @@ impl Kernel {
         let shift = self.geo.granule.page_shift();
         match p {
             Page::Frame(f) => Ok(f << shift),
+            Page::Same => Err(MmError::Config(
+                "`same` is the memory a leaf already maps: only the page of a leaf descriptor"
+                    .into(),
+            )),
             Page::Reg(r, off) => regs
-                .get(&r)
-                .map(|&f| (f + off) << shift)
-                .ok_or_else(|| MmError::Config(format!("register r{r} used before allocation"))),
+                .pages(r, off, 1)
+                .map(|f| f << shift)
+                .map_err(MmError::Config),
         }
     }
 
     fn encode(&self, d: &Desc, va: u64, level: u8, regs: &Regs) -> Result<Descriptor, MmError> {
         if let Desc::Leaf { page, perm, af, nt } = *d
             && level <= 3
-            && page != crate::protocol::SAME_MEMORY
+            && page != Page::Same
             && let Some(t) = self.leaf_templates[leaf_key(level, perm, af, nt)]
         {
             // `Desc::encode` resolves the page first, then encodes; the
@@ -513,6 +517,7 @@ impl Kernel {
                     level,
                     expect,
                     desc,
+                    ..
                 } => {
                     let slot = self.slot(*va, *level)?;
                     let e = self.encode(expect, *va, *level, regs)?;
@@ -550,7 +555,7 @@ impl Kernel {
                 }
                 Instr::Alloc { reg, order } => match self.machine.allocator_mut().alloc(*order) {
                     Ok(f) => {
-                        regs.insert(*reg, f);
+                        regs.insert(*reg, f, *order);
                         self.costs.allocations += 1;
                     }
                     Err(_) => {
@@ -562,6 +567,11 @@ impl Kernel {
                     }
                 },
                 Instr::Free { page, order } => {
+                    // Every page freed, not only the first, lies in the
+                    // allocation of a register.
+                    if let Page::Reg(r, off) = *page {
+                        regs.pages(r, off, 1 << order).map_err(MmError::Config)?;
+                    }
                     let pa = self.page_pa(*page, regs)?;
                     self.machine.free_pages(cpu, PhysAddr(pa), *order)?;
                     self.costs.frees += 1;
@@ -723,6 +733,9 @@ impl Kernel {
             if chunk.is_empty() {
                 continue;
             }
+            // stop_machine()'s callback cannot sleep: with it, the grace
+            // period comes first (as in `hvo_batch_program`).
+            self.mark(proto.stops_machine(), Instr::SynchronizeRcu)?;
             self.mark(proto.stops_machine(), Instr::StopMachine)?;
             // Split every vmemmap block of the batch (4K: PMD blocks).
             let mut ok = Vec::new();
@@ -746,8 +759,9 @@ impl Kernel {
             }
             // bd225530a4c7: one synchronize_rcu() per batch, before the
             // first remap, so speculative PFN walkers that saw a refcount
-            // before it was frozen are done.
-            self.mark(true, Instr::SynchronizeRcu)?;
+            // before it was frozen are done (before stop_machine(), above,
+            // where the protocol stops the machine).
+            self.mark(!proto.stops_machine(), Instr::SynchronizeRcu)?;
             plans.clear();
             for &i in &ok {
                 let mut f = self.folio(i)?;
@@ -989,8 +1003,10 @@ impl Kernel {
             if chunk.is_empty() {
                 continue;
             }
-            self.mark(proto.stops_machine(), Instr::StopMachine)?;
+            // The grace period before stop_machine(), whose callback
+            // cannot sleep (as in `restore_batch_program`).
             self.mark(true, Instr::SynchronizeRcu)?;
+            self.mark(proto.stops_machine(), Instr::StopMachine)?;
             plans.clear();
             for &i in &chunk {
                 let f = self.folio(i)?;

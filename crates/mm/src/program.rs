@@ -22,6 +22,10 @@ pub enum Page {
     /// The page allocated into register `r`; with an offset in pages for
     /// a multi-page allocation.
     Reg(u16, u64),
+    /// The memory the slot's leaf maps when the instruction runs ("the
+    /// block's own memory", a split that keeps it): only the page of a
+    /// leaf descriptor, read from the slot by the executor.
+    Same,
 }
 
 impl fmt::Display for Page {
@@ -30,15 +34,17 @@ impl fmt::Display for Page {
             Page::Frame(n) => write!(f, "pfn {n:#x}"),
             Page::Reg(r, 0) => write!(f, "r{r}"),
             Page::Reg(r, o) => write!(f, "r{r}+{o}"),
+            Page::Same => f.write_str("same"),
         }
     }
 }
 
 /// The registers of a running program: the first frame each
-/// [`Instr::Alloc`] returned, by register. A program allocates a handful,
-/// so they are a short list searched from the start, not a hash map.
+/// [`Instr::Alloc`] returned, and its order, by register. A program
+/// allocates a handful, so they are a short list searched from the start,
+/// not a hash map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Regs(Vec<(u16, u64)>);
+pub struct Regs(Vec<(u16, u64, u8)>);
 
 impl Regs {
     /// Returns empty registers with room for `n`.
@@ -48,21 +54,66 @@ impl Regs {
 
     /// Returns the frame in register `r`, if it was allocated.
     pub fn get(&self, r: &u16) -> Option<&u64> {
-        self.0.iter().find(|(x, _)| x == r).map(|(_, f)| f)
+        self.0.iter().find(|(x, _, _)| x == r).map(|(_, f, _)| f)
     }
 
-    /// Sets register `r` to `frame`.
-    pub fn insert(&mut self, r: u16, frame: u64) {
-        match self.0.iter_mut().find(|(x, _)| *x == r) {
-            Some((_, f)) => *f = frame,
-            None => self.0.push((r, frame)),
+    /// Sets register `r` to the `2^order` frames from `frame`.
+    pub fn insert(&mut self, r: u16, frame: u64, order: u8) {
+        match self.0.iter_mut().find(|(x, _, _)| *x == r) {
+            Some(e) => *e = (r, frame, order),
+            None => self.0.push((r, frame, order)),
         }
+    }
+
+    /// Returns the frames `off .. off + count` of the allocation in
+    /// register `r` (the first of them): `rN+K` names page K of it, and
+    /// a page outside it is a frame the program never allocated.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when `r` was not allocated, or when the pages
+    /// reach past the allocation's `2^order` pages.
+    pub fn pages(&self, r: u16, off: u64, count: u64) -> Result<u64, String> {
+        let (_, f, order) = self
+            .0
+            .iter()
+            .find(|(x, _, _)| *x == r)
+            .ok_or_else(|| format!("register r{r} used before allocation"))?;
+        let size = 1u64 << order;
+        if off.checked_add(count).is_none_or(|end| end > size) {
+            return Err(out_of_allocation(r, off, count, *order));
+        }
+        Ok(f + off)
     }
 
     /// Forgets every register.
     pub fn clear(&mut self) {
         self.0.clear();
     }
+}
+
+/// Says that pages `off .. off + count` of register `r` lie outside its
+/// allocation of order `order` (shared by the executor and the `.seq`
+/// resolver, so that both say it alike).
+pub fn out_of_allocation(r: u16, off: u64, count: u64, order: u8) -> String {
+    let size = 1u64 << order;
+    let pages = if size == 1 {
+        "1 page".to_string()
+    } else {
+        format!("{size} pages")
+    };
+    let what = if count == 1 {
+        format!("page offset {off} (r{r}+{off}) is")
+    } else {
+        format!(
+            "page offsets {off}..{} (r{r}+{off}, {count} pages) are",
+            off.saturating_add(count - 1)
+        )
+    };
+    format!(
+        "{what} outside the allocation in r{r}: it is {pages} (order {order}), offsets 0..{}; expected an offset inside it",
+        size - 1
+    )
 }
 
 /// Permissions of a kernel leaf mapping: Linux's `PAGE_KERNEL` (read-write,
@@ -110,13 +161,13 @@ impl Desc {
 impl Desc {
     /// Encodes the descriptor for a slot at `level`: `page_pa` resolves a
     /// page to its physical address, `current` reads the slot's value now
-    /// (for [`crate::protocol::SAME_MEMORY`], "the block's own memory").
+    /// (for [`Page::Same`], "the block's own memory").
     /// Permissions are Linux's `PAGE_KERNEL` and `PAGE_KERNEL_RO`.
     ///
     /// # Errors
     ///
     /// Returns the resolvers' errors, [`MmError::Config`] when
-    /// `SAME_MEMORY` finds no leaf, and model errors for a level where the
+    /// [`Page::Same`] finds no leaf, and model errors for a level where the
     /// granule has no such descriptor.
     pub fn encode(
         &self,
@@ -130,7 +181,7 @@ impl Desc {
             Desc::Invalid => Descriptor::INVALID,
             Desc::Table(p) => Descriptor::table(g, level, PhysAddr(page_pa(p)?))?,
             Desc::Leaf { page, perm, af, nt } => {
-                let pa = if page == crate::protocol::SAME_MEMORY {
+                let pa = if page == Page::Same {
                     current()?
                         .as_leaf(g, level)
                         .map(|l| l.oa.0)
@@ -182,8 +233,13 @@ pub enum Instr {
         desc: Desc,
     },
     /// Compare-and-swap that descriptor from `expect` to `desc` (the 2026
-    /// AF-clear + CAS series). Without concurrent CPUs it cannot fail; the
-    /// series' bounded retry loop belongs to the explorer's programs.
+    /// AF-clear + CAS series). Without concurrent CPUs it cannot fail.
+    /// Against them (the explorer) it fails when another CPU's walk set
+    /// the Access flag in memory; it is then retried up to `retries`
+    /// times, each retry as the series does it: store `expect` again
+    /// (AF clear), `dsb ishst`, a TLBI of the VA (`vaale1is` at level 3,
+    /// `vaae1is` above it, for the walk caches), `dsb ish`, and the CAS
+    /// again. With no retry left the updater gives up on the huge page.
     Cas {
         /// A VA the descriptor translates.
         va: u64,
@@ -193,6 +249,9 @@ pub enum Instr {
         expect: Desc,
         /// The value to write.
         desc: Desc,
+        /// How many times a failed CAS is retried (0: never;
+        /// [`crate::protocol::AF_CAS_RETRIES`] in the af-cas protocol).
+        retries: u8,
     },
     /// `DSB ISH` or `DSB ISHST`.
     Dsb(DsbKind),
@@ -279,7 +338,14 @@ impl fmt::Display for Instr {
                 level,
                 expect,
                 desc,
-            } => write!(f, "cas L{level}[{va:#x}]: {expect} => {desc}"),
+                retries,
+            } => {
+                write!(f, "cas L{level}[{va:#x}]: {expect} => {desc}")?;
+                if *retries > 0 {
+                    write!(f, " retries={retries}")?;
+                }
+                Ok(())
+            }
             Instr::Dsb(k) => write!(f, "{k}"),
             Instr::Isb => f.write_str("isb"),
             Instr::Tlbi { kind, va } => {

@@ -97,7 +97,7 @@ impl SplitStrategy {
         // walkers.
         p.push(Instr::Dsb(DsbKind::IshSt));
         let block = Desc::Leaf {
-            page: Page::Frame(u64::MAX),
+            page: Page::Same,
             perm: Perm::Rw,
             af: true,
             nt: false,
@@ -158,6 +158,7 @@ impl SplitStrategy {
                     level,
                     expect: without_af(block),
                     desc: Desc::Table(t),
+                    retries: AF_CAS_RETRIES,
                 });
                 p.push(Instr::Dsb(DsbKind::IshSt));
                 p.push(Instr::Isb);
@@ -173,9 +174,11 @@ impl SplitStrategy {
     }
 }
 
-/// `Page::Frame(u64::MAX)` in a block descriptor stands for "the block's
-/// own memory", resolved by the executor.
-pub const SAME_MEMORY: Page = Page::Frame(u64::MAX);
+/// How many times the af-cas protocol retries a compare-and-swap that a
+/// hardware Access-flag update made fail (the 2026 AF-clear series
+/// retries a bounded number of times; [`Instr::Cas`] says what a retry
+/// does).
+pub const AF_CAS_RETRIES: u8 = 2;
 
 fn with_nt(d: Desc) -> Desc {
     match d {
@@ -469,6 +472,7 @@ impl Protocol {
                         level: 3,
                         expect: noaf(Page::Frame(f.frames[i]), Perm::Rw),
                         desc: target(i),
+                        retries: AF_CAS_RETRIES,
                     });
                 }
                 vec![p1, p2]
@@ -597,6 +601,7 @@ impl Protocol {
                         level: 3,
                         expect: noaf(kept, Perm::Ro),
                         desc: Desc::leaf(new(i), Perm::Rw),
+                        retries: AF_CAS_RETRIES,
                     });
                 }
                 vec![p1, p2]

@@ -273,3 +273,77 @@ fn checker_thread_finds_what_the_inline_checker_finds() {
     k.with_checker_thread(|k| k.optimize(&p, &[0, 1, 2], 8).unwrap());
     assert!(rules(&k).contains(&Rule::OaChangeWritable));
 }
+
+/// `rN+K` names page K of the allocation in register N: the executor
+/// refuses a page past it (a frame the program never allocated), for a
+/// copy and for a free that reaches past it, and takes every page inside.
+#[test]
+fn a_register_offset_outside_its_allocation_is_refused() {
+    use mm::{Instr, Page, Program, Regs};
+    let mut k = kernel_for(
+        &Protocol::by_name("bbm").expect("built in"),
+        BbmLevel::Level0,
+    );
+    let src = k.frame_of(struct_page_va(k.head(0))).expect("mapped");
+    let run = |k: &mut Kernel, order: u8, ins: Instr| {
+        let p = Program {
+            instrs: vec![Instr::Alloc { reg: 7, order }, ins],
+        };
+        k.run(&p, &mut Regs::default())
+    };
+    let copy = |off| Instr::Copy {
+        dst: Page::Reg(7, off),
+        src: Page::Frame(src),
+    };
+    let e = run(&mut k, 0, copy(3)).expect_err("r7+3 of one page");
+    assert!(
+        e.to_string().contains(
+            "page offset 3 (r7+3) is outside the allocation in r7: it is 1 page (order 0)"
+        ),
+        "{e}"
+    );
+    run(&mut k, 1, copy(1)).expect("r7+1 of two pages");
+    let free = |off, order| Instr::Free {
+        page: Page::Reg(7, off),
+        order,
+    };
+    let e = run(&mut k, 1, free(1, 1)).expect_err("pages 1..2 of two");
+    assert!(
+        e.to_string()
+            .contains("page offsets 1..2 (r7+1, 2 pages) are outside"),
+        "{e}"
+    );
+    run(&mut k, 1, free(0, 1)).expect("pages 0..1 of two");
+}
+
+/// `synchronize_rcu()` sleeps, and a `stop_machine()` callback cannot:
+/// the batch path waits for the grace period before it stops the machine,
+/// in both directions, as the one-huge-page programs the explorer runs do.
+#[test]
+fn the_grace_period_comes_before_stop_machine() {
+    use mm::Instr;
+    let p = Protocol::by_name("stop-machine").expect("built in");
+    let mut k = kernel_for(&p, BbmLevel::Level0);
+    let order = |log: &[Instr]| {
+        let at = |x: &Instr| log.iter().position(|i| i == x).expect("in the log");
+        (at(&Instr::SynchronizeRcu), at(&Instr::StopMachine))
+    };
+    k.log = Some(Vec::new());
+    k.optimize(&p, &[0, 1], 2).expect("optimizes");
+    let (rcu, stop) = order(k.log.as_deref().unwrap_or_default());
+    assert!(
+        rcu < stop,
+        "synchronize_rcu at {rcu}, stop_machine at {stop}"
+    );
+    k.log = Some(Vec::new());
+    k.restore(&p, &[0, 1], 2).expect("restores");
+    let (rcu, stop) = order(k.log.as_deref().unwrap_or_default());
+    assert!(
+        rcu < stop,
+        "synchronize_rcu at {rcu}, stop_machine at {stop}"
+    );
+    let mut fresh = kernel_for(&p, BbmLevel::Level0);
+    let batch = fresh.hvo_batch_program(&p, 0).expect("a program");
+    let (rcu, stop) = order(&batch.instrs);
+    assert!(rcu < stop);
+}

@@ -94,7 +94,7 @@ pub enum KOp {
         /// The value.
         desc: KDesc,
     },
-    /// `cas VA Ln EXPECTED => DESC`.
+    /// `cas VA Ln EXPECTED => DESC [retries=N]`.
     Cas {
         /// The VA.
         va: Expr,
@@ -104,6 +104,9 @@ pub enum KOp {
         expect: KDesc,
         /// The value written.
         desc: KDesc,
+        /// How many times a failed CAS is retried (`retries=N`; 0 when
+        /// absent): see [`mm::Instr::Cas`].
+        retries: u8,
     },
     /// `dsb ish|ishst`.
     Dsb(DsbKind),

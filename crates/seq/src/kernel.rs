@@ -2,7 +2,7 @@
 //! checking it (rules and explorer), and writing a protocol's program as a
 //! kernel file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -78,7 +78,7 @@ fn page(a: &PageArg, env: &Env<'_>) -> Located<Page> {
                 (a.span.clone(), format!("expected a mapped VA: {va:#x} is not mapped when the program starts ({err})"))
             })?)
         }
-        PageRef::Same => mm::protocol::SAME_MEMORY,
+        PageRef::Same => Page::Same,
         PageRef::SharedTail => Page::Frame(env.kernel.shared_tail.ok_or_else(|| {
             (a.span.clone(), "this kernel has no shared tail page: expected `kernel hvo tails=order` or `kernel de-hvo after=shared-tail`".to_string())
         })?),
@@ -122,22 +122,37 @@ fn desc(d: &KDesc, level: u8, span: &Range<usize>, env: &Env<'_>) -> Located<Des
 /// Returns the span and message of a step that cannot be resolved.
 pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
     let mut p = Program::default();
-    let mut allocated = BTreeSet::new();
+    // The order of each register's allocation so far: `rN+K` names page
+    // K of it, and a page outside it is a frame the program never
+    // allocated (the executor refuses it too, without the span).
+    let mut allocated: BTreeMap<u16, u8> = BTreeMap::new();
     for s in &case.steps {
         for a in pages_of(&s.op) {
-            if let PageRef::Reg(r, _) = a.page
-                && !allocated.contains(&r)
-            {
+            let PageRef::Reg(r, off) = a.page else {
+                continue;
+            };
+            let Some(&order) = allocated.get(&r) else {
                 return Err((
                     a.span.clone(),
                     format!(
                         "register r{r} is used before `alloc r{r}`: expected an allocation first"
                     ),
                 ));
+            };
+            // `free rN+K order=J` frees 2^J pages from page K.
+            let count = match s.op {
+                KOp::Free { order: j, .. } => 1u64 << j,
+                _ => 1,
+            };
+            if off.checked_add(count).is_none_or(|end| end > 1u64 << order) {
+                return Err((
+                    a.span.clone(),
+                    mm::program::out_of_allocation(r, off, count, order),
+                ));
             }
         }
-        if let KOp::Alloc { reg, .. } = s.op {
-            allocated.insert(reg);
+        if let KOp::Alloc { reg, order } = s.op {
+            allocated.insert(reg, order);
         }
         let ev = |e: &Expr| eval(e, Some(env));
         p.push(match &s.op {
@@ -151,11 +166,13 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
                 level,
                 expect,
                 desc: d,
+                retries,
             } => Instr::Cas {
                 va: ev(va)?,
                 level: *level,
                 expect: desc(expect, *level, &s.span, env)?,
                 desc: desc(d, *level, &s.span, env)?,
+                retries: *retries,
             },
             KOp::Dsb(k) => Instr::Dsb(*k),
             KOp::Isb => Instr::Isb,
@@ -376,7 +393,30 @@ impl KernelFile {
             .iter()
             .map(|c| program(c, &env).map_err(|(s, m)| self.err(s, m)))
             .collect::<Result<Vec<_>, _>>()?;
+        for (case, program) in self.cases.iter().zip(&programs) {
+            self.run_steps(&prep, case, program)?;
+        }
         Ok((prep, programs))
+    }
+
+    /// Runs `program` (case `case`'s, one instruction per step) on a copy
+    /// of the prepared kernel, one step at a time, as the explorer will
+    /// resolve it: an error is then the step's, at the step's span.
+    fn run_steps(&self, prep: &Prepared, case: &KCase, program: &Program) -> Result<(), SeqError> {
+        let mut k = prep.kernel.clone();
+        let mut regs = mm::Regs::default();
+        for (step, ins) in case.steps.iter().zip(&program.instrs) {
+            let one = Program {
+                instrs: vec![ins.clone()],
+            };
+            k.run(&one, &mut regs).map_err(|e| {
+                self.err(
+                    step.span.clone(),
+                    format!("this step of case `{}` cannot run: {e}", case.name),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks every case at every FEAT_BBM level: the rule checker and the
@@ -483,7 +523,7 @@ impl Names<'_> {
         match p {
             Page::Reg(r, 0) => format!("r{r}"),
             Page::Reg(r, o) => format!("r{r}+{o}"),
-            p if p == mm::protocol::SAME_MEMORY => "same".into(),
+            Page::Same => "same".into(),
             Page::Frame(f) => {
                 if let Some((_, va)) = self.frames.iter().find(|(fr, _)| *fr == f) {
                     format!("page-of {}", self.va(*va))
@@ -525,11 +565,17 @@ impl Names<'_> {
                 level,
                 expect,
                 desc,
+                retries,
             } => format!(
-                "cas {} L{level} {} => {}",
+                "cas {} L{level} {} => {}{}",
                 self.va(*va),
                 self.desc(expect, *level),
-                self.desc(desc, *level)
+                self.desc(desc, *level),
+                if *retries > 0 {
+                    format!(" retries={retries}")
+                } else {
+                    String::new()
+                }
             ),
             Instr::Dsb(k) => k.to_string(),
             Instr::Isb => "isb".into(),

@@ -43,13 +43,25 @@
 //! (the block's own memory), `shared-tail`. Descriptors: `invalid`,
 //! `page PAGE rw|ro [noaf] [nt]` (level 3), `block PAGE rw|ro [noaf] [nt]`
 //! (levels 0..2), `table PAGE`. Kernel steps: `store VA Ln DESC`,
-//! `cas VA Ln DESC => DESC`, `dsb ish|ishst`, `isb`, `tlbi OP [VA]`,
+//! `cas VA Ln DESC => DESC [retries=N]`, `dsb ish|ishst`, `isb`, `tlbi OP [VA]`,
 //! `alloc rN [order=K] [as NAME]`, `free PAGE [order=K]`, `copy DST SRC`,
 //! `fill-table PAGE from VA Ln`, `reset PAGE structs=N head=PFN`, `pause`,
 //! `resume`, `stop-machine`, `start-machine`, `synchronize-rcu`,
 //! `str VALUE, [VA]`. `expect [bbm=L,...] rules CODES|compliant
 //! concurrent safe|incomplete|HAZARD [by WORKLOAD[+WORKLOAD]]`, one line
 //! per level (a line without `bbm=` covers every level).
+//!
+//! A `cas` fails when the descriptor no longer holds the expected value:
+//! against the explorer's CPUs, when a walk set its Access flag in memory
+//! (hardware AF). A plain `cas` does not retry: the updater gives up on
+//! the huge page (the table's `safe (N paths gave up the CAS)`, the
+//! `gave-up` verdict). `retries=N` (0..255) retries it up to N times,
+//! each retry as the 2026 AF-clear series does it: store the expected
+//! value again (AF clear), `dsb ishst`, a TLBI of the VA (`vaale1is` at
+//! L3, `vaae1is` above it, walk caches too), `dsb ish`, then the CAS again.
+//! The built-in af-cas protocol retries twice (`retries=2`, which `hvo
+//! show af-cas --format seq` writes). Without concurrent CPUs (the rule
+//! checker's sequential run) a CAS cannot fail.
 //!
 //! A machine file:
 //!

@@ -834,11 +834,20 @@ fn kop(p: &mut Parser<'_>) -> R<KOp> {
             let level = p.level()?;
             let expect = kdesc(p)?;
             p.punct("=>")?;
+            let desc = kdesc(p)?;
+            let retries = if p.at_key() == Some("retries") {
+                let (w, s) = p.value("a count of retries")?;
+                w.parse()
+                    .map_err(|_| p.err_at(s, format!("expected retries=0..255, found `{w}`")))?
+            } else {
+                0
+            };
             KOp::Cas {
                 va,
                 level,
                 expect,
-                desc: kdesc(p)?,
+                desc,
+                retries,
             }
         }
         "dsb" => KOp::Dsb(dsb_kind(p)?),
