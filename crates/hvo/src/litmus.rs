@@ -173,10 +173,10 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
             println!();
         }
     }
-    if a.json {
-        if let Err(code) = crate::print_json(&out) {
-            return code;
-        }
+    if a.json
+        && let Err(code) = crate::print_json(&out)
+    {
+        return code;
     }
     status
 }

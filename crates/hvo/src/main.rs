@@ -127,7 +127,28 @@ pub(crate) fn print_json<T: Serialize + ?Sized>(v: &T) -> Result<(), ExitCode> {
     }
 }
 
+/// Restores the default action of SIGPIPE, which the Rust runtime ignores:
+/// with it ignored, `hvo verify | head` makes `println!` panic on the closed
+/// pipe; with the default, the process ends quietly, as `cat` does.
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    /// POSIX's SIGPIPE number on Linux and the BSDs; `SIG_DFL` is 0.
+    const SIGPIPE: i32 = 13;
+    // SAFETY: signal(2) with SIG_DFL installs no handler; it runs before
+    // any other thread exists.
+    unsafe {
+        signal(SIGPIPE, 0);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe() {}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(a) => verify::run(&a),

@@ -738,3 +738,28 @@ fn a_hazard_is_printed_one_item_per_line() {
     assert!(trimmed.contains(&"[L2 0xfffffc0000000000+2M -> 0x3f000000 RW]"));
     assert!(block.iter().all(|l| l.len() < 100), "{block:#?}");
 }
+
+/// A reader that closes the pipe early (`hvo verify | head -1`) ends `hvo`
+/// quietly: no panic message about a broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hvo"))
+        .args(["rules"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hvo runs");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("stderr readable");
+    child.wait().expect("hvo ends");
+    assert!(!err.contains("panicked"), "{err}");
+}
