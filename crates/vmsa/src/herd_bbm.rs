@@ -48,10 +48,11 @@
 //!   is its own, so the flag may be raised where herd7 would find a
 //!   cross-thread chain.
 //! - `TTD-memory-contents-mismatch` compares every write to the two
-//!   physical pages over the whole execution (`PTEtoPA; different-values(W
-//!   * W); PTEtoPA^-1`); here the pages are compared, whole, at the later
-//!   write of the pair, as the rule checker does (a litmus test whose
-//!   data are written only by its initial state gets the same answer).
+//!   physical pages over the whole execution (`PTEtoPA;
+//!   different-values(W*W); PTEtoPA^-1`); here the pages are compared,
+//!   whole, at the later write of the pair, as the rule checker does (a
+//!   litmus test whose data are written only by its initial state gets
+//!   the same answer).
 //! - Reads of a descriptor are `TLBCacheableTTD` too, but a read relates
 //!   by `ca` exactly as the write it reads from does (`fr = rf^-1; co`),
 //!   with the same value: reads add no pair.
