@@ -223,7 +223,7 @@ fn table(o: &mut String, page: &Page<'_>) {
                         .collect();
                     let _ = write!(o, "<td class=\"{cls}\">{}</td>", rules.join(", "));
                 }
-                4 if class == "hazard" => {
+                5 if class == "hazard" => {
                     n += 1;
                     let _ = write!(
                         o,
@@ -231,10 +231,10 @@ fn table(o: &mut String, page: &Page<'_>) {
                         esc(c)
                     );
                 }
-                4 => {
+                5 => {
                     let _ = write!(o, "<td class=\"{class}\">{}</td>", esc(c));
                 }
-                k if k >= 5 => {
+                k if k >= 6 => {
                     let _ = write!(o, "<td class=\"num\">{}</td>", esc(c));
                 }
                 _ => {

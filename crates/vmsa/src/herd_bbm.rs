@@ -69,8 +69,9 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::descriptor::{Descriptor, Entry, Leaf, describe};
 use crate::event::Event;
 use crate::features::Config;
-use crate::granule::Level;
+use crate::granule::{Granule, Level};
 use crate::memory::Memory;
+use crate::rules::Rule;
 
 /// The level herd7's single table level corresponds to.
 const PAGE_LEVEL: Level = 3;
@@ -143,6 +144,9 @@ pub struct Pair {
     pub pa: PhysAddr,
     /// The VA it translates.
     pub va: VirtAddr,
+    /// The granule, which gives the descriptors their layout.
+    #[serde(skip)]
+    pub granule: Granule,
     /// The earlier value.
     pub first: Value,
     /// The later one.
@@ -174,28 +178,39 @@ fn ordinal(v: &Value) -> String {
     }
 }
 
-fn short(g: crate::granule::Granule, d: Descriptor) -> String {
-    describe(&d.decode(g, PAGE_LEVEL))
+/// Describes `d` briefly: its permission and output address, and with
+/// `full` every field.
+fn brief(g: Granule, d: Descriptor, full: bool) -> String {
+    match leaf(g, d) {
+        Some(l) if !full => format!("{} {}", if l.attrs.read_only() { "RO" } else { "RW" }, l.oa),
+        _ => describe(&d.decode(g, PAGE_LEVEL)),
+    }
 }
 
 impl Pair {
-    /// Renders the pair on one line with `granule`'s descriptor layout.
-    pub fn render(&self, granule: crate::granule::Granule) -> String {
+    /// Renders the pair on one line: each value's permission and output
+    /// address (every field when an attribute clause is among the
+    /// reasons).
+    pub fn render(&self) -> String {
+        let granule = self.granule;
+        let full = self
+            .reasons
+            .iter()
+            .any(|r| !matches!(r, Reason::OaWritable | Reason::OaContents));
         let reasons: Vec<&str> = self.reasons.iter().map(|r| r.relation()).collect();
         format!(
-            "PTE of {} [desc {}]: {} {} -> {} {} ({}){}",
+            "PTE of {} (at {}): {} {} -> {} {} [{}]{}",
             self.va,
             self.pa,
             ordinal(&self.first),
-            short(granule, self.first.desc),
+            brief(granule, self.first.desc, full),
             ordinal(&self.second),
-            short(granule, self.second.desc),
-            reasons.join(", "),
-            match self.first_ended {
-                Some(s) => format!(
-                    "; a TLBI completed at step {s} ended the first value's lifetime before the second was written"
-                ),
-                None => "; no completed TLBI between them: a TLB may hold both".to_string(),
+            brief(granule, self.second.desc, full),
+            reasons.join("; "),
+            if self.first_ended.is_some() {
+                ", a completed TLBI between them"
+            } else {
+                ", no completed TLBI between them"
             }
         )
     }
@@ -269,13 +284,20 @@ pub struct HerdBbm {
     pairs: Vec<Pair>,
 }
 
+/// Tells whether a violation of `rule` is the rule checker's counterpart of
+/// herd7's warning: R_WHZWS (an update that needs break-before-make) or
+/// R_DDMVT (the sequence done wrong), not the page-reuse rules.
+pub fn is_bbm_rule(rule: Rule) -> bool {
+    matches!(rule.id(), "R_WHZWS" | "R_DDMVT")
+}
+
 /// Tells whether herd7 counts `d` as TLB-cacheable at level 3
 /// (`TLBCacheableTTD`: valid and AF set).
-pub fn cacheable(granule: crate::granule::Granule, d: Descriptor) -> bool {
+pub fn cacheable(granule: Granule, d: Descriptor) -> bool {
     leaf(granule, d).is_some_and(|l| l.attrs.af())
 }
 
-fn leaf(granule: crate::granule::Granule, d: Descriptor) -> Option<Leaf> {
+fn leaf(granule: Granule, d: Descriptor) -> Option<Leaf> {
     match d.decode(granule, PAGE_LEVEL) {
         Entry::Page(l) => Some(l),
         _ => None,
@@ -470,6 +492,7 @@ impl HerdBbm {
                     continue;
                 }
                 self.pairs.push(Pair {
+                    granule: g,
                     pa,
                     va,
                     first: *w1,

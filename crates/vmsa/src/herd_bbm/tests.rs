@@ -132,7 +132,7 @@ fn ro_first_remap_is_flagged_through_the_transitive_pair() {
     // Write 2 is step 4; the DSB ISH completing the first flush is step 3.
     assert_eq!((p.second.step, p.first_ended), (Some(4), Some(3)));
     assert!(r.h.flagged());
-    let line = p.render(G);
+    let line = p.render();
     assert!(
         line.contains("initial") && line.contains("write 2"),
         "{line}"
