@@ -2,30 +2,30 @@
 //! stream of [`Event`]s.
 //!
 //! herd7 (herdtools7 7.58+1, commit 5feffe4e8f98) raises
-//! `Warning-BBM-expected` when an execution has a pair in
-//! `TTD-update-needsBBM \ BBM` (`herd/libdir/aarch64.cat`, "Break Before
-//! Make"). The relations, from `herd/libdir/aarch64bbm.cat` and
-//! `aarch64.cat`:
+//! `Warning-BBM-expected` when an execution has a pair of descriptor
+//! events in `TTD-update-needsBBM` (`herd/libdir/aarch64bbm.cat`) that is
+//! not in `BBM` (`herd/libdir/aarch64.cat`, "Break Before Make"). In
+//! words (the cat files are not reproduced here):
 //!
-//! - `TLBCacheableTTD = TTD & M \ (TTDINV | TTDAF0)`: a descriptor value is
-//!   *cacheable* when it is valid with its Access flag set
-//!   ([`cacheable`]); hardware AF management does not change that.
-//! - `TTD-update-needsBBM = [TLBCacheableTTD]; TTD-update-BBM-cand;
-//!   [TLBCacheableTTD]`, where every clause of `TTD-update-BBM-cand`
-//!   (`TTD-MT-update`, `TTD-SH-update`, `TTD-ICH-update`, `TTD-OCH-update`,
-//!   `TTD-DT-update`, `TTD-OA-update & (TTD-at-least-one-writable |
-//!   TTD-memory-contents-mismatch)`) relates two values of one location
-//!   by `ca = fr | co` (`herd/libdir/cos.cat`). Between writes `ca` is
-//!   `co`, which is transitive: *every* pair of cacheable values in
-//!   coherence order is compared, not only successive ones, whatever
-//!   happened between them ([`Reason`] names the clauses).
-//! - `BBM = [TLBCacheableTTD]; ca; [TLBUncacheableTTD]; ob; [TLBI]; ob &
-//!   inv-scope; [TLBCacheableTTD]`: the only break herd7 accepts for a pair
-//!   `(w1, w2)` is an *uncacheable* value `u` (invalid, or AF clear)
-//!   written after `w1`, then a TLBI ordered after `u`, then `w2` ordered
-//!   after the TLBI, the TLBI's scope covering `w2`'s location. A
-//!   completed TLBI after another cacheable value (a permission change,
-//!   say) is no break.
+//! - A descriptor value is TLB-cacheable (`TLBCacheableTTD`) unless it is
+//!   invalid (`TTDINV`) or has its Access flag clear (`TTDAF0`), the two
+//!   making `TLBUncacheableTTD`; hardware AF management changes nothing
+//!   ([`cacheable`]).
+//! - `TTD-update-needsBBM` is `TTD-update-BBM-cand` restricted to pairs of
+//!   cacheable values. Each clause of `TTD-update-BBM-cand`
+//!   (`TTD-MT-update`, `TTD-SH-update`, `TTD-ICH-update`,
+//!   `TTD-OCH-update`, `TTD-DT-update`, and `TTD-OA-update` with
+//!   `TTD-at-least-one-writable` or `TTD-memory-contents-mismatch`)
+//!   relates two values of one location ordered by `ca`, coherence-after
+//!   (`herd/libdir/cos.cat`: `fr` or `co`). Between writes that is `co`,
+//!   which is transitive: *every* pair of cacheable values in coherence
+//!   order is compared, not only successive ones, whatever happened
+//!   between them ([`Reason`] names the clauses).
+//! - `BBM` accepts a pair `(w1, w2)` only through an uncacheable value `u`
+//!   coherence-after `w1`, ordered (`ob`) before a TLBI that is ordered
+//!   before `w2` and whose `inv-scope` covers `w2`'s location. A completed
+//!   TLBI after another cacheable value (a permission change, say) is no
+//!   break.
 //!
 //! For one updater, whose writes to a location are in coherence order =
 //! program order = stream order, `ob` between its own events is its
@@ -47,12 +47,12 @@
 //!   could only add breaks. With several CPUs writing, each CPU's chain
 //!   is its own, so the flag may be raised where herd7 would find a
 //!   cross-thread chain.
-//! - `TTD-memory-contents-mismatch` compares every write to the two
-//!   physical pages over the whole execution (`PTEtoPA;
-//!   different-values(W*W); PTEtoPA^-1`); here the pages are compared,
-//!   whole, at the later write of the pair, as the rule checker does (a
-//!   litmus test whose data are written only by its initial state gets
-//!   the same answer).
+//! - `TTD-memory-contents-mismatch` relates the two values when some write
+//!   to one physical page and some write to the other, anywhere in the
+//!   execution, differ in value (through `PTEtoPA` and `different-values`);
+//!   here the pages are compared, whole, at the later write of the pair,
+//!   as the rule checker does (a litmus test whose data are written only
+//!   by its initial state gets the same answer).
 //! - Reads of a descriptor are `TLBCacheableTTD` too, but a read relates
 //!   by `ca` exactly as the write it reads from does (`fr = rf^-1; co`),
 //!   with the same value: reads add no pair.
