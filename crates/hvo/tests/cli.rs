@@ -528,6 +528,31 @@ fn verify_shows_herd7s_bbm_flag_where_it_differs_from_the_rules() {
 }
 
 #[test]
+fn the_html_report_shows_the_bbm_difference_too() {
+    let path = std::env::temp_dir().join(format!("hvo-cli-bbm-{}.html", std::process::id()));
+    let (code, out, err) = hvo(&[
+        "verify",
+        "--protocol",
+        "ro-first",
+        "--direction",
+        "de-hvo",
+        "--bbm",
+        "0",
+        "--html",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let html = std::fs::read_to_string(&path).expect("the report");
+    let _ = std::fs::remove_file(&path);
+    assert!(html.contains("<th>herd7-bbm</th>"), "{html}");
+    assert!(html.contains("<td>flag (7 pairs)</td>"), "{html}");
+    assert!(html.contains(
+        "<pre class=\"bbm-notes\">Where the rule checker and herd7 disagree on break-before-make"
+    ));
+    assert!(html.contains("ro-first de-hvo at FEAT_BBM 0: compliant by R_WHZWS and R_DDMVT"));
+}
+
+#[test]
 fn verify_shows_no_bbm_difference_where_the_readings_agree() {
     let (code, out, err) = hvo(&["verify", "--protocol", "bbm,linux-generic"]);
     assert_eq!(code, 0, "{out}{err}");
