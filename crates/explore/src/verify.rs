@@ -31,6 +31,10 @@ pub struct Row {
     pub setup: Setup,
     /// Rules the sequential run violates, with counts (empty: compliant).
     pub violations: Vec<(Rule, u64)>,
+    /// The pairs of descriptor values for which herd7 7.58+1 would raise
+    /// `Warning-BBM-expected` on the sequential run (empty: no warning);
+    /// see `vmsa::herd_bbm` and docs/bbm-herd7.md.
+    pub herd7_bbm: Vec<vmsa::herd_bbm::Pair>,
     /// The program's costs.
     pub costs: mm::Costs,
     /// Operations in the program.
@@ -70,6 +74,26 @@ impl Row {
     /// Tells whether the rule checker found nothing.
     pub fn compliant(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// Tells whether the rule checker requires break-before-make where the
+    /// program did not do it: a violation of R_WHZWS or of the sequence
+    /// R_DDMVT (not the page-reuse rules).
+    pub fn rules_need_bbm(&self) -> bool {
+        self.violations
+            .iter()
+            .any(|(r, _)| vmsa::herd_bbm::is_bbm_rule(*r))
+    }
+
+    /// Tells whether herd7 would raise `Warning-BBM-expected`.
+    pub fn herd7_flags(&self) -> bool {
+        !self.herd7_bbm.is_empty()
+    }
+
+    /// Tells whether the rule checker and herd7 disagree on whether the
+    /// program breaks before it makes.
+    pub fn bbm_readings_differ(&self) -> bool {
+        self.rules_need_bbm() != self.herd7_flags()
     }
 
     /// Tells whether the explorer finished without a hazard.
@@ -126,6 +150,7 @@ pub fn verify_program(
     Ok(Row {
         setup: full.setup.clone(),
         violations: full.violations.clone(),
+        herd7_bbm: full.herd7_bbm.clone(),
         costs: full.costs.clone(),
         ops: full.ops.len(),
         runs,

@@ -223,6 +223,10 @@ pub struct Scenario {
     pub reference: Reference,
     /// The rules the sequential run violated, with counts.
     pub violations: Vec<(Rule, u64)>,
+    /// The pairs of level-3 descriptor values for which herd7 would raise
+    /// `Warning-BBM-expected` on the sequential run (`vmsa::herd_bbm`):
+    /// empty when herd7 finds every update broken as it accepts.
+    pub herd7_bbm: Vec<vmsa::herd_bbm::Pair>,
     /// What the sequential run cost.
     pub costs: Costs,
     /// VA of each vmemmap page of the huge page, and its frame before and
@@ -372,6 +376,11 @@ impl Scenario {
     /// kernel's own store) and model errors.
     pub fn build(prep: &Prepared, program: &Program) -> Result<Self, ExploreError> {
         let mut k = prep.kernel.clone();
+        // herd7's flag beside the rules, from the program's first operation
+        // (the values before it are the initial values).
+        if let Some(c) = k.machine.checker_mut() {
+            c.enable_herd_bbm();
+        }
         let g = k.geo.granule;
         let shift = g.page_shift();
         let setup = prep.setup.clone();
@@ -575,6 +584,12 @@ impl Scenario {
                     .collect()
             })
             .unwrap_or_default();
+        let herd7_bbm = k
+            .machine
+            .checker()
+            .and_then(|c| c.herd_bbm())
+            .map(|h| h.pairs().to_vec())
+            .unwrap_or_default();
         let workloads = build_workloads(&setup, &sites);
         Ok(Scenario {
             config: *k.machine.config(),
@@ -589,6 +604,7 @@ impl Scenario {
                 freed,
             },
             violations,
+            herd7_bbm,
             costs: k.costs.clone(),
             pages,
             checked,

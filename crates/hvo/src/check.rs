@@ -11,10 +11,13 @@ use seq::{CaseResult, CheckRow, SeqFile};
 use serde::Serialize;
 
 use crate::table::Table;
-use crate::verify::{COLUMNS, RowJson, cells, counterexample, row_json, rules_cell};
+use crate::verify::{
+    BbmView, COLUMNS, RowJson, bbm_notes, cells, counterexample, herd7_pairs_cell, row_json,
+    row_view, rules_cell,
+};
 
 #[derive(Serialize)]
-struct CaseJson {
+struct CaseJson<'a> {
     kind: &'static str,
     file: String,
     case: String,
@@ -25,6 +28,15 @@ struct CaseJson {
     matches_expectation: bool,
     steps: u64,
     violations: Vec<vmsa::Violation>,
+    herd7_bbm: MachineHerd7<'a>,
+}
+
+/// herd7's break-before-make flag of a machine case in `--json`.
+#[derive(Serialize)]
+struct MachineHerd7<'a> {
+    warning: bool,
+    differs_from_rules: bool,
+    pairs: &'a [vmsa::herd_bbm::Pair],
 }
 
 #[derive(Serialize)]
@@ -49,7 +61,7 @@ struct KernelJson<'a> {
 #[serde(untagged)]
 enum AnyJson<'a> {
     Kernel(KernelJson<'a>),
-    Machine(CaseJson),
+    Machine(CaseJson<'a>),
 }
 
 /// The results of every file: kernel rows and machine cases.
@@ -104,6 +116,17 @@ fn short(file: &str) -> String {
 /// HTML report labels it.
 fn label(r: &CheckRow) -> String {
     format!("{} {}", short(&r.file), r.case)
+}
+
+/// Returns the break-before-make view of a machine case.
+fn machine_view<'a>(file: &str, r: &'a CaseResult) -> BbmView<'a> {
+    BbmView {
+        label: format!("{} case {}", short(file), r.name),
+        bbm: r.bbm.to_string(),
+        rules: machine_verdict(r),
+        violations: r.violations.iter().map(|v| v.rule).collect(),
+        pairs: &r.herd7_bbm,
+    }
 }
 
 fn machine_verdict(r: &CaseResult) -> String {
@@ -226,6 +249,11 @@ pub fn run(files: &[PathBuf], json: bool, verbose: bool, html: Option<&Path>) ->
                 matches_expectation: r.passed(),
                 steps: r.steps,
                 violations: r.violations.clone(),
+                herd7_bbm: MachineHerd7 {
+                    warning: !r.herd7_bbm.is_empty(),
+                    differs_from_rules: machine_view(file, r).differs(),
+                    pairs: &r.herd7_bbm,
+                },
             }));
         }
         if let Err(code) = crate::print_json(&out) {
@@ -273,6 +301,12 @@ fn render(c: &Checked, verbose: bool) -> String {
                 ));
             }
         }
+        let views: Vec<BbmView> = c
+            .kernel
+            .iter()
+            .map(|r| row_view(format!("{} case {}", short(&r.file), r.case), &r.row))
+            .collect();
+        out.push_str(&bbm_notes(&views));
         for r in &c.kernel {
             out.push_str(&counterexample(
                 &format!("{} case {}", short(&r.file), r.case),
@@ -290,6 +324,7 @@ fn render(c: &Checked, verbose: bool) -> String {
             "FEAT_BBM",
             "ops",
             "rule verdict",
+            "herd7-bbm",
             "expected",
         ]);
         for (file, r) in &c.machine {
@@ -299,6 +334,7 @@ fn render(c: &Checked, verbose: bool) -> String {
                 r.bbm.to_string(),
                 r.steps.to_string(),
                 machine_verdict(r),
+                herd7_pairs_cell(r.herd7_bbm.len()),
                 if r.passed() {
                     "yes".into()
                 } else {
@@ -307,6 +343,8 @@ fn render(c: &Checked, verbose: bool) -> String {
             ]);
         }
         out.push_str(&t.render());
+        let views: Vec<BbmView> = c.machine.iter().map(|(f, r)| machine_view(f, r)).collect();
+        out.push_str(&bbm_notes(&views));
         for (file, r) in &c.machine {
             if r.violations.is_empty() {
                 continue;

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use explore::{Hazard, Row, Snapshot, StepKind, TraceStep, Verdict, WorkloadKind};
 
-use crate::verify::{COLUMNS, cells, names};
+use crate::verify::{BbmView, COLUMNS, bbm_notes, cells, names, row_view};
 
 /// What the page says above the table.
 pub struct Page<'a> {
@@ -81,6 +81,7 @@ td.incomplete { background: #ececec; color: #555; font-style: italic; }
 td.safe { color: #1b6e20; }
 td.compliant { color: #1b6e20; }
 p.summary { margin: 10px 0; }
+pre.bbm-notes { white-space: pre-wrap; font-size: 13px; background: #fff8e1; padding: 8px; }
 .legend { display: flex; flex-wrap: wrap; gap: 6px 18px; font-size: 13px; margin: 8px 0; }
 .legend span.key { display: inline-block; width: 22px; height: 12px; border: 2px solid; vertical-align: middle; margin-right: 4px; }
 div.scroll { overflow-x: auto; }
@@ -137,9 +138,20 @@ pub fn render(page: &Page<'_>) -> String {
     table(&mut o, page);
     o.push_str(
         "<p>Rules: the rule checker on the sequential run (Arm ARM rule IDs). \
+         herd7-bbm: herd7 7.58+1's <code>Warning-BBM-expected</code> on the same run, with the pairs of descriptor values it flags. \
          Concurrent: the explorer, against each workload on other CPUs under every behaviour the architecture allows: \
          <code>safe</code>, or the first hazard with the workload that found it (its counterexample below).</p>\n",
     );
+    let views: Vec<BbmView> = (0..rows.len())
+        .map(|i| {
+            let label = format!("{} {}", page.name(i), rows[i].setup.direction.name());
+            row_view(label, &rows[i])
+        })
+        .collect();
+    let notes = bbm_notes(&views);
+    if !notes.is_empty() {
+        let _ = writeln!(o, "<pre class=\"bbm-notes\">{}</pre>", esc(notes.trim()));
+    }
     let mut n = 0;
     let mut header = false;
     for (i, r) in rows.iter().enumerate() {
@@ -223,7 +235,7 @@ fn table(o: &mut String, page: &Page<'_>) {
                         .collect();
                     let _ = write!(o, "<td class=\"{cls}\">{}</td>", rules.join(", "));
                 }
-                4 if class == "hazard" => {
+                5 if class == "hazard" => {
                     n += 1;
                     let _ = write!(
                         o,
@@ -231,10 +243,10 @@ fn table(o: &mut String, page: &Page<'_>) {
                         esc(c)
                     );
                 }
-                4 => {
+                5 => {
                     let _ = write!(o, "<td class=\"{class}\">{}</td>", esc(c));
                 }
-                k if k >= 5 => {
+                k if k >= 6 => {
                     let _ = write!(o, "<td class=\"num\">{}</td>", esc(c));
                 }
                 _ => {

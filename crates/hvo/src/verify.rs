@@ -82,12 +82,25 @@ pub(crate) struct RowJson<'a> {
     hw_af: bool,
     rules: Vec<String>,
     compliant: bool,
+    herd7_bbm: Herd7Json<'a>,
     safe: bool,
     verdict: String,
     states: u64,
     seconds: f64,
     costs: &'a mm::Costs,
     runs: &'a [explore::Run],
+}
+
+/// herd7's break-before-make flag in `--json`.
+#[derive(Serialize)]
+pub(crate) struct Herd7Json<'a> {
+    /// Whether herd7 7.58+1 would raise `Warning-BBM-expected`.
+    warning: bool,
+    /// Whether the rule checker says otherwise (R_WHZWS or R_DDMVT
+    /// violated without the warning, or the warning without them).
+    differs_from_rules: bool,
+    /// The pairs of descriptor values herd7 flags.
+    pairs: &'a [vmsa::herd_bbm::Pair],
 }
 
 fn fail(msg: String) -> ExitCode {
@@ -227,6 +240,132 @@ pub(crate) fn rules_cell(row: &Row) -> String {
     }
 }
 
+/// Returns the herd7-bbm cell: `-`, or `flag` and the pairs herd7's
+/// `Warning-BBM-expected` is about.
+pub(crate) fn herd7_cell(row: &Row) -> String {
+    herd7_pairs_cell(row.herd7_bbm.len())
+}
+
+/// Returns the herd7-bbm cell for `n` pairs.
+pub(crate) fn herd7_pairs_cell(n: usize) -> String {
+    match n {
+        0 => "-".into(),
+        1 => "flag (1 pair)".into(),
+        n => format!("flag ({n} pairs)"),
+    }
+}
+
+/// Pairs shown per note; `--json` lists them all.
+const NOTE_PAIRS: usize = 2;
+
+/// A line of a table as the break-before-make notes see it: a kernel row
+/// of `verify` or `check`, or a machine case of `check`.
+pub(crate) struct BbmView<'a> {
+    /// What the line is (protocol and direction, or file and case).
+    pub label: String,
+    /// Its FEAT_BBM level.
+    pub bbm: String,
+    /// The rules cell.
+    pub rules: String,
+    /// The rules violated.
+    pub violations: Vec<vmsa::Rule>,
+    /// The pairs herd7 flags.
+    pub pairs: &'a [vmsa::herd_bbm::Pair],
+}
+
+impl BbmView<'_> {
+    /// Tells whether the rule checker requires break-before-make where
+    /// the sequence did not do it.
+    fn rules_need_bbm(&self) -> bool {
+        self.violations
+            .iter()
+            .any(|r| vmsa::herd_bbm::is_bbm_rule(*r))
+    }
+
+    /// Tells whether the rule checker and herd7 disagree.
+    pub fn differs(&self) -> bool {
+        self.rules_need_bbm() == self.pairs.is_empty()
+    }
+}
+
+/// Returns `row`'s view, labelled `label`.
+pub(crate) fn row_view<'a>(label: String, row: &'a Row) -> BbmView<'a> {
+    BbmView {
+        label,
+        bbm: row.setup.features.bbm.to_string(),
+        rules: rules_cell(row),
+        violations: row.violations.iter().map(|(r, _)| *r).collect(),
+        pairs: &row.herd7_bbm,
+    }
+}
+
+/// Returns the notes on the lines where the rule checker and herd7's
+/// `Warning-BBM-expected` disagree (empty when they agree everywhere):
+/// one per label and finding, with its FEAT_BBM levels and the first
+/// pairs.
+pub(crate) fn bbm_notes(views: &[BbmView<'_>]) -> String {
+    // (label, rules cell, pair count), then the levels and the first line.
+    type Key<'k> = (&'k str, &'k str, usize);
+    let mut groups: Vec<(Key, Vec<&str>, usize)> = Vec::new();
+    for (i, v) in views.iter().enumerate() {
+        if !v.differs() {
+            continue;
+        }
+        let key = (v.label.as_str(), v.rules.as_str(), v.pairs.len());
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1.push(&v.bbm),
+            None => groups.push((key, vec![&v.bbm], i)),
+        }
+    }
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nWhere the rule checker and herd7 disagree on break-before-make (docs/bbm-herd7.md):\n",
+    );
+    for ((label, rules, n), levels, i) in &groups {
+        let v = &views[*i];
+        let at = format!("{label} at FEAT_BBM {}", levels.join(", "));
+        if !v.pairs.is_empty() {
+            let plural = if *n == 1 { "" } else { "s" };
+            let rules = if *rules == "compliant" {
+                "compliant by R_WHZWS and R_DDMVT".to_string()
+            } else {
+                format!("no R_WHZWS or R_DDMVT violation ({rules})")
+            };
+            out.push_str(&format!(
+                "  {at}: {rules}, but herd7 7.58+1 raises Warning-BBM-expected \
+                 (aarch64bbm.cat TTD-update-needsBBM without aarch64.cat BBM) for {n} pair{plural}:\n"
+            ));
+            for p in v.pairs.iter().take(NOTE_PAIRS) {
+                out.push_str(&format!("    {}\n", p.render()));
+            }
+            if *n > NOTE_PAIRS {
+                out.push_str(&format!(
+                    "    ... and {} more (--json lists them)\n",
+                    n - NOTE_PAIRS
+                ));
+            }
+            if v.pairs.iter().all(|p| !p.coexist()) {
+                out.push_str(
+                    "    A completed TLBI separates the two values of every pair, so no TLB holds both: \
+                     R_WHZWS applies to each change of an entry (I_THWDH), herd7 to every pair.\n",
+                );
+            }
+        } else {
+            let why = if v.violations.iter().all(|r| *r == vmsa::Rule::BlockSize) {
+                " (herd7's VMSA model has one table level and no blocks: a block-size change is outside it)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {at}: {rules} by the rule checker, but herd7 7.58+1 raises no Warning-BBM-expected{why}\n"
+            ));
+        }
+    }
+    out
+}
+
 /// Returns the concurrent cell: `safe`, the hazard and its workloads, or
 /// the limit that stopped the search.
 pub(crate) fn verdict_cell(row: &Row) -> String {
@@ -259,6 +398,11 @@ pub(crate) fn row_json(row: &Row) -> RowJson<'_> {
         hw_af: row.setup.features.hw_af,
         rules: row.violations.iter().map(|(r, _)| r.code()).collect(),
         compliant: row.compliant(),
+        herd7_bbm: Herd7Json {
+            warning: row.herd7_flags(),
+            differs_from_rules: row.bbm_readings_differ(),
+            pairs: &row.herd7_bbm,
+        },
         safe: row.safe(),
         verdict: verdict_cell(row),
         states: row.states(),
@@ -314,11 +458,12 @@ fn meta(workloads: &[WorkloadKind], a: &VerifyArgs) -> Vec<(String, String)> {
 
 /// The columns of the verdict and cost table (the terminal's and the
 /// HTML report's).
-pub(crate) const COLUMNS: [&str; 13] = [
+pub(crate) const COLUMNS: [&str; 14] = [
     "protocol",
     "op",
     "FEAT_BBM",
     "rules",
+    "herd7-bbm",
     "concurrent",
     "states",
     "time",
@@ -337,6 +482,7 @@ pub(crate) fn cells(r: &Row) -> Vec<String> {
         r.setup.direction.name().to_string(),
         r.setup.features.bbm.to_string(),
         rules_cell(r),
+        herd7_cell(r),
         verdict_cell(r),
         r.states().to_string(),
         format!("{:.2}s", r.elapsed().as_secs_f64()),
@@ -379,6 +525,14 @@ fn render(rows: &[Row], workloads: &[WorkloadKind], a: &VerifyArgs) -> String {
         time.as_secs_f64()
     ));
     out.push_str(&answer(rows));
+    let views: Vec<BbmView> = rows
+        .iter()
+        .map(|r| {
+            let label = format!("{} {}", r.setup.protocol.name, r.setup.direction.name());
+            row_view(label, r)
+        })
+        .collect();
+    out.push_str(&bbm_notes(&views));
     for r in rows {
         let label = format!("{} {}", r.setup.protocol.name, r.setup.direction.name());
         out.push_str(&counterexample(&label, r));

@@ -763,3 +763,175 @@ fn a_closed_pipe_is_no_panic() {
     child.wait().expect("hvo ends");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Returns the herd7-bbm cell of a `hvo verify` row (the fifth column).
+fn herd7_cell(row: &str) -> &str {
+    let rules_end = row
+        .find("compliant")
+        .map(|i| i + "compliant".len())
+        .or_else(|| {
+            row.rfind("R_WHZWS.")
+                .map(|i| i + row[i..].find(' ').unwrap())
+        })
+        .expect("a rules cell");
+    let rest = row[rules_end..].trim_start();
+    if rest.starts_with('-') {
+        "-"
+    } else {
+        &rest[..rest.find(')').expect("flag (N pairs)") + 1]
+    }
+}
+
+#[test]
+fn verify_shows_herd7s_bbm_flag_where_it_differs_from_the_rules() {
+    // Catalin Marinas's RO-first remap and de-HVO: compliant by R_WHZWS,
+    // yet herd7's Warning-BBM-expected (aarch64bbm.cat pairs every two
+    // cacheable values in coherence order).
+    let (code, out, err) = hvo(&["verify", "--protocol", "ro-first"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for (op, bbm, pairs) in [
+        ("hvo", "2", "flag (10 pairs)"),
+        ("hvo", "2-noabort", "flag (10 pairs)"),
+        ("de-hvo", "0", "flag (7 pairs)"),
+    ] {
+        let r = verify_row(&out, "ro-first", op, bbm);
+        assert!(r.contains(" compliant "), "{r}");
+        assert_eq!(herd7_cell(r), pairs, "{r}");
+    }
+    assert!(out.contains("Where the rule checker and herd7 disagree on break-before-make"));
+    assert!(out.contains(
+        "ro-first hvo at FEAT_BBM 2, 2-noabort: compliant by R_WHZWS and R_DDMVT, \
+         but herd7 7.58+1 raises Warning-BBM-expected"
+    ));
+    assert!(out.contains(
+        "ro-first de-hvo at FEAT_BBM 0, 2, 2-noabort: compliant by R_WHZWS and R_DDMVT, \
+         but herd7 7.58+1 raises Warning-BBM-expected"
+    ));
+    // The pair: the initial writable value and the final read-only one at
+    // the new address, a completed TLBI between them.
+    assert!(out.contains(
+        "PTE of 0xfffffc0000100000 (at 0x3800): initial RW 0x3f100000 -> write 2 RO 0x4000 \
+         [TTD-OA-update & TTD-at-least-one-writable], a completed TLBI between them"
+    ));
+    assert!(out.contains("A completed TLBI separates the two values of every pair"));
+    // At FEAT_BBM 0 both object (the split's block size, herd7's pairs):
+    // no note for it.
+    let notes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("  ro-first hvo at FEAT_BBM"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+}
+
+#[test]
+fn the_html_report_shows_the_bbm_difference_too() {
+    let path = std::env::temp_dir().join(format!("hvo-cli-bbm-{}.html", std::process::id()));
+    let (code, out, err) = hvo(&[
+        "verify",
+        "--protocol",
+        "ro-first",
+        "--direction",
+        "de-hvo",
+        "--bbm",
+        "0",
+        "--html",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let html = std::fs::read_to_string(&path).expect("the report");
+    let _ = std::fs::remove_file(&path);
+    assert!(html.contains("<th>herd7-bbm</th>"), "{html}");
+    assert!(html.contains("<td>flag (7 pairs)</td>"), "{html}");
+    assert!(html.contains(
+        "<pre class=\"bbm-notes\">Where the rule checker and herd7 disagree on break-before-make"
+    ));
+    assert!(html.contains("ro-first de-hvo at FEAT_BBM 0: compliant by R_WHZWS and R_DDMVT"));
+}
+
+#[test]
+fn verify_shows_no_bbm_difference_where_the_readings_agree() {
+    let (code, out, err) = hvo(&["verify", "--protocol", "bbm,linux-generic"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for op in ["hvo", "de-hvo"] {
+        for bbm in ["0", "2", "2-noabort"] {
+            // Plain break-before-make: compliant, and no warning.
+            let r = verify_row(&out, "bbm", op, bbm);
+            assert_eq!(herd7_cell(r), "-", "{r}");
+            // The generic remap: violations, and the warning.
+            let r = verify_row(&out, "linux-generic", op, bbm);
+            assert!(r.contains("R_WHZWS.oa-writable"), "{r}");
+            assert!(herd7_cell(r).starts_with("flag ("), "{r}");
+        }
+    }
+    assert!(!out.contains("disagree"), "{out}");
+}
+
+#[test]
+fn verify_json_lists_herd7s_pairs() {
+    let (code, out, _) = hvo(&[
+        "verify",
+        "--json",
+        "--protocol",
+        "ro-first,bbm",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "2",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let rows = v.as_array().expect("an array");
+    let (ro, bbm) = (&rows[0]["herd7_bbm"], &rows[1]["herd7_bbm"]);
+    assert_eq!(ro["warning"], true);
+    assert_eq!(ro["differs_from_rules"], true);
+    let pairs = ro["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 10);
+    let p = &pairs[0];
+    assert_eq!(p["va"], 0xfffffc0000100000u64);
+    assert_eq!(
+        (&p["first"]["index"], &p["second"]["index"]),
+        (&0.into(), &2.into())
+    );
+    assert_eq!(p["first"]["step"], serde_json::Value::Null);
+    assert_eq!(p["reasons"], serde_json::json!(["OaWritable"]));
+    assert!(p["first_ended"].is_u64(), "{p}");
+    assert_eq!(bbm["warning"], false);
+    assert_eq!(bbm["differs_from_rules"], false);
+    assert_eq!(bbm["pairs"], serde_json::json!([]));
+}
+
+#[test]
+fn check_shows_herd7s_flag_on_the_threads_sequences() {
+    let (code, out, err) = hvo(&[
+        "check",
+        "../../sequences/thread-2024-07.seq",
+        "../../sequences/de-hvo-2024-07.seq",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let cells = |case: &str| -> Vec<String> {
+        row(&out, case)
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    // file, case, FEAT_BBM, ops, rule verdict, herd7-bbm, expected
+    assert_eq!(cells("ro-first")[4..6], ["compliant", "flag (10 pairs)"]);
+    assert_eq!(
+        cells("catalin-restore")[4..6],
+        ["compliant", "flag (2 pairs)"]
+    );
+    assert_eq!(cells("bbm")[4..6], ["compliant", "-"]);
+    assert!(out.contains(
+        "thread-2024-07.seq case ro-first at FEAT_BBM 2: compliant by R_WHZWS and R_DDMVT, \
+         but herd7 7.58+1 raises Warning-BBM-expected"
+    ));
+    assert!(out.contains(
+        "de-hvo-2024-07.seq case catalin-restore at FEAT_BBM 0: compliant by R_WHZWS and R_DDMVT, \
+         but herd7 7.58+1 raises Warning-BBM-expected"
+    ));
+    // Where both object (the generic remap) or neither does (BBM): no note.
+    assert!(!out.contains("case linux-generic at"), "{out}");
+    assert!(!out.contains("case bbm at"), "{out}");
+}

@@ -192,7 +192,7 @@ fn the_report_renders_in_chromium_with_its_table_and_timelines() {
         };
         let body = &body[..body.find("</tr>").expect("row ends")];
         assert!(body.contains(&cell), "no `{cell}` in {body}");
-        assert_eq!(body.matches("<td").count(), 13, "{body}");
+        assert_eq!(body.matches("<td").count(), 14, "{body}");
         let hazard_cell = body.contains("<td class=\"hazard\">");
         assert_eq!(hazard_cell, want[4] != "safe", "{body}");
     }

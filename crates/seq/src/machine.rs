@@ -191,6 +191,9 @@ pub struct CaseResult {
     pub violations: Vec<Violation>,
     /// The number of table-maintenance operations checked.
     pub steps: u64,
+    /// The pairs of level-3 descriptor values for which herd7 would raise
+    /// `Warning-BBM-expected` (`vmsa::herd_bbm`; empty: no warning).
+    pub herd7_bbm: Vec<vmsa::herd_bbm::Pair>,
 }
 
 impl CaseResult {
@@ -258,6 +261,9 @@ impl MachineFile {
             }
         }
         m.enable_checker();
+        if let Some(c) = m.checker_mut() {
+            c.enable_herd_bbm();
+        }
         Ok(m)
     }
 
@@ -394,6 +400,11 @@ impl MachineFile {
             expect: case.expect.clone(),
             violations: m.violations().to_vec(),
             steps: m.checker().map_or(0, |c| c.steps()),
+            herd7_bbm: m
+                .checker()
+                .and_then(|c| c.herd_bbm())
+                .map(|h| h.pairs().to_vec())
+                .unwrap_or_default(),
         })
     }
 }

@@ -34,6 +34,7 @@ use crate::event::Event;
 use crate::features::{BbmLevel, Config};
 use crate::frames::FrameCounts;
 use crate::granule::{Granule, Level};
+use crate::herd_bbm::HerdBbm;
 use crate::memory::Memory;
 use crate::tlb::Tlbi;
 
@@ -503,6 +504,9 @@ pub struct RuleChecker {
     /// Keep at most this many violations of each rule (all by default).
     keep_per_rule: u64,
     scratch: Scratch,
+    /// herd7's break-before-make flag over the same stream, when enabled
+    /// ([`RuleChecker::enable_herd_bbm`]).
+    herd: Option<Box<HerdBbm>>,
 }
 
 impl RuleChecker {
@@ -528,6 +532,7 @@ impl RuleChecker {
             counts: [0; Rule::ALL.len()],
             keep_per_rule: u64::MAX,
             scratch: Scratch::default(),
+            herd: None,
         };
         let g = config.granule;
         let root_frame = root.0 >> g.page_shift();
@@ -571,6 +576,18 @@ impl RuleChecker {
             .filter(|&(_, n)| n > 0)
             .map(|(&r, n)| (r, n))
             .collect()
+    }
+
+    /// Computes herd7's break-before-make flag ([`HerdBbm`]) over the
+    /// operations observed from now on, beside the rules: the two readings
+    /// of R_WHZWS, side by side (docs/bbm-herd7.md).
+    pub fn enable_herd_bbm(&mut self) {
+        self.herd = Some(Box::new(HerdBbm::new(self.config)));
+    }
+
+    /// Returns herd7's flag, if enabled.
+    pub fn herd_bbm(&self) -> Option<&HerdBbm> {
+        self.herd.as_deref()
     }
 
     /// Returns the number of operations observed.
@@ -707,6 +724,15 @@ impl RuleChecker {
     /// adds.
     pub fn observe(&mut self, mem: &Memory, ev: &Event) -> &[Violation] {
         let before = self.violations.len();
+        if self.herd.is_some() {
+            let at = match *ev {
+                Event::DescWrite { pa, .. } => self.locate(pa),
+                _ => None,
+            };
+            if let Some(h) = self.herd.as_deref_mut() {
+                h.observe(mem, ev, at);
+            }
+        }
         match *ev {
             Event::DescWrite {
                 cpu,
