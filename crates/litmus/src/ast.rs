@@ -395,6 +395,41 @@ pub struct Tthm {
     pub hd: u64,
 }
 
+/// What a fault does when its thread has no handler (no `Pn.F` column):
+/// herd7's fault handling (herdtools7 `lib/fault.ml`, `Handling`;
+/// `herd/mem.ml`, `add_fault`). A test's `variant=` header line sets it
+/// (the key is case-insensitive, the tags too: `imprecise`/`handled`,
+/// `precise`/`fatal`, `faultToNext`/`skip`) and overrides the command
+/// line's; the conformance data was made with `-variant vmsa,fatal`, so
+/// [`FaultMode::Fatal`] is the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum FaultMode {
+    /// `precise`/`fatal`: the faulting thread stops.
+    #[default]
+    Fatal,
+    /// `imprecise`/`handled`: the faulting instruction is executed again,
+    /// once; from then on the thread runs as herd7 runs a fault handler,
+    /// and an execution where it faults again is discarded (`add_fault`'s
+    /// `None, true` case: the code monad returns false).
+    Handled,
+    /// `faultToNext`/`skip`: execution goes on at the next instruction
+    /// (the faulting one writes nothing).
+    Skip,
+}
+
+impl FaultMode {
+    /// Parses one `variant=` tag (lower-cased first), as herdtools7
+    /// `lib/fault.ml`'s `Handling.parse` does; None for another tag.
+    pub fn parse_tag(tag: &str) -> Option<Self> {
+        match tag.to_ascii_lowercase().as_str() {
+            "imprecise" | "handled" => Some(FaultMode::Handled),
+            "precise" | "fatal" => Some(FaultMode::Fatal),
+            "faulttonext" | "skip" => Some(FaultMode::Skip),
+            _ => None,
+        }
+    }
+}
+
 /// A parsed litmus test.
 #[derive(Clone, Debug)]
 pub struct Test {
@@ -402,6 +437,9 @@ pub struct Test {
     pub name: String,
     /// `Variant=` words.
     pub variants: Vec<String>,
+    /// The fault handling the `Variant=` words select (the last one
+    /// naming a mode wins), [`FaultMode::Fatal`] if none does.
+    pub fault_mode: FaultMode,
     /// `TTHM=`.
     pub tthm: Tthm,
     /// `EL0=`: bit i set if thread i runs at EL0 (unprivileged), where a
@@ -471,13 +509,15 @@ impl Test {
                     .map_or("?", |(l, _)| l.as_str());
                 format!("label:\"P{t}:{l}\"")
             }
+            // A value computed from a descriptor that is no descriptor
+            // (`AND X0,X5,#1`): herd7 prints the number.
             Val::Desc(bits) => match PteFields::decode(bits) {
-                None => format!("{bits:#x}"),
+                None => format!("{}", bits as i64),
                 Some(f) => {
+                    // herd7's field order (herdtools7 `lib/AArch64PteVal.ml`,
+                    // `do_pp`): oa, af, db, dbm, valid, el0, attrs; only
+                    // fields that differ from the default.
                     let mut s = format!("(oa:PA({})", sym(f.oa));
-                    if !f.valid {
-                        s.push_str(", valid:0");
-                    }
                     if !f.af {
                         s.push_str(", af:0");
                     }
@@ -486,6 +526,9 @@ impl Test {
                     }
                     if f.dbm {
                         s.push_str(", dbm:1");
+                    }
+                    if !f.valid {
+                        s.push_str(", valid:0");
                     }
                     if !f.el0 {
                         s.push_str(", el0:0");

@@ -115,14 +115,25 @@ pub enum ObsVal {
     Fault(bool),
 }
 
+/// A final state: what herd7 prints of it ([`crate::states`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Final {
+    /// The values of [`Outcome::shown`], in order (for a fault atom,
+    /// whether a fault matches it).
+    pub vals: Vec<ObsVal>,
+    /// The faults taken that match a fault atom of [`Outcome::shown`],
+    /// sorted: (thread, instruction, virtual address, kind).
+    pub faults: Vec<(u8, u16, Sym, FaultKind)>,
+}
+
 /// The result of exploring a test.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// The locations shown, in order.
     pub shown: Vec<Obs>,
-    /// The distinct final states (values of `shown`) and whether each
-    /// satisfies the proposition.
-    pub finals: BTreeMap<Vec<ObsVal>, bool>,
+    /// The distinct final states (values of `shown`, and the faults herd7
+    /// prints) and whether each satisfies the proposition.
+    pub finals: BTreeMap<Final, bool>,
     /// States explored.
     pub states: u64,
     /// True when the state limit stopped the search (the verdict then
@@ -228,6 +239,11 @@ struct Cpu {
     /// it maps); `Err(k)`: the faulting walk of an access predicted to
     /// fault (relaxed mode), done before its handler went on.
     pre: Vec<(u16, Sym, Result<u64, FaultKind>)>,
+    /// The thread took a fault with no handler under
+    /// [`FaultMode::Handled`] and re-executes from the faulting
+    /// instruction on, as herd7 runs a handler (`re_exec` in herdtools7
+    /// `herd/mem.ml`): at EL1, and a second fault discards the execution.
+    retried: bool,
     /// Per target of a backward branch herd7 bounds (module `unroll`),
     /// sorted: how many times the execution has jumped back to it.
     loops: Vec<(u16, u8)>,
@@ -372,8 +388,11 @@ impl Ctx<'_> {
     /// access: AP\[1\] (the `vmsa` crate's `Attributes::USER`) clear
     /// makes an EL0 access a Permission fault (Arm ARM D8, "Memory access
     /// control"; herd7 catalogue test `TST-EL0`, Required).
-    fn el0_denied(&self, c: usize, f: &PteFields) -> bool {
-        self.t.el0 >> c & 1 == 1 && !f.el0
+    /// A re-executed instruction (`Cpu::retried`) runs at EL1, as a
+    /// handler does (herdtools7 `herd/AArch64Sem.ml`, `check_ptw`: no EL0
+    /// check when `in_handler`).
+    fn el0_denied(&self, st: &State, c: usize, f: &PteFields) -> bool {
+        self.t.el0 >> c & 1 == 1 && !f.el0 && !st.cpus[c].retried
     }
 
     fn hd(&self, c: usize) -> bool {
@@ -619,7 +638,7 @@ impl Ctx<'_> {
             let Some(f) = PteFields::decode(d) else {
                 continue;
             };
-            if self.el0_denied(c, &f) {
+            if self.el0_denied(st, c, &f) {
                 out.push((st.clone(), Err(FaultKind::Permission)));
             } else if write && !f.db {
                 if f.dbm && self.hd(c) {
@@ -646,7 +665,7 @@ impl Ctx<'_> {
                 None => Err(FaultKind::Translation),
                 Some(f) if !f.af && !self.ha(c) => Err(FaultKind::AccessFlag),
                 Some(f) if !f.af => continue,
-                Some(f) if self.el0_denied(c, &f) => Err(FaultKind::Permission),
+                Some(f) if self.el0_denied(st, c, &f) => Err(FaultKind::Permission),
                 Some(f) if write && !f.db => {
                     if f.dbm && self.hd(c) {
                         continue;
@@ -669,7 +688,7 @@ impl Ctx<'_> {
                 None => FaultKind::Translation,
                 Some(f) if !f.af && !self.ha(c) => FaultKind::AccessFlag,
                 Some(f) if !f.af => continue,
-                Some(f) if self.el0_denied(c, &f) => FaultKind::Permission,
+                Some(f) if self.el0_denied(st, c, &f) => FaultKind::Permission,
                 Some(f) if write && !f.db && !(f.dbm && self.hd(c)) => FaultKind::Permission,
                 _ => continue,
             };
@@ -686,7 +705,7 @@ impl Ctx<'_> {
             Some(mut f) => {
                 if !f.af && !self.ha(c) {
                     Err(FaultKind::AccessFlag)
-                } else if f.af && self.el0_denied(c, &f) {
+                } else if f.af && self.el0_denied(st, c, &f) {
                     Err(FaultKind::Permission)
                 } else if write && !f.db && !(f.dbm && self.hd(c)) {
                     if !f.af {
@@ -778,13 +797,28 @@ impl Ctx<'_> {
             st.faults.insert(i, f);
         }
         let th = &self.t.threads[c];
-        match th.handler {
-            Some(h) => {
+        // Without a handler, the test's fault handling decides (herdtools7
+        // `herd/mem.ml`, `add_fault`); the fault is a synchronous exception
+        // entry in every mode (`herd/AArch64Sem.ml`, `mk_fault`), so a
+        // context synchronization event for what the thread does next.
+        match (th.handler, self.t.fault_mode) {
+            (Some(h), _) => {
                 st.cpus[c].elr = pc;
                 st.cpus[c].pc = h;
                 self.sync(st, c);
             }
-            None => st.cpus[c].done = true,
+            (None, FaultMode::Fatal) => st.cpus[c].done = true,
+            (None, FaultMode::Skip) => {
+                st.cpus[c].pc = pc + 1;
+                self.sync(st, c);
+            }
+            // The instruction is executed again, once, as in a handler; a
+            // thread that faults again is an execution herd7 discards.
+            (None, FaultMode::Handled) if st.cpus[c].retried => st.bad = true,
+            (None, FaultMode::Handled) => {
+                st.cpus[c].retried = true;
+                self.sync(st, c);
+            }
         }
     }
 
@@ -1227,7 +1261,12 @@ fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
 
 /// Drops what no future step can observe: the TLB entries of finished
 /// CPUs, and pending invalidations whose target holds no entry in their
-/// scope.
+/// scope, cached or seen by an early walk: a TLBI orders the later walks
+/// after it whatever they read, an invalid value too (herdtools7
+/// `herd/libdir/aarch64.cat`, `TLBI-ob` and `TLBI-ca`: a walk after the
+/// TLBI reads no value overwritten before it; catalogue tests
+/// `NT-20-tlbi`, `NT-23-tlbi+dsb`: a stale invalid descriptor faults no
+/// access ordered after the TLBI's DSB).
 fn canonical(n: &mut State) {
     for c in 0..n.cpus.len() {
         if n.revoked[c].is_empty() {
@@ -1241,11 +1280,24 @@ fn canonical(n: &mut State) {
             n.revoked[c].clear();
         }
     }
-    let tlbs = &n.tlbs;
-    n.inv.retain(|&(_, t, s)| {
-        tlbs[usize::from(t)]
-            .iter()
-            .any(|e| s.is_none_or(|s| e.0 == s))
+    let stale = |n: &State, t: usize, e: &(Sym, u64)| Ctx::view(n, t, e.0) != e.1;
+    let keep: Vec<bool> = n
+        .inv
+        .iter()
+        .map(|&(iss, t, s)| {
+            let t = usize::from(t);
+            let scope = |e: &&(Sym, u64)| s.is_none_or(|s| e.0 == s);
+            // The issuer's own early walks are kept until its next
+            // context synchronization (`Ctx::invalidate`).
+            n.tlbs[t].iter().any(|e| scope(&e))
+                || (usize::from(iss) != t
+                    && n.whist[t].iter().filter(scope).any(|e| stale(n, t, e)))
+        })
+        .collect();
+    let mut i = 0;
+    n.inv.retain(|_| {
+        i += 1;
+        keep[i - 1]
     });
 }
 
@@ -1468,6 +1520,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             excl: None,
             regs: vec![Val::Int(0); nregs],
             rob: Vec::new(),
+            retried: false,
             pre: Vec::new(),
             loops: Vec::new(),
             past: Vec::new(),
@@ -1544,7 +1597,15 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     while let Some(st) = stack.pop() {
         warn |= st.warn;
         if st.cpus.iter().all(|c| c.done) && st.hu.is_empty() {
-            let key: Vec<ObsVal> = shown.iter().map(|o| observe(&st, o)).collect();
+            let key = Final {
+                vals: shown.iter().map(|o| observe(&st, o)).collect(),
+                faults: st
+                    .faults
+                    .iter()
+                    .filter(|f| shown.iter().any(|o| crate::states::matches(o, f)))
+                    .copied()
+                    .collect(),
+            };
             let sat = eval(&t.prop, &|o| observe(&st, o));
             finals.insert(key, sat);
             continue;

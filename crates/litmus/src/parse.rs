@@ -941,6 +941,7 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
     let mut t = Test {
         name,
         variants: Vec::new(),
+        fault_mode: FaultMode::default(),
         tthm: Tthm::default(),
         el0: 0,
         syms: Vec::new(),
@@ -963,11 +964,20 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
         if let Some((k, v)) = l.split_once('=') {
             let k = k.trim();
             let v = v.trim();
-            match k {
-                "Variant" => t
-                    .variants
-                    .extend(v.split(',').map(|s| s.trim().to_string())),
-                "TTHM" => {
+            // herd7 matches header keys case-insensitively (herdtools7
+            // `lib/miscParser.ml`, `key_match`) and splits the variant
+            // tags at commas and blanks (`lib/lexSplit.mll`,
+            // `strings_spaces`).
+            match k.to_ascii_lowercase().as_str() {
+                "variant" => {
+                    for w in v.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+                        if let Some(m) = FaultMode::parse_tag(w) {
+                            t.fault_mode = m;
+                        }
+                        t.variants.push(w.to_string());
+                    }
+                }
+                "tthm" => {
                     for w in v.split_whitespace() {
                         let (who, what) = match w.split_once(':') {
                             Some((p, f)) => {
@@ -994,7 +1004,7 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
                         }
                     }
                 }
-                "EL0" => {
+                "el0" => {
                     for w in v.split([',', ' ', ';']).filter(|w| !w.is_empty()) {
                         let n: u32 = w
                             .strip_prefix('P')
@@ -1260,6 +1270,15 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
             _ => break,
         }
     }
+    // `locations [...]` alone is a complete condition: herd7 then takes
+    // `forall (true)` (herdtools7 `lib/stateParser.mly`, rule `constr`,
+    // its empty case: `ConstrGen.constr_true`) and prints the states.
+    if p.done() && !t.locations.is_empty() {
+        t.quant = Quant::Forall;
+        t.prop = Prop::True;
+        t.syms = syms.0;
+        return check_threads(file, t, brace_line);
+    }
     t.quant = if p.eat("~") {
         match p.ident()?.as_str() {
             "exists" => Quant::NotExists,
@@ -1290,15 +1309,21 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
             p.describe()
         )));
     }
+    t.syms = syms.0;
+    check_threads(file, t, brace_line)
+}
+
+/// Checks that every initial register belongs to a thread of the test.
+fn check_threads(file: &str, t: Test, brace_line: usize) -> Result<Test, LitmusError> {
     for (th, _, _) in &t.init_regs {
         if usize::from(*th) >= t.threads.len() {
-            return Err(syntax(
-                brace_line + 1,
-                1,
-                &format!("register of thread {th}, which has no column"),
-            ));
+            return Err(LitmusError::Syntax {
+                file: file.into(),
+                line: brace_line + 1,
+                col: 1,
+                msg: format!("register of thread {th}, which has no column"),
+            });
         }
     }
-    t.syms = syms.0;
     Ok(t)
 }

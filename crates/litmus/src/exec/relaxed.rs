@@ -560,7 +560,13 @@ impl Ctx<'_> {
                 );
                 for mut m in tmp.drain(..) {
                     let newpc = m.cpus[c].pc;
-                    let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
+                    // A fault stops the thread, jumps to its handler,
+                    // re-executes the instruction or (`FaultMode::Skip`)
+                    // goes on at the next one; that last is told by the
+                    // fault recorded.
+                    let faulted = m.cpus[c].done
+                        || (!is_branch && newpc != pc + 1)
+                        || m.faults.len() != st.faults.len();
                     if faulted != as_fault {
                         continue;
                     }
