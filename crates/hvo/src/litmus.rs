@@ -277,9 +277,10 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
         } else {
             &row.states
         };
-        let Some(d) = d.as_ref().filter(|d| !d.is_empty()) else {
+        let not_run = d.is_none() && row.reference.herd7_states.is_some();
+        if d.as_ref().is_none_or(|d| d.is_empty()) && !not_run {
             continue;
-        };
+        }
         if !header {
             println!();
             println!(
@@ -288,6 +289,14 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
             );
             header = true;
         }
+        let Some(d) = d else {
+            let why = match &row.ours {
+                Ours::Unsupported { message, .. } | Ours::Error { message } => message.as_str(),
+                Ours::Ran { .. } => "not run",
+            };
+            println!("{} (did not run: {why})", row.file);
+            continue;
+        };
         println!(
             "{} (missing {}, extra {})",
             row.file,

@@ -114,9 +114,10 @@ pub struct Summary {
     /// BBM-warning agreement with herd7 (agree, compared).
     pub bbm_vs_herd7: (usize, usize),
     /// Final-state agreement with herd7's output (equal sets, tests with
-    /// herd7's states).
+    /// herd7's states: a test we do not run counts as differing).
     pub states_vs_herd7: (usize, usize),
-    /// The tests whose SC final states differ from herd7's.
+    /// The tests whose SC final states differ from herd7's (or that did
+    /// not run).
     pub states_differ: Vec<String>,
     /// herd7's recorded times summed (`herd7_seconds`), over the tests
     /// where it is a number, with their count and our SC time summed over
@@ -157,7 +158,8 @@ pub struct RelaxedSummary {
     pub verdict_vs_herd7: (usize, usize),
     /// BBM-warning agreement with herd7 (agree, compared).
     pub bbm_vs_herd7: (usize, usize),
-    /// Final-state agreement with herd7's output (equal sets, compared).
+    /// Final-state agreement with herd7's output (equal sets, tests with
+    /// herd7's states: a test that did not run counts as differing).
     pub states_vs_herd7: (usize, usize),
     /// The tests whose relaxed final states differ from herd7's.
     pub states_differ: Vec<String>,
@@ -559,12 +561,26 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
             s.herd7_unfinished.0 += 1;
             s.herd7_unfinished.1 += b.parse::<f64>().unwrap_or(0.0);
         }
-        if let Some(d) = &row.states {
+        // Over every test with herd7's states: one we did not run
+        // (unsupported) counts as differing.
+        if row.reference.herd7_states.is_some() {
             s.states_vs_herd7.1 += 1;
-            if d.is_empty() {
+            if row.states.as_ref().is_some_and(StatesDiff::is_empty) {
                 s.states_vs_herd7.0 += 1;
             } else {
                 s.states_differ.push(row.file.clone());
+            }
+            if let Some(x) = s.relaxed.as_mut() {
+                x.states_vs_herd7.1 += 1;
+                if row
+                    .relaxed_states
+                    .as_ref()
+                    .is_some_and(StatesDiff::is_empty)
+                {
+                    x.states_vs_herd7.0 += 1;
+                } else {
+                    x.states_differ.push(row.file.clone());
+                }
             }
         }
         if let Some(h) = herd7_time {
@@ -630,14 +646,6 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
             x.seconds += seconds;
             if herd7_time.is_some() {
                 x.seconds_herd7_timed += seconds;
-            }
-            if let Some(d) = &row.relaxed_states {
-                x.states_vs_herd7.1 += 1;
-                if d.is_empty() {
-                    x.states_vs_herd7.0 += 1;
-                } else {
-                    x.states_differ.push(row.file.clone());
-                }
             }
             if *limit_hit {
                 x.limit_hit.push(row.file.clone());
