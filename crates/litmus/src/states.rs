@@ -8,9 +8,9 @@
 //! kind (`Fault(P1:L0,x,D-MMU:Translation)`: the thread, the labels of the
 //! faulting instruction, the virtual address, the kind; an atom that names
 //! a kind prints that kind instead, `MMU:Permission`), then `~` and the
-//! atom for each atom no fault matches (`~Fault(P0,x)`). The items of a
-//! state are compared as a set, so their order within a line does not
-//! matter.
+//! atom for each atom no fault matches (`~Fault(P0,x)`). [`render`]
+//! prints a state byte for byte as herd7 does; the comparison is of the
+//! sets of lines (herd7's order of the lines is not reproduced).
 
 use std::collections::BTreeSet;
 
@@ -78,20 +78,52 @@ pub fn matches(o: &Obs, f: &(u8, u16, Sym, FaultKind)) -> bool {
     }
 }
 
-/// Returns the items of final state `f` of `t` as herd7 prints them
-/// (without the `;` after each): registers and locations of `shown` in
-/// order, then the faults taken, then the fault atoms not matched.
-pub fn items(t: &Test, shown: &[Obs], f: &Final) -> Vec<String> {
-    let mut out = Vec::new();
+/// The parts of a final state as herd7 prints them (each item without
+/// its `;`): the values, the faults taken, the fault atoms not matched.
+struct Parts {
+    vals: Vec<String>,
+    faults: Vec<String>,
+    absent: Vec<String>,
+}
+
+/// herd7's order of the values of a state (its `RState` is a map on
+/// locations): registers by thread and number, then data, then
+/// descriptors, each by symbol name.
+fn value_order(t: &Test, o: &Obs) -> (u8, u8, u8, String) {
+    use crate::ast::Loc;
+    let name = |s: Sym| t.syms[usize::from(s)].clone();
+    match *o {
+        Obs::Reg(th, r) => (0, th, r, String::new()),
+        Obs::Mem(Loc::Data(s)) => (1, 0, 0, name(s)),
+        Obs::Mem(Loc::Pte(s)) => (2, 0, 0, name(s)),
+        Obs::Fault(..) => (3, 0, 0, String::new()),
+    }
+}
+
+fn parts(t: &Test, shown: &[Obs], f: &Final) -> Parts {
+    let mut vals: Vec<(&Obs, String)> = Vec::new();
     for (o, v) in shown.iter().zip(&f.vals) {
         if let ObsVal::Val(v) = v {
-            out.push(format!("{}={}", t.obs_name(o), t.val_name(*v)));
+            vals.push((o, format!("{}={}", t.obs_name(o), t.val_name(*v))));
         }
     }
-    let atoms: Vec<&Obs> = shown
+    vals.sort_by_cached_key(|(o, _)| value_order(t, o));
+    // The atoms in herd7's order (`FaultAtomSet`: thread, label,
+    // address, kind).
+    let mut atoms: Vec<&Obs> = shown
         .iter()
         .filter(|o| matches!(o, Obs::Fault(..)))
         .collect();
+    atoms.sort_by_key(|o| match **o {
+        Obs::Fault(th, pc, va, k) => (
+            th,
+            pc.map(|pc| label_part(t, th, Some(pc))),
+            va.map(|v| t.syms[usize::from(v)].clone()),
+            k,
+        ),
+        _ => (0, None, None, None),
+    });
+    let mut faults = Vec::new();
     for flt in &f.faults {
         let typed = atoms.iter().find_map(|o| match o {
             Obs::Fault(_, _, _, Some(k)) if matches(o, flt) => Some(*k),
@@ -101,28 +133,68 @@ pub fn items(t: &Test, shown: &[Obs], f: &Final) -> Vec<String> {
             Some(k) => kind_name(k, true),
             None => kind_name(flt.3, false),
         };
-        out.push(fault_text(
+        faults.push(fault_text(
             t,
             label_part(t, flt.0, Some(flt.1)),
             Some(flt.2),
             Some(kind),
         ));
     }
-    for o in atoms {
-        if let Obs::Fault(th, pc, va, k) = *o
+    // herd7 folds over the atom set consing onto a list: the last atom
+    // comes first.
+    let mut absent = Vec::new();
+    for o in atoms.iter().rev() {
+        if let Obs::Fault(th, pc, va, k) = **o
             && !f.faults.iter().any(|flt| matches(o, flt))
         {
-            out.push(format!(
+            absent.push(format!(
                 "~{}",
                 fault_text(t, label_part(t, th, pc), va, k.map(|k| kind_name(k, true)))
             ));
         }
     }
-    out
+    Parts {
+        vals: vals.into_iter().map(|v| v.1).collect(),
+        faults,
+        absent,
+    }
 }
 
-/// Joins the items of a state as herd7 does: each followed by `;`, one
-/// space between.
+/// Returns the items of final state `f` of `t` as herd7 prints them
+/// (without the `;` after each): the values, then the faults taken, then
+/// the fault atoms no fault matches (`~Fault(...)`).
+pub fn items(t: &Test, shown: &[Obs], f: &Final) -> Vec<String> {
+    let p = parts(t, shown, f);
+    p.vals.into_iter().chain(p.faults).chain(p.absent).collect()
+}
+
+/// Returns final state `f` of `t` as herd7 prints it, byte for byte
+/// (herdtools7 `herd/archExtra_herd.ml`, `do_dump_final_state`): each
+/// item followed by `;`, values joined by a space, then, when the test
+/// has fault atoms, a space, the faults joined by a space, and ` ~...;`
+/// for each atom not matched (so a state without faults shows two
+/// spaces before its first `~`).
+pub fn render(t: &Test, shown: &[Obs], f: &Final) -> String {
+    let p = parts(t, shown, f);
+    let semi = |v: &[String]| {
+        v.iter()
+            .map(|i| format!("{i};"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = semi(&p.vals);
+    if !p.faults.is_empty() || !p.absent.is_empty() {
+        s.push(' ');
+        s.push_str(&semi(&p.faults));
+        for a in &p.absent {
+            s.push_str(&format!(" {a};"));
+        }
+    }
+    s
+}
+
+/// Joins items as herd7 joins the values of a state: each followed by
+/// `;`, one space between.
 pub fn line(items: &[String]) -> String {
     items
         .iter()
@@ -138,7 +210,7 @@ impl Outcome {
         let mut v: Vec<String> = self
             .finals
             .keys()
-            .map(|f| line(&items(t, &self.shown, f)))
+            .map(|f| render(t, &self.shown, f))
             .collect();
         v.sort();
         v.dedup();
@@ -192,7 +264,7 @@ pub fn parse_expected(text: &str) -> Result<Expected, (usize, String)> {
     }
     e.states = lines[si + 1..=si + n]
         .iter()
-        .map(|l| l.trim().to_string())
+        .map(|l| l.to_string())
         .collect();
     for l in &lines[si + n + 1..] {
         let l = l.trim();
@@ -205,17 +277,6 @@ pub fn parse_expected(text: &str) -> Result<Expected, (usize, String)> {
         }
     }
     Ok(e)
-}
-
-/// Returns a state line's items as a set (each item without its `;`,
-/// blanks trimmed), so that two lines listing the same items in another
-/// order compare equal.
-pub fn key(line: &str) -> BTreeSet<String> {
-    line.split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// The difference between our final states and herd7's.
@@ -234,20 +295,13 @@ impl StatesDiff {
     }
 }
 
-/// Compares our state lines with herd7's, as sets of item sets.
+/// Compares our state lines with herd7's as sets of lines, byte for byte
+/// (the order of the lines does not matter).
 pub fn diff(ours: &[String], theirs: &[String]) -> StatesDiff {
-    let ok: BTreeSet<BTreeSet<String>> = ours.iter().map(|l| key(l)).collect();
-    let tk: BTreeSet<BTreeSet<String>> = theirs.iter().map(|l| key(l)).collect();
+    let ok: BTreeSet<&str> = ours.iter().map(String::as_str).collect();
+    let tk: BTreeSet<&str> = theirs.iter().map(String::as_str).collect();
     StatesDiff {
-        missing: theirs
-            .iter()
-            .filter(|l| !ok.contains(&key(l)))
-            .cloned()
-            .collect(),
-        extra: ours
-            .iter()
-            .filter(|l| !tk.contains(&key(l)))
-            .cloned()
-            .collect(),
+        missing: tk.difference(&ok).map(|l| l.to_string()).collect(),
+        extra: ok.difference(&tk).map(|l| l.to_string()).collect(),
     }
 }
