@@ -55,10 +55,16 @@
 //!   synchronization, for accesses whose address does not depend on a
 //!   value read since (a control dependency does not order it:
 //!   `FL`, `D15347-M-load-shoot+ctrl` allowed; `FF`, `FI` forbidden).
-//! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
-//!   faulting thread jumps to its handler (`P0.F` column) if it has one,
-//!   with ELR pointing at the faulting instruction, and otherwise stops, as
-//!   herd7 does under `-variant vmsa,fatal`.
+//! - **Faults** are recorded as herd7 records them (thread, instruction,
+//!   address, kind: `Fault(P0:L0,x,D-MMU:Translation)`); the faulting
+//!   thread jumps to its handler (`P0.F` column) if it has one, with ELR
+//!   pointing at the faulting instruction, and otherwise does what the
+//!   test's fault mode says ([`FaultMode`], from its `variant=` line;
+//!   herdtools7 `herd/mem.ml`, `add_fault`): stops (fatal, herd7's
+//!   `-variant vmsa,fatal`, the default), executes the instruction again
+//!   once, at EL1, an execution faulting again being discarded (handled,
+//!   imprecise), or goes on at the next instruction (skip, faultToNext).
+//!   Taking a fault is a context synchronization event.
 //! - **BBM warning** (herd7's `Warning-BBM-expected`, `aarch64bbm.cat`):
 //!   per descriptor, the last TLB-cacheable value (valid with AF set) is
 //!   remembered; a new cacheable value whose output address differs (unless
