@@ -42,6 +42,10 @@ pub enum Val {
     Desc(u64),
     /// A code label of a thread: `label:"P1:L0"` (thread, instruction index).
     Label(u8, u16),
+    /// The virtual address of an element other than the first of an
+    /// array symbol (`int x[3]`): the symbol and the byte offset (the
+    /// element's page is the symbol's).
+    VaOff(Sym, u16),
 }
 
 impl Val {
@@ -53,6 +57,7 @@ impl Val {
             Val::Pa(s) => pa_of(s),
             Val::PteAddr(s) => pte_addr_of(s),
             Val::Label(t, i) => 0xc000_0000 + (u64::from(t) << 16) + u64::from(i) * 4,
+            Val::VaOff(s, o) => va_of(s) + u64::from(o),
         }
     }
 }
@@ -170,6 +175,10 @@ pub enum Loc {
     Data(Sym),
     /// The descriptor `PTE(x)`.
     Pte(Sym),
+    /// An element other than the first of an array on the physical page
+    /// of a symbol: the page and the byte offset (the first element is
+    /// [`Loc::Data`]).
+    Elem(Sym, u16),
 }
 
 /// A register: 0..=30, 31 for XZR/WZR.
@@ -449,6 +458,10 @@ pub struct Test {
     pub syms: Vec<String>,
     /// Initial memory (everything else: data 0, descriptor `(oa:PA(x))`).
     pub init_mem: Vec<(Loc, Val)>,
+    /// The array symbols (`int x[3]={...}`): symbol, element size in
+    /// bytes, number of elements. Each element is a location of its own
+    /// on the symbol's page ([`Loc::Elem`]).
+    pub arrays: Vec<(Sym, u8, u16)>,
     /// Initial registers: thread, register, value.
     pub init_regs: Vec<(u8, Reg, Val)>,
     /// The threads.
@@ -468,6 +481,7 @@ impl Test {
             Obs::Reg(t, r) => format!("{t}:X{r}"),
             Obs::Mem(Loc::Data(s)) => format!("[{}]", self.syms[usize::from(s)]),
             Obs::Mem(Loc::Pte(s)) => format!("[PTE({})]", self.syms[usize::from(s)]),
+            Obs::Mem(Loc::Elem(s, o)) => format!("[{}+{o}]", self.syms[usize::from(s)]),
             Obs::Fault(t, pc, va, kind) => {
                 let mut s = format!("fault(P{t}");
                 if let Some(pc) = pc {
@@ -499,6 +513,7 @@ impl Test {
         match v {
             Val::Int(n) => format!("{}", n as i64),
             Val::Va(s) => sym(s),
+            Val::VaOff(s, o) => format!("{}+{o}", sym(s)),
             Val::Pa(s) => format!("PA({})", sym(s)),
             Val::PteAddr(s) => format!("PTE({})", sym(s)),
             Val::Label(t, i) => {

@@ -345,13 +345,6 @@ struct State {
     cut: bool,
 }
 
-fn mi(l: Loc) -> usize {
-    match l {
-        Loc::Data(s) => 2 * usize::from(s),
-        Loc::Pte(s) => 2 * usize::from(s) + 1,
-    }
-}
-
 fn cacheable(d: u64) -> bool {
     d & 1 == 1 && PteFields::decode(d).is_some_and(|f| f.af)
 }
@@ -371,6 +364,9 @@ struct Ctx<'a> {
     counted: Vec<Vec<bool>>,
     /// [`Options::early_translations`].
     early: bool,
+    /// The array elements other than the first ([`Loc::Elem`]), sorted:
+    /// (page, byte offset). Element k lives at `State::mem[2 * nsym + k]`.
+    elems: Vec<(Sym, u16)>,
 }
 
 enum Access {
@@ -379,6 +375,49 @@ enum Access {
 }
 
 impl Ctx<'_> {
+    /// Returns the index of location `l` in `State::mem`: 2s for the data
+    /// of page s (an array's first element), 2s+1 for its descriptor, and
+    /// after those the other array elements (`Ctx::elems`).
+    fn mi(&self, l: Loc) -> usize {
+        match l {
+            Loc::Data(s) => 2 * usize::from(s),
+            Loc::Pte(s) => 2 * usize::from(s) + 1,
+            // An element not declared was refused at the access
+            // (`Ctx::access`); its page's first element stands in.
+            Loc::Elem(s, o) => self
+                .elems
+                .binary_search(&(s, o))
+                .map_or(2 * usize::from(s), |k| 2 * self.nsym + k),
+        }
+    }
+
+    /// Returns the bit of data location `l` in the location sets of the
+    /// relaxed mode (`relaxed::locs`): page s is bit s, array element k
+    /// bit `nsym + k`; None for a descriptor.
+    fn loc_bit(&self, l: Loc) -> Option<u64> {
+        match l {
+            Loc::Data(s) => Some(1u64 << s),
+            Loc::Elem(s, o) => self
+                .elems
+                .binary_search(&(s, o))
+                .ok()
+                .map(|k| 1u64 << (self.nsym + k)),
+            Loc::Pte(_) => None,
+        }
+    }
+
+    /// Returns the contents of page `p`: its first word and its other
+    /// array elements, with their offsets.
+    fn page_cells(&self, st: &State, p: Sym) -> Vec<(u16, Val)> {
+        let mut v = vec![(0, st.mem[self.mi(Loc::Data(p))])];
+        for &(s, o) in &self.elems {
+            if s == p {
+                v.push((o, st.mem[self.mi(Loc::Elem(s, o))]));
+            }
+        }
+        v
+    }
+
     fn err(&self, what: impl Into<String>) -> LitmusError {
         LitmusError::Runtime {
             test: self.t.name.clone(),
@@ -407,6 +446,14 @@ impl Ctx<'_> {
 
     /// Resolves a value used as an address.
     fn resolve(&self, v: u64) -> Option<Val> {
+        let elem = self.t.arrays.iter().find_map(|&(s, size, n)| {
+            let o = v.checked_sub(va_of(s))?;
+            (o > 0 && o < u64::from(size) * u64::from(n) && o % u64::from(size) == 0)
+                .then_some(Val::VaOff(s, o as u16))
+        });
+        if elem.is_some() {
+            return elem;
+        }
         (0..self.nsym).find_map(|s| {
             let s = s as Sym;
             if v == va_of(s) {
@@ -450,10 +497,12 @@ impl Ctx<'_> {
     fn write(&self, st: &mut State, writer: usize, l: Loc, v: Val) {
         let v = match l {
             Loc::Pte(_) => Val::Desc(v.num()),
-            Loc::Data(_) => v,
+            Loc::Data(_) | Loc::Elem(..) => v,
         };
-        st.mem[mi(l)] = v;
-        relaxed::written_past(st, writer, l);
+        st.mem[self.mi(l)] = v;
+        if let Some(bit) = self.loc_bit(l) {
+            relaxed::written_past(st, writer, bit);
+        }
         for (i, cpu) in st.cpus.iter_mut().enumerate() {
             if i != writer && cpu.excl == Some(l) {
                 cpu.excl = None;
@@ -619,7 +668,7 @@ impl Ctx<'_> {
         }
         if o.oa != n.oa {
             let writable = |f: &PteFields| f.db || (f.dbm && self.hd_any);
-            let same = st.mem[mi(Loc::Data(o.oa))] == st.mem[mi(Loc::Data(n.oa))];
+            let same = self.page_cells(st, o.oa) == self.page_cells(st, n.oa);
             return writable(&o) || writable(&n) || !same;
         }
         false
@@ -880,6 +929,26 @@ impl Ctx<'_> {
                     match r {
                         Ok(pa) => {
                             if !f(&mut n, Loc::Data(pa)) {
+                                continue;
+                            }
+                            n.cpus[c].pc += 1;
+                        }
+                        Err(k) => self.fault(&mut n, c, s, k),
+                    }
+                    out.push(n);
+                }
+            }
+            Val::VaOff(s, o) => {
+                for (mut n, r) in self.translate(st, c, s, &acc) {
+                    match r {
+                        Ok(pa) => {
+                            if self.elems.binary_search(&(pa, o)).is_err() {
+                                let p = &self.t.syms[usize::from(pa)];
+                                return Err(self.err(format!(
+                                    "access to PA({p})+{o}, which is no element of an array"
+                                )));
+                            }
+                            if !f(&mut n, Loc::Elem(pa, o)) {
                                 continue;
                             }
                             n.cpus[c].pc += 1;
@@ -1154,7 +1223,7 @@ impl Ctx<'_> {
             }
             Instr::Ldr(t, a, w, excl) => {
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
-                    let v = narrow(m.mem[mi(l)], w);
+                    let v = narrow(m.mem[self.mi(l)], w);
                     Self::set(m, c, t, v);
                     self.observed(m, c, l);
                     if excl {
@@ -1199,7 +1268,7 @@ impl Ctx<'_> {
             Instr::Swp(s, t, a, w) => {
                 let v = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     self.write(m, c, l, v);
                     Self::set(m, c, t, old);
                     true
@@ -1209,7 +1278,7 @@ impl Ctx<'_> {
             Instr::Amo(op, s, t, a, w) => {
                 let x = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     let o = old.num();
                     let y = x.num();
                     let r = match op {
@@ -1235,7 +1304,7 @@ impl Ctx<'_> {
                 // A CAS whose comparison fails is a read (no write
                 // permission needed); one that succeeds is a write.
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     if old.num() == cmp.num() {
                         return false;
                     }
@@ -1243,7 +1312,7 @@ impl Ctx<'_> {
                     true
                 })?;
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     if old.num() != cmp.num() {
                         return false;
                     }
@@ -1387,12 +1456,12 @@ fn collect_obs(p: &Prop, out: &mut Vec<Obs>) {
     }
 }
 
-fn observe(st: &State, o: &Obs) -> ObsVal {
+fn observe(cx: &Ctx<'_>, st: &State, o: &Obs) -> ObsVal {
     match *o {
         Obs::Reg(t, r) => ObsVal::Val(st.cpus.get(usize::from(t)).map_or(Val::Int(0), |c| {
             c.regs.get(usize::from(r)).copied().unwrap_or(Val::Int(0))
         })),
-        Obs::Mem(l) => ObsVal::Val(st.mem[mi(l)]),
+        Obs::Mem(l) => ObsVal::Val(st.mem[cx.mi(l)]),
         Obs::Fault(t, pc, va, k) => ObsVal::Fault(st.faults.iter().any(|f| {
             f.0 == t
                 && pc.is_none_or(|p| p == f.1)
@@ -1497,17 +1566,30 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         may_pa: may_pa(t),
         counted: t.threads.iter().map(unroll::counted).collect(),
         early: opts.early_translations,
+        elems: {
+            let mut e: Vec<(Sym, u16)> = t
+                .arrays
+                .iter()
+                .flat_map(|&(s, size, n)| (1..n).map(move |i| (s, i * u16::from(size))))
+                .collect();
+            e.sort_unstable();
+            e
+        },
     };
+    if nsym + cx.elems.len() > 64 {
+        return Err(cx.err("more than 64 data locations (pages and array elements)"));
+    }
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
     for s in 0..nsym {
         mem.push(Val::Int(0));
         mem.push(Val::Desc(PteFields::new(s as Sym).encode()));
     }
+    mem.resize(2 * nsym + cx.elems.len(), Val::Int(0));
     for &(l, v) in &t.init_mem {
-        mem[mi(l)] = match l {
+        mem[cx.mi(l)] = match l {
             Loc::Pte(_) => Val::Desc(v.num()),
-            Loc::Data(_) => v,
+            Loc::Data(_) | Loc::Elem(..) => v,
         };
     }
     let nregs = t
@@ -1604,7 +1686,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         warn |= st.warn;
         if st.cpus.iter().all(|c| c.done) && st.hu.is_empty() {
             let key = Final {
-                vals: shown.iter().map(|o| observe(&st, o)).collect(),
+                vals: shown.iter().map(|o| observe(&cx, &st, o)).collect(),
                 faults: st
                     .faults
                     .iter()
@@ -1612,7 +1694,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
                     .copied()
                     .collect(),
             };
-            let sat = eval(&t.prop, &|o| observe(&st, o));
+            let sat = eval(&t.prop, &|o| observe(&cx, &st, o));
             finals.insert(key, sat);
             continue;
         }

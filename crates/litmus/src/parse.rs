@@ -482,13 +482,20 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
         if p.eat(";") {
             continue;
         }
-        // Optional C-like type.
+        // Optional C-like type: it gives an array's element size.
+        let mut elem_size = 4u8;
         if let Some(Tok::Ident(ty)) = p.peek()
             && matches!(
                 ty.as_str(),
                 "int" | "uint64_t" | "int64_t" | "uint32_t" | "int32_t" | "pteval_t" | "intptr_t"
             )
         {
+            if matches!(
+                ty.as_str(),
+                "uint64_t" | "int64_t" | "pteval_t" | "intptr_t"
+            ) {
+                elem_size = 8;
+            }
             p.pos += 1;
         }
         if let Some((th, r)) = thread_reg(p)? {
@@ -503,7 +510,8 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
         }
         let loc = location(p, syms)?;
         if p.is("[") {
-            return Err(p.unsupported("array locations"));
+            array_decl(p, t, loc, elem_size)?;
+            continue;
         }
         if p.is(";") || p.done() {
             // A declaration without a value: the location holds 0.
@@ -512,10 +520,53 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
         p.expect("=")?;
         let oa = match loc {
             Loc::Pte(s) => Some(s),
-            Loc::Data(_) => None,
+            Loc::Data(_) | Loc::Elem(..) => None,
         };
         let v = value(p, syms, oa, &nolabel)?;
         t.init_mem.push((loc, v));
+    }
+    Ok(())
+}
+
+/// Parses the rest of an array declaration `x[N]` or `x[N]={v0,v1,...}`
+/// (herd7's `int x[3]={0,0,0}`): element i is at byte offset i times the
+/// element size on the symbol's page; missing values are 0.
+fn array_decl(p: &mut P<'_>, t: &mut Test, loc: Loc, size: u8) -> Result<(), LitmusError> {
+    let Loc::Data(s) = loc else {
+        return Err(p.err("expected an array name before `[`"));
+    };
+    p.expect("[")?;
+    let n = p.int()?;
+    p.expect("]")?;
+    // The elements stay on the symbol's 4K page.
+    let n = u16::try_from(n)
+        .ok()
+        .filter(|&n| n >= 1 && u64::from(n) * u64::from(size) <= 4096)
+        .ok_or_else(|| p.err("expected an array length of 1 to a page"))?;
+    if t.arrays.iter().any(|a| a.0 == s) {
+        return Err(p.err("array declared twice"));
+    }
+    t.arrays.push((s, size, n));
+    if !p.eat("=") {
+        return Ok(());
+    }
+    p.expect("{")?;
+    let mut i = 0u16;
+    while !p.eat("}") {
+        if i > 0 {
+            p.expect(",")?;
+        }
+        if i >= n {
+            return Err(p.err(format!("more than {n} values for an array of {n}")));
+        }
+        let v = Val::Int(p.int()?);
+        let l = if i == 0 {
+            Loc::Data(s)
+        } else {
+            Loc::Elem(s, i * u16::from(size))
+        };
+        t.init_mem.push((l, v));
+        i += 1;
     }
     Ok(())
 }
@@ -946,6 +997,7 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
         el0: 0,
         syms: Vec::new(),
         init_mem: Vec::new(),
+        arrays: Vec::new(),
         init_regs: Vec::new(),
         threads: Vec::new(),
         locations: Vec::new(),
@@ -1023,13 +1075,22 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
     let open_col = lines[brace_line].find('{').unwrap_or(0);
     let mut init_text = String::new();
     let mut close: Option<(usize, usize)> = None;
+    // Braces nest: an array's values are in braces (`int x[3]={0,0,0};`).
+    let mut depth = 0usize;
     'outer: for (j, l) in lines.iter().enumerate().skip(brace_line) {
         let start = if j == brace_line { open_col + 1 } else { 0 };
         let s = l.get(start..).unwrap_or("");
-        if let Some(c) = s.find('}') {
-            init_text.push_str(&s[..c]);
-            close = Some((j, start + c));
-            break 'outer;
+        for (c, ch) in s.char_indices() {
+            match ch {
+                '{' => depth += 1,
+                '}' if depth > 0 => depth -= 1,
+                '}' => {
+                    init_text.push_str(&s[..c]);
+                    close = Some((j, start + c));
+                    break 'outer;
+                }
+                _ => {}
+            }
         }
         init_text.push_str(s);
         init_text.push('\n');

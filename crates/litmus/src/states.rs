@@ -96,6 +96,7 @@ fn value_order(t: &Test, o: &Obs) -> (u8, u8, u8, String) {
         Obs::Reg(th, r) => (0, th, r, String::new()),
         Obs::Mem(Loc::Data(s)) => (1, 0, 0, name(s)),
         Obs::Mem(Loc::Pte(s)) => (2, 0, 0, name(s)),
+        Obs::Mem(Loc::Elem(s, o)) => (1, 0, 0, format!("{}+{o:05}", name(s))),
         Obs::Fault(..) => (3, 0, 0, String::new()),
     }
 }

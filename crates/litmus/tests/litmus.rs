@@ -402,3 +402,16 @@ fn values_print_as_herd7_prints_them() {
         ["0:X2=(oa:PA(x), af:0, valid:0); 0:X3=1;"]
     );
 }
+
+#[test]
+fn array_elements_are_locations_of_their_own_on_the_symbols_page() {
+    for relaxed in [false, true] {
+        let (t, o) = run_mode("array.litmus", relaxed);
+        assert_eq!(t.arrays.len(), 2);
+        assert_eq!(o.verdict(t.quant), litmus::Verdict::Required);
+        assert_eq!(
+            o.herd7_states(&t),
+            ["0:X2=2; 0:X6=7; 0:X7=1; 0:X8=4; [x]=1;"]
+        );
+    }
+}
