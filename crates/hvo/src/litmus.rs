@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use litmus::exec::{ObsVal, Options};
+use litmus::exec::Options;
 use litmus::harness::{Ours, conformance, summary_text};
 use serde::Serialize;
 
@@ -103,21 +103,8 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
             litmus::ast::Quant::NotExists => "Forbidden",
             litmus::ast::Quant::Forall => "Required",
         };
-        let states: Vec<String> = o
-            .finals
-            .keys()
-            .map(|k| {
-                k.iter()
-                    .zip(&o.shown)
-                    .map(|(v, obs)| match v {
-                        ObsVal::Val(v) => format!("{}={};", t.obs_name(obs), t.val_name(*v)),
-                        ObsVal::Fault(true) => format!("{};", t.obs_name(obs)),
-                        ObsVal::Fault(false) => format!("~{};", t.obs_name(obs)),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
+        // As herd7 prints them: `litmus::states`.
+        let states = o.herd7_states(&t);
         let (pos, neg) = o.counts();
         let j = TestJson {
             file: label,
@@ -272,12 +259,66 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
             }
         }
     }
+    // The final states that differ from herd7's: the relaxed mode's when
+    // it ran on every test, else the SC mode's.
+    let relaxed_all = r.summary.relaxed.is_some();
+    let mut header = false;
+    for row in &r.rows {
+        let d = if relaxed_all {
+            &row.relaxed_states
+        } else {
+            &row.states
+        };
+        let not_run = d.is_none() && row.reference.herd7_states.is_some();
+        if d.as_ref().is_none_or(|d| d.is_empty()) && !not_run {
+            continue;
+        }
+        if !header {
+            println!();
+            println!(
+                "final states that differ from herd7's ({} mode): missing = herd7's, extra = ours",
+                if relaxed_all { "relaxed" } else { "SC" }
+            );
+            header = true;
+        }
+        let Some(d) = d else {
+            let why = match &row.ours {
+                Ours::Unsupported { message, .. } | Ours::Error { message } => message.as_str(),
+                Ours::Ran { .. } => "not run",
+            };
+            println!("{} (did not run: {why})", row.file);
+            continue;
+        };
+        println!(
+            "{} (missing {}, extra {})",
+            row.file,
+            d.missing.len(),
+            d.extra.len()
+        );
+        for m in &d.missing {
+            println!("  missing {m}");
+        }
+        for e in &d.extra {
+            println!("  extra   {e}");
+        }
+    }
     println!();
     print!("{}", summary_text(&r.summary));
     println!(
         "time {:.2}s wall, {:.2}s summed over tests (slowest {} {:.2}s)",
         wall, r.summary.seconds, r.summary.slowest.0, r.summary.slowest.1
     );
+    let (h, n, ours) = r.summary.herd7_seconds;
+    if n > 0 {
+        let (un, ub) = r.summary.herd7_unfinished;
+        let rx = r.summary.relaxed.as_ref().map_or(String::new(), |x| {
+            format!(", {:.2}s in relaxed mode", x.seconds_herd7_timed)
+        });
+        println!(
+            "time herd7 {h:.2}s summed over the {n} tests it timed (results.tsv herd7_seconds; \
+             {un} more unfinished, over {ub:.0}s), ours {ours:.2}s in SC mode{rx} on the same tests"
+        );
+    }
     if let Some(x) = &r.summary.relaxed {
         println!(
             "time {:.2}s summed over tests in SC mode, {:.2}s in relaxed mode",

@@ -42,6 +42,10 @@ pub enum Val {
     Desc(u64),
     /// A code label of a thread: `label:"P1:L0"` (thread, instruction index).
     Label(u8, u16),
+    /// The virtual address of an element other than the first of an
+    /// array symbol (`int x[3]`): the symbol and the byte offset (the
+    /// element's page is the symbol's).
+    VaOff(Sym, u16),
 }
 
 impl Val {
@@ -53,6 +57,7 @@ impl Val {
             Val::Pa(s) => pa_of(s),
             Val::PteAddr(s) => pte_addr_of(s),
             Val::Label(t, i) => 0xc000_0000 + (u64::from(t) << 16) + u64::from(i) * 4,
+            Val::VaOff(s, o) => va_of(s) + u64::from(o),
         }
     }
 }
@@ -170,6 +175,10 @@ pub enum Loc {
     Data(Sym),
     /// The descriptor `PTE(x)`.
     Pte(Sym),
+    /// An element other than the first of an array on the physical page
+    /// of a symbol: the page and the byte offset (the first element is
+    /// [`Loc::Data`]).
+    Elem(Sym, u16),
 }
 
 /// A register: 0..=30, 31 for XZR/WZR.
@@ -395,6 +404,41 @@ pub struct Tthm {
     pub hd: u64,
 }
 
+/// What a fault does when its thread has no handler (no `Pn.F` column):
+/// herd7's fault handling (herdtools7 `lib/fault.ml`, `Handling`;
+/// `herd/mem.ml`, `add_fault`). A test's `variant=` header line sets it
+/// (the key is case-insensitive, the tags too: `imprecise`/`handled`,
+/// `precise`/`fatal`, `faultToNext`/`skip`) and overrides the command
+/// line's; the conformance data was made with `-variant vmsa,fatal`, so
+/// [`FaultMode::Fatal`] is the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum FaultMode {
+    /// `precise`/`fatal`: the faulting thread stops.
+    #[default]
+    Fatal,
+    /// `imprecise`/`handled`: the faulting instruction is executed again,
+    /// once; from then on the thread runs as herd7 runs a fault handler,
+    /// and an execution where it faults again is discarded (`add_fault`'s
+    /// `None, true` case: the code monad returns false).
+    Handled,
+    /// `faultToNext`/`skip`: execution goes on at the next instruction
+    /// (the faulting one writes nothing).
+    Skip,
+}
+
+impl FaultMode {
+    /// Parses one `variant=` tag (lower-cased first), as herdtools7
+    /// `lib/fault.ml`'s `Handling.parse` does; None for another tag.
+    pub fn parse_tag(tag: &str) -> Option<Self> {
+        match tag.to_ascii_lowercase().as_str() {
+            "imprecise" | "handled" => Some(FaultMode::Handled),
+            "precise" | "fatal" => Some(FaultMode::Fatal),
+            "faulttonext" | "skip" => Some(FaultMode::Skip),
+            _ => None,
+        }
+    }
+}
+
 /// A parsed litmus test.
 #[derive(Clone, Debug)]
 pub struct Test {
@@ -402,6 +446,9 @@ pub struct Test {
     pub name: String,
     /// `Variant=` words.
     pub variants: Vec<String>,
+    /// The fault handling the `Variant=` words select (the last one
+    /// naming a mode wins), [`FaultMode::Fatal`] if none does.
+    pub fault_mode: FaultMode,
     /// `TTHM=`.
     pub tthm: Tthm,
     /// `EL0=`: bit i set if thread i runs at EL0 (unprivileged), where a
@@ -411,6 +458,10 @@ pub struct Test {
     pub syms: Vec<String>,
     /// Initial memory (everything else: data 0, descriptor `(oa:PA(x))`).
     pub init_mem: Vec<(Loc, Val)>,
+    /// The array symbols (`int x[3]={...}`): symbol, element size in
+    /// bytes, number of elements. Each element is a location of its own
+    /// on the symbol's page ([`Loc::Elem`]).
+    pub arrays: Vec<(Sym, u8, u16)>,
     /// Initial registers: thread, register, value.
     pub init_regs: Vec<(u8, Reg, Val)>,
     /// The threads.
@@ -430,6 +481,7 @@ impl Test {
             Obs::Reg(t, r) => format!("{t}:X{r}"),
             Obs::Mem(Loc::Data(s)) => format!("[{}]", self.syms[usize::from(s)]),
             Obs::Mem(Loc::Pte(s)) => format!("[PTE({})]", self.syms[usize::from(s)]),
+            Obs::Mem(Loc::Elem(s, o)) => format!("[{}+{o}]", self.syms[usize::from(s)]),
             Obs::Fault(t, pc, va, kind) => {
                 let mut s = format!("fault(P{t}");
                 if let Some(pc) = pc {
@@ -461,6 +513,7 @@ impl Test {
         match v {
             Val::Int(n) => format!("{}", n as i64),
             Val::Va(s) => sym(s),
+            Val::VaOff(s, o) => format!("{}+{o}", sym(s)),
             Val::Pa(s) => format!("PA({})", sym(s)),
             Val::PteAddr(s) => format!("PTE({})", sym(s)),
             Val::Label(t, i) => {
@@ -471,13 +524,15 @@ impl Test {
                     .map_or("?", |(l, _)| l.as_str());
                 format!("label:\"P{t}:{l}\"")
             }
+            // A value computed from a descriptor that is no descriptor
+            // (`AND X0,X5,#1`): herd7 prints the number.
             Val::Desc(bits) => match PteFields::decode(bits) {
-                None => format!("{bits:#x}"),
+                None => format!("{}", bits as i64),
                 Some(f) => {
+                    // herd7's field order (herdtools7 `lib/AArch64PteVal.ml`,
+                    // `do_pp`): oa, af, db, dbm, valid, el0, attrs; only
+                    // fields that differ from the default.
                     let mut s = format!("(oa:PA({})", sym(f.oa));
-                    if !f.valid {
-                        s.push_str(", valid:0");
-                    }
                     if !f.af {
                         s.push_str(", af:0");
                     }
@@ -486,6 +541,9 @@ impl Test {
                     }
                     if f.dbm {
                         s.push_str(", dbm:1");
+                    }
+                    if !f.valid {
+                        s.push_str(", valid:0");
                     }
                     if !f.el0 {
                         s.push_str(", el0:0");

@@ -55,10 +55,16 @@
 //!   synchronization, for accesses whose address does not depend on a
 //!   value read since (a control dependency does not order it:
 //!   `FL`, `D15347-M-load-shoot+ctrl` allowed; `FF`, `FI` forbidden).
-//! - **Faults** are recorded as herd7 records them (`fault(P0:L0,x)`); the
-//!   faulting thread jumps to its handler (`P0.F` column) if it has one,
-//!   with ELR pointing at the faulting instruction, and otherwise stops, as
-//!   herd7 does under `-variant vmsa,fatal`.
+//! - **Faults** are recorded as herd7 records them (thread, instruction,
+//!   address, kind: `Fault(P0:L0,x,D-MMU:Translation)`); the faulting
+//!   thread jumps to its handler (`P0.F` column) if it has one, with ELR
+//!   pointing at the faulting instruction, and otherwise does what the
+//!   test's fault mode says ([`FaultMode`], from its `variant=` line;
+//!   herdtools7 `herd/mem.ml`, `add_fault`): stops (fatal, herd7's
+//!   `-variant vmsa,fatal`, the default), executes the instruction again
+//!   once, at EL1, an execution faulting again being discarded (handled,
+//!   imprecise), or goes on at the next instruction (skip, faultToNext).
+//!   Taking a fault is a context synchronization event.
 //! - **BBM warning** (herd7's `Warning-BBM-expected`, `aarch64bbm.cat`):
 //!   per descriptor, the last TLB-cacheable value (valid with AF set) is
 //!   remembered; a new cacheable value whose output address differs (unless
@@ -115,14 +121,25 @@ pub enum ObsVal {
     Fault(bool),
 }
 
+/// A final state: what herd7 prints of it ([`crate::states`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Final {
+    /// The values of [`Outcome::shown`], in order (for a fault atom,
+    /// whether a fault matches it).
+    pub vals: Vec<ObsVal>,
+    /// The faults taken that match a fault atom of [`Outcome::shown`],
+    /// sorted: (thread, instruction, virtual address, kind).
+    pub faults: Vec<(u8, u16, Sym, FaultKind)>,
+}
+
 /// The result of exploring a test.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     /// The locations shown, in order.
     pub shown: Vec<Obs>,
-    /// The distinct final states (values of `shown`) and whether each
-    /// satisfies the proposition.
-    pub finals: BTreeMap<Vec<ObsVal>, bool>,
+    /// The distinct final states (values of `shown`, and the faults herd7
+    /// prints) and whether each satisfies the proposition.
+    pub finals: BTreeMap<Final, bool>,
     /// States explored.
     pub states: u64,
     /// True when the state limit stopped the search (the verdict then
@@ -228,6 +245,11 @@ struct Cpu {
     /// it maps); `Err(k)`: the faulting walk of an access predicted to
     /// fault (relaxed mode), done before its handler went on.
     pre: Vec<(u16, Sym, Result<u64, FaultKind>)>,
+    /// The thread took a fault with no handler under
+    /// [`FaultMode::Handled`] and re-executes from the faulting
+    /// instruction on, as herd7 runs a handler (`re_exec` in herdtools7
+    /// `herd/mem.ml`): at EL1, and a second fault discards the execution.
+    retried: bool,
     /// Per target of a backward branch herd7 bounds (module `unroll`),
     /// sorted: how many times the execution has jumped back to it.
     loops: Vec<(u16, u8)>,
@@ -323,13 +345,6 @@ struct State {
     cut: bool,
 }
 
-fn mi(l: Loc) -> usize {
-    match l {
-        Loc::Data(s) => 2 * usize::from(s),
-        Loc::Pte(s) => 2 * usize::from(s) + 1,
-    }
-}
-
 fn cacheable(d: u64) -> bool {
     d & 1 == 1 && PteFields::decode(d).is_some_and(|f| f.af)
 }
@@ -349,6 +364,9 @@ struct Ctx<'a> {
     counted: Vec<Vec<bool>>,
     /// [`Options::early_translations`].
     early: bool,
+    /// The array elements other than the first ([`Loc::Elem`]), sorted:
+    /// (page, byte offset). Element k lives at `State::mem[2 * nsym + k]`.
+    elems: Vec<(Sym, u16)>,
 }
 
 enum Access {
@@ -357,6 +375,49 @@ enum Access {
 }
 
 impl Ctx<'_> {
+    /// Returns the index of location `l` in `State::mem`: 2s for the data
+    /// of page s (an array's first element), 2s+1 for its descriptor, and
+    /// after those the other array elements (`Ctx::elems`).
+    fn mi(&self, l: Loc) -> usize {
+        match l {
+            Loc::Data(s) => 2 * usize::from(s),
+            Loc::Pte(s) => 2 * usize::from(s) + 1,
+            // An element not declared was refused at the access
+            // (`Ctx::access`); its page's first element stands in.
+            Loc::Elem(s, o) => self
+                .elems
+                .binary_search(&(s, o))
+                .map_or(2 * usize::from(s), |k| 2 * self.nsym + k),
+        }
+    }
+
+    /// Returns the bit of data location `l` in the location sets of the
+    /// relaxed mode (`relaxed::locs`): page s is bit s, array element k
+    /// bit `nsym + k`; None for a descriptor.
+    fn loc_bit(&self, l: Loc) -> Option<u64> {
+        match l {
+            Loc::Data(s) => Some(1u64 << s),
+            Loc::Elem(s, o) => self
+                .elems
+                .binary_search(&(s, o))
+                .ok()
+                .map(|k| 1u64 << (self.nsym + k)),
+            Loc::Pte(_) => None,
+        }
+    }
+
+    /// Returns the contents of page `p`: its first word and its other
+    /// array elements, with their offsets.
+    fn page_cells(&self, st: &State, p: Sym) -> Vec<(u16, Val)> {
+        let mut v = vec![(0, st.mem[self.mi(Loc::Data(p))])];
+        for &(s, o) in &self.elems {
+            if s == p {
+                v.push((o, st.mem[self.mi(Loc::Elem(s, o))]));
+            }
+        }
+        v
+    }
+
     fn err(&self, what: impl Into<String>) -> LitmusError {
         LitmusError::Runtime {
             test: self.t.name.clone(),
@@ -372,8 +433,11 @@ impl Ctx<'_> {
     /// access: AP\[1\] (the `vmsa` crate's `Attributes::USER`) clear
     /// makes an EL0 access a Permission fault (Arm ARM D8, "Memory access
     /// control"; herd7 catalogue test `TST-EL0`, Required).
-    fn el0_denied(&self, c: usize, f: &PteFields) -> bool {
-        self.t.el0 >> c & 1 == 1 && !f.el0
+    /// A re-executed instruction (`Cpu::retried`) runs at EL1, as a
+    /// handler does (herdtools7 `herd/AArch64Sem.ml`, `check_ptw`: no EL0
+    /// check when `in_handler`).
+    fn el0_denied(&self, st: &State, c: usize, f: &PteFields) -> bool {
+        self.t.el0 >> c & 1 == 1 && !f.el0 && !st.cpus[c].retried
     }
 
     fn hd(&self, c: usize) -> bool {
@@ -382,6 +446,14 @@ impl Ctx<'_> {
 
     /// Resolves a value used as an address.
     fn resolve(&self, v: u64) -> Option<Val> {
+        let elem = self.t.arrays.iter().find_map(|&(s, size, n)| {
+            let o = v.checked_sub(va_of(s))?;
+            (o > 0 && o < u64::from(size) * u64::from(n) && o % u64::from(size) == 0)
+                .then_some(Val::VaOff(s, o as u16))
+        });
+        if elem.is_some() {
+            return elem;
+        }
         (0..self.nsym).find_map(|s| {
             let s = s as Sym;
             if v == va_of(s) {
@@ -425,10 +497,12 @@ impl Ctx<'_> {
     fn write(&self, st: &mut State, writer: usize, l: Loc, v: Val) {
         let v = match l {
             Loc::Pte(_) => Val::Desc(v.num()),
-            Loc::Data(_) => v,
+            Loc::Data(_) | Loc::Elem(..) => v,
         };
-        st.mem[mi(l)] = v;
-        relaxed::written_past(st, writer, l);
+        st.mem[self.mi(l)] = v;
+        if let Some(bit) = self.loc_bit(l) {
+            relaxed::written_past(st, writer, bit);
+        }
         for (i, cpu) in st.cpus.iter_mut().enumerate() {
             if i != writer && cpu.excl == Some(l) {
                 cpu.excl = None;
@@ -594,7 +668,7 @@ impl Ctx<'_> {
         }
         if o.oa != n.oa {
             let writable = |f: &PteFields| f.db || (f.dbm && self.hd_any);
-            let same = st.mem[mi(Loc::Data(o.oa))] == st.mem[mi(Loc::Data(n.oa))];
+            let same = self.page_cells(st, o.oa) == self.page_cells(st, n.oa);
             return writable(&o) || writable(&n) || !same;
         }
         false
@@ -619,7 +693,7 @@ impl Ctx<'_> {
             let Some(f) = PteFields::decode(d) else {
                 continue;
             };
-            if self.el0_denied(c, &f) {
+            if self.el0_denied(st, c, &f) {
                 out.push((st.clone(), Err(FaultKind::Permission)));
             } else if write && !f.db {
                 if f.dbm && self.hd(c) {
@@ -646,7 +720,7 @@ impl Ctx<'_> {
                 None => Err(FaultKind::Translation),
                 Some(f) if !f.af && !self.ha(c) => Err(FaultKind::AccessFlag),
                 Some(f) if !f.af => continue,
-                Some(f) if self.el0_denied(c, &f) => Err(FaultKind::Permission),
+                Some(f) if self.el0_denied(st, c, &f) => Err(FaultKind::Permission),
                 Some(f) if write && !f.db => {
                     if f.dbm && self.hd(c) {
                         continue;
@@ -669,7 +743,7 @@ impl Ctx<'_> {
                 None => FaultKind::Translation,
                 Some(f) if !f.af && !self.ha(c) => FaultKind::AccessFlag,
                 Some(f) if !f.af => continue,
-                Some(f) if self.el0_denied(c, &f) => FaultKind::Permission,
+                Some(f) if self.el0_denied(st, c, &f) => FaultKind::Permission,
                 Some(f) if write && !f.db && !(f.dbm && self.hd(c)) => FaultKind::Permission,
                 _ => continue,
             };
@@ -686,7 +760,7 @@ impl Ctx<'_> {
             Some(mut f) => {
                 if !f.af && !self.ha(c) {
                     Err(FaultKind::AccessFlag)
-                } else if f.af && self.el0_denied(c, &f) {
+                } else if f.af && self.el0_denied(st, c, &f) {
                     Err(FaultKind::Permission)
                 } else if write && !f.db && !(f.dbm && self.hd(c)) {
                     if !f.af {
@@ -778,13 +852,28 @@ impl Ctx<'_> {
             st.faults.insert(i, f);
         }
         let th = &self.t.threads[c];
-        match th.handler {
-            Some(h) => {
+        // Without a handler, the test's fault handling decides (herdtools7
+        // `herd/mem.ml`, `add_fault`); the fault is a synchronous exception
+        // entry in every mode (`herd/AArch64Sem.ml`, `mk_fault`), so a
+        // context synchronization event for what the thread does next.
+        match (th.handler, self.t.fault_mode) {
+            (Some(h), _) => {
                 st.cpus[c].elr = pc;
                 st.cpus[c].pc = h;
                 self.sync(st, c);
             }
-            None => st.cpus[c].done = true,
+            (None, FaultMode::Fatal) => st.cpus[c].done = true,
+            (None, FaultMode::Skip) => {
+                st.cpus[c].pc = pc + 1;
+                self.sync(st, c);
+            }
+            // The instruction is executed again, once, as in a handler; a
+            // thread that faults again is an execution herd7 discards.
+            (None, FaultMode::Handled) if st.cpus[c].retried => st.bad = true,
+            (None, FaultMode::Handled) => {
+                st.cpus[c].retried = true;
+                self.sync(st, c);
+            }
         }
     }
 
@@ -840,6 +929,26 @@ impl Ctx<'_> {
                     match r {
                         Ok(pa) => {
                             if !f(&mut n, Loc::Data(pa)) {
+                                continue;
+                            }
+                            n.cpus[c].pc += 1;
+                        }
+                        Err(k) => self.fault(&mut n, c, s, k),
+                    }
+                    out.push(n);
+                }
+            }
+            Val::VaOff(s, o) => {
+                for (mut n, r) in self.translate(st, c, s, &acc) {
+                    match r {
+                        Ok(pa) => {
+                            if self.elems.binary_search(&(pa, o)).is_err() {
+                                let p = &self.t.syms[usize::from(pa)];
+                                return Err(self.err(format!(
+                                    "access to PA({p})+{o}, which is no element of an array"
+                                )));
+                            }
+                            if !f(&mut n, Loc::Elem(pa, o)) {
                                 continue;
                             }
                             n.cpus[c].pc += 1;
@@ -1114,7 +1223,7 @@ impl Ctx<'_> {
             }
             Instr::Ldr(t, a, w, excl) => {
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
-                    let v = narrow(m.mem[mi(l)], w);
+                    let v = narrow(m.mem[self.mi(l)], w);
                     Self::set(m, c, t, v);
                     self.observed(m, c, l);
                     if excl {
@@ -1159,7 +1268,7 @@ impl Ctx<'_> {
             Instr::Swp(s, t, a, w) => {
                 let v = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     self.write(m, c, l, v);
                     Self::set(m, c, t, old);
                     true
@@ -1169,7 +1278,7 @@ impl Ctx<'_> {
             Instr::Amo(op, s, t, a, w) => {
                 let x = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     let o = old.num();
                     let y = x.num();
                     let r = match op {
@@ -1195,7 +1304,7 @@ impl Ctx<'_> {
                 // A CAS whose comparison fails is a read (no write
                 // permission needed); one that succeeds is a write.
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     if old.num() == cmp.num() {
                         return false;
                     }
@@ -1203,7 +1312,7 @@ impl Ctx<'_> {
                     true
                 })?;
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
-                    let old = narrow(m.mem[mi(l)], w);
+                    let old = narrow(m.mem[self.mi(l)], w);
                     if old.num() != cmp.num() {
                         return false;
                     }
@@ -1227,7 +1336,12 @@ fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
 
 /// Drops what no future step can observe: the TLB entries of finished
 /// CPUs, and pending invalidations whose target holds no entry in their
-/// scope.
+/// scope, cached or seen by an early walk: a TLBI orders the later walks
+/// after it whatever they read, an invalid value too (herdtools7
+/// `herd/libdir/aarch64.cat`, `TLBI-ob` and `TLBI-ca`: a walk after the
+/// TLBI reads no value overwritten before it; catalogue tests
+/// `NT-20-tlbi`, `NT-23-tlbi+dsb`: a stale invalid descriptor faults no
+/// access ordered after the TLBI's DSB).
 fn canonical(n: &mut State) {
     for c in 0..n.cpus.len() {
         if n.revoked[c].is_empty() {
@@ -1241,11 +1355,24 @@ fn canonical(n: &mut State) {
             n.revoked[c].clear();
         }
     }
-    let tlbs = &n.tlbs;
-    n.inv.retain(|&(_, t, s)| {
-        tlbs[usize::from(t)]
-            .iter()
-            .any(|e| s.is_none_or(|s| e.0 == s))
+    let stale = |n: &State, t: usize, e: &(Sym, u64)| Ctx::view(n, t, e.0) != e.1;
+    let keep: Vec<bool> = n
+        .inv
+        .iter()
+        .map(|&(iss, t, s)| {
+            let t = usize::from(t);
+            let scope = |e: &&(Sym, u64)| s.is_none_or(|s| e.0 == s);
+            // The issuer's own early walks are kept until its next
+            // context synchronization (`Ctx::invalidate`).
+            n.tlbs[t].iter().any(|e| scope(&e))
+                || (usize::from(iss) != t
+                    && n.whist[t].iter().filter(scope).any(|e| stale(n, t, e)))
+        })
+        .collect();
+    let mut i = 0;
+    n.inv.retain(|_| {
+        i += 1;
+        keep[i - 1]
     });
 }
 
@@ -1329,12 +1456,12 @@ fn collect_obs(p: &Prop, out: &mut Vec<Obs>) {
     }
 }
 
-fn observe(st: &State, o: &Obs) -> ObsVal {
+fn observe(cx: &Ctx<'_>, st: &State, o: &Obs) -> ObsVal {
     match *o {
         Obs::Reg(t, r) => ObsVal::Val(st.cpus.get(usize::from(t)).map_or(Val::Int(0), |c| {
             c.regs.get(usize::from(r)).copied().unwrap_or(Val::Int(0))
         })),
-        Obs::Mem(l) => ObsVal::Val(st.mem[mi(l)]),
+        Obs::Mem(l) => ObsVal::Val(st.mem[cx.mi(l)]),
         Obs::Fault(t, pc, va, k) => ObsVal::Fault(st.faults.iter().any(|f| {
             f.0 == t
                 && pc.is_none_or(|p| p == f.1)
@@ -1439,17 +1566,30 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         may_pa: may_pa(t),
         counted: t.threads.iter().map(unroll::counted).collect(),
         early: opts.early_translations,
+        elems: {
+            let mut e: Vec<(Sym, u16)> = t
+                .arrays
+                .iter()
+                .flat_map(|&(s, size, n)| (1..n).map(move |i| (s, i * u16::from(size))))
+                .collect();
+            e.sort_unstable();
+            e
+        },
     };
+    if nsym + cx.elems.len() > 64 {
+        return Err(cx.err("more than 64 data locations (pages and array elements)"));
+    }
     let nthreads = t.threads.len();
     let mut mem = Vec::with_capacity(2 * nsym);
     for s in 0..nsym {
         mem.push(Val::Int(0));
         mem.push(Val::Desc(PteFields::new(s as Sym).encode()));
     }
+    mem.resize(2 * nsym + cx.elems.len(), Val::Int(0));
     for &(l, v) in &t.init_mem {
-        mem[mi(l)] = match l {
+        mem[cx.mi(l)] = match l {
             Loc::Pte(_) => Val::Desc(v.num()),
-            Loc::Data(_) => v,
+            Loc::Data(_) | Loc::Elem(..) => v,
         };
     }
     let nregs = t
@@ -1468,6 +1608,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
             excl: None,
             regs: vec![Val::Int(0); nregs],
             rob: Vec::new(),
+            retried: false,
             pre: Vec::new(),
             loops: Vec::new(),
             past: Vec::new(),
@@ -1544,8 +1685,16 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     while let Some(st) = stack.pop() {
         warn |= st.warn;
         if st.cpus.iter().all(|c| c.done) && st.hu.is_empty() {
-            let key: Vec<ObsVal> = shown.iter().map(|o| observe(&st, o)).collect();
-            let sat = eval(&t.prop, &|o| observe(&st, o));
+            let key = Final {
+                vals: shown.iter().map(|o| observe(&cx, &st, o)).collect(),
+                faults: st
+                    .faults
+                    .iter()
+                    .filter(|f| shown.iter().any(|o| crate::states::matches(o, f)))
+                    .copied()
+                    .collect(),
+            };
+            let sat = eval(&t.prop, &|o| observe(&cx, &st, o));
             finals.insert(key, sat);
             continue;
         }

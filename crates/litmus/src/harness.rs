@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::ast::{Prop, Quant, Test};
 use crate::exec::{Options, Verdict, run, verdict_of};
+use crate::states::{StatesDiff, diff, parse_expected};
 use crate::{LitmusError, parse};
 
 /// herd7's reference for one test.
@@ -28,6 +29,10 @@ pub struct Reference {
     pub herd7_bbm: Option<bool>,
     /// herd7's time as recorded (e.g. `0.05`, `>300`).
     pub herd7_seconds: String,
+    /// herd7's final states as printed, from `NAME.litmus.expected` beside
+    /// the test (None without that file).
+    #[serde(skip)]
+    pub herd7_states: Option<Vec<String>>,
 }
 
 /// Our result on one test.
@@ -48,6 +53,9 @@ pub enum Ours {
         limit_hit: bool,
         /// Seconds.
         seconds: f64,
+        /// The final states as herd7 prints them ([`crate::states`]).
+        #[serde(skip)]
+        finals: Vec<String>,
     },
     /// The test uses a construct the model does not handle.
     Unsupported {
@@ -85,6 +93,11 @@ pub struct Row {
     pub verdict_class: Option<String>,
     /// The class of a BBM-warning disagreement.
     pub bbm_class: Option<String>,
+    /// How the SC mode's final states differ from herd7's (None without
+    /// herd7's states or when the test did not run; empty when equal).
+    pub states: Option<StatesDiff>,
+    /// How the relaxed mode's final states differ from herd7's.
+    pub relaxed_states: Option<StatesDiff>,
 }
 
 /// The summary of a conformance run.
@@ -100,6 +113,19 @@ pub struct Summary {
     pub verdict_vs_herd7: (usize, usize),
     /// BBM-warning agreement with herd7 (agree, compared).
     pub bbm_vs_herd7: (usize, usize),
+    /// Final-state agreement with herd7's output (equal sets, tests with
+    /// herd7's states: a test we do not run counts as differing).
+    pub states_vs_herd7: (usize, usize),
+    /// The tests whose SC final states differ from herd7's (or that did
+    /// not run).
+    pub states_differ: Vec<String>,
+    /// herd7's recorded times summed (`herd7_seconds`), over the tests
+    /// where it is a number, with their count and our SC time summed over
+    /// the same tests.
+    pub herd7_seconds: (f64, usize, f64),
+    /// The tests herd7 did not finish, with their recorded bound summed
+    /// (`>300` counts 300).
+    pub herd7_unfinished: (usize, f64),
     /// Unsupported tests by reason.
     pub unsupported: BTreeMap<String, usize>,
     /// Malformed files.
@@ -132,6 +158,13 @@ pub struct RelaxedSummary {
     pub verdict_vs_herd7: (usize, usize),
     /// BBM-warning agreement with herd7 (agree, compared).
     pub bbm_vs_herd7: (usize, usize),
+    /// Final-state agreement with herd7's output (equal sets, tests with
+    /// herd7's states: a test that did not run counts as differing).
+    pub states_vs_herd7: (usize, usize),
+    /// The tests whose relaxed final states differ from herd7's.
+    pub states_differ: Vec<String>,
+    /// Our relaxed time summed over the tests herd7 timed.
+    pub seconds_herd7_timed: f64,
     /// Tests where the relaxed mode has a final state herd7 (or, where
     /// herd7 did not finish, the catalogue) rules out: the approximation
     /// over-allows there.
@@ -182,6 +215,24 @@ fn parse_verdict(s: &str) -> Option<Verdict> {
     }
 }
 
+/// Reads `X.litmus.expected` beside test `X.litmus`, if there is one.
+fn read_expected(test: &Path) -> Result<Option<crate::states::Expected>, LitmusError> {
+    let mut name = test.as_os_str().to_owned();
+    name.push(".expected");
+    let exp = PathBuf::from(name);
+    let Ok(text) = std::fs::read_to_string(&exp) else {
+        return Ok(None);
+    };
+    parse_expected(&text)
+        .map(Some)
+        .map_err(|(line, msg)| LitmusError::Syntax {
+            file: exp.display().to_string(),
+            line,
+            col: 1,
+            msg,
+        })
+}
+
 /// Finds the tests of `dir` with their references.
 ///
 /// # Errors
@@ -214,8 +265,14 @@ pub fn collect(dir: &Path) -> Result<Vec<(String, PathBuf, Reference)>, LitmusEr
                     _ => None,
                 },
                 herd7_seconds: f[8].to_string(),
+                herd7_states: None,
             };
-            out.push((f[0].to_string(), dir.join("tests").join(f[0]), r));
+            let path = dir.join("tests").join(f[0]);
+            let r = Reference {
+                herd7_states: read_expected(&path)?.map(|e| e.states),
+                ..r
+            };
+            out.push((f[0].to_string(), path, r));
         }
         return Ok(out);
     }
@@ -233,17 +290,12 @@ pub fn collect(dir: &Path) -> Result<Vec<(String, PathBuf, Reference)>, LitmusEr
             continue;
         }
         any = true;
-        let exp = p.with_file_name(format!("{name}.expected"));
         let mut r = Reference::default();
-        if let Ok(text) = std::fs::read_to_string(&exp) {
-            r.herd7_bbm = Some(
-                text.lines()
-                    .any(|l| l.trim() == "Flag Warning-BBM-expected"),
-            );
-            if let Some(obs) = text.lines().find_map(|l| l.strip_prefix("Observation ")) {
-                r.herd7_observation = obs.split_whitespace().nth(1).map(str::to_string);
-            }
+        if let Some(e) = read_expected(p)? {
+            r.herd7_bbm = Some(e.bbm());
+            r.herd7_observation = e.observation.clone();
             r.herd7_seconds = "-".into();
+            r.herd7_states = Some(e.states);
         }
         out.push((name.to_string(), p.clone(), r));
     }
@@ -391,6 +443,7 @@ pub fn run_file(path: &Path, label: &str, opts: &Options) -> (Ours, Option<Test>
                 states: o.states,
                 limit_hit: o.limit_hit,
                 seconds: o.seconds,
+                finals: o.herd7_states(&t),
             },
             Some(t),
         ),
@@ -478,11 +531,17 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
                     });
                 }
             }
+            let states_of = |o: &Ours| match (o, &r.herd7_states) {
+                (Ours::Ran { finals, .. }, Some(theirs)) => Some(diff(finals, theirs)),
+                _ => None,
+            };
             Row {
                 file: file.clone(),
                 name,
                 reference: r.clone(),
                 herd7_verdict,
+                states: states_of(&ours),
+                relaxed_states: relaxed.as_ref().and_then(states_of),
                 ours,
                 relaxed,
                 verdict_class,
@@ -497,6 +556,40 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
         ..Summary::default()
     };
     for row in &rows {
+        let herd7_time = row.reference.herd7_seconds.parse::<f64>().ok();
+        if let Some(b) = row.reference.herd7_seconds.strip_prefix('>') {
+            s.herd7_unfinished.0 += 1;
+            s.herd7_unfinished.1 += b.parse::<f64>().unwrap_or(0.0);
+        }
+        // Over every test with herd7's states: one we did not run
+        // (unsupported) counts as differing.
+        if row.reference.herd7_states.is_some() {
+            s.states_vs_herd7.1 += 1;
+            if row.states.as_ref().is_some_and(StatesDiff::is_empty) {
+                s.states_vs_herd7.0 += 1;
+            } else {
+                s.states_differ.push(row.file.clone());
+            }
+            if let Some(x) = s.relaxed.as_mut() {
+                x.states_vs_herd7.1 += 1;
+                if row
+                    .relaxed_states
+                    .as_ref()
+                    .is_some_and(StatesDiff::is_empty)
+                {
+                    x.states_vs_herd7.0 += 1;
+                } else {
+                    x.states_differ.push(row.file.clone());
+                }
+            }
+        }
+        if let Some(h) = herd7_time {
+            s.herd7_seconds.0 += h;
+            s.herd7_seconds.1 += 1;
+            if let Ours::Ran { seconds, .. } = &row.ours {
+                s.herd7_seconds.2 += seconds;
+            }
+        }
         match &row.ours {
             Ours::Ran {
                 verdict,
@@ -551,6 +644,9 @@ pub fn conformance(dir: &Path, opts: &Options) -> Result<Report, LitmusError> {
         {
             x.ran += 1;
             x.seconds += seconds;
+            if herd7_time.is_some() {
+                x.seconds_herd7_timed += seconds;
+            }
             if *limit_hit {
                 x.limit_hit.push(row.file.clone());
             }
@@ -588,6 +684,7 @@ pub fn summary_text(s: &Summary) -> String {
     pair(&mut out, "verdict_vs_catalogue", s.verdict_vs_catalogue);
     pair(&mut out, "verdict_vs_herd7", s.verdict_vs_herd7);
     pair(&mut out, "bbm_vs_herd7", s.bbm_vs_herd7);
+    pair(&mut out, "states_vs_herd7", s.states_vs_herd7);
     out.push_str(&format!("errors {}\n", s.errors));
     for (r, n) in &s.unsupported {
         out.push_str(&format!("unsupported {n} {r}\n"));
@@ -613,6 +710,10 @@ pub fn summary_text(s: &Summary) -> String {
         );
         pair(&mut out, "relaxed_verdict_vs_herd7", x.verdict_vs_herd7);
         pair(&mut out, "relaxed_bbm_vs_herd7", x.bbm_vs_herd7);
+        pair(&mut out, "relaxed_states_vs_herd7", x.states_vs_herd7);
+        for f in &x.states_differ {
+            out.push_str(&format!("relaxed_states_differ {f}\n"));
+        }
         out.push_str(&format!(
             "relaxed_more_permissive {}\n",
             x.more_permissive.len()

@@ -1,12 +1,14 @@
 //! herd7 AArch64 VMSA litmus tests on the project's model: a reader for the
 //! catalogue's files ([`parse()`]), an exhaustive executor on an operational
 //! model with per-CPU TLBs ([`exec`] module), and a conformance harness comparing
-//! verdicts and BBM warnings with herd7's ([`harness`]).
+//! verdicts, BBM warnings and final states with herd7's ([`harness`],
+//! [`states`]).
 
 pub mod ast;
 pub mod exec;
 pub mod harness;
 pub mod parse;
+pub mod states;
 
 pub use ast::Test;
 pub use exec::{Outcome, Verdict, run};

@@ -482,13 +482,20 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
         if p.eat(";") {
             continue;
         }
-        // Optional C-like type.
+        // Optional C-like type: it gives an array's element size.
+        let mut elem_size = 4u8;
         if let Some(Tok::Ident(ty)) = p.peek()
             && matches!(
                 ty.as_str(),
                 "int" | "uint64_t" | "int64_t" | "uint32_t" | "int32_t" | "pteval_t" | "intptr_t"
             )
         {
+            if matches!(
+                ty.as_str(),
+                "uint64_t" | "int64_t" | "pteval_t" | "intptr_t"
+            ) {
+                elem_size = 8;
+            }
             p.pos += 1;
         }
         if let Some((th, r)) = thread_reg(p)? {
@@ -503,7 +510,8 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
         }
         let loc = location(p, syms)?;
         if p.is("[") {
-            return Err(p.unsupported("array locations"));
+            array_decl(p, t, loc, elem_size)?;
+            continue;
         }
         if p.is(";") || p.done() {
             // A declaration without a value: the location holds 0.
@@ -512,10 +520,53 @@ fn parse_init(p: &mut P<'_>, syms: &mut Syms, t: &mut Test) -> Result<(), Litmus
         p.expect("=")?;
         let oa = match loc {
             Loc::Pte(s) => Some(s),
-            Loc::Data(_) => None,
+            Loc::Data(_) | Loc::Elem(..) => None,
         };
         let v = value(p, syms, oa, &nolabel)?;
         t.init_mem.push((loc, v));
+    }
+    Ok(())
+}
+
+/// Parses the rest of an array declaration `x[N]` or `x[N]={v0,v1,...}`
+/// (herd7's `int x[3]={0,0,0}`): element i is at byte offset i times the
+/// element size on the symbol's page; missing values are 0.
+fn array_decl(p: &mut P<'_>, t: &mut Test, loc: Loc, size: u8) -> Result<(), LitmusError> {
+    let Loc::Data(s) = loc else {
+        return Err(p.err("expected an array name before `[`"));
+    };
+    p.expect("[")?;
+    let n = p.int()?;
+    p.expect("]")?;
+    // The elements stay on the symbol's 4K page.
+    let n = u16::try_from(n)
+        .ok()
+        .filter(|&n| n >= 1 && u64::from(n) * u64::from(size) <= 4096)
+        .ok_or_else(|| p.err("expected an array length of 1 to a page"))?;
+    if t.arrays.iter().any(|a| a.0 == s) {
+        return Err(p.err("array declared twice"));
+    }
+    t.arrays.push((s, size, n));
+    if !p.eat("=") {
+        return Ok(());
+    }
+    p.expect("{")?;
+    let mut i = 0u16;
+    while !p.eat("}") {
+        if i > 0 {
+            p.expect(",")?;
+        }
+        if i >= n {
+            return Err(p.err(format!("more than {n} values for an array of {n}")));
+        }
+        let v = Val::Int(p.int()?);
+        let l = if i == 0 {
+            Loc::Data(s)
+        } else {
+            Loc::Elem(s, i * u16::from(size))
+        };
+        t.init_mem.push((l, v));
+        i += 1;
     }
     Ok(())
 }
@@ -941,10 +992,12 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
     let mut t = Test {
         name,
         variants: Vec::new(),
+        fault_mode: FaultMode::default(),
         tthm: Tthm::default(),
         el0: 0,
         syms: Vec::new(),
         init_mem: Vec::new(),
+        arrays: Vec::new(),
         init_regs: Vec::new(),
         threads: Vec::new(),
         locations: Vec::new(),
@@ -963,11 +1016,20 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
         if let Some((k, v)) = l.split_once('=') {
             let k = k.trim();
             let v = v.trim();
-            match k {
-                "Variant" => t
-                    .variants
-                    .extend(v.split(',').map(|s| s.trim().to_string())),
-                "TTHM" => {
+            // herd7 matches header keys case-insensitively (herdtools7
+            // `lib/miscParser.ml`, `key_match`) and splits the variant
+            // tags at commas and blanks (`lib/lexSplit.mll`,
+            // `strings_spaces`).
+            match k.to_ascii_lowercase().as_str() {
+                "variant" => {
+                    for w in v.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+                        if let Some(m) = FaultMode::parse_tag(w) {
+                            t.fault_mode = m;
+                        }
+                        t.variants.push(w.to_string());
+                    }
+                }
+                "tthm" => {
                     for w in v.split_whitespace() {
                         let (who, what) = match w.split_once(':') {
                             Some((p, f)) => {
@@ -994,7 +1056,7 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
                         }
                     }
                 }
-                "EL0" => {
+                "el0" => {
                     for w in v.split([',', ' ', ';']).filter(|w| !w.is_empty()) {
                         let n: u32 = w
                             .strip_prefix('P')
@@ -1013,13 +1075,22 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
     let open_col = lines[brace_line].find('{').unwrap_or(0);
     let mut init_text = String::new();
     let mut close: Option<(usize, usize)> = None;
+    // Braces nest: an array's values are in braces (`int x[3]={0,0,0};`).
+    let mut depth = 0usize;
     'outer: for (j, l) in lines.iter().enumerate().skip(brace_line) {
         let start = if j == brace_line { open_col + 1 } else { 0 };
         let s = l.get(start..).unwrap_or("");
-        if let Some(c) = s.find('}') {
-            init_text.push_str(&s[..c]);
-            close = Some((j, start + c));
-            break 'outer;
+        for (c, ch) in s.char_indices() {
+            match ch {
+                '{' => depth += 1,
+                '}' if depth > 0 => depth -= 1,
+                '}' => {
+                    init_text.push_str(&s[..c]);
+                    close = Some((j, start + c));
+                    break 'outer;
+                }
+                _ => {}
+            }
         }
         init_text.push_str(s);
         init_text.push('\n');
@@ -1260,6 +1331,15 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
             _ => break,
         }
     }
+    // `locations [...]` alone is a complete condition: herd7 then takes
+    // `forall (true)` (herdtools7 `lib/stateParser.mly`, rule `constr`,
+    // its empty case: `ConstrGen.constr_true`) and prints the states.
+    if p.done() && !t.locations.is_empty() {
+        t.quant = Quant::Forall;
+        t.prop = Prop::True;
+        t.syms = syms.0;
+        return check_threads(file, t, brace_line);
+    }
     t.quant = if p.eat("~") {
         match p.ident()?.as_str() {
             "exists" => Quant::NotExists,
@@ -1290,15 +1370,21 @@ pub fn parse(file: &str, src: &str) -> Result<Test, LitmusError> {
             p.describe()
         )));
     }
+    t.syms = syms.0;
+    check_threads(file, t, brace_line)
+}
+
+/// Checks that every initial register belongs to a thread of the test.
+fn check_threads(file: &str, t: Test, brace_line: usize) -> Result<Test, LitmusError> {
     for (th, _, _) in &t.init_regs {
         if usize::from(*th) >= t.threads.len() {
-            return Err(syntax(
-                brace_line + 1,
-                1,
-                &format!("register of thread {th}, which has no column"),
-            ));
+            return Err(LitmusError::Syntax {
+                file: file.into(),
+                line: brace_line + 1,
+                col: 1,
+                msg: format!("register of thread {th}, which has no column"),
+            });
         }
     }
-    t.syms = syms.0;
     Ok(t)
 }

@@ -1,6 +1,7 @@
 //! The conformance ratchet: runs `../shared/conformance` (relative to the
 //! repository root) in both modes (SC and relaxed) and fails when an
-//! agreement figure of either falls below the committed baseline
+//! agreement figure of either (verdicts, BBM warnings, final states, each
+//! against herd7's) falls below the committed baseline
 //! `tests/conformance.baseline`, when the relaxed mode over-allows on more
 //! tests or the model disagreements (SC disagreements the relaxed mode
 //! does not explain) grow in number, when a file no longer parses, or when
@@ -53,10 +54,12 @@ fn agreement_with_herd7_does_not_fall_below_the_baseline() {
         "verdict_vs_catalogue",
         "verdict_vs_herd7",
         "bbm_vs_herd7",
+        "states_vs_herd7",
         "relaxed_ran",
         "relaxed_verdict_vs_catalogue",
         "relaxed_verdict_vs_herd7",
         "relaxed_bbm_vs_herd7",
+        "relaxed_states_vs_herd7",
     ] {
         let (b, _) = figure(&base, key).expect("baseline figure");
         let (n, _) = figure(&now, key).expect("current figure");
@@ -69,17 +72,24 @@ fn agreement_with_herd7_does_not_fall_below_the_baseline() {
         n <= b,
         "relaxed mode over-allows on {n} tests, baseline {b}\n{now}"
     );
-    let count = |t: &str| {
-        t.lines()
-            .filter(|l| l.starts_with("model_disagreement "))
-            .count()
-    };
-    assert!(
-        count(&now) <= count(&base),
-        "{} model disagreements, baseline {}\n{now}",
-        count(&now),
-        count(&base)
-    );
+    let count = |t: &str, key: &str| t.lines().filter(|l| l.starts_with(key)).count();
+    for key in ["model_disagreement ", "relaxed_states_differ "] {
+        assert!(
+            count(&now, key) <= count(&base, key),
+            "{} lines `{key}`, baseline {}\n{now}",
+            count(&now, key),
+            count(&base, key)
+        );
+    }
+    let rx = report.summary.relaxed.as_ref().expect("relaxed figures");
+    // The states are compared on every test with herd7's output.
+    let with_output = report
+        .rows
+        .iter()
+        .filter(|r| r.reference.herd7_states.is_some())
+        .count();
+    assert_eq!(report.summary.states_vs_herd7.1, with_output, "{now}");
+    assert_eq!(rx.states_vs_herd7.1, with_output, "{now}");
     // The one disagreement that needs a walk ahead of its access's turn
     // (the load's translation before its read) is labelled so.
     let class = |f: &str| {
@@ -97,7 +107,6 @@ fn agreement_with_herd7_does_not_fall_below_the_baseline() {
         class("/MP+dmb.sy+addr-store-pos-addr.litmus").as_deref(),
         Some("needs relaxed ordering of ordinary accesses")
     );
-    let rx = report.summary.relaxed.as_ref().expect("relaxed figures");
     assert_eq!(rx.bbm_vs_herd7.0, rx.bbm_vs_herd7.1, "relaxed BBM:\n{now}");
     assert_eq!(report.summary.errors, 0, "malformed files:\n{now}");
     // Every test that runs agrees with herd7 on the BBM warning.
@@ -121,7 +130,11 @@ fn bbm_catalogue_matches_herd7_outputs() {
         };
         assert_eq!(Some(*verdict), row.herd7_verdict, "{}", row.file);
         assert_eq!(Some(*bbm), row.reference.herd7_bbm, "{}", row.file);
+        // herd7's final states, exactly.
+        let d = row.states.as_ref().expect("herd7's states");
+        assert!(d.is_empty(), "{}: {d:?}", row.file);
     }
+    assert_eq!(report.summary.states_vs_herd7, (8, 8));
     // The exemption: read-only, identical contents.
     let get = |n: &str| {
         report

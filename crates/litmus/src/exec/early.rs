@@ -226,7 +226,7 @@ impl Ctx<'_> {
         let Some(f) = PteFields::decode(d) else {
             return;
         };
-        if (!f.af && !self.ha(c)) || f.db || !f.dbm || self.el0_denied(c, &f) {
+        if (!f.af && !self.ha(c)) || f.db || !f.dbm || self.el0_denied(st, c, &f) {
             return;
         }
         let mut g = f;

@@ -425,6 +425,16 @@ impl Ctx<'_> {
                 u128::from(self.may_pa[usize::from(s)]),
                 1u128 << (64 + u32::from(s)),
             ),
+            Ok(Val::VaOff(s, o)) => {
+                // The element at that offset of each page the address may
+                // map to.
+                let pages = self.may_pa[usize::from(s)];
+                let bits = (0..self.nsym as Sym)
+                    .filter(|p| pages >> p & 1 == 1)
+                    .filter_map(|p| self.loc_bit(Loc::Elem(p, o)))
+                    .fold(0u64, |a, b| a | b);
+                (u128::from(bits), 1u128 << (64 + u32::from(s)))
+            }
             Ok(Val::Pa(s)) => (1u128 << s, 0),
             Ok(Val::PteAddr(s)) => (1u128 << (64 + u32::from(s)), 0),
             _ => (u128::MAX, 0),
@@ -560,7 +570,13 @@ impl Ctx<'_> {
                 );
                 for mut m in tmp.drain(..) {
                     let newpc = m.cpus[c].pc;
-                    let faulted = m.cpus[c].done || (!is_branch && newpc != pc + 1);
+                    // A fault stops the thread, jumps to its handler,
+                    // re-executes the instruction or (`FaultMode::Skip`)
+                    // goes on at the next one; that last is told by the
+                    // fault recorded.
+                    let faulted = m.cpus[c].done
+                        || (!is_branch && newpc != pc + 1)
+                        || m.faults.len() != st.faults.len();
                     if faulted != as_fault {
                         continue;
                     }
@@ -656,7 +672,7 @@ impl Ctx<'_> {
                 m.cpus[c].rob[k].1 = TRANSLATED + p;
                 true
             }
-            Loc::Pte(_) => false,
+            Loc::Pte(_) | Loc::Elem(..) => false,
         })?;
         for mut m in tmp {
             if m.cpus[c].done || m.cpus[c].pc != pc + 1 {
@@ -679,7 +695,7 @@ impl Ctx<'_> {
         let Some(&Instr::Ldr(t, _, w, _)) = self.t.threads[c].code.get(usize::from(pc)) else {
             return;
         };
-        let v = narrow(n.mem[mi(Loc::Data(p))], w);
+        let v = narrow(n.mem[self.mi(Loc::Data(p))], w);
         Self::set(n, c, t, v);
         n.cpus[c].pc = pc + 1;
         // As `step`: an acquire orders later walks after it; a loaded
@@ -948,16 +964,13 @@ impl Ctx<'_> {
     }
 }
 
-/// Records that `writer` wrote `l`: a check of another CPU whose store has
+/// Records that `writer` wrote the data location of `bit` (`Ctx::loc_bit`): a check of another CPU whose store has
 /// committed to that page is now owed against a newer write.
-pub(super) fn written_past(st: &mut State, writer: usize, l: Loc) {
-    let Loc::Data(p) = l else {
-        return;
-    };
+pub(super) fn written_past(st: &mut State, writer: usize, bit: u64) {
     for (i, cpu) in st.cpus.iter_mut().enumerate() {
         if i != writer {
             for o in &mut cpu.past {
-                if o.3 == 1 && o.1 >> p & 1 == 1 {
+                if o.3 == 1 && o.1 & bit != 0 {
                     o.3 = 2;
                 }
             }
