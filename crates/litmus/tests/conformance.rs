@@ -1,5 +1,5 @@
-//! The conformance ratchet: runs `../shared/conformance` (relative to the
-//! repository root) in both modes (SC and relaxed) and fails when an
+//! The conformance ratchet: runs herd7's conformance data
+//! (`../shared/conformance` beside the repository, or `HVO_CONFORMANCE`) in both modes (SC and relaxed) and fails when an
 //! agreement figure of either (verdicts, BBM warnings, final states, each
 //! against herd7's) falls below the committed baseline
 //! `tests/conformance.baseline`, when the relaxed mode over-allows on more
@@ -12,6 +12,8 @@
 //! To raise the baseline after an improvement:
 //! `cargo run --release -p hvo -- conformance --relaxed ../shared/conformance`
 //! and copy the summary lines (up to `time`) into the baseline.
+
+mod common;
 
 use std::path::Path;
 
@@ -34,10 +36,10 @@ fn figure(text: &str, key: &str) -> Option<(usize, usize)> {
 
 #[test]
 fn agreement_with_herd7_does_not_fall_below_the_baseline() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    let root = common::conformance_root();
     assert!(
         root.is_dir(),
-        "the shared conformance data is expected beside the repository, at {}",
+        "herd7's conformance data is expected at {} (../shared/conformance beside the repository, or set HVO_CONFORMANCE)",
         root.display()
     );
     let opts = Options {
@@ -116,10 +118,10 @@ fn agreement_with_herd7_does_not_fall_below_the_baseline() {
 
 #[test]
 fn bbm_catalogue_matches_herd7_outputs() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/herd7-bbm");
+    let dir = common::conformance_root().join("herd7-bbm");
     assert!(
         dir.is_dir(),
-        "the shared herd7 BBM catalogue is expected beside the repository, at {}",
+        "herd7's BBM catalogue is expected at {} (../shared/conformance/herd7-bbm, or under HVO_CONFORMANCE)",
         dir.display()
     );
     let report = conformance(&dir, &Options::default()).expect("readable");

@@ -2,6 +2,8 @@
 //! each mutation (a deleted range, inserted characters, swapped lines, a
 //! truncation) either parses and runs, or gives an error.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -17,7 +19,7 @@ fn load() -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
     let mut dirs = vec![
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+        common::conformance_root(),
     ];
     while let Some(d) = dirs.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else {
