@@ -2188,8 +2188,12 @@ impl<'a> Engine<'a> {
         }
         // No leak: every page the program allocated, and every page the
         // vmemmap mapped before (but the shared tail page, which other huge
-        // pages map), is a table on a vmemmap walk, maps a vmemmap page, or
-        // was freed.
+        // pages map), is held by a live translation of the final tables (a
+        // table reachable from the root, or inside the output range of a
+        // page or block descriptor they hold), or was freed. The walks of
+        // the huge page's vmemmap pages, which find most of them, go first;
+        // the other frames are looked for in the whole tree (a block made
+        // of a new block maps pages the huge page's walks never reach).
         let mut used = Small::default();
         for &(va, _, _) in &self.sc.pages {
             let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
@@ -2208,19 +2212,23 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|p| p.1)
             .filter(|&f| Some(f) != self.sc.shared_tail);
-        if let Some(f) = self
+        let mut left: Vec<u64> = self
             .sc
             .fresh
             .iter()
             .copied()
             .chain(old)
-            .find(|f| !used.contains(f) && s.freed.binary_search(f).is_err())
-        {
+            .filter(|f| !used.contains(f) && s.freed.binary_search(f).is_err())
+            .collect();
+        if !left.is_empty() {
+            self.drop_mapped(s, &mut left);
+        }
+        if let Some(&f) = left.first() {
             return bad(
                 HazardKind::FinalState,
                 0,
                 format!(
-                    "pfn {f:#x}, allocated by the program, is neither mapped nor freed (a leak)"
+                    "pfn {f:#x}, allocated by the program or mapped by the vmemmap before, is neither freed nor held by the final tables (no table or page or block descriptor reachable from the root holds it): a leak"
                 ),
             );
         }
@@ -2236,6 +2244,39 @@ impl<'a> Engine<'a> {
             );
         }
         None
+    }
+
+    /// Removes from `left` every frame the tables of `s`'s memory hold: a
+    /// table reachable from the root, or a frame inside the output range of
+    /// a valid page or block descriptor of such a table (the whole block:
+    /// a block maps every frame of its range). Each table is read once,
+    /// whatever number of descriptors point to it.
+    fn drop_mapped(&self, s: &State, left: &mut Vec<u64>) {
+        let g = self.sc.config.granule;
+        let mut seen: Vec<(u8, u64)> = Vec::new();
+        let mut todo = vec![(g.start_level(), self.sc.root.0)];
+        while let Some((level, table)) = todo.pop() {
+            if left.is_empty() {
+                return;
+            }
+            if seen.contains(&(level, table)) {
+                continue;
+            }
+            seen.push((level, table));
+            left.retain(|&f| f != table >> self.shift);
+            for i in 0..g.table_entries(level) {
+                let d = vmsa::Descriptor(self.read(s, table + i as u64 * 8));
+                match d.decode(g, level) {
+                    vmsa::Entry::Table(t) => todo.push((level + 1, t.next.0)),
+                    vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
+                        let first = leaf.oa.0 >> self.shift;
+                        let n = g.level_size(level) >> self.shift;
+                        left.retain(|f| !(first..first + n).contains(f));
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
 
