@@ -1980,25 +1980,20 @@ impl<'a> Engine<'a> {
                         }
                         if *half == 0 {
                             s.wl[i].half = h;
+                        } else if let Half::Loaded { versions: first } = s.wl[i].half
+                            && let Half::Loaded { versions: second } = h
+                            && first & second == 0
+                        {
+                            // Torn: no one version of the two pages shows
+                            // both halves (one half through each).
+                            let first_value = s.wl[i].regs[0];
+                            let what = format!(
+                                "the halves come from different versions of vmemmap pages 0 and 1: the first ({first_value:#x}) is what they show mapped as {}, the second ({v:#x}) mapped as {}; no mapping (pfn of page 0, pfn of page 1) the program passes through shows both",
+                                self.versions_text(first),
+                                self.versions_text(second),
+                            );
+                            return Err(self.hazard(s, cpu, HazardKind::TornRead, va, what));
                         } else {
-                            // Torn: the pair is neither the old pages' nor
-                            // the new pages' contents.
-                            let torn = match (s.wl[i].half, h) {
-                                (
-                                    Half::Loaded { old: o0, new: n0 },
-                                    Half::Loaded { old: o1, new: n1 },
-                                ) => !(o0 && o1 || n0 && n1),
-                                _ => false,
-                            };
-                            if torn {
-                                return Err(self.hazard(
-                                    s,
-                                    cpu,
-                                    HazardKind::TornRead,
-                                    va,
-                                    "the two halves match neither the old pages' contents nor the new pages' (one half through each generation)".into(),
-                                ));
-                            }
                             s.wl[i].half = Half::None;
                         }
                     }
@@ -2010,20 +2005,46 @@ impl<'a> Engine<'a> {
         Ok(true)
     }
 
-    /// Classifies a value `v` read at `va`: does it match what the old and
-    /// the new frame of its vmemmap page hold now?
+    /// Classifies a value `v` read at `va`: which versions of vmemmap pages
+    /// 0 and 1 ([`Scenario::straddle_versions`]) show it now, i.e. map
+    /// `va`'s page to a frame that holds `v` at `va`'s offset now. (A page
+    /// the versions do not name shows the same in every version.) The
+    /// contents are those of the moment of the read: a later version's
+    /// frame (a fresh page filled later) does not show it yet, an earlier
+    /// one's (a page being replaced) may still.
     fn classify(&self, s: &State, va: u64, v: u64) -> Half {
         let mask = (1u64 << self.shift) - 1;
-        let Some(&(_, old, new)) = self.sc.pages.iter().find(|p| p.0 == va & !mask) else {
-            return Half::Loaded {
-                old: true,
-                new: true,
-            };
+        let all = (1u64 << self.sc.straddle_versions.len()) - 1;
+        let Some(page) = self.sc.pages[..2].iter().position(|p| p.0 == va & !mask) else {
+            return Half::Loaded { versions: all };
         };
-        let holds = |f: u64| self.read(s, (f << self.shift) | (va & mask)) == v;
-        Half::Loaded {
-            old: holds(old),
-            new: holds(new),
+        let mut versions = 0;
+        for (k, frames) in self.sc.straddle_versions.iter().enumerate() {
+            if let Some(f) = frames[page]
+                && self.read(s, (f << self.shift) | (va & mask)) == v
+            {
+                versions |= 1 << k;
+            }
+        }
+        Half::Loaded { versions }
+    }
+
+    /// Describes the versions in `mask` (see [`Engine::classify`]): the
+    /// frames of vmemmap pages 0 and 1 in each.
+    fn versions_text(&self, mask: u64) -> String {
+        let pfn = |f: Option<u64>| f.map_or("unmapped".to_string(), |f| format!("pfn {f:#x}"));
+        let list: Vec<String> = self
+            .sc
+            .straddle_versions
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| mask & (1 << k) != 0)
+            .map(|(_, [a, b])| format!("({}, {})", pfn(*a), pfn(*b)))
+            .collect();
+        if list.is_empty() {
+            "none of them".into()
+        } else {
+            list.join(" or ")
         }
     }
 
