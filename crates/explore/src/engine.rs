@@ -1265,6 +1265,7 @@ impl<'a> Engine<'a> {
                         let at = first + k;
                         let (a, fa) = (&memo.all[at], memo.fresh[at]);
                         if a.hw_update.is_none()
+                            && self.freed_table(s, a).is_none()
                             && (first..at).any(|b| {
                                 let (b, fb) = (&memo.all[b], memo.fresh[b]);
                                 b.hw_update.is_none()
@@ -1317,6 +1318,7 @@ impl<'a> Engine<'a> {
                     let (a, fa) = memo.fills[first + k];
                     let a = &memo.cache.items[a as usize];
                     let repeat = a.hw_update.is_none()
+                        && self.freed_table(s, a).is_none()
                         && memo.fills[cpu_first..first + k].iter().any(|&(b, fb)| {
                             let b = &memo.cache.items[b as usize];
                             b.hw_update.is_none() && same_fresh(&a.fills, fa, &b.fills, fb)
@@ -1574,6 +1576,19 @@ impl<'a> Engine<'a> {
                 let Some((ch, fresh)) = ch else {
                     return Applied::Disabled;
                 };
+                if let Some(f) = self.freed_table(n, ch) {
+                    let what = format!(
+                        "cpu{c}'s walker, caching for {va:#x}: {}",
+                        self.freed_table_walk(ch, f)
+                    );
+                    return Applied::Hazard(self.hazard(
+                        n,
+                        c,
+                        HazardKind::FreedTableWalk,
+                        va,
+                        what,
+                    ));
+                }
                 if !self.commit(n, c, ch, fresh) {
                     return Applied::Disabled;
                 }
@@ -1902,6 +1917,10 @@ impl<'a> Engine<'a> {
                 let Some((ch, fresh)) = ch else {
                     return Ok(false);
                 };
+                if let Some(f) = self.freed_table(s, ch) {
+                    let what = format!("{op}: {}", self.freed_table_walk(ch, f));
+                    return Err(self.hazard(s, cpu, HazardKind::FreedTableWalk, va, what));
+                }
                 if !self.commit(s, cpu, ch, fresh) {
                     return Ok(false);
                 }
@@ -2003,6 +2022,58 @@ impl<'a> Engine<'a> {
         }
         s.wl[i].pc = next as u8;
         Ok(true)
+    }
+
+    /// Returns the first freed frame walk `c` reads as a table, if any:
+    /// where it starts (the root table, or the table a walk-cache entry
+    /// points to) or a table a descriptor on the way points to (each
+    /// table descriptor read is a walk-cache fill naming the next table).
+    /// A TLB hit reads no table (but a write through a clean entry with
+    /// hardware dirty-state management, which walks from the root).
+    fn freed_table(&self, s: &State, c: &Choice) -> Option<u64> {
+        if s.freed.is_empty() {
+            return None;
+        }
+        let start = match c.via {
+            walk::Via::Walk => self.sc.root,
+            walk::Via::WalkFrom(TlbEntry {
+                kind: TlbKind::Walk { next },
+                ..
+            }) => next,
+            walk::Via::Tlb(_) if !c.fills.is_empty() || c.hw_update.is_some() => self.sc.root,
+            _ => return None,
+        };
+        let nexts = c.fills.iter().filter_map(|e| match e.kind {
+            TlbKind::Walk { next } => Some(next),
+            TlbKind::Leaf { .. } => None,
+        });
+        std::iter::once(start)
+            .chain(nexts)
+            .map(|pa| pa.0 >> self.shift)
+            .find(|f| s.freed.binary_search(f).is_ok())
+    }
+
+    /// Describes walk `c` reading freed frame `f` as a table, and how it
+    /// came to (see [`Engine::freed_table`]).
+    fn freed_table_walk(&self, c: &Choice, f: u64) -> String {
+        let walk = match c.via {
+            walk::Via::WalkFrom(e) => format!("a walk from cached [{e}]"),
+            walk::Via::Tlb(e) => {
+                format!("the walk of a dirty-state update (a write through [{e}])")
+            }
+            _ => "a walk from the root".into(),
+        };
+        let why = match c.via {
+            walk::Via::WalkFrom(TlbEntry {
+                kind: TlbKind::Walk { next },
+                ..
+            }) if next.0 >> self.shift == f => {
+                "that walk-cache entry still points at it: no TLBI that invalidates walk caches (not a last-level one) removed it before the free"
+            }
+            _ if self.sc.root.0 >> self.shift == f => "it is the root table",
+            _ => "a table descriptor the walk read still points at it",
+        };
+        format!("{walk} reads descriptors from pfn {f:#x}, a page-table page cpu0 freed ({why})")
     }
 
     /// Classifies a value `v` read at `va`: which versions of vmemmap pages

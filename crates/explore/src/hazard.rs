@@ -14,6 +14,15 @@ pub enum HazardKind {
     LostUpdate,
     /// An access through a stale translation to a freed page.
     UseAfterFree,
+    /// A translation table walk (for an access, or a walker caching
+    /// entries) that reads a freed page as a table: from a walk-cache entry
+    /// still pointing at a table page freed after TLBIs that leave walk
+    /// caches alone (`tlbi vale1is` and the other last-level operations,
+    /// Arm ARM R_RVJDB: walk-cache entries are TLB entries), or through a
+    /// table descriptor still pointing at it. Once the page is reused its
+    /// contents are read as descriptors (any translation), and a hardware
+    /// Access-flag update writes into it.
+    FreedTableWalk,
     /// A load across two vmemmap pages that combined the old translation
     /// of one with the new translation of the other, where their contents
     /// differ.
@@ -45,6 +54,7 @@ impl HazardKind {
             HazardKind::Fault(FaultKind::TlbConflict) => "tlb-conflict-abort",
             HazardKind::LostUpdate => "lost-update",
             HazardKind::UseAfterFree => "use-after-free",
+            HazardKind::FreedTableWalk => "freed-table-walk",
             HazardKind::TornRead => "torn-read",
             HazardKind::Uninitialized => "uninitialized",
             HazardKind::DoubleFree => "double-free",
@@ -60,6 +70,7 @@ impl HazardKind {
             HazardKind::Fault(k) => format!("{k}"),
             HazardKind::LostUpdate => "lost update".into(),
             HazardKind::UseAfterFree => "use after free".into(),
+            HazardKind::FreedTableWalk => "walk of a freed table".into(),
             HazardKind::TornRead => "torn read".into(),
             HazardKind::Uninitialized => "uninitialized read".into(),
             HazardKind::DoubleFree => "double free".into(),
