@@ -23,9 +23,13 @@ pub enum HazardKind {
     /// contents are read as descriptors (any translation), and a hardware
     /// Access-flag update writes into it.
     FreedTableWalk,
-    /// A load across two vmemmap pages that combined the old translation
-    /// of one with the new translation of the other, where their contents
-    /// differ.
+    /// A load across two vmemmap pages whose halves no single version of
+    /// the two pages shows: each half is compared, when it is read, with
+    /// what every mapping of the pages the sequential run passes through
+    /// (each pair of frames they map) holds there, and the load is torn
+    /// when no one mapping holds both halves (one half through an older
+    /// translation, the other through a newer one, where their contents
+    /// differ).
     TornRead,
     /// A read of a freshly allocated page whose initialization another CPU
     /// cannot see yet: the barrier before the store that published the page
