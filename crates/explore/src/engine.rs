@@ -213,7 +213,9 @@ impl Memo {
     /// same VA by another walk, or for another VA through the same tables);
     /// a choice of a CPU's access with the same result and the same new
     /// entries as an earlier choice (a hit on another entry, a walk from
-    /// another start); neither updating a descriptor. A search may count
+    /// another start); neither updating a descriptor, and the later one
+    /// reading no freed table (a hazard of its own, which the earlier step
+    /// may not meet). A search may count
     /// such a step as a transition to a known state without applying it
     /// (if the earlier step met a hazard, the search stops there first).
     pub fn repeats(&self) -> &[u32] {
@@ -2284,8 +2286,9 @@ impl<'a> Engine<'a> {
         // table reachable from the root, or inside the output range of a
         // page or block descriptor they hold), or was freed. The walks of
         // the huge page's vmemmap pages, which find most of them, go first;
-        // the other frames are looked for in the whole tree (a block made
-        // of a new block maps pages the huge page's walks never reach).
+        // the other frames are looked for in the whole tree (a PMD block
+        // made of a new order-9 block maps frames the huge page's walks
+        // never reach).
         let mut used = Small::default();
         for &(va, _, _) in &self.sc.pages {
             let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
