@@ -214,7 +214,9 @@ impl Memo {
     /// same VA by another walk, or for another VA through the same tables);
     /// a choice of a CPU's access with the same result and the same new
     /// entries as an earlier choice (a hit on another entry, a walk from
-    /// another start); neither updating a descriptor. A search may count
+    /// another start); neither updating a descriptor, and the later one
+    /// reading no freed table (a hazard of its own, which the earlier step
+    /// may not meet). A search may count
     /// such a step as a transition to a known state without applying it
     /// (if the earlier step met a hazard, the search stops there first).
     pub fn repeats(&self) -> &[u32] {
@@ -1266,6 +1268,7 @@ impl<'a> Engine<'a> {
                         let at = first + k;
                         let (a, fa) = (&memo.all[at], memo.fresh[at]);
                         if a.hw_update.is_none()
+                            && self.freed_table(s, a).is_none()
                             && (first..at).any(|b| {
                                 let (b, fb) = (&memo.all[b], memo.fresh[b]);
                                 b.hw_update.is_none()
@@ -1318,6 +1321,7 @@ impl<'a> Engine<'a> {
                     let (a, fa) = memo.fills[first + k];
                     let a = &memo.cache.items[a as usize];
                     let repeat = a.hw_update.is_none()
+                        && self.freed_table(s, a).is_none()
                         && memo.fills[cpu_first..first + k].iter().any(|&(b, fb)| {
                             let b = &memo.cache.items[b as usize];
                             b.hw_update.is_none() && same_fresh(&a.fills, fa, &b.fills, fb)
@@ -1575,6 +1579,19 @@ impl<'a> Engine<'a> {
                 let Some((ch, fresh)) = ch else {
                     return Applied::Disabled;
                 };
+                if let Some(f) = self.freed_table(n, ch) {
+                    let what = format!(
+                        "cpu{c}'s walker, caching for {va:#x}: {}",
+                        self.freed_table_walk(ch, f)
+                    );
+                    return Applied::Hazard(self.hazard(
+                        n,
+                        c,
+                        HazardKind::FreedTableWalk,
+                        va,
+                        what,
+                    ));
+                }
                 if !self.commit(n, c, ch, fresh) {
                     return Applied::Disabled;
                 }
@@ -1907,6 +1924,10 @@ impl<'a> Engine<'a> {
                 let Some((ch, fresh)) = ch else {
                     return Ok(false);
                 };
+                if let Some(f) = self.freed_table(s, ch) {
+                    let what = format!("{op}: {}", self.freed_table_walk(ch, f));
+                    return Err(self.hazard(s, cpu, HazardKind::FreedTableWalk, va, what));
+                }
                 if !self.commit(s, cpu, ch, fresh) {
                     return Ok(false);
                 }
@@ -1985,25 +2006,20 @@ impl<'a> Engine<'a> {
                         }
                         if *half == 0 {
                             s.wl[i].half = h;
+                        } else if let Half::Loaded { versions: first } = s.wl[i].half
+                            && let Half::Loaded { versions: second } = h
+                            && first & second == 0
+                        {
+                            // Torn: no one version of the two pages shows
+                            // both halves (one half through each).
+                            let first_value = s.wl[i].regs[0];
+                            let what = format!(
+                                "the halves come from different versions of vmemmap pages 0 and 1: the first ({first_value:#x}) is what they show mapped as {}, the second ({v:#x}) mapped as {}; no mapping (pfn of page 0, pfn of page 1) the program passes through shows both",
+                                self.versions_text(first),
+                                self.versions_text(second),
+                            );
+                            return Err(self.hazard(s, cpu, HazardKind::TornRead, va, what));
                         } else {
-                            // Torn: the pair is neither the old pages' nor
-                            // the new pages' contents.
-                            let torn = match (s.wl[i].half, h) {
-                                (
-                                    Half::Loaded { old: o0, new: n0 },
-                                    Half::Loaded { old: o1, new: n1 },
-                                ) => !(o0 && o1 || n0 && n1),
-                                _ => false,
-                            };
-                            if torn {
-                                return Err(self.hazard(
-                                    s,
-                                    cpu,
-                                    HazardKind::TornRead,
-                                    va,
-                                    "the two halves match neither the old pages' contents nor the new pages' (one half through each generation)".into(),
-                                ));
-                            }
                             s.wl[i].half = Half::None;
                         }
                     }
@@ -2015,20 +2031,98 @@ impl<'a> Engine<'a> {
         Ok(true)
     }
 
-    /// Classifies a value `v` read at `va`: does it match what the old and
-    /// the new frame of its vmemmap page hold now?
+    /// Returns the first freed frame walk `c` reads as a table, if any:
+    /// where it starts (the root table, or the table a walk-cache entry
+    /// points to) or a table a descriptor on the way points to (each
+    /// table descriptor read is a walk-cache fill naming the next table).
+    /// A TLB hit reads no table (but a write through a clean entry with
+    /// hardware dirty-state management, which walks from the root).
+    fn freed_table(&self, s: &State, c: &Choice) -> Option<u64> {
+        if s.freed.is_empty() {
+            return None;
+        }
+        let start = match c.via {
+            walk::Via::Walk => self.sc.root,
+            walk::Via::WalkFrom(TlbEntry {
+                kind: TlbKind::Walk { next },
+                ..
+            }) => next,
+            walk::Via::Tlb(_) if !c.fills.is_empty() || c.hw_update.is_some() => self.sc.root,
+            _ => return None,
+        };
+        let nexts = c.fills.iter().filter_map(|e| match e.kind {
+            TlbKind::Walk { next } => Some(next),
+            TlbKind::Leaf { .. } => None,
+        });
+        std::iter::once(start)
+            .chain(nexts)
+            .map(|pa| pa.0 >> self.shift)
+            .find(|f| s.freed.binary_search(f).is_ok())
+    }
+
+    /// Describes walk `c` reading freed frame `f` as a table, and how it
+    /// came to (see [`Engine::freed_table`]).
+    fn freed_table_walk(&self, c: &Choice, f: u64) -> String {
+        let walk = match c.via {
+            walk::Via::WalkFrom(e) => format!("a walk from cached [{e}]"),
+            walk::Via::Tlb(e) => {
+                format!("the walk of a dirty-state update (a write through [{e}])")
+            }
+            _ => "a walk from the root".into(),
+        };
+        let why = match c.via {
+            walk::Via::WalkFrom(TlbEntry {
+                kind: TlbKind::Walk { next },
+                ..
+            }) if next.0 >> self.shift == f => {
+                "that walk-cache entry still points at it: no TLBI that invalidates walk caches (not a last-level one) removed it before the free"
+            }
+            _ if self.sc.root.0 >> self.shift == f => "it is the root table",
+            _ => "a table descriptor the walk read still points at it",
+        };
+        format!("{walk} reads descriptors from pfn {f:#x}, a page-table page cpu0 freed ({why})")
+    }
+
+    /// Classifies a value `v` read at `va`: which versions of vmemmap pages
+    /// 0 and 1 ([`Scenario::straddle_versions`]) show it now, i.e. map
+    /// `va`'s page to a frame that holds `v` at `va`'s offset now. (A page
+    /// the versions do not name shows the same in every version.) The
+    /// contents are those of the moment of the read: a later version's
+    /// frame (a fresh page filled later) does not show it yet, an earlier
+    /// one's (a page being replaced) may still.
     fn classify(&self, s: &State, va: u64, v: u64) -> Half {
         let mask = (1u64 << self.shift) - 1;
-        let Some(&(_, old, new)) = self.sc.pages.iter().find(|p| p.0 == va & !mask) else {
-            return Half::Loaded {
-                old: true,
-                new: true,
-            };
+        let all = (1u64 << self.sc.straddle_versions.len()) - 1;
+        let Some(page) = self.sc.pages[..2].iter().position(|p| p.0 == va & !mask) else {
+            return Half::Loaded { versions: all };
         };
-        let holds = |f: u64| self.read(s, (f << self.shift) | (va & mask)) == v;
-        Half::Loaded {
-            old: holds(old),
-            new: holds(new),
+        let mut versions = 0;
+        for (k, frames) in self.sc.straddle_versions.iter().enumerate() {
+            if let Some(f) = frames[page]
+                && self.read(s, (f << self.shift) | (va & mask)) == v
+            {
+                versions |= 1 << k;
+            }
+        }
+        Half::Loaded { versions }
+    }
+
+    /// Describes the versions in `mask` (see [`Engine::classify`]): the
+    /// frames of vmemmap pages 0 and 1 in each.
+    fn versions_text(&self, mask: u64) -> String {
+        let pfn = |f: Option<u64>| f.map_or("unmapped".to_string(), |f| format!("pfn {f:#x}"));
+        let list: Vec<String> = self
+            .sc
+            .straddle_versions
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| mask & (1 << k) != 0)
+            .map(|(_, [a, b])| format!("({}, {})", pfn(*a), pfn(*b)))
+            .collect();
+        if list.is_empty() {
+            "none of them".into()
+        } else {
+            list.join(" or ")
         }
     }
 
@@ -2193,8 +2287,13 @@ impl<'a> Engine<'a> {
         }
         // No leak: every page the program allocated, and every page the
         // vmemmap mapped before (but the shared tail page, which other huge
-        // pages map), is a table on a vmemmap walk, maps a vmemmap page, or
-        // was freed.
+        // pages map), is held by a live translation of the final tables (a
+        // table reachable from the root, or inside the output range of a
+        // page or block descriptor they hold), or was freed. The walks of
+        // the huge page's vmemmap pages, which find most of them, go first;
+        // the other frames are looked for in the whole tree (a PMD block
+        // made of a new order-9 block maps frames the huge page's walks
+        // never reach).
         let mut used = Small::default();
         for &(va, _, _) in &self.sc.pages {
             let w = walk::walk(g, VirtAddr(va), g.start_level(), self.sc.root, &read);
@@ -2213,19 +2312,23 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|p| p.1)
             .filter(|&f| Some(f) != self.sc.shared_tail);
-        if let Some(f) = self
+        let mut left: Vec<u64> = self
             .sc
             .fresh
             .iter()
             .copied()
             .chain(old)
-            .find(|f| !used.contains(f) && s.freed.binary_search(f).is_err())
-        {
+            .filter(|f| !used.contains(f) && s.freed.binary_search(f).is_err())
+            .collect();
+        if !left.is_empty() {
+            self.drop_mapped(s, &mut left);
+        }
+        if let Some(&f) = left.first() {
             return bad(
                 HazardKind::FinalState,
                 0,
                 format!(
-                    "pfn {f:#x}, allocated by the program, is neither mapped nor freed (a leak)"
+                    "pfn {f:#x}, allocated by the program or mapped by the vmemmap before, is neither freed nor held by the final tables (no table or page or block descriptor reachable from the root holds it): a leak"
                 ),
             );
         }
@@ -2241,6 +2344,39 @@ impl<'a> Engine<'a> {
             );
         }
         None
+    }
+
+    /// Removes from `left` every frame the tables of `s`'s memory hold: a
+    /// table reachable from the root, or a frame inside the output range of
+    /// a valid page or block descriptor of such a table (the whole block:
+    /// a block maps every frame of its range). Each table is read once,
+    /// whatever number of descriptors point to it.
+    fn drop_mapped(&self, s: &State, left: &mut Vec<u64>) {
+        let g = self.sc.config.granule;
+        let mut seen: Vec<(u8, u64)> = Vec::new();
+        let mut todo = vec![(g.start_level(), self.sc.root.0)];
+        while let Some((level, table)) = todo.pop() {
+            if left.is_empty() {
+                return;
+            }
+            if seen.contains(&(level, table)) {
+                continue;
+            }
+            seen.push((level, table));
+            left.retain(|&f| f != table >> self.shift);
+            for i in 0..g.table_entries(level) {
+                let d = vmsa::Descriptor(self.read(s, table + i as u64 * 8));
+                match d.decode(g, level) {
+                    vmsa::Entry::Table(t) => todo.push((level + 1, t.next.0)),
+                    vmsa::Entry::Block(leaf) | vmsa::Entry::Page(leaf) => {
+                        let first = leaf.oa.0 >> self.shift;
+                        let n = g.level_size(level) >> self.shift;
+                        left.retain(|f| !(first..first + n).contains(f));
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
 

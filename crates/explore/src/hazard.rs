@@ -14,9 +14,22 @@ pub enum HazardKind {
     LostUpdate,
     /// An access through a stale translation to a freed page.
     UseAfterFree,
-    /// A load across two vmemmap pages that combined the old translation
-    /// of one with the new translation of the other, where their contents
-    /// differ.
+    /// A translation table walk (for an access, or a walker caching
+    /// entries) that reads a freed page as a table: from a walk-cache entry
+    /// still pointing at a table page freed after TLBIs that leave walk
+    /// caches alone (`tlbi vale1is` and the other last-level operations,
+    /// Arm ARM R_RVJDB: walk-cache entries are TLB entries), or through a
+    /// table descriptor still pointing at it. Once the page is reused its
+    /// contents are read as descriptors (any translation), and a hardware
+    /// Access-flag update writes into it.
+    FreedTableWalk,
+    /// A load across two vmemmap pages whose halves no single version of
+    /// the two pages shows: each half is compared, when it is read, with
+    /// what every mapping of the pages the sequential run passes through
+    /// (each pair of frames they map) holds there, and the load is torn
+    /// when no one mapping holds both halves (one half through an older
+    /// translation, the other through a newer one, where their contents
+    /// differ).
     TornRead,
     /// A read of a freshly allocated page whose initialization another CPU
     /// cannot see yet: the barrier before the store that published the page
@@ -45,6 +58,7 @@ impl HazardKind {
             HazardKind::Fault(FaultKind::TlbConflict) => "tlb-conflict-abort",
             HazardKind::LostUpdate => "lost-update",
             HazardKind::UseAfterFree => "use-after-free",
+            HazardKind::FreedTableWalk => "freed-table-walk",
             HazardKind::TornRead => "torn-read",
             HazardKind::Uninitialized => "uninitialized",
             HazardKind::DoubleFree => "double-free",
@@ -60,6 +74,7 @@ impl HazardKind {
             HazardKind::Fault(k) => format!("{k}"),
             HazardKind::LostUpdate => "lost update".into(),
             HazardKind::UseAfterFree => "use after free".into(),
+            HazardKind::FreedTableWalk => "walk of a freed table".into(),
             HazardKind::TornRead => "torn read".into(),
             HazardKind::Uninitialized => "uninitialized read".into(),
             HazardKind::DoubleFree => "double free".into(),

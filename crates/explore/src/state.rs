@@ -179,9 +179,10 @@ pub struct Wl {
     pub half: Half,
 }
 
-/// What the first half of a split load saw, relative to the remap: whether
-/// its value equals what the page's old frame and its new frame held at
-/// that moment (both, for a page the program does not move).
+/// What the first half of a split load saw, relative to the remap: the
+/// versions of the vmemmap pages it crosses (the mappings the sequential
+/// run passes through, [`crate::Scenario::straddle_versions`]) whose frame
+/// held its value at that moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Half {
     /// No half loaded.
@@ -189,11 +190,16 @@ pub enum Half {
     None,
     /// The first half is loaded.
     Loaded {
-        /// The value matches the old generation.
-        old: bool,
-        /// The value matches the new generation.
-        new: bool,
+        /// Bit `k`: the value is what version `k` shows (at most
+        /// [`Half::MAX_VERSIONS`] versions).
+        versions: u64,
     },
+}
+
+impl Half {
+    /// How many versions a half tells apart (the bits its encoding has
+    /// room for, see [`State::encode`]).
+    pub const MAX_VERSIONS: usize = 45;
 }
 
 /// A state.
@@ -398,9 +404,9 @@ impl State {
         }
         copy(out, None);
         for w in &self.wl {
-            let (half, old, new) = match w.half {
-                Half::None => (0, false, false),
-                Half::Loaded { old, new } => (1, old, new),
+            let (half, versions) = match w.half {
+                Half::None => (0, 0),
+                Half::Loaded { versions } => (1, versions),
             };
             out.extend_from_slice(&[
                 u64::from(w.pc)
@@ -408,8 +414,7 @@ impl State {
                     | u64::from(w.pick.unwrap_or(0)) << 9
                     | u64::from(w.rcu) << 17
                     | half << 18
-                    | u64::from(old) << 19
-                    | u64::from(new) << 20,
+                    | versions << 19,
                 w.regs[0],
                 w.regs[1],
             ]);
@@ -501,10 +506,7 @@ impl State {
                 pick: (h >> 8 & 1 != 0).then_some((h >> 9) as u8),
                 rcu: h >> 17 & 1 != 0,
                 half: if h >> 18 & 1 != 0 {
-                    Half::Loaded {
-                        old: h >> 19 & 1 != 0,
-                        new: h >> 20 & 1 != 0,
-                    }
+                    Half::Loaded { versions: h >> 19 }
                 } else {
                     Half::None
                 },
@@ -698,8 +700,7 @@ mod tests {
                 regs: [u64::MAX, 1],
                 rcu: true,
                 half: Half::Loaded {
-                    old: true,
-                    new: false,
+                    versions: 1 << (Half::MAX_VERSIONS - 1) | 1,
                 },
             },
             Wl::default(),
@@ -736,10 +737,7 @@ mod tests {
         let mut a = Vec::new();
         s.encode(&mut a);
         let mut t = sample();
-        t.wl[1].half = Half::Loaded {
-            old: false,
-            new: false,
-        };
+        t.wl[1].half = Half::Loaded { versions: 0 };
         let mut b = Vec::new();
         t.encode(&mut b);
         assert_ne!(a, b);

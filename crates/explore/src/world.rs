@@ -239,6 +239,13 @@ pub struct Scenario {
     /// The shared tail page (`shared-tail`), which outlives every huge
     /// page that maps it.
     pub shared_tail: Option<u64>,
+    /// The versions of vmemmap pages 0 and 1 (the pages the straddle load
+    /// crosses): the frames they map at each point of the sequential run
+    /// (`None`: unmapped), before the program and after each instruction,
+    /// each distinct pair once, in the order the run reaches them. A
+    /// page's contents in a version are what its frame holds; a read whose
+    /// halves no one version shows is torn.
+    pub straddle_versions: Vec<[Option<u64>; 2]>,
 }
 
 /// A kernel booted for an exploration, with the program it will run.
@@ -398,6 +405,8 @@ impl Scenario {
             .collect::<Result<_, _>>()?;
         let base = Arc::new(k.machine.mem().clone());
         let root = k.machine.root();
+        let straddled = |k: &Kernel| [vas[0], vas[1]].map(|va| k.frame_of(va).ok());
+        let mut straddle_versions = vec![straddled(&k)];
         let mut regs = mm::Regs::default();
         let mut ops = Vec::with_capacity(program.instrs.len());
         for (index, ins) in program.instrs.iter().enumerate() {
@@ -521,6 +530,19 @@ impl Scenario {
                 e => ExploreError::Model(e),
             })?;
             ops.push(op);
+            let v = straddled(&k);
+            if !straddle_versions.contains(&v) {
+                straddle_versions.push(v);
+            }
+        }
+        if straddle_versions.len() > crate::state::Half::MAX_VERSIONS
+            && setup.workloads.contains(&WorkloadKind::Straddle)
+        {
+            return Err(ExploreError::Setup(format!(
+                "the program maps vmemmap pages 0 and 1 to {} different pairs of frames; the straddle workload tells at most {} apart",
+                straddle_versions.len(),
+                crate::state::Half::MAX_VERSIONS
+            )));
         }
         let mut fresh = Vec::new();
         for ins in &program.instrs {
@@ -610,6 +632,7 @@ impl Scenario {
             checked,
             fresh,
             shared_tail: k.shared_tail,
+            straddle_versions,
             setup,
         })
     }

@@ -9,7 +9,7 @@
 //!
 //! `expected` is `safe`, or the hazard: `translation-fault`,
 //! `permission-fault`, `access-flag-fault`, `tlb-conflict-abort`,
-//! `lost-update`, `use-after-free`, `torn-read`, `double-free`,
+//! `lost-update`, `use-after-free`, `freed-table-walk`, `torn-read`, `double-free`,
 //! `uninitialized`, `final-state`, `deadlock`. Options: `no-rcu` (remove
 //! `synchronize_rcu()`), `no-hw-af`, `granule=16k`, `hugepagesz=32M`,
 //! `cpus=N` (CPUs per workload), `together`.

@@ -1041,6 +1041,7 @@ fn explore_slugs() -> Vec<&'static str> {
         H::Fault(F::TlbConflict),
         H::LostUpdate,
         H::UseAfterFree,
+        H::FreedTableWalk,
         H::TornRead,
         H::Uninitialized,
         H::DoubleFree,
