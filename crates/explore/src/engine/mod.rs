@@ -35,6 +35,13 @@
 //!   descriptor no remaining walk reads, a barrier with nothing pending)
 //!   is taken alone: the other interleavings reach the same states (an
 //!   ample set of one, partial-order reduction).
+//!
+//! This module lists the steps enabled in a state and applies one; what a
+//! step does is in its submodule: `cpu` (the workload CPUs'
+//! instructions), `updater` (the updater's kernel steps), `translate` (the
+//! translation choices of an access, the walks of a fill), `reduce` (the
+//! reductions), `memo` (what a step reuses from its parent or siblings),
+//! `invariants` (the hazards and the final state's checks).
 
 mod cpu;
 mod invariants;
