@@ -314,6 +314,24 @@ fn a_register_offset_outside_its_allocation_is_refused() {
         "{e}"
     );
     run(&mut k, 1, free(0, 1)).expect("pages 0..1 of two");
+    // A block maps every page of its size: a 2M block on one page is
+    // refused before anything is stored.
+    let block = Instr::Store {
+        va: struct_page_va(k.head(0)),
+        level: 2,
+        desc: mm::Desc::Leaf {
+            page: Page::Reg(7, 0),
+            perm: mm::Perm::Rw,
+            af: true,
+            nt: false,
+        },
+    };
+    let e = run(&mut k, 0, block).expect_err("a 2M block on one page");
+    assert!(
+        e.to_string()
+            .contains("page offsets 0..511 (r7+0, 512 pages) are outside"),
+        "{e}"
+    );
 }
 
 /// `synchronize_rcu()` sleeps, and a `stop_machine()` callback cannot:

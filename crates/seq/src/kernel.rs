@@ -144,9 +144,16 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
                     ),
                 ));
             };
-            // `free rN+K order=J` frees 2^J pages from page K.
-            let count = match s.op {
+            // `free rN+K order=J` frees 2^J pages from page K; a block
+            // maps every page of its size from page K.
+            let granule = env.kernel.geo.granule;
+            let count = match &s.op {
                 KOp::Free { order: j, .. } => 1u64 << j,
+                KOp::Store { level, .. } | KOp::Cas { level, .. }
+                    if *level < 3 && is_leaf_page(&s.op, a) =>
+                {
+                    granule.level_size(*level) >> granule.page_shift()
+                }
                 _ => 1,
             };
             if off.checked_add(count).is_none_or(|end| end > 1u64 << order) {
@@ -245,6 +252,17 @@ fn desc_page(d: &KDesc) -> Option<&PageArg> {
     match d {
         KDesc::Invalid => None,
         KDesc::Table(p) | KDesc::Leaf { page: p, .. } => Some(p),
+    }
+}
+
+/// Tells whether `a` is the page of a leaf descriptor of `op` (a store's
+/// or a CAS's new or expected value), not of a table.
+fn is_leaf_page(op: &KOp, a: &PageArg) -> bool {
+    let leaf = |d: &KDesc| matches!(d, KDesc::Leaf { page, .. } if std::ptr::eq(page, a));
+    match op {
+        KOp::Store { desc, .. } => leaf(desc),
+        KOp::Cas { expect, desc, .. } => leaf(expect) || leaf(desc),
+        _ => false,
     }
 }
 

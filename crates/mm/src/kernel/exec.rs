@@ -33,6 +33,18 @@ impl Kernel {
         level: u8,
         regs: &Regs,
     ) -> Result<Descriptor, MmError> {
+        // A block maps every page of its size, so all of them must lie in
+        // the allocation it names (a page of it is checked by `page_pa`).
+        if let Desc::Leaf {
+            page: Page::Reg(r, off),
+            ..
+        } = *d
+            && level < 3
+        {
+            let g = self.geo.granule;
+            regs.pages(r, off, g.level_size(level) >> g.page_shift())
+                .map_err(MmError::Config)?;
+        }
         if let Desc::Leaf { page, perm, af, nt } = *d
             && level <= 3
             && page != Page::Same
