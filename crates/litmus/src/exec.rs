@@ -65,14 +65,19 @@
 //!   once, at EL1, an execution faulting again being discarded (handled,
 //!   imprecise), or goes on at the next instruction (skip, faultToNext).
 //!   Taking a fault is a context synchronization event.
-//! - **BBM warning** (herd7's `Warning-BBM-expected`, `aarch64bbm.cat`):
-//!   per descriptor, the last TLB-cacheable value (valid with AF set) is
-//!   remembered; a new cacheable value whose output address differs (unless
-//!   both are read-only and the two pages hold equal contents: R_WHZWS's
-//!   exemption) or whose memory type or shareability differs needs
-//!   break-before-make, which is done only if an uncacheable value (invalid,
-//!   or AF clear) was written in between and a TLBI covering the address,
-//!   issued after it, was completed by a DSB before the new value.
+//! - **BBM warning** (herd7's `Warning-BBM-expected`: `aarch64bbm.cat`
+//!   `TTD-update-needsBBM` less `aarch64.cat` `BBM`), by the rule checker's
+//!   own bookkeeping (`vmsa::herd_bbm::TtdBbm`): every cacheable value
+//!   (valid, AF set) of a descriptor is compared with every earlier one,
+//!   not only the last (`ca` is transitive), unless a break separates them:
+//!   an uncacheable value (invalid, or AF clear) written after the earlier
+//!   one, a DSB that orders it before a TLBI (`DSB-ob`: a full DSB or DSB
+//!   ST, not DSB LD), a TLBI covering the descriptor, and a full DSB, all
+//!   by the CPU writing the later value. A pair needs break-before-make
+//!   when its output address differs (unless both are read-only and the
+//!   two pages hold equal contents) or its memory type or shareability
+//!   differs (`Ctx::needs_bbm`).
+//!
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -83,6 +88,7 @@ use serde::Serialize;
 
 use crate::LitmusError;
 use crate::ast::*;
+use vmsa::herd_bbm::TtdBbm;
 
 mod early;
 mod relaxed;
@@ -262,19 +268,6 @@ struct Cpu {
     past: Vec<(u16, u64, u16, u8)>,
 }
 
-/// Where a descriptor is in the break-before-make sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Bbm {
-    /// No break since the last cacheable value.
-    Live,
-    /// An uncacheable value was written.
-    Broken,
-    /// A TLBI covering it was issued after the break, by this CPU.
-    Tlbi(u8),
-    /// That TLBI was completed by a DSB.
-    Done,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct State {
     cpus: Vec<Cpu>,
@@ -324,8 +317,10 @@ struct State {
     inv: Vec<(u8, u8, Option<Sym>)>,
     /// Faults taken: (thread, pc, va, kind).
     faults: Vec<(u8, u16, Sym, FaultKind)>,
-    /// Per descriptor: last cacheable value and BBM stage.
-    bbm: Vec<(u64, Bbm)>,
+    /// Per descriptor: herd7's break-before-make bookkeeping (the
+    /// cacheable values written and each CPU's breaks), shared with the
+    /// rule checker's herd7 flag (`vmsa::herd_bbm::TtdBbm`).
+    bbm: Vec<TtdBbm<u64>>,
     /// Hardware AF/dirty updates that walkers see but that have not reached
     /// memory for explicit accesses yet, oldest first: (symbol, CPU,
     /// value). One reaches memory at any time, before any explicit write
@@ -511,16 +506,13 @@ impl Ctx<'_> {
         if let Loc::Pte(sym) = l {
             let d = v.num();
             st.pend.push((sym, writer as u8, d, false));
-            let s = usize::from(sym);
-            let (old, stage) = st.bbm[s];
-            if cacheable(d) {
-                if stage != Bbm::Done && self.needs_bbm(st, old, d) {
-                    st.warn = true;
-                }
-                st.bbm[s] = (d, Bbm::Live);
-            } else if stage == Bbm::Live {
-                st.bbm[s] = (old, Bbm::Broken);
-            }
+            let mut bbm = std::mem::replace(&mut st.bbm[usize::from(sym)], TtdBbm::new(None));
+            let mut warn = false;
+            bbm.write(writer, d, cacheable(d), |&old, _| {
+                warn |= self.needs_bbm(st, old, d);
+            });
+            st.bbm[usize::from(sym)] = bbm;
+            st.warn |= warn;
         }
     }
 
@@ -1108,11 +1100,9 @@ impl Ctx<'_> {
                     for (i, t, s) in mine {
                         self.invalidate(&mut n, usize::from(i), usize::from(t), s);
                     }
-                    for b in &mut n.bbm {
-                        if b.1 == Bbm::Tlbi(c as u8) {
-                            b.1 = Bbm::Done;
-                        }
-                    }
+                }
+                for b in &mut n.bbm {
+                    b.dsb(c, kind != DsbKind::Ld, kind == DsbKind::Full, 0);
                 }
                 next(&mut n);
             }
@@ -1215,8 +1205,8 @@ impl Ctx<'_> {
                     }
                 }
                 for (s, b) in n.bbm.iter_mut().enumerate() {
-                    if b.1 == Bbm::Broken && sym.is_none_or(|x| usize::from(x) == s) {
-                        b.1 = Bbm::Tlbi(c as u8);
+                    if sym.is_none_or(|x| usize::from(x) == s) {
+                        b.tlbi(c);
                     }
                 }
                 next(&mut n);
@@ -1343,6 +1333,13 @@ fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
 /// `NT-20-tlbi`, `NT-23-tlbi+dsb`: a stale invalid descriptor faults no
 /// access ordered after the TLBI's DSB).
 fn canonical(n: &mut State) {
+    if n.warn {
+        // Only the warning depends on the BBM bookkeeping, and it is raised.
+        n.bbm.fill(TtdBbm::new(None));
+    }
+    for b in &mut n.bbm {
+        b.canonical();
+    }
     for c in 0..n.cpus.len() {
         if n.revoked[c].is_empty() {
             n.rdirty[c] = 0;
@@ -1623,10 +1620,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let bbm = (0..nsym)
         .map(|s| {
             let d = mem[2 * s + 1].num();
-            (
-                if cacheable(d) { d } else { 0 },
-                if cacheable(d) { Bbm::Live } else { Bbm::Broken },
-            )
+            TtdBbm::new(cacheable(d).then_some(d))
         })
         .collect();
     let tlbs: Vec<Vec<(Sym, u64)>> = (0..nthreads)
