@@ -285,9 +285,10 @@ struct Chains {
 pub struct TtdBbm<V> {
     /// Writes seen.
     writes: u64,
-    /// Every cacheable value so far, oldest first, with its index in the
-    /// location's coherence order (0 the initial value, `n` the `n`-th
-    /// write).
+    /// The initial value (index 0), when cacheable and not forgotten.
+    initial: Option<V>,
+    /// Every cacheable value written so far, oldest first, with its index
+    /// in the location's coherence order (`n` for the `n`-th write).
     cacheable: Vec<(u64, V)>,
     /// Per CPU.
     chains: Vec<Chains>,
@@ -298,7 +299,8 @@ impl<V> TtdBbm<V> {
     pub fn new(initial: Option<V>) -> Self {
         TtdBbm {
             writes: 0,
-            cacheable: initial.map(|v| (0, v)).into_iter().collect(),
+            initial,
+            cacheable: Vec::new(),
             chains: Vec::new(),
         }
     }
@@ -334,14 +336,15 @@ impl<V> TtdBbm<V> {
         let index = self.writes;
         let chains = *self.chains_mut(cpu);
         if cacheable {
-            for (i, w1) in &self.cacheable {
+            let initial = self.initial.iter().map(|v| (0, v));
+            for (i, w1) in initial.chain(self.cacheable.iter().map(|(i, v)| (*i, v))) {
                 // `BBM`: an uncacheable value after `w1`, then a TLBI
                 // ordered after it and before `value`: `done` is the latest
                 // uncacheable write whose chain completed.
-                if *i < chains.brk.done {
+                if i < chains.brk.done {
                     continue;
                 }
-                earlier(w1, (*i < chains.life.done).then_some(chains.life.done_step));
+                earlier(w1, (i < chains.life.done).then_some(chains.life.done_step));
             }
             self.cacheable.push((index, value));
         }
@@ -356,16 +359,19 @@ impl<V> TtdBbm<V> {
     /// `completes_tlbi` when it is a full `DSB` (`dsb.full`). `step` is
     /// the caller's clock, reported by [`TtdBbm::write`].
     pub fn dsb(&mut self, cpu: usize, orders_stores: bool, completes_tlbi: bool, step: u64) {
-        let c = self.chains_mut(cpu);
-        c.brk.dsb(orders_stores, completes_tlbi, step);
-        c.life.dsb(orders_stores, completes_tlbi, step);
+        // A CPU that has written nothing has nothing to order.
+        if let Some(c) = self.chains.get_mut(cpu) {
+            c.brk.dsb(orders_stores, completes_tlbi, step);
+            c.life.dsb(orders_stores, completes_tlbi, step);
+        }
     }
 
     /// Records a TLBI of `cpu` covering the descriptor.
     pub fn tlbi(&mut self, cpu: usize) {
-        let c = self.chains_mut(cpu);
-        c.brk.tlbi();
-        c.life.tlbi();
+        if let Some(c) = self.chains.get_mut(cpu) {
+            c.brk.tlbi();
+            c.life.tlbi();
+        }
     }
 
     /// Forgets what cannot change whether a later write makes a pair:
@@ -382,8 +388,22 @@ impl<V> TtdBbm<V> {
     where
         V: PartialEq,
     {
+        if self.writes == 0 {
+            return;
+        }
         for c in &mut self.chains {
             c.life = Chain::default();
+        }
+        // A CPU without a chain has a default one.
+        while self.chains.last().is_some_and(|c| *c == Chains::default()) {
+            self.chains.pop();
+        }
+        if self
+            .initial
+            .as_ref()
+            .is_some_and(|v0| self.cacheable.iter().any(|(_, v)| v == v0))
+        {
+            self.initial = None;
         }
         let mut i = 0;
         while i < self.cacheable.len() {
@@ -396,28 +416,48 @@ impl<V> TtdBbm<V> {
                 i += 1;
             }
         }
-        let mut used: Vec<u64> = vec![0];
-        used.extend(self.cacheable.iter().map(|(i, _)| *i));
+        // The indices in use (the lifetimes are all 0 now), sorted and
+        // without repeats, on the stack when few (this runs at every state
+        // of the litmus executor).
+        let n = 1 + self.cacheable.len() + 4 * self.chains.len();
+        let mut stack = [0u64; 64];
+        let mut heap = Vec::new();
+        let used: &mut [u64] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, 0);
+            &mut heap
+        };
+        let mut k = 1;
+        for (i, _) in &self.cacheable {
+            used[k] = *i;
+            k += 1;
+        }
         for c in &self.chains {
-            for ch in [c.brk, c.life] {
-                used.extend([ch.last, ch.synced, ch.tlbi, ch.done]);
-            }
+            let ch = c.brk;
+            used[k..k + 4].copy_from_slice(&[ch.last, ch.synced, ch.tlbi, ch.done]);
+            k += 4;
         }
         used.sort_unstable();
-        used.dedup();
+        let mut len = 1;
+        for i in 1..n {
+            if used[i] != used[len - 1] {
+                used[len] = used[i];
+                len += 1;
+            }
+        }
+        let used = &used[..len];
         let rank = |x: &mut u64| *x = used.binary_search(x).unwrap_or(0) as u64;
         for (i, _) in &mut self.cacheable {
             rank(i);
         }
         for c in &mut self.chains {
-            for ch in [&mut c.brk, &mut c.life] {
-                rank(&mut ch.last);
-                rank(&mut ch.synced);
-                rank(&mut ch.tlbi);
-                rank(&mut ch.done);
-            }
+            rank(&mut c.brk.last);
+            rank(&mut c.brk.synced);
+            rank(&mut c.brk.tlbi);
+            rank(&mut c.brk.done);
         }
-        self.writes = used.len() as u64 - 1;
+        self.writes = len as u64 - 1;
     }
 
     /// Tells whether every write of `cpu` has gone through a completed
