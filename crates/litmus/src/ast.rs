@@ -248,14 +248,15 @@ pub enum CondCode {
     Ne,
 }
 
-/// The access types a DSB waits for.
+/// The access types a barrier (DMB or DSB) orders or waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DsbKind {
-    /// SY, ISH, OSH, NSH: everything, TLBIs included.
+pub enum BarrierKind {
+    /// SY, ISH, OSH, NSH: everything (for a DSB, TLBIs included).
     Full,
-    /// LD: loads only.
+    /// LD (ISHLD, OSHLD, NSHLD): loads only.
     Ld,
-    /// ST: stores (descriptor stores reach the walkers), not TLBIs.
+    /// ST (ISHST, OSHST, NSHST): stores only (for a DSB, descriptor stores
+    /// reach the walkers; TLBIs are not completed).
     St,
 }
 
@@ -268,7 +269,125 @@ pub enum TlbiScope {
     Page(Reg),
 }
 
-/// One instruction.
+/// Which TLBs a TLBI reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbiShareability {
+    /// The issuing CPU's only (`TLBI VAE1`, ...).
+    Local,
+    /// Every CPU's of the shareability domain (the `IS` and `OS` forms).
+    Broadcast,
+}
+
+/// The width of a memory access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// 8 bits (`LDRB`, `STRB`, ...).
+    Byte,
+    /// 16 bits (`LDRH`, `STRH`, ...).
+    Half,
+    /// 32 bits (a W register).
+    Word,
+    /// 64 bits (an X register).
+    Double,
+}
+
+impl Width {
+    /// Returns the width in bytes.
+    pub fn bytes(self) -> u8 {
+        match self {
+            Width::Byte => 1,
+            Width::Half => 2,
+            Width::Word => 4,
+            Width::Double => 8,
+        }
+    }
+}
+
+/// The memory order of a load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadOrder {
+    /// `LDR`, `LDXR`.
+    Plain,
+    /// Acquire (herd7's `A`): `LDAR`, `LDAXR`.
+    Acquire,
+    /// AcquirePC (herd7's `Q`, FEAT_LRCPC): `LDAPR`.
+    AcquirePc,
+}
+
+impl LoadOrder {
+    /// Tells whether the load is an acquire of either kind.
+    pub fn acquires(self) -> bool {
+        !matches!(self, LoadOrder::Plain)
+    }
+}
+
+/// The memory order of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOrder {
+    /// `STR`, `STXR`.
+    Plain,
+    /// Release (herd7's `L`): `STLR`, `STLXR`.
+    Release,
+}
+
+/// The memory order of a read-modify-write (the `A` and `L` suffixes of
+/// CAS, SWP, LD<op> and ST<op>).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RmwOrder {
+    /// No suffix.
+    Plain,
+    /// `A`: the read is an acquire.
+    Acquire,
+    /// `L`: the write is a release.
+    Release,
+    /// `AL`: both.
+    AcquireRelease,
+}
+
+impl RmwOrder {
+    /// Returns the order its mnemonic's suffix (`""`, `"A"`, `"L"`,
+    /// `"AL"`) names, if any.
+    pub fn from_suffix(s: &str) -> Option<Self> {
+        Some(match s {
+            "" => RmwOrder::Plain,
+            "A" => RmwOrder::Acquire,
+            "L" => RmwOrder::Release,
+            "AL" => RmwOrder::AcquireRelease,
+            _ => return None,
+        })
+    }
+
+    /// Tells whether the read is an acquire.
+    pub fn acquires(self) -> bool {
+        matches!(self, RmwOrder::Acquire | RmwOrder::AcquireRelease)
+    }
+
+    /// Tells whether the write is a release.
+    pub fn releases(self) -> bool {
+        matches!(self, RmwOrder::Release | RmwOrder::AcquireRelease)
+    }
+}
+
+/// Whether a load sets the exclusive monitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exclusivity {
+    /// An ordinary load.
+    Plain,
+    /// A load-exclusive (`LDXR`, `LDAXR`): it sets the monitor.
+    Exclusive,
+}
+
+/// The condition of a compare-and-branch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BranchOn {
+    /// `CBZ`: branch when the register is zero.
+    Zero,
+    /// `CBNZ`: branch when it is not.
+    NonZero,
+}
+
+/// One instruction. Everything the executor needs is a field: it never
+/// reads the instruction's text ([`Thread::text`] is for traces only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Instr {
     /// MOV Rd, op.
@@ -283,32 +402,116 @@ pub enum Instr {
     Cset(Reg, CondCode),
     /// B / B.cond to an instruction index.
     B(Option<CondCode>, u16),
-    /// CBZ (false) / CBNZ (true) Rn, target.
-    Cbz(bool, Reg, u16),
-    /// A load: Rt, address, width in bytes, exclusive.
-    Ldr(Reg, Addr, u8, bool),
-    /// A store: Rt, address, width in bytes, release (STLR).
-    Str(Reg, Addr, u8, bool),
-    /// STXR Ws, Rt, \[Xn\].
-    Stxr(Reg, Reg, Addr, u8),
-    /// SWP Rs, Rt, \[Xn\].
-    Swp(Reg, Reg, Addr, u8),
-    /// CAS Rs, Rt, \[Xn\].
-    Cas(Reg, Reg, Addr, u8),
-    /// `LD<op> Rs, Rt, [Xn]` (Rt = ZR for `ST<op>`).
-    Amo(AmoOp, Reg, Reg, Addr, u8),
-    /// DMB; `true` for DMB LD. Ordinary accesses are sequentially
-    /// consistent already; a DMB that orders stores orders the thread's
+    /// CBZ / CBNZ Rn, target.
+    Cbz {
+        /// When the branch is taken.
+        on: BranchOn,
+        /// The register tested.
+        reg: Reg,
+        /// The instruction index branched to.
+        target: u16,
+    },
+    /// A load: `LDR`, `LDRB`, `LDRH`, `LDAR*`, `LDAPR`, `LDXR`, `LDAXR`.
+    Load {
+        /// The register loaded.
+        dst: Reg,
+        /// The address.
+        addr: Addr,
+        /// The access width.
+        width: Width,
+        /// Plain, acquire or acquirePC.
+        order: LoadOrder,
+        /// Whether it sets the exclusive monitor.
+        exclusive: Exclusivity,
+    },
+    /// A store: `STR`, `STRB`, `STRH`, `STLR*`.
+    Store {
+        /// The register stored.
+        src: Reg,
+        /// The address.
+        addr: Addr,
+        /// The access width.
+        width: Width,
+        /// Plain or release.
+        order: StoreOrder,
+    },
+    /// A store-exclusive: `STXR Ws, Rt, [Xn]`, `STLXR`.
+    StoreExclusive {
+        /// The status register (0 success, 1 failure).
+        status: Reg,
+        /// The register stored.
+        src: Reg,
+        /// The address.
+        addr: Addr,
+        /// The access width.
+        width: Width,
+        /// Plain or release.
+        order: StoreOrder,
+    },
+    /// `SWP Rs, Rt, [Xn]` and its A/L forms.
+    Swp {
+        /// The register stored (Rs).
+        src: Reg,
+        /// The register loaded (Rt).
+        dst: Reg,
+        /// The address.
+        addr: Addr,
+        /// The access width.
+        width: Width,
+        /// The A/L suffix.
+        order: RmwOrder,
+    },
+    /// `CAS Rs, Rt, [Xn]` and its A/L forms.
+    Cas {
+        /// The value compared with, and the register loaded (Rs).
+        expected: Reg,
+        /// The value stored on success (Rt).
+        new: Reg,
+        /// The address.
+        addr: Addr,
+        /// The access width.
+        width: Width,
+        /// The A/L suffix.
+        order: RmwOrder,
+    },
+    /// `LD<op> Rs, Rt, [Xn]` (Rt = ZR for `ST<op>`) and their A/L forms.
+    Amo {
+        /// The operation.
+        op: AmoOp,
+        /// The operand register (Rs).
+        src: Reg,
+        /// The register loaded (Rt; ZR for `ST<op>`).
+        dst: Reg,
+        /// The address.
+        addr: Addr,
+        /// The access width.
+        width: Width,
+        /// The A/L suffix.
+        order: RmwOrder,
+    },
+    /// DMB of a kind. Ordinary accesses are sequentially consistent
+    /// already in SC mode; a DMB that orders stores orders the thread's
     /// descriptor stores before its later stores, so they reach the walkers.
-    Dmb(bool),
+    Dmb {
+        /// What it orders.
+        kind: BarrierKind,
+    },
     /// DSB of a kind.
-    Dsb(DsbKind),
+    Dsb {
+        /// What it waits for.
+        kind: BarrierKind,
+    },
     /// ISB.
     Isb,
     /// NOP.
     Nop,
-    /// TLBI: scope, broadcast (the IS forms).
-    Tlbi(TlbiScope, bool),
+    /// TLBI.
+    Tlbi {
+        /// The entries invalidated.
+        scope: TlbiScope,
+        /// The TLBs reached.
+        shareability: TlbiShareability,
+    },
     /// ADR Rd, label.
     Adr(Reg, u16),
     /// MSR ELR_EL1, Rn.
@@ -319,13 +522,30 @@ pub enum Instr {
     Halt,
 }
 
+impl Instr {
+    /// Returns the address of a memory access.
+    pub fn addr(&self) -> Option<&Addr> {
+        match self {
+            Instr::Load { addr, .. }
+            | Instr::Store { addr, .. }
+            | Instr::StoreExclusive { addr, .. }
+            | Instr::Swp { addr, .. }
+            | Instr::Cas { addr, .. }
+            | Instr::Amo { addr, .. } => Some(addr),
+            _ => None,
+        }
+    }
+}
+
 /// A thread: its code (main code, a `Halt`, then the fault handler if the
 /// test has a `Pn.F` column) and the labels.
 #[derive(Clone, Debug, Default)]
 pub struct Thread {
     /// The instructions.
     pub code: Vec<Instr>,
-    /// The source text of each instruction (for traces).
+    /// The source text of each instruction, for traces and printing only:
+    /// the executor never reads it (every ordering annotation is a field of
+    /// [`Instr`]).
     pub text: Vec<String>,
     /// Where the fault handler starts, if there is one.
     pub handler: Option<u16>,

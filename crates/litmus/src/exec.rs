@@ -1014,15 +1014,15 @@ impl Ctx<'_> {
             return Ok(());
         };
         // An acquire orders the later walks after it (herd7: `[A|Q]; po`
-        // in `bob`; catalogue test `FI` Forbidden). The parser maps LDAR
-        // and LDAPR onto plain loads, so the source text tells.
-        // Atomics are treated as acquires too, conservatively (SWPAL:
-        // catalogue test `S+shoot+swpal-mmufault` Forbidden).
-        let acquire = matches!(ins, Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..))
-            || th
-                .text
-                .get(pc)
-                .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"));
+        // in `bob`; catalogue test `FI` Forbidden): LDAR, LDAXR, LDAPR.
+        // Atomics are treated as acquires too, whatever their order,
+        // conservatively (SWPAL: catalogue test `S+shoot+swpal-mmufault`
+        // Forbidden).
+        let acquire = match ins {
+            Instr::Load { order, .. } => order.acquires(),
+            Instr::Swp { .. } | Instr::Cas { .. } | Instr::Amo { .. } => true,
+            _ => false,
+        };
         // Register data flow: a loaded value taints its register, and an
         // instruction's result is tainted when a source register is. The
         // condition flags carry no address dependency (herd7 allows
@@ -1035,8 +1035,11 @@ impl Ctx<'_> {
             Instr::Alu(_, d, _, n, o) => Some((d, bit(n) || op(o))),
             Instr::Csel(d, n, m, _) => Some((d, bit(n) || bit(m))),
             Instr::Cset(d, _) | Instr::Adr(d, _) => Some((d, false)),
-            Instr::Ldr(d, ..) | Instr::Stxr(d, ..) => Some((d, true)),
-            Instr::Swp(_, t, ..) | Instr::Cas(t, ..) | Instr::Amo(_, _, t, ..) => Some((t, true)),
+            Instr::Load { dst: d, .. }
+            | Instr::StoreExclusive { status: d, .. }
+            | Instr::Swp { dst: d, .. }
+            | Instr::Cas { expected: d, .. }
+            | Instr::Amo { dst: d, .. } => Some((d, true)),
             _ => None,
         };
         for n in &mut out[start..] {
@@ -1067,7 +1070,9 @@ impl Ctx<'_> {
         match ins {
             Instr::Halt => n.cpus[c].done = true,
             Instr::Nop => next(&mut n),
-            Instr::Dmb(true) => {
+            Instr::Dmb {
+                kind: BarrierKind::Ld,
+            } => {
                 n.revoked[c].clear();
                 next(&mut n);
             }
@@ -1075,7 +1080,9 @@ impl Ctx<'_> {
                 self.sync(&mut n, c);
                 next(&mut n);
             }
-            Instr::Dmb(false) => {
+            Instr::Dmb {
+                kind: BarrierKind::Full | BarrierKind::St,
+            } => {
                 n.revoked[c].clear();
                 // The descriptor stores before the barrier are ordered
                 // before the stores after it, which other CPUs see at once
@@ -1083,12 +1090,12 @@ impl Ctx<'_> {
                 self.publish_all(&mut n, c);
                 next(&mut n);
             }
-            Instr::Dsb(kind) => {
+            Instr::Dsb { kind } => {
                 n.revoked[c].clear();
-                if kind != DsbKind::Ld {
+                if kind != BarrierKind::Ld {
                     self.drain(&mut n, c);
                 }
-                if kind == DsbKind::Full {
+                if kind == BarrierKind::Full {
                     self.flush_hus(&mut n, None, Some(c));
                     let mine: Vec<_> = n
                         .inv
@@ -1102,7 +1109,7 @@ impl Ctx<'_> {
                     }
                 }
                 for b in &mut n.bbm {
-                    b.dsb(c, kind != DsbKind::Ld, kind == DsbKind::Full, 0);
+                    b.dsb(c, kind != BarrierKind::Ld, kind == BarrierKind::Full, 0);
                 }
                 next(&mut n);
             }
@@ -1146,9 +1153,13 @@ impl Ctx<'_> {
                     next(&mut n);
                 }
             }
-            Instr::Cbz(nz, r, t) => {
+            Instr::Cbz {
+                on,
+                reg: r,
+                target: t,
+            } => {
                 let zero = Self::reg(&n, c, r).num() == 0;
-                if zero != nz {
+                if zero == (on == BranchOn::Zero) {
                     n.cpus[c].pc = t;
                     self.back_jump(&mut n, c, cpu.pc, t);
                 } else {
@@ -1174,7 +1185,10 @@ impl Ctx<'_> {
                 self.sync(&mut n, c);
                 n.cpus[c].pc = n.cpus[c].elr;
             }
-            Instr::Tlbi(scope, bcast) => {
+            Instr::Tlbi {
+                scope,
+                shareability,
+            } => {
                 let sym = match scope {
                     TlbiScope::All => None,
                     TlbiScope::Page(r) => {
@@ -1193,7 +1207,7 @@ impl Ctx<'_> {
                         }
                     }
                 };
-                let targets: Vec<usize> = if bcast {
+                let targets: Vec<usize> = if shareability == TlbiShareability::Broadcast {
                     (0..n.cpus.len()).collect()
                 } else {
                     vec![c]
@@ -1211,21 +1225,32 @@ impl Ctx<'_> {
                 }
                 next(&mut n);
             }
-            Instr::Ldr(t, a, w, excl) => {
+            Instr::Load {
+                dst: t,
+                addr: a,
+                width,
+                exclusive,
+                ..
+            } => {
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
-                    let v = narrow(m.mem[self.mi(l)], w);
+                    let v = narrow(m.mem[self.mi(l)], width.bytes());
                     Self::set(m, c, t, v);
                     self.observed(m, c, l);
-                    if excl {
+                    if exclusive == Exclusivity::Exclusive {
                         m.cpus[c].excl = Some(l);
                     }
                     true
                 })?;
                 return Ok(());
             }
-            Instr::Str(t, a, w, rel) => {
-                let v = narrow(Self::reg(&n, c, t), w);
-                if rel {
+            Instr::Store {
+                src: t,
+                addr: a,
+                width,
+                order,
+            } => {
+                let v = narrow(Self::reg(&n, c, t), width.bytes());
+                if order == StoreOrder::Release {
                     // A release orders every earlier store before it.
                     self.publish_all(&mut n, c);
                 }
@@ -1235,8 +1260,14 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Stxr(s, t, a, w) => {
-                let v = narrow(Self::reg(&n, c, t), w);
+            Instr::StoreExclusive {
+                status: s,
+                src: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let v = narrow(Self::reg(&n, c, t), width.bytes());
                 // A failed store-exclusive writes nothing and needs no
                 // translation.
                 let mut fail = n.clone();
@@ -1255,7 +1286,14 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Swp(s, t, a, w) => {
+            Instr::Swp {
+                src: s,
+                dst: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let w = width.bytes();
                 let v = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
                     let old = narrow(m.mem[self.mi(l)], w);
@@ -1265,7 +1303,15 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Amo(op, s, t, a, w) => {
+            Instr::Amo {
+                op,
+                src: s,
+                dst: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let w = width.bytes();
                 let x = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
                     let old = narrow(m.mem[self.mi(l)], w);
@@ -1288,7 +1334,14 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Cas(s, t, a, w) => {
+            Instr::Cas {
+                expected: s,
+                new: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let w = width.bytes();
                 let cmp = narrow(Self::reg(&n, c, s), w);
                 let new = narrow(Self::reg(&n, c, t), w);
                 // A CAS whose comparison fails is a read (no write
@@ -1478,26 +1531,18 @@ fn observe(cx: &Ctx<'_>, st: &State, o: &Obs) -> ObsVal {
 /// address comes from a load, and the CPU's TLB may hold the page's entry
 /// from before the TLBI).
 fn accessible_vas(t: &Test) -> Vec<u64> {
-    let addr_of = |i: &Instr| match i {
-        Instr::Ldr(_, a, ..)
-        | Instr::Str(_, a, _, _)
-        | Instr::Stxr(_, _, a, _)
-        | Instr::Swp(_, _, a, _)
-        | Instr::Cas(_, _, a, _)
-        | Instr::Amo(_, _, _, a, _) => Some(*a),
-        _ => None,
-    };
+    let addr_of = |i: &Instr| i.addr().copied();
     let dest = |i: &Instr| match *i {
         Instr::Mov(d, ..)
         | Instr::Alu(_, d, ..)
         | Instr::Csel(d, ..)
         | Instr::Cset(d, _)
         | Instr::Adr(d, _)
-        | Instr::Ldr(d, ..)
-        | Instr::Stxr(d, ..)
-        | Instr::Swp(_, d, ..)
-        | Instr::Cas(d, ..)
-        | Instr::Amo(_, _, d, ..) => Some(d),
+        | Instr::Load { dst: d, .. }
+        | Instr::StoreExclusive { status: d, .. }
+        | Instr::Swp { dst: d, .. }
+        | Instr::Cas { expected: d, .. }
+        | Instr::Amo { dst: d, .. } => Some(d),
         _ => None,
     };
     let mut any = 0u64;

@@ -616,15 +616,15 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         }
         Ok(Addr { base, off })
     };
-    let width = |w: bool, op: &str| -> u8 {
+    let width = |w: bool, op: &str| -> Width {
         if op.ends_with('B') && !op.ends_with("SWPB") {
-            1
+            Width::Byte
         } else if op.ends_with('H') {
-            2
+            Width::Half
         } else if w {
-            4
+            Width::Word
         } else {
-            8
+            Width::Double
         }
     };
     let cond = |p: &P<'_>, s: &str| -> Result<CondCode, LitmusError> {
@@ -694,26 +694,69 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         "CBZ" | "CBNZ" => {
             let (r, _) = reg(p)?;
             comma(p)?;
-            Instr::Cbz(op == "CBNZ", r, target(p)?)
+            Instr::Cbz {
+                on: if op == "CBNZ" {
+                    BranchOn::NonZero
+                } else {
+                    BranchOn::Zero
+                },
+                reg: r,
+                target: target(p)?,
+            }
         }
         "LDR" | "LDRB" | "LDRH" | "LDAR" | "LDARB" | "LDARH" | "LDAPR" | "LDXR" | "LDAXR" => {
             let (t, w) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            Instr::Ldr(t, a, width(w, &op), op.contains("XR"))
+            Instr::Load {
+                dst: t,
+                addr: a,
+                width: width(w, &op),
+                order: if op.starts_with("LDAP") {
+                    LoadOrder::AcquirePc
+                } else if op.starts_with("LDA") {
+                    LoadOrder::Acquire
+                } else {
+                    LoadOrder::Plain
+                },
+                exclusive: if op.contains("XR") {
+                    Exclusivity::Exclusive
+                } else {
+                    Exclusivity::Plain
+                },
+            }
         }
         "STR" | "STRB" | "STRH" | "STLR" | "STLRB" | "STLRH" => {
             let (t, w) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            Instr::Str(t, a, width(w, &op), op.starts_with("STL"))
+            Instr::Store {
+                src: t,
+                addr: a,
+                width: width(w, &op),
+                order: if op.starts_with("STL") {
+                    StoreOrder::Release
+                } else {
+                    StoreOrder::Plain
+                },
+            }
         }
         "STXR" | "STLXR" => {
             let (s, _) = reg(p)?;
             comma(p)?;
             let (t, w) = reg(p)?;
             comma(p)?;
-            Instr::Stxr(s, t, addr(p)?, width(w, ""))
+            Instr::StoreExclusive {
+                status: s,
+                src: t,
+                addr: addr(p)?,
+                width: width(w, ""),
+                order: if op.starts_with("STL") {
+                    StoreOrder::Release
+                } else {
+                    StoreOrder::Plain
+                },
+            }
         }
         "SWP" | "SWPA" | "SWPL" | "SWPAL" | "CAS" | "CASA" | "CASL" | "CASAL" => {
             let (s, w) = reg(p)?;
@@ -721,18 +764,31 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let (t, _) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            let wd = width(w, "");
+            let width = width(w, "");
+            let order = RmwOrder::from_suffix(&op[3..]).unwrap_or(RmwOrder::Plain);
             if op.starts_with("SWP") {
-                Instr::Swp(s, t, a, wd)
+                Instr::Swp {
+                    src: s,
+                    dst: t,
+                    addr: a,
+                    width,
+                    order,
+                }
             } else {
-                Instr::Cas(s, t, a, wd)
+                Instr::Cas {
+                    expected: s,
+                    new: t,
+                    addr: a,
+                    width,
+                    order,
+                }
             }
         }
         _ if [
             "LDADD", "LDCLR", "LDSET", "LDEOR", "STADD", "STCLR", "STSET", "STEOR",
         ]
         .iter()
-        .any(|b| op.starts_with(b) && ["", "A", "L", "AL"].contains(&&op[5..])) =>
+        .any(|b| op.starts_with(b) && RmwOrder::from_suffix(&op[5..]).is_some()) =>
         {
             let a = match &op[2..5] {
                 "ADD" => AmoOp::Add,
@@ -749,38 +805,56 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             } else {
                 ZR
             };
-            Instr::Amo(a, s, t, addr(p)?, width(w, ""))
+            Instr::Amo {
+                op: a,
+                src: s,
+                dst: t,
+                addr: addr(p)?,
+                width: width(w, ""),
+                order: RmwOrder::from_suffix(&op[5..]).unwrap_or(RmwOrder::Plain),
+            }
         }
-        "DMB" => {
+        "DMB" | "DSB" => {
             let k = p.ident()?.to_ascii_uppercase();
-            Instr::Dmb(k.ends_with("LD"))
-        }
-        "DSB" => {
-            let k = p.ident()?.to_ascii_uppercase();
-            Instr::Dsb(if k.ends_with("LD") {
-                DsbKind::Ld
+            let kind = if k.ends_with("LD") {
+                BarrierKind::Ld
             } else if k.ends_with("ST") {
-                DsbKind::St
+                BarrierKind::St
             } else {
-                DsbKind::Full
-            })
+                BarrierKind::Full
+            };
+            if op == "DMB" {
+                Instr::Dmb { kind }
+            } else {
+                Instr::Dsb { kind }
+            }
         }
         "ISB" => Instr::Isb,
         "TLBI" => {
             let k = p.ident()?.to_ascii_uppercase();
-            let is = k.ends_with("IS") || k.ends_with("OS");
+            let shareability = if k.ends_with("IS") || k.ends_with("OS") {
+                TlbiShareability::Broadcast
+            } else {
+                TlbiShareability::Local
+            };
             let base = k.trim_end_matches("IS").trim_end_matches("OS");
             match base {
                 "VMALLE1" | "ALLE1" | "VMALLS12E1" | "ALLE2" | "ASIDE1" => {
                     if p.eat(",") {
                         reg(p)?;
                     }
-                    Instr::Tlbi(TlbiScope::All, is)
+                    Instr::Tlbi {
+                        scope: TlbiScope::All,
+                        shareability,
+                    }
                 }
                 "VAE1" | "VAAE1" | "VALE1" | "VAALE1" | "IPAS2E1" | "VAE2" => {
                     comma(p)?;
                     let (r, _) = reg(p)?;
-                    Instr::Tlbi(TlbiScope::Page(r), is)
+                    Instr::Tlbi {
+                        scope: TlbiScope::Page(r),
+                        shareability,
+                    }
                 }
                 _ => return Err(p.unsupported(format!("TLBI {k}"))),
             }

@@ -49,10 +49,11 @@ fn mem_dependent(th: &Thread) -> u64 {
         let before = m;
         for ins in &th.code {
             let (dest, src) = match *ins {
-                Instr::Ldr(d, ..) => (bit(d), true),
-                Instr::Stxr(s, ..) => (bit(s), true),
-                Instr::Swp(_, t, ..) | Instr::Amo(_, _, t, ..) => (bit(t), true),
-                Instr::Cas(s, ..) => (bit(s), true),
+                Instr::Load { dst: d, .. }
+                | Instr::StoreExclusive { status: d, .. }
+                | Instr::Swp { dst: d, .. }
+                | Instr::Amo { dst: d, .. }
+                | Instr::Cas { expected: d, .. } => (bit(d), true),
                 Instr::Mov(d, _, o) => (bit(d), m & op_bit(o) != 0),
                 Instr::Alu(_, d, _, a, o) => (bit(d), m & (bit(a) | op_bit(o)) != 0),
                 Instr::Csel(d, a, b, _) => (bit(d), m & (bit(a) | bit(b) | FLAGS) != 0),
@@ -80,7 +81,9 @@ pub(super) fn counted(th: &Thread) -> Vec<bool> {
         .enumerate()
         .map(|(i, ins)| match *ins {
             Instr::B(cc, t) => usize::from(t) <= i && (cc.is_none() || m & FLAGS != 0),
-            Instr::Cbz(_, r, t) => usize::from(t) <= i && m & bit(r) != 0,
+            Instr::Cbz {
+                reg: r, target: t, ..
+            } => usize::from(t) <= i && m & bit(r) != 0,
             _ => false,
         })
         .collect()
