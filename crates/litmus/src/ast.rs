@@ -187,11 +187,25 @@ pub type Reg = u8;
 /// The zero register.
 pub const ZR: Reg = 31;
 
+/// The width a general-purpose register is named with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegWidth {
+    /// `Wn`: the low 32 bits.
+    W,
+    /// `Xn`: all 64 bits.
+    X,
+}
+
 /// A second operand: a register or an immediate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operand {
-    /// A register (with its width: true for W).
-    Reg(Reg, bool),
+    /// A register.
+    Reg {
+        /// The register.
+        reg: Reg,
+        /// As named (`Wn` or `Xn`).
+        width: RegWidth,
+    },
     /// An immediate.
     Imm(u64),
 }
@@ -391,17 +405,59 @@ pub enum BranchOn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Instr {
     /// MOV Rd, op.
-    Mov(Reg, bool, Operand),
-    /// ALU Rd, Rn, op.
-    Alu(Alu, Reg, bool, Reg, Operand),
+    Mov {
+        /// Rd.
+        dst: Reg,
+        /// Rd's width (a W destination keeps the low 32 bits).
+        width: RegWidth,
+        /// The value moved.
+        src: Operand,
+    },
+    /// ADD, SUB, EOR, AND, ORR, BIC, LSR, LSL Rd, Rn, op.
+    Alu {
+        /// The operation.
+        op: Alu,
+        /// Rd.
+        dst: Reg,
+        /// Rd's width.
+        width: RegWidth,
+        /// Rn.
+        lhs: Reg,
+        /// The second operand.
+        rhs: Operand,
+    },
     /// CMP Rn, op.
-    Cmp(Reg, Operand),
+    Cmp {
+        /// Rn.
+        lhs: Reg,
+        /// The second operand.
+        rhs: Operand,
+    },
     /// CSEL Rd, Rn, Rm, cond.
-    Csel(Reg, Reg, Reg, CondCode),
+    Csel {
+        /// Rd.
+        dst: Reg,
+        /// Rn, chosen when the condition holds.
+        if_true: Reg,
+        /// Rm, chosen otherwise.
+        if_false: Reg,
+        /// The condition.
+        cond: CondCode,
+    },
     /// CSET Rd, cond.
-    Cset(Reg, CondCode),
-    /// B / B.cond to an instruction index.
-    B(Option<CondCode>, u16),
+    Cset {
+        /// Rd.
+        dst: Reg,
+        /// The condition.
+        cond: CondCode,
+    },
+    /// B / B.cond.
+    B {
+        /// The condition (`None` for B).
+        cond: Option<CondCode>,
+        /// The instruction index branched to.
+        target: u16,
+    },
     /// CBZ / CBNZ Rn, target.
     Cbz {
         /// When the branch is taken.
@@ -513,9 +569,17 @@ pub enum Instr {
         shareability: TlbiShareability,
     },
     /// ADR Rd, label.
-    Adr(Reg, u16),
+    Adr {
+        /// Rd.
+        dst: Reg,
+        /// The instruction index of the label.
+        target: u16,
+    },
     /// MSR ELR_EL1, Rn.
-    MsrElr(Reg),
+    MsrElr {
+        /// Rn.
+        src: Reg,
+    },
     /// ERET.
     Eret,
     /// The end of a thread's code (or of its fault handler).

@@ -467,9 +467,9 @@ impl Ctx<'_> {
         let base = Self::reg(st, c, a.base);
         let off = match a.off {
             Operand::Imm(n) => n,
-            Operand::Reg(r, w) => {
+            Operand::Reg { reg: r, width: w } => {
                 let v = Self::reg(st, c, r).num();
-                if w {
+                if w == RegWidth::W {
                     (v as u32 as i32) as i64 as u64
                 } else {
                     v
@@ -877,7 +877,7 @@ impl Ctx<'_> {
     /// since `c`'s revoked walks appeared.
     fn addr_dirty(&self, st: &State, c: usize, a: &Addr) -> bool {
         let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
-        bit(a.base) || matches!(a.off, Operand::Reg(r, _) if bit(r))
+        bit(a.base) || matches!(a.off, Operand::Reg { reg: r, .. } if bit(r))
     }
 
     fn access(
@@ -994,9 +994,9 @@ impl Ctx<'_> {
     fn operand(st: &State, c: usize, o: Operand) -> Val {
         match o {
             Operand::Imm(n) => Val::Int(n),
-            Operand::Reg(r, w) => {
+            Operand::Reg { reg: r, width: w } => {
                 let v = Self::reg(st, c, r);
-                if w { narrow(v, 4) } else { v }
+                if w == RegWidth::W { narrow(v, 4) } else { v }
             }
         }
     }
@@ -1029,12 +1029,22 @@ impl Ctx<'_> {
         // `S+shoot+pickaddr_mmufault_db`, whose address comes from a
         // CSEL on a comparison with the read value).
         let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
-        let op = |o: Operand| matches!(o, Operand::Reg(r, _) if bit(r));
+        let op = |o: Operand| matches!(o, Operand::Reg { reg: r, .. } if bit(r));
         let dest = match ins {
-            Instr::Mov(d, _, o) => Some((d, op(o))),
-            Instr::Alu(_, d, _, n, o) => Some((d, bit(n) || op(o))),
-            Instr::Csel(d, n, m, _) => Some((d, bit(n) || bit(m))),
-            Instr::Cset(d, _) | Instr::Adr(d, _) => Some((d, false)),
+            Instr::Mov { dst: d, src: o, .. } => Some((d, op(o))),
+            Instr::Alu {
+                dst: d,
+                lhs: n,
+                rhs: o,
+                ..
+            } => Some((d, bit(n) || op(o))),
+            Instr::Csel {
+                dst: d,
+                if_true: n,
+                if_false: m,
+                ..
+            } => Some((d, bit(n) || bit(m))),
+            Instr::Cset { dst: d, .. } | Instr::Adr { dst: d, .. } => Some((d, false)),
             Instr::Load { dst: d, .. }
             | Instr::StoreExclusive { status: d, .. }
             | Instr::Swp { dst: d, .. }
@@ -1113,25 +1123,50 @@ impl Ctx<'_> {
                 }
                 next(&mut n);
             }
-            Instr::Mov(d, w, o) => {
+            Instr::Mov {
+                dst: d,
+                width: w,
+                src: o,
+            } => {
                 let v = Self::operand(&n, c, o);
-                Self::set(&mut n, c, d, if w { narrow(v, 4) } else { v });
+                Self::set(
+                    &mut n,
+                    c,
+                    d,
+                    if w == RegWidth::W { narrow(v, 4) } else { v },
+                );
                 next(&mut n);
             }
-            Instr::Alu(op, d, w, a, o) => {
+            Instr::Alu {
+                op,
+                dst: d,
+                width: w,
+                lhs: a,
+                rhs: o,
+            } => {
                 let x = Self::reg(&n, c, a);
                 let y = Self::operand(&n, c, o);
                 let v = alu(op, x, y, self);
-                Self::set(&mut n, c, d, if w { narrow(v, 4) } else { v });
+                Self::set(
+                    &mut n,
+                    c,
+                    d,
+                    if w == RegWidth::W { narrow(v, 4) } else { v },
+                );
                 next(&mut n);
             }
-            Instr::Cmp(a, o) => {
+            Instr::Cmp { lhs: a, rhs: o } => {
                 let x = Self::reg(&n, c, a).num();
                 let y = Self::operand(&n, c, o).num();
                 n.cpus[c].z = x == y;
                 next(&mut n);
             }
-            Instr::Csel(d, a, b, cc) => {
+            Instr::Csel {
+                dst: d,
+                if_true: a,
+                if_false: b,
+                cond: cc,
+            } => {
                 let v = if holds(cc, n.cpus[c].z) {
                     Self::reg(&n, c, a)
                 } else {
@@ -1140,12 +1175,15 @@ impl Ctx<'_> {
                 Self::set(&mut n, c, d, v);
                 next(&mut n);
             }
-            Instr::Cset(d, cc) => {
+            Instr::Cset { dst: d, cond: cc } => {
                 let v = Val::Int(u64::from(holds(cc, n.cpus[c].z)));
                 Self::set(&mut n, c, d, v);
                 next(&mut n);
             }
-            Instr::B(cc, t) => {
+            Instr::B {
+                cond: cc,
+                target: t,
+            } => {
                 if cc.is_none_or(|cc| holds(cc, n.cpus[c].z)) {
                     n.cpus[c].pc = t;
                     self.back_jump(&mut n, c, cpu.pc, t);
@@ -1166,11 +1204,11 @@ impl Ctx<'_> {
                     next(&mut n);
                 }
             }
-            Instr::Adr(d, t) => {
+            Instr::Adr { dst: d, target: t } => {
                 Self::set(&mut n, c, d, Val::Label(c as u8, t));
                 next(&mut n);
             }
-            Instr::MsrElr(r) => {
+            Instr::MsrElr { src: r } => {
                 n.cpus[c].elr = match Self::reg(&n, c, r) {
                     Val::Label(t, i) if usize::from(t) == c => i,
                     _ => {
@@ -1533,11 +1571,11 @@ fn observe(cx: &Ctx<'_>, st: &State, o: &Obs) -> ObsVal {
 fn accessible_vas(t: &Test) -> Vec<u64> {
     let addr_of = |i: &Instr| i.addr().copied();
     let dest = |i: &Instr| match *i {
-        Instr::Mov(d, ..)
-        | Instr::Alu(_, d, ..)
-        | Instr::Csel(d, ..)
-        | Instr::Cset(d, _)
-        | Instr::Adr(d, _)
+        Instr::Mov { dst: d, .. }
+        | Instr::Alu { dst: d, .. }
+        | Instr::Csel { dst: d, .. }
+        | Instr::Cset { dst: d, .. }
+        | Instr::Adr { dst: d, .. }
         | Instr::Load { dst: d, .. }
         | Instr::StoreExclusive { status: d, .. }
         | Instr::Swp { dst: d, .. }
@@ -1570,7 +1608,7 @@ fn accessible_vas(t: &Test) -> Vec<u64> {
             let computed = code
                 .iter()
                 .filter_map(addr_of)
-                .any(|a| matches!(a.off, Operand::Reg(..)));
+                .any(|a| matches!(a.off, Operand::Reg { .. }));
             if computed {
                 return u64::MAX;
             }

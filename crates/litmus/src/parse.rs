@@ -586,7 +586,10 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let s = p.ident()?;
             let (r, w) = parse_reg(&s)
                 .ok_or_else(|| p.err(format!("expected a register or #imm, found `{s}`")))?;
-            Ok(Operand::Reg(r, w))
+            Ok(Operand::Reg {
+                reg: r,
+                width: rw(w),
+            })
         }
     };
     let target = |p: &mut P<'_>| -> Result<u16, LitmusError> {
@@ -603,7 +606,7 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
                 let ext = p.ident()?.to_ascii_uppercase();
                 match ext.as_str() {
                     "SXTW" | "UXTW" | "SXTX" | "UXTX" => {}
-                    "LSL" if matches!(off, Operand::Reg(..)) => {
+                    "LSL" if matches!(off, Operand::Reg { .. }) => {
                         return Err(p.unsupported("a shifted register offset"));
                     }
                     _ => return Err(p.unsupported(format!("address extension `{ext}`"))),
@@ -639,7 +642,11 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         "MOV" => {
             let (d, w) = reg(p)?;
             comma(p)?;
-            Instr::Mov(d, w, operand(p)?)
+            Instr::Mov {
+                dst: d,
+                width: rw(w),
+                src: operand(p)?,
+            }
         }
         "ADD" | "SUB" | "EOR" | "AND" | "ORR" | "BIC" | "LSR" | "LSL" => {
             let a = match op.as_str() {
@@ -663,12 +670,21 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
                     return Err(p.unsupported(format!("{op} with a shifted operand ({ext})")));
                 }
             }
-            Instr::Alu(a, d, w, n, m)
+            Instr::Alu {
+                op: a,
+                dst: d,
+                width: rw(w),
+                lhs: n,
+                rhs: m,
+            }
         }
         "CMP" => {
             let (n, _) = reg(p)?;
             comma(p)?;
-            Instr::Cmp(n, operand(p)?)
+            Instr::Cmp {
+                lhs: n,
+                rhs: operand(p)?,
+            }
         }
         "CSEL" => {
             let (d, _) = reg(p)?;
@@ -678,18 +694,32 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let (m, _) = reg(p)?;
             comma(p)?;
             let c = p.ident()?.to_ascii_uppercase();
-            Instr::Csel(d, n, m, cond(p, &c)?)
+            Instr::Csel {
+                dst: d,
+                if_true: n,
+                if_false: m,
+                cond: cond(p, &c)?,
+            }
         }
         "CSET" => {
             let (d, _) = reg(p)?;
             comma(p)?;
             let c = p.ident()?.to_ascii_uppercase();
-            Instr::Cset(d, cond(p, &c)?)
+            Instr::Cset {
+                dst: d,
+                cond: cond(p, &c)?,
+            }
         }
-        "B" => Instr::B(None, target(p)?),
+        "B" => Instr::B {
+            cond: None,
+            target: target(p)?,
+        },
         "B.EQ" | "B.NE" => {
             let c = cond(p, &op[2..])?;
-            Instr::B(Some(c), target(p)?)
+            Instr::B {
+                cond: Some(c),
+                target: target(p)?,
+            }
         }
         "CBZ" | "CBNZ" => {
             let (r, _) = reg(p)?;
@@ -862,7 +892,10 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         "ADR" => {
             let (d, _) = reg(p)?;
             comma(p)?;
-            Instr::Adr(d, target(p)?)
+            Instr::Adr {
+                dst: d,
+                target: target(p)?,
+            }
         }
         "MSR" => {
             let sr = p.ident()?.to_ascii_uppercase();
@@ -870,7 +903,7 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
                 return Err(p.unsupported(format!("MSR {sr}")));
             }
             comma(p)?;
-            Instr::MsrElr(reg(p)?.0)
+            Instr::MsrElr { src: reg(p)?.0 }
         }
         "ERET" => Instr::Eret,
         _ => return Err(p.unsupported(format!("instruction {op}"))),
@@ -1461,4 +1494,9 @@ fn check_threads(file: &str, t: Test, brace_line: usize) -> Result<Test, LitmusE
         }
     }
     Ok(t)
+}
+
+/// The width of a register named `Wn` (`w`) or `Xn`.
+fn rw(w: bool) -> RegWidth {
+    if w { RegWidth::W } else { RegWidth::X }
 }

@@ -263,3 +263,75 @@ fn the_executor_reads_no_instruction_text() {
     }
     assert!(ran >= 30, "only {ran} tests ran");
 }
+
+#[test]
+fn register_instructions_carry_named_operands_and_widths() {
+    let c = code(&[
+        "MOV W0,#1",
+        "MOV X2,X3",
+        "EOR W4,W0,W0",
+        "LDR W5,[X1,W4,SXTW]",
+        "CMP X0,#0",
+        "CSEL X6,X2,X3,NE",
+        "CSET W7,EQ",
+        "B.NE L0",
+        "L0:",
+        "ADR X8,L0",
+        "MSR ELR_EL1,X8",
+    ]);
+    let reg = |reg, width| Operand::Reg { reg, width };
+    assert_eq!(
+        c[..3],
+        [
+            Instr::Mov {
+                dst: 0,
+                width: RegWidth::W,
+                src: Operand::Imm(1),
+            },
+            Instr::Mov {
+                dst: 2,
+                width: RegWidth::X,
+                src: reg(3, RegWidth::X),
+            },
+            Instr::Alu {
+                op: Alu::Eor,
+                dst: 4,
+                width: RegWidth::W,
+                lhs: 0,
+                rhs: reg(0, RegWidth::W),
+            },
+        ]
+    );
+    assert_eq!(
+        c[3].addr(),
+        Some(&Addr {
+            base: 1,
+            off: reg(4, RegWidth::W),
+        })
+    );
+    assert_eq!(
+        c[4..],
+        [
+            Instr::Cmp {
+                lhs: 0,
+                rhs: Operand::Imm(0),
+            },
+            Instr::Csel {
+                dst: 6,
+                if_true: 2,
+                if_false: 3,
+                cond: CondCode::Ne,
+            },
+            Instr::Cset {
+                dst: 7,
+                cond: CondCode::Eq,
+            },
+            Instr::B {
+                cond: Some(CondCode::Ne),
+                target: 8,
+            },
+            Instr::Adr { dst: 8, target: 8 },
+            Instr::MsrElr { src: 8 },
+        ]
+    );
+}

@@ -48,7 +48,7 @@ fn bit(r: Reg) -> u64 {
 
 fn op_bit(o: Operand) -> u64 {
     match o {
-        Operand::Reg(r, _) => bit(r),
+        Operand::Reg { reg: r, .. } => bit(r),
         Operand::Imm(_) => 0,
     }
 }
@@ -173,7 +173,10 @@ impl Ctx<'_> {
                 | Instr::Swp { .. }
                 | Instr::Cas { .. }
                 | Instr::Amo { .. } => return,
-                Instr::B(cc, t) => {
+                Instr::B {
+                    cond: cc,
+                    target: t,
+                } => {
                     if cc.is_none() || usize::from(t) != usize::from(pc) + 1 || flags_tainted {
                         return;
                     }
@@ -185,26 +188,36 @@ impl Ctx<'_> {
                         return;
                     }
                 }
-                Instr::Cmp(a, o) => flags_tainted = src_t(a) || op_t(o),
-                Instr::Mov(d, _, o) => {
+                Instr::Cmp { lhs: a, rhs: o } => flags_tainted = src_t(a) || op_t(o),
+                Instr::Mov { dst: d, src: o, .. } => {
                     unknown |= bit(d);
                     tainted = (tainted & !bit(d)) | if op_t(o) { bit(d) } else { 0 };
                 }
-                Instr::Alu(_, d, _, a, o) => {
+                Instr::Alu {
+                    dst: d,
+                    lhs: a,
+                    rhs: o,
+                    ..
+                } => {
                     unknown |= bit(d);
                     let t = src_t(a) || op_t(o);
                     tainted = (tainted & !bit(d)) | if t { bit(d) } else { 0 };
                 }
-                Instr::Csel(d, a, b, _) => {
+                Instr::Csel {
+                    dst: d,
+                    if_true: a,
+                    if_false: b,
+                    ..
+                } => {
                     unknown |= bit(d);
                     let t = src_t(a) || src_t(b) || flags_tainted;
                     tainted = (tainted & !bit(d)) | if t { bit(d) } else { 0 };
                 }
-                Instr::Cset(d, _) => {
+                Instr::Cset { dst: d, .. } => {
                     unknown |= bit(d);
                     tainted = (tainted & !bit(d)) | if flags_tainted { bit(d) } else { 0 };
                 }
-                Instr::Adr(d, _) => {
+                Instr::Adr { dst: d, .. } => {
                     unknown |= bit(d);
                     tainted &= !bit(d);
                 }
@@ -216,7 +229,7 @@ impl Ctx<'_> {
                 | Instr::Dmb { .. }
                 | Instr::Dsb { .. }
                 | Instr::Nop
-                | Instr::MsrElr(_) => {}
+                | Instr::MsrElr { .. } => {}
             }
         }
     }

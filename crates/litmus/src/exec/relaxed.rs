@@ -161,7 +161,7 @@ fn bit(r: Reg) -> u64 {
 
 fn op_bits(o: Operand) -> u64 {
     match o {
-        Operand::Reg(r, _) => bit(r),
+        Operand::Reg { reg: r, .. } => bit(r),
         Operand::Imm(_) => 0,
     }
 }
@@ -178,27 +178,40 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
         return m;
     };
     match ins {
-        Instr::Mov(d, _, o) => {
+        Instr::Mov { dst: d, src: o, .. } => {
             m.reads = op_bits(o);
             m.writes = bit(d);
         }
-        Instr::Alu(_, d, _, a, o) => {
+        Instr::Alu {
+            dst: d,
+            lhs: a,
+            rhs: o,
+            ..
+        } => {
             m.reads = bit(a) | op_bits(o);
             m.writes = bit(d);
         }
-        Instr::Cmp(a, o) => {
+        Instr::Cmp { lhs: a, rhs: o } => {
             m.reads = bit(a) | op_bits(o);
             m.writes = FLAGS;
         }
-        Instr::Csel(d, a, b, _) => {
+        Instr::Csel {
+            dst: d,
+            if_true: a,
+            if_false: b,
+            ..
+        } => {
             m.reads = bit(a) | bit(b) | FLAGS;
             m.writes = bit(d);
         }
-        Instr::Cset(d, _) => {
+        Instr::Cset { dst: d, .. } => {
             m.reads = FLAGS;
             m.writes = bit(d);
         }
-        Instr::B(cc, t) => {
+        Instr::B {
+            cond: cc,
+            target: t,
+        } => {
             m.reads = if cc.is_some() { FLAGS } else { 0 };
             m.ctrl_next = cc.is_some() && usize::from(t) == i + 1;
             m.control = !m.ctrl_next;
@@ -301,8 +314,8 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
                 BarrierKind::St => Fence::St,
             });
         }
-        Instr::Adr(d, _) => m.writes = bit(d),
-        Instr::MsrElr(r) => {
+        Instr::Adr { dst: d, .. } => m.writes = bit(d),
+        Instr::MsrElr { src: r } => {
             m.reads = bit(r);
             m.writes = ELR;
         }
@@ -390,11 +403,11 @@ pub(super) fn may_pa(t: &Test) -> Vec<u64> {
     // later used as a base (it may reach any descriptor's address).
     let computes = t.threads.iter().any(|th| {
         let addrs = || th.code.iter().filter_map(|i| i.addr().copied());
-        addrs().any(|a| matches!(a.off, Operand::Reg(..)))
+        addrs().any(|a| matches!(a.off, Operand::Reg { .. }))
             || th
                 .code
                 .iter()
-                .any(|i| matches!(i, Instr::Alu(_, d, ..) if addrs().any(|a| a.base == *d)))
+                .any(|i| matches!(i, Instr::Alu { dst: d, .. } if addrs().any(|a| a.base == *d)))
     });
     let mut named = 0u64;
     for v in t
@@ -593,7 +606,7 @@ impl Ctx<'_> {
                 }
                 let is_branch = matches!(
                     self.t.threads[c].code.get(usize::from(pc)),
-                    Some(Instr::B(..) | Instr::Cbz { .. } | Instr::Eret)
+                    Some(Instr::B { .. } | Instr::Cbz { .. } | Instr::Eret)
                 );
                 for mut m in tmp.drain(..) {
                     let newpc = m.cpus[c].pc;
@@ -623,7 +636,7 @@ impl Ctx<'_> {
                         let code = &self.t.threads[c].code;
                         if rob[k + 1..].iter().any(|e| {
                             e.1 == DONE
-                                && matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_)))
+                                && matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr { .. }))
                         }) {
                             m.cpus[c].elr = st.cpus[c].elr;
                         }
@@ -1043,7 +1056,7 @@ pub(super) fn written_past(st: &mut State, writer: usize, bit: u64) {
 fn elr_rewritten(code: &[Instr], rob: &[(u16, u8)], i: usize, k: usize) -> bool {
     rob[i + 1..=k]
         .iter()
-        .any(|e| matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_))))
+        .any(|e| matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr { .. })))
 }
 
 /// Returns the registers written by the uncommitted instructions before
