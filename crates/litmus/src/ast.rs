@@ -181,143 +181,8 @@ pub enum Loc {
     Elem(Sym, u16),
 }
 
-/// A register: 0..=30, 31 for XZR/WZR.
-pub type Reg = u8;
-
-/// The zero register.
-pub const ZR: Reg = 31;
-
-/// A second operand: a register or an immediate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operand {
-    /// A register (with its width: true for W).
-    Reg(Reg, bool),
-    /// An immediate.
-    Imm(u64),
-}
-
-/// An addressing mode `[Xn]`, `[Xn,#imm]`, `[Xn,Xm]`, `[Xn,Wm,SXTW]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Addr {
-    /// The base register.
-    pub base: Reg,
-    /// The offset.
-    pub off: Operand,
-}
-
-/// Arithmetic and logic operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alu {
-    /// ADD.
-    Add,
-    /// SUB.
-    Sub,
-    /// EOR.
-    Eor,
-    /// AND.
-    And,
-    /// ORR.
-    Orr,
-    /// BIC.
-    Bic,
-    /// LSR.
-    Lsr,
-    /// LSL.
-    Lsl,
-}
-
-/// The atomic memory operations of FEAT_LSE (LDADD, LDCLR, LDSET, LDEOR).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AmoOp {
-    /// Add.
-    Add,
-    /// Bit clear.
-    Clr,
-    /// Bit set.
-    Set,
-    /// Exclusive or.
-    Eor,
-}
-
-/// A condition code (only the ones the catalogue uses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CondCode {
-    /// Equal.
-    Eq,
-    /// Not equal.
-    Ne,
-}
-
-/// The access types a DSB waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DsbKind {
-    /// SY, ISH, OSH, NSH: everything, TLBIs included.
-    Full,
-    /// LD: loads only.
-    Ld,
-    /// ST: stores (descriptor stores reach the walkers), not TLBIs.
-    St,
-}
-
-/// What a TLBI invalidates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlbiScope {
-    /// Every entry (VMALLE1, ALLE1, VMALLS12E1, ...).
-    All,
-    /// The entries of one page, given in a register as VA\[55:12\].
-    Page(Reg),
-}
-
-/// One instruction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Instr {
-    /// MOV Rd, op.
-    Mov(Reg, bool, Operand),
-    /// ALU Rd, Rn, op.
-    Alu(Alu, Reg, bool, Reg, Operand),
-    /// CMP Rn, op.
-    Cmp(Reg, Operand),
-    /// CSEL Rd, Rn, Rm, cond.
-    Csel(Reg, Reg, Reg, CondCode),
-    /// CSET Rd, cond.
-    Cset(Reg, CondCode),
-    /// B / B.cond to an instruction index.
-    B(Option<CondCode>, u16),
-    /// CBZ (false) / CBNZ (true) Rn, target.
-    Cbz(bool, Reg, u16),
-    /// A load: Rt, address, width in bytes, exclusive.
-    Ldr(Reg, Addr, u8, bool),
-    /// A store: Rt, address, width in bytes, release (STLR).
-    Str(Reg, Addr, u8, bool),
-    /// STXR Ws, Rt, \[Xn\].
-    Stxr(Reg, Reg, Addr, u8),
-    /// SWP Rs, Rt, \[Xn\].
-    Swp(Reg, Reg, Addr, u8),
-    /// CAS Rs, Rt, \[Xn\].
-    Cas(Reg, Reg, Addr, u8),
-    /// `LD<op> Rs, Rt, [Xn]` (Rt = ZR for `ST<op>`).
-    Amo(AmoOp, Reg, Reg, Addr, u8),
-    /// DMB; `true` for DMB LD. Ordinary accesses are sequentially
-    /// consistent already; a DMB that orders stores orders the thread's
-    /// descriptor stores before its later stores, so they reach the walkers.
-    Dmb(bool),
-    /// DSB of a kind.
-    Dsb(DsbKind),
-    /// ISB.
-    Isb,
-    /// NOP.
-    Nop,
-    /// TLBI: scope, broadcast (the IS forms).
-    Tlbi(TlbiScope, bool),
-    /// ADR Rd, label.
-    Adr(Reg, u16),
-    /// MSR ELR_EL1, Rn.
-    MsrElr(Reg),
-    /// ERET.
-    Eret,
-    /// The end of a thread's code (or of its fault handler).
-    Halt,
-}
+mod instr;
+pub use instr::*;
 
 /// A thread: its code (main code, a `Halt`, then the fault handler if the
 /// test has a `Pn.F` column) and the labels.
@@ -325,7 +190,9 @@ pub enum Instr {
 pub struct Thread {
     /// The instructions.
     pub code: Vec<Instr>,
-    /// The source text of each instruction (for traces).
+    /// The source text of each instruction, for traces and printing only:
+    /// the executor never reads it (every ordering annotation is a field of
+    /// [`Instr`]).
     pub text: Vec<String>,
     /// Where the fault handler starts, if there is one.
     pub handler: Option<u16>,

@@ -65,14 +65,19 @@
 //!   once, at EL1, an execution faulting again being discarded (handled,
 //!   imprecise), or goes on at the next instruction (skip, faultToNext).
 //!   Taking a fault is a context synchronization event.
-//! - **BBM warning** (herd7's `Warning-BBM-expected`, `aarch64bbm.cat`):
-//!   per descriptor, the last TLB-cacheable value (valid with AF set) is
-//!   remembered; a new cacheable value whose output address differs (unless
-//!   both are read-only and the two pages hold equal contents: R_WHZWS's
-//!   exemption) or whose memory type or shareability differs needs
-//!   break-before-make, which is done only if an uncacheable value (invalid,
-//!   or AF clear) was written in between and a TLBI covering the address,
-//!   issued after it, was completed by a DSB before the new value.
+//! - **BBM warning** (herd7's `Warning-BBM-expected`: `aarch64bbm.cat`
+//!   `TTD-update-needsBBM` less `aarch64.cat` `BBM`), by the rule checker's
+//!   own bookkeeping (`vmsa::herd_bbm::TtdBbm`): every cacheable value
+//!   (valid, AF set) of a descriptor is compared with every earlier one,
+//!   not only the last (`ca` is transitive), unless a break separates them:
+//!   an uncacheable value (invalid, or AF clear) written after the earlier
+//!   one, a DSB that orders it before a TLBI (`DSB-ob`: a full DSB or DSB
+//!   ST, not DSB LD), a TLBI covering the descriptor, and a full DSB, all
+//!   by the CPU writing the later value. A pair needs break-before-make
+//!   when its output address differs (unless both are read-only and the
+//!   two pages hold equal contents) or its memory type or shareability
+//!   differs (`Ctx::needs_bbm`).
+//!
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -83,6 +88,7 @@ use serde::Serialize;
 
 use crate::LitmusError;
 use crate::ast::*;
+use vmsa::herd_bbm::TtdBbm;
 
 mod early;
 mod relaxed;
@@ -262,19 +268,6 @@ struct Cpu {
     past: Vec<(u16, u64, u16, u8)>,
 }
 
-/// Where a descriptor is in the break-before-make sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Bbm {
-    /// No break since the last cacheable value.
-    Live,
-    /// An uncacheable value was written.
-    Broken,
-    /// A TLBI covering it was issued after the break, by this CPU.
-    Tlbi(u8),
-    /// That TLBI was completed by a DSB.
-    Done,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct State {
     cpus: Vec<Cpu>,
@@ -324,8 +317,10 @@ struct State {
     inv: Vec<(u8, u8, Option<Sym>)>,
     /// Faults taken: (thread, pc, va, kind).
     faults: Vec<(u8, u16, Sym, FaultKind)>,
-    /// Per descriptor: last cacheable value and BBM stage.
-    bbm: Vec<(u64, Bbm)>,
+    /// Per descriptor: herd7's break-before-make bookkeeping (the
+    /// cacheable values written and each CPU's breaks), shared with the
+    /// rule checker's herd7 flag (`vmsa::herd_bbm::TtdBbm`).
+    bbm: Vec<TtdBbm<u64>>,
     /// Hardware AF/dirty updates that walkers see but that have not reached
     /// memory for explicit accesses yet, oldest first: (symbol, CPU,
     /// value). One reaches memory at any time, before any explicit write
@@ -472,9 +467,9 @@ impl Ctx<'_> {
         let base = Self::reg(st, c, a.base);
         let off = match a.off {
             Operand::Imm(n) => n,
-            Operand::Reg(r, w) => {
+            Operand::Reg { reg: r, width: w } => {
                 let v = Self::reg(st, c, r).num();
-                if w {
+                if w == RegWidth::W {
                     (v as u32 as i32) as i64 as u64
                 } else {
                     v
@@ -511,16 +506,13 @@ impl Ctx<'_> {
         if let Loc::Pte(sym) = l {
             let d = v.num();
             st.pend.push((sym, writer as u8, d, false));
-            let s = usize::from(sym);
-            let (old, stage) = st.bbm[s];
-            if cacheable(d) {
-                if stage != Bbm::Done && self.needs_bbm(st, old, d) {
-                    st.warn = true;
-                }
-                st.bbm[s] = (d, Bbm::Live);
-            } else if stage == Bbm::Live {
-                st.bbm[s] = (old, Bbm::Broken);
-            }
+            let mut bbm = std::mem::replace(&mut st.bbm[usize::from(sym)], TtdBbm::new(None));
+            let mut warn = false;
+            bbm.write(writer, d, cacheable(d), |&old, _| {
+                warn |= self.needs_bbm(st, old, d);
+            });
+            st.bbm[usize::from(sym)] = bbm;
+            st.warn |= warn;
         }
     }
 
@@ -885,7 +877,7 @@ impl Ctx<'_> {
     /// since `c`'s revoked walks appeared.
     fn addr_dirty(&self, st: &State, c: usize, a: &Addr) -> bool {
         let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
-        bit(a.base) || matches!(a.off, Operand::Reg(r, _) if bit(r))
+        bit(a.base) || matches!(a.off, Operand::Reg { reg: r, .. } if bit(r))
     }
 
     fn access(
@@ -1002,9 +994,9 @@ impl Ctx<'_> {
     fn operand(st: &State, c: usize, o: Operand) -> Val {
         match o {
             Operand::Imm(n) => Val::Int(n),
-            Operand::Reg(r, w) => {
+            Operand::Reg { reg: r, width: w } => {
                 let v = Self::reg(st, c, r);
-                if w { narrow(v, 4) } else { v }
+                if w == RegWidth::W { narrow(v, 4) } else { v }
             }
         }
     }
@@ -1022,29 +1014,42 @@ impl Ctx<'_> {
             return Ok(());
         };
         // An acquire orders the later walks after it (herd7: `[A|Q]; po`
-        // in `bob`; catalogue test `FI` Forbidden). The parser maps LDAR
-        // and LDAPR onto plain loads, so the source text tells.
-        // Atomics are treated as acquires too, conservatively (SWPAL:
-        // catalogue test `S+shoot+swpal-mmufault` Forbidden).
-        let acquire = matches!(ins, Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..))
-            || th
-                .text
-                .get(pc)
-                .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"));
+        // in `bob`; catalogue test `FI` Forbidden): LDAR, LDAXR, LDAPR.
+        // Atomics are treated as acquires too, whatever their order,
+        // conservatively (SWPAL: catalogue test `S+shoot+swpal-mmufault`
+        // Forbidden).
+        let acquire = match ins {
+            Instr::Load { order, .. } => order.acquires(),
+            Instr::Swp { .. } | Instr::Cas { .. } | Instr::Amo { .. } => true,
+            _ => false,
+        };
         // Register data flow: a loaded value taints its register, and an
         // instruction's result is tainted when a source register is. The
         // condition flags carry no address dependency (herd7 allows
         // `S+shoot+pickaddr_mmufault_db`, whose address comes from a
         // CSEL on a comparison with the read value).
         let bit = |r: Reg| st.rdirty[c] >> (r & 63) & 1 == 1;
-        let op = |o: Operand| matches!(o, Operand::Reg(r, _) if bit(r));
+        let op = |o: Operand| matches!(o, Operand::Reg { reg: r, .. } if bit(r));
         let dest = match ins {
-            Instr::Mov(d, _, o) => Some((d, op(o))),
-            Instr::Alu(_, d, _, n, o) => Some((d, bit(n) || op(o))),
-            Instr::Csel(d, n, m, _) => Some((d, bit(n) || bit(m))),
-            Instr::Cset(d, _) | Instr::Adr(d, _) => Some((d, false)),
-            Instr::Ldr(d, ..) | Instr::Stxr(d, ..) => Some((d, true)),
-            Instr::Swp(_, t, ..) | Instr::Cas(t, ..) | Instr::Amo(_, _, t, ..) => Some((t, true)),
+            Instr::Mov { dst: d, src: o, .. } => Some((d, op(o))),
+            Instr::Alu {
+                dst: d,
+                lhs: n,
+                rhs: o,
+                ..
+            } => Some((d, bit(n) || op(o))),
+            Instr::Csel {
+                dst: d,
+                if_true: n,
+                if_false: m,
+                ..
+            } => Some((d, bit(n) || bit(m))),
+            Instr::Cset { dst: d, .. } | Instr::Adr { dst: d, .. } => Some((d, false)),
+            Instr::Load { dst: d, .. }
+            | Instr::StoreExclusive { status: d, .. }
+            | Instr::Swp { dst: d, .. }
+            | Instr::Cas { expected: d, .. }
+            | Instr::Amo { dst: d, .. } => Some((d, true)),
             _ => None,
         };
         for n in &mut out[start..] {
@@ -1075,7 +1080,9 @@ impl Ctx<'_> {
         match ins {
             Instr::Halt => n.cpus[c].done = true,
             Instr::Nop => next(&mut n),
-            Instr::Dmb(true) => {
+            Instr::Dmb {
+                kind: BarrierKind::Ld,
+            } => {
                 n.revoked[c].clear();
                 next(&mut n);
             }
@@ -1083,7 +1090,9 @@ impl Ctx<'_> {
                 self.sync(&mut n, c);
                 next(&mut n);
             }
-            Instr::Dmb(false) => {
+            Instr::Dmb {
+                kind: BarrierKind::Full | BarrierKind::St,
+            } => {
                 n.revoked[c].clear();
                 // The descriptor stores before the barrier are ordered
                 // before the stores after it, which other CPUs see at once
@@ -1091,12 +1100,12 @@ impl Ctx<'_> {
                 self.publish_all(&mut n, c);
                 next(&mut n);
             }
-            Instr::Dsb(kind) => {
+            Instr::Dsb { kind } => {
                 n.revoked[c].clear();
-                if kind != DsbKind::Ld {
+                if kind != BarrierKind::Ld {
                     self.drain(&mut n, c);
                 }
-                if kind == DsbKind::Full {
+                if kind == BarrierKind::Full {
                     self.flush_hus(&mut n, None, Some(c));
                     let mine: Vec<_> = n
                         .inv
@@ -1108,33 +1117,56 @@ impl Ctx<'_> {
                     for (i, t, s) in mine {
                         self.invalidate(&mut n, usize::from(i), usize::from(t), s);
                     }
-                    for b in &mut n.bbm {
-                        if b.1 == Bbm::Tlbi(c as u8) {
-                            b.1 = Bbm::Done;
-                        }
-                    }
+                }
+                for b in &mut n.bbm {
+                    b.dsb(c, kind != BarrierKind::Ld, kind == BarrierKind::Full, 0);
                 }
                 next(&mut n);
             }
-            Instr::Mov(d, w, o) => {
+            Instr::Mov {
+                dst: d,
+                width: w,
+                src: o,
+            } => {
                 let v = Self::operand(&n, c, o);
-                Self::set(&mut n, c, d, if w { narrow(v, 4) } else { v });
+                Self::set(
+                    &mut n,
+                    c,
+                    d,
+                    if w == RegWidth::W { narrow(v, 4) } else { v },
+                );
                 next(&mut n);
             }
-            Instr::Alu(op, d, w, a, o) => {
+            Instr::Alu {
+                op,
+                dst: d,
+                width: w,
+                lhs: a,
+                rhs: o,
+            } => {
                 let x = Self::reg(&n, c, a);
                 let y = Self::operand(&n, c, o);
                 let v = alu(op, x, y, self);
-                Self::set(&mut n, c, d, if w { narrow(v, 4) } else { v });
+                Self::set(
+                    &mut n,
+                    c,
+                    d,
+                    if w == RegWidth::W { narrow(v, 4) } else { v },
+                );
                 next(&mut n);
             }
-            Instr::Cmp(a, o) => {
+            Instr::Cmp { lhs: a, rhs: o } => {
                 let x = Self::reg(&n, c, a).num();
                 let y = Self::operand(&n, c, o).num();
                 n.cpus[c].z = x == y;
                 next(&mut n);
             }
-            Instr::Csel(d, a, b, cc) => {
+            Instr::Csel {
+                dst: d,
+                if_true: a,
+                if_false: b,
+                cond: cc,
+            } => {
                 let v = if holds(cc, n.cpus[c].z) {
                     Self::reg(&n, c, a)
                 } else {
@@ -1143,12 +1175,15 @@ impl Ctx<'_> {
                 Self::set(&mut n, c, d, v);
                 next(&mut n);
             }
-            Instr::Cset(d, cc) => {
+            Instr::Cset { dst: d, cond: cc } => {
                 let v = Val::Int(u64::from(holds(cc, n.cpus[c].z)));
                 Self::set(&mut n, c, d, v);
                 next(&mut n);
             }
-            Instr::B(cc, t) => {
+            Instr::B {
+                cond: cc,
+                target: t,
+            } => {
                 if cc.is_none_or(|cc| holds(cc, n.cpus[c].z)) {
                     n.cpus[c].pc = t;
                     self.back_jump(&mut n, c, cpu.pc, t);
@@ -1156,20 +1191,24 @@ impl Ctx<'_> {
                     next(&mut n);
                 }
             }
-            Instr::Cbz(nz, r, t) => {
+            Instr::Cbz {
+                on,
+                reg: r,
+                target: t,
+            } => {
                 let zero = Self::reg(&n, c, r).num() == 0;
-                if zero != nz {
+                if zero == (on == BranchOn::Zero) {
                     n.cpus[c].pc = t;
                     self.back_jump(&mut n, c, cpu.pc, t);
                 } else {
                     next(&mut n);
                 }
             }
-            Instr::Adr(d, t) => {
+            Instr::Adr { dst: d, target: t } => {
                 Self::set(&mut n, c, d, Val::Label(c as u8, t));
                 next(&mut n);
             }
-            Instr::MsrElr(r) => {
+            Instr::MsrElr { src: r } => {
                 n.cpus[c].elr = match Self::reg(&n, c, r) {
                     Val::Label(t, i) if usize::from(t) == c => i,
                     _ => {
@@ -1184,7 +1223,10 @@ impl Ctx<'_> {
                 self.sync(&mut n, c);
                 n.cpus[c].pc = n.cpus[c].elr;
             }
-            Instr::Tlbi(scope, bcast) => {
+            Instr::Tlbi {
+                scope,
+                shareability,
+            } => {
                 let sym = match scope {
                     TlbiScope::All => None,
                     TlbiScope::Page(r) => {
@@ -1203,7 +1245,7 @@ impl Ctx<'_> {
                         }
                     }
                 };
-                let targets: Vec<usize> = if bcast {
+                let targets: Vec<usize> = if shareability == TlbiShareability::Broadcast {
                     (0..n.cpus.len()).collect()
                 } else {
                     vec![c]
@@ -1215,27 +1257,38 @@ impl Ctx<'_> {
                     }
                 }
                 for (s, b) in n.bbm.iter_mut().enumerate() {
-                    if b.1 == Bbm::Broken && sym.is_none_or(|x| usize::from(x) == s) {
-                        b.1 = Bbm::Tlbi(c as u8);
+                    if sym.is_none_or(|x| usize::from(x) == s) {
+                        b.tlbi(c);
                     }
                 }
                 next(&mut n);
             }
-            Instr::Ldr(t, a, w, excl) => {
+            Instr::Load {
+                dst: t,
+                addr: a,
+                width,
+                exclusive,
+                ..
+            } => {
                 self.access(&n, c, &a, Access::Read, out, &|m, l| {
-                    let v = narrow(m.mem[self.mi(l)], w);
+                    let v = narrow(m.mem[self.mi(l)], width.bytes());
                     Self::set(m, c, t, v);
                     self.observed(m, c, l);
-                    if excl {
+                    if exclusive == Exclusivity::Exclusive {
                         m.cpus[c].excl = Some(l);
                     }
                     true
                 })?;
                 return Ok(());
             }
-            Instr::Str(t, a, w, rel) => {
-                let v = narrow(Self::reg(&n, c, t), w);
-                if rel {
+            Instr::Store {
+                src: t,
+                addr: a,
+                width,
+                order,
+            } => {
+                let v = narrow(Self::reg(&n, c, t), width.bytes());
+                if order == StoreOrder::Release {
                     // A release orders every earlier store before it.
                     self.publish_all(&mut n, c);
                 }
@@ -1245,8 +1298,14 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Stxr(s, t, a, w) => {
-                let v = narrow(Self::reg(&n, c, t), w);
+            Instr::StoreExclusive {
+                status: s,
+                src: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let v = narrow(Self::reg(&n, c, t), width.bytes());
                 // A failed store-exclusive writes nothing and needs no
                 // translation.
                 let mut fail = n.clone();
@@ -1265,7 +1324,14 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Swp(s, t, a, w) => {
+            Instr::Swp {
+                src: s,
+                dst: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let w = width.bytes();
                 let v = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
                     let old = narrow(m.mem[self.mi(l)], w);
@@ -1275,7 +1341,15 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Amo(op, s, t, a, w) => {
+            Instr::Amo {
+                op,
+                src: s,
+                dst: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let w = width.bytes();
                 let x = narrow(Self::reg(&n, c, s), w);
                 self.access(&n, c, &a, Access::Write, out, &|m, l| {
                     let old = narrow(m.mem[self.mi(l)], w);
@@ -1298,7 +1372,14 @@ impl Ctx<'_> {
                 })?;
                 return Ok(());
             }
-            Instr::Cas(s, t, a, w) => {
+            Instr::Cas {
+                expected: s,
+                new: t,
+                addr: a,
+                width,
+                ..
+            } => {
+                let w = width.bytes();
                 let cmp = narrow(Self::reg(&n, c, s), w);
                 let new = narrow(Self::reg(&n, c, t), w);
                 // A CAS whose comparison fails is a read (no write
@@ -1343,6 +1424,13 @@ fn insert(v: &mut Vec<(Sym, u64)>, e: (Sym, u64)) {
 /// `NT-20-tlbi`, `NT-23-tlbi+dsb`: a stale invalid descriptor faults no
 /// access ordered after the TLBI's DSB).
 fn canonical(n: &mut State) {
+    if n.warn {
+        // Only the warning depends on the BBM bookkeeping, and it is raised.
+        n.bbm.fill(TtdBbm::new(None));
+    }
+    for b in &mut n.bbm {
+        b.canonical();
+    }
     for c in 0..n.cpus.len() {
         if n.revoked[c].is_empty() {
             n.rdirty[c] = 0;
@@ -1481,26 +1569,18 @@ fn observe(cx: &Ctx<'_>, st: &State, o: &Obs) -> ObsVal {
 /// address comes from a load, and the CPU's TLB may hold the page's entry
 /// from before the TLBI).
 fn accessible_vas(t: &Test) -> Vec<u64> {
-    let addr_of = |i: &Instr| match i {
-        Instr::Ldr(_, a, ..)
-        | Instr::Str(_, a, _, _)
-        | Instr::Stxr(_, _, a, _)
-        | Instr::Swp(_, _, a, _)
-        | Instr::Cas(_, _, a, _)
-        | Instr::Amo(_, _, _, a, _) => Some(*a),
-        _ => None,
-    };
+    let addr_of = |i: &Instr| i.addr().copied();
     let dest = |i: &Instr| match *i {
-        Instr::Mov(d, ..)
-        | Instr::Alu(_, d, ..)
-        | Instr::Csel(d, ..)
-        | Instr::Cset(d, _)
-        | Instr::Adr(d, _)
-        | Instr::Ldr(d, ..)
-        | Instr::Stxr(d, ..)
-        | Instr::Swp(_, d, ..)
-        | Instr::Cas(d, ..)
-        | Instr::Amo(_, _, d, ..) => Some(d),
+        Instr::Mov { dst: d, .. }
+        | Instr::Alu { dst: d, .. }
+        | Instr::Csel { dst: d, .. }
+        | Instr::Cset { dst: d, .. }
+        | Instr::Adr { dst: d, .. }
+        | Instr::Load { dst: d, .. }
+        | Instr::StoreExclusive { status: d, .. }
+        | Instr::Swp { dst: d, .. }
+        | Instr::Cas { expected: d, .. }
+        | Instr::Amo { dst: d, .. } => Some(d),
         _ => None,
     };
     let mut any = 0u64;
@@ -1528,7 +1608,7 @@ fn accessible_vas(t: &Test) -> Vec<u64> {
             let computed = code
                 .iter()
                 .filter_map(addr_of)
-                .any(|a| matches!(a.off, Operand::Reg(..)));
+                .any(|a| matches!(a.off, Operand::Reg { .. }));
             if computed {
                 return u64::MAX;
             }
@@ -1623,10 +1703,7 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
     let bbm = (0..nsym)
         .map(|s| {
             let d = mem[2 * s + 1].num();
-            (
-                if cacheable(d) { d } else { 0 },
-                if cacheable(d) { Bbm::Live } else { Bbm::Broken },
-            )
+            TtdBbm::new(cacheable(d).then_some(d))
         })
         .collect();
     let tlbs: Vec<Vec<(Sym, u64)>> = (0..nthreads)

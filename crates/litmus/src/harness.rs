@@ -345,7 +345,7 @@ pub fn feature(t: &Test) -> &'static str {
     }
     if t.threads
         .iter()
-        .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi(..))))
+        .any(|th| th.code.iter().any(|i| matches!(i, Instr::Tlbi { .. })))
     {
         "TLB maintenance"
     } else if t.tthm.ha != 0 || t.tthm.hd != 0 {

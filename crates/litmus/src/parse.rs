@@ -586,7 +586,10 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let s = p.ident()?;
             let (r, w) = parse_reg(&s)
                 .ok_or_else(|| p.err(format!("expected a register or #imm, found `{s}`")))?;
-            Ok(Operand::Reg(r, w))
+            Ok(Operand::Reg {
+                reg: r,
+                width: rw(w),
+            })
         }
     };
     let target = |p: &mut P<'_>| -> Result<u16, LitmusError> {
@@ -603,7 +606,7 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
                 let ext = p.ident()?.to_ascii_uppercase();
                 match ext.as_str() {
                     "SXTW" | "UXTW" | "SXTX" | "UXTX" => {}
-                    "LSL" if matches!(off, Operand::Reg(..)) => {
+                    "LSL" if matches!(off, Operand::Reg { .. }) => {
                         return Err(p.unsupported("a shifted register offset"));
                     }
                     _ => return Err(p.unsupported(format!("address extension `{ext}`"))),
@@ -616,15 +619,15 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         }
         Ok(Addr { base, off })
     };
-    let width = |w: bool, op: &str| -> u8 {
+    let width = |w: bool, op: &str| -> Width {
         if op.ends_with('B') && !op.ends_with("SWPB") {
-            1
+            Width::Byte
         } else if op.ends_with('H') {
-            2
+            Width::Half
         } else if w {
-            4
+            Width::Word
         } else {
-            8
+            Width::Double
         }
     };
     let cond = |p: &P<'_>, s: &str| -> Result<CondCode, LitmusError> {
@@ -639,7 +642,11 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         "MOV" => {
             let (d, w) = reg(p)?;
             comma(p)?;
-            Instr::Mov(d, w, operand(p)?)
+            Instr::Mov {
+                dst: d,
+                width: rw(w),
+                src: operand(p)?,
+            }
         }
         "ADD" | "SUB" | "EOR" | "AND" | "ORR" | "BIC" | "LSR" | "LSL" => {
             let a = match op.as_str() {
@@ -663,12 +670,21 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
                     return Err(p.unsupported(format!("{op} with a shifted operand ({ext})")));
                 }
             }
-            Instr::Alu(a, d, w, n, m)
+            Instr::Alu {
+                op: a,
+                dst: d,
+                width: rw(w),
+                lhs: n,
+                rhs: m,
+            }
         }
         "CMP" => {
             let (n, _) = reg(p)?;
             comma(p)?;
-            Instr::Cmp(n, operand(p)?)
+            Instr::Cmp {
+                lhs: n,
+                rhs: operand(p)?,
+            }
         }
         "CSEL" => {
             let (d, _) = reg(p)?;
@@ -678,42 +694,99 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let (m, _) = reg(p)?;
             comma(p)?;
             let c = p.ident()?.to_ascii_uppercase();
-            Instr::Csel(d, n, m, cond(p, &c)?)
+            Instr::Csel {
+                dst: d,
+                if_true: n,
+                if_false: m,
+                cond: cond(p, &c)?,
+            }
         }
         "CSET" => {
             let (d, _) = reg(p)?;
             comma(p)?;
             let c = p.ident()?.to_ascii_uppercase();
-            Instr::Cset(d, cond(p, &c)?)
+            Instr::Cset {
+                dst: d,
+                cond: cond(p, &c)?,
+            }
         }
-        "B" => Instr::B(None, target(p)?),
+        "B" => Instr::B {
+            cond: None,
+            target: target(p)?,
+        },
         "B.EQ" | "B.NE" => {
             let c = cond(p, &op[2..])?;
-            Instr::B(Some(c), target(p)?)
+            Instr::B {
+                cond: Some(c),
+                target: target(p)?,
+            }
         }
         "CBZ" | "CBNZ" => {
             let (r, _) = reg(p)?;
             comma(p)?;
-            Instr::Cbz(op == "CBNZ", r, target(p)?)
+            Instr::Cbz {
+                on: if op == "CBNZ" {
+                    BranchOn::NonZero
+                } else {
+                    BranchOn::Zero
+                },
+                reg: r,
+                target: target(p)?,
+            }
         }
         "LDR" | "LDRB" | "LDRH" | "LDAR" | "LDARB" | "LDARH" | "LDAPR" | "LDXR" | "LDAXR" => {
             let (t, w) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            Instr::Ldr(t, a, width(w, &op), op.contains("XR"))
+            Instr::Load {
+                dst: t,
+                addr: a,
+                width: width(w, &op),
+                order: if op.starts_with("LDAP") {
+                    LoadOrder::AcquirePc
+                } else if op.starts_with("LDA") {
+                    LoadOrder::Acquire
+                } else {
+                    LoadOrder::Plain
+                },
+                exclusive: if op.contains("XR") {
+                    Exclusivity::Exclusive
+                } else {
+                    Exclusivity::Plain
+                },
+            }
         }
         "STR" | "STRB" | "STRH" | "STLR" | "STLRB" | "STLRH" => {
             let (t, w) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            Instr::Str(t, a, width(w, &op), op.starts_with("STL"))
+            Instr::Store {
+                src: t,
+                addr: a,
+                width: width(w, &op),
+                order: if op.starts_with("STL") {
+                    StoreOrder::Release
+                } else {
+                    StoreOrder::Plain
+                },
+            }
         }
         "STXR" | "STLXR" => {
             let (s, _) = reg(p)?;
             comma(p)?;
             let (t, w) = reg(p)?;
             comma(p)?;
-            Instr::Stxr(s, t, addr(p)?, width(w, ""))
+            Instr::StoreExclusive {
+                status: s,
+                src: t,
+                addr: addr(p)?,
+                width: width(w, ""),
+                order: if op.starts_with("STL") {
+                    StoreOrder::Release
+                } else {
+                    StoreOrder::Plain
+                },
+            }
         }
         "SWP" | "SWPA" | "SWPL" | "SWPAL" | "CAS" | "CASA" | "CASL" | "CASAL" => {
             let (s, w) = reg(p)?;
@@ -721,18 +794,31 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             let (t, _) = reg(p)?;
             comma(p)?;
             let a = addr(p)?;
-            let wd = width(w, "");
+            let width = width(w, "");
+            let order = RmwOrder::from_suffix(&op[3..]).unwrap_or(RmwOrder::Plain);
             if op.starts_with("SWP") {
-                Instr::Swp(s, t, a, wd)
+                Instr::Swp {
+                    src: s,
+                    dst: t,
+                    addr: a,
+                    width,
+                    order,
+                }
             } else {
-                Instr::Cas(s, t, a, wd)
+                Instr::Cas {
+                    expected: s,
+                    new: t,
+                    addr: a,
+                    width,
+                    order,
+                }
             }
         }
         _ if [
             "LDADD", "LDCLR", "LDSET", "LDEOR", "STADD", "STCLR", "STSET", "STEOR",
         ]
         .iter()
-        .any(|b| op.starts_with(b) && ["", "A", "L", "AL"].contains(&&op[5..])) =>
+        .any(|b| op.starts_with(b) && RmwOrder::from_suffix(&op[5..]).is_some()) =>
         {
             let a = match &op[2..5] {
                 "ADD" => AmoOp::Add,
@@ -749,38 +835,56 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
             } else {
                 ZR
             };
-            Instr::Amo(a, s, t, addr(p)?, width(w, ""))
+            Instr::Amo {
+                op: a,
+                src: s,
+                dst: t,
+                addr: addr(p)?,
+                width: width(w, ""),
+                order: RmwOrder::from_suffix(&op[5..]).unwrap_or(RmwOrder::Plain),
+            }
         }
-        "DMB" => {
+        "DMB" | "DSB" => {
             let k = p.ident()?.to_ascii_uppercase();
-            Instr::Dmb(k.ends_with("LD"))
-        }
-        "DSB" => {
-            let k = p.ident()?.to_ascii_uppercase();
-            Instr::Dsb(if k.ends_with("LD") {
-                DsbKind::Ld
+            let kind = if k.ends_with("LD") {
+                BarrierKind::Ld
             } else if k.ends_with("ST") {
-                DsbKind::St
+                BarrierKind::St
             } else {
-                DsbKind::Full
-            })
+                BarrierKind::Full
+            };
+            if op == "DMB" {
+                Instr::Dmb { kind }
+            } else {
+                Instr::Dsb { kind }
+            }
         }
         "ISB" => Instr::Isb,
         "TLBI" => {
             let k = p.ident()?.to_ascii_uppercase();
-            let is = k.ends_with("IS") || k.ends_with("OS");
+            let shareability = if k.ends_with("IS") || k.ends_with("OS") {
+                TlbiShareability::Broadcast
+            } else {
+                TlbiShareability::Local
+            };
             let base = k.trim_end_matches("IS").trim_end_matches("OS");
             match base {
                 "VMALLE1" | "ALLE1" | "VMALLS12E1" | "ALLE2" | "ASIDE1" => {
                     if p.eat(",") {
                         reg(p)?;
                     }
-                    Instr::Tlbi(TlbiScope::All, is)
+                    Instr::Tlbi {
+                        scope: TlbiScope::All,
+                        shareability,
+                    }
                 }
                 "VAE1" | "VAAE1" | "VALE1" | "VAALE1" | "IPAS2E1" | "VAE2" => {
                     comma(p)?;
                     let (r, _) = reg(p)?;
-                    Instr::Tlbi(TlbiScope::Page(r), is)
+                    Instr::Tlbi {
+                        scope: TlbiScope::Page(r),
+                        shareability,
+                    }
                 }
                 _ => return Err(p.unsupported(format!("TLBI {k}"))),
             }
@@ -788,7 +892,10 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
         "ADR" => {
             let (d, _) = reg(p)?;
             comma(p)?;
-            Instr::Adr(d, target(p)?)
+            Instr::Adr {
+                dst: d,
+                target: target(p)?,
+            }
         }
         "MSR" => {
             let sr = p.ident()?.to_ascii_uppercase();
@@ -796,7 +903,7 @@ fn parse_instr(p: &mut P<'_>, label: &dyn Fn(&str) -> Option<u16>) -> Result<Ins
                 return Err(p.unsupported(format!("MSR {sr}")));
             }
             comma(p)?;
-            Instr::MsrElr(reg(p)?.0)
+            Instr::MsrElr { src: reg(p)?.0 }
         }
         "ERET" => Instr::Eret,
         _ => return Err(p.unsupported(format!("instruction {op}"))),
@@ -1387,4 +1494,9 @@ fn check_threads(file: &str, t: Test, brace_line: usize) -> Result<Test, LitmusE
         }
     }
     Ok(t)
+}
+
+/// The width of a register named `Wn` (`w`) or `Xn`.
+fn rw(w: bool) -> RegWidth {
+    if w { RegWidth::W } else { RegWidth::X }
 }

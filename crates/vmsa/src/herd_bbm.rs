@@ -219,27 +219,32 @@ impl Pair {
 /// How far one CPU has gone in a chain "write, DSB, covering TLBI, DSB ISH"
 /// for one location: each field is the index of the latest write of the
 /// chain's kind (0 for none) that reached that point.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Chain {
     /// Written.
     last: u64,
-    /// Followed by a DSB of the CPU (any kind): ordered before later TLBIs.
+    /// Followed by a DSB of the CPU that orders it before later TLBIs
+    /// (`aarch64hwreqs.cat`, `DSB-ob`: `dsb.full`, or `dsb.st` after an
+    /// explicit write; not `dsb.ld`).
     synced: u64,
     /// Followed, after that DSB, by a TLBI of the CPU covering the location.
     tlbi: u64,
-    /// That TLBI completed by a `DSB ISH` of the CPU.
+    /// That TLBI completed by a `DSB ISH` of the CPU (`dsb.full`, which
+    /// orders the TLBI before later explicit accesses: `DSB-ob`).
     done: u64,
     /// The step of that `DSB ISH`.
     done_step: u64,
 }
 
 impl Chain {
-    fn dsb(&mut self, full: bool, step: u64) {
+    fn dsb(&mut self, orders_stores: bool, full: bool, step: u64) {
         if full && self.tlbi > self.done {
             self.done = self.tlbi;
             self.done_step = step;
         }
-        self.synced = self.last;
+        if orders_stores || full {
+            self.synced = self.last;
+        }
     }
 
     fn tlbi(&mut self) {
@@ -253,22 +258,223 @@ impl Chain {
 
 /// Per CPU: the chain of uncacheable writes (herd7's `BBM`) and the chain
 /// of any writes (the lifetime of the values they replaced).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 struct Chains {
     brk: Chain,
     life: Chain,
+}
+
+/// herd7's break-before-make bookkeeping for one descriptor (one location
+/// of `ca`), shared by [`HerdBbm`] and the litmus executor (crate
+/// `litmus`): the cacheable values written so far, and per CPU how far its
+/// latest break has gone.
+///
+/// The rule (`aarch64bbm.cat` `TTD-update-needsBBM` less `aarch64.cat`
+/// `BBM`, see the module documentation): a cacheable value is compared
+/// with *every* earlier cacheable value of the descriptor (`ca` is
+/// transitive between writes), except those a completed break separates
+/// from it: an uncacheable value written after the earlier one, then a DSB
+/// ordering it before a TLBI (`dsb.full`, or `dsb.st`: `DSB-ob`), a TLBI
+/// covering the descriptor (`inv-scope`), and a `DSB ISH` ordering the
+/// TLBI before the new value, all by the CPU writing the new value.
+///
+/// `V` is the caller's value (a descriptor with its context); the caller
+/// decides which pairs need break-before-make (the clauses of
+/// `TTD-update-BBM-cand`, [`Reason`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TtdBbm<V> {
+    /// Writes seen.
+    writes: u64,
+    /// The initial value (index 0), when cacheable and not forgotten.
+    initial: Option<V>,
+    /// Every cacheable value written so far, oldest first, with its index
+    /// in the location's coherence order (`n` for the `n`-th write).
+    cacheable: Vec<(u64, V)>,
+    /// Per CPU.
+    chains: Vec<Chains>,
+}
+
+impl<V> TtdBbm<V> {
+    /// Starts with the initial value, given when it is cacheable.
+    pub fn new(initial: Option<V>) -> Self {
+        TtdBbm {
+            writes: 0,
+            initial,
+            cacheable: Vec::new(),
+            chains: Vec::new(),
+        }
+    }
+
+    /// Returns the number of writes seen: the next write gets index
+    /// `writes() + 1`.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    fn chains_mut(&mut self, cpu: usize) -> &mut Chains {
+        if cpu >= self.chains.len() {
+            self.chains.resize(cpu + 1, Chains::default());
+        }
+        &mut self.chains[cpu]
+    }
+
+    /// Records a write of `value` by `cpu`. When `cacheable`, first calls
+    /// `earlier` with every earlier cacheable value no completed break of
+    /// `cpu` separates from it, oldest first, and with the step of the
+    /// `DSB ISH` that completed a covering TLBI after a later value
+    /// replaced it, if any (the value can no longer be in a TLB; herd7 does
+    /// not count that as a break unless the replacing value was
+    /// uncacheable).
+    pub fn write(
+        &mut self,
+        cpu: usize,
+        value: V,
+        cacheable: bool,
+        mut earlier: impl FnMut(&V, Option<u64>),
+    ) {
+        self.writes += 1;
+        let index = self.writes;
+        let chains = *self.chains_mut(cpu);
+        if cacheable {
+            let initial = self.initial.iter().map(|v| (0, v));
+            for (i, w1) in initial.chain(self.cacheable.iter().map(|(i, v)| (*i, v))) {
+                // `BBM`: an uncacheable value after `w1`, then a TLBI
+                // ordered after it and before `value`: `done` is the latest
+                // uncacheable write whose chain completed.
+                if i < chains.brk.done {
+                    continue;
+                }
+                earlier(w1, (i < chains.life.done).then_some(chains.life.done_step));
+            }
+            self.cacheable.push((index, value));
+        }
+        let chains = self.chains_mut(cpu);
+        chains.life.last = index;
+        if !cacheable {
+            chains.brk.last = index;
+        }
+    }
+
+    /// Records a DSB of `cpu`: `orders_stores` unless it is `DSB LD`,
+    /// `completes_tlbi` when it is a full `DSB` (`dsb.full`). `step` is
+    /// the caller's clock, reported by [`TtdBbm::write`].
+    pub fn dsb(&mut self, cpu: usize, orders_stores: bool, completes_tlbi: bool, step: u64) {
+        // A CPU that has written nothing has nothing to order.
+        if let Some(c) = self.chains.get_mut(cpu) {
+            c.brk.dsb(orders_stores, completes_tlbi, step);
+            c.life.dsb(orders_stores, completes_tlbi, step);
+        }
+    }
+
+    /// Records a TLBI of `cpu` covering the descriptor.
+    pub fn tlbi(&mut self, cpu: usize) {
+        if let Some(c) = self.chains.get_mut(cpu) {
+            c.brk.tlbi();
+            c.life.tlbi();
+        }
+    }
+
+    /// Forgets what cannot change whether a later write makes a pair:
+    /// an earlier cacheable value equal to a later one (any break after
+    /// the earlier one follows the later one too, so the later one pairs
+    /// whenever the earlier would, for the same clauses), and the indices'
+    /// absolute values (they are renumbered in order, so that two
+    /// histories that differ only by forgotten writes compare equal). For
+    /// callers that need only whether a pair exists, not each pair (the
+    /// litmus executor, whose states are compared): the lifetimes of the
+    /// values replaced are forgotten too, and [`TtdBbm::write`] reports
+    /// none from then on.
+    pub fn canonical(&mut self)
+    where
+        V: PartialEq,
+    {
+        if self.writes == 0 {
+            return;
+        }
+        for c in &mut self.chains {
+            c.life = Chain::default();
+        }
+        // A CPU without a chain has a default one.
+        while self.chains.last().is_some_and(|c| *c == Chains::default()) {
+            self.chains.pop();
+        }
+        if self
+            .initial
+            .as_ref()
+            .is_some_and(|v0| self.cacheable.iter().any(|(_, v)| v == v0))
+        {
+            self.initial = None;
+        }
+        let mut i = 0;
+        while i < self.cacheable.len() {
+            if self.cacheable[i + 1..]
+                .iter()
+                .any(|(_, v)| *v == self.cacheable[i].1)
+            {
+                self.cacheable.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        // The indices in use (the lifetimes are all 0 now), sorted and
+        // without repeats, on the stack when few (this runs at every state
+        // of the litmus executor).
+        let n = 1 + self.cacheable.len() + 4 * self.chains.len();
+        let mut stack = [0u64; 64];
+        let mut heap = Vec::new();
+        let used: &mut [u64] = if n <= stack.len() {
+            &mut stack[..n]
+        } else {
+            heap.resize(n, 0);
+            &mut heap
+        };
+        let mut k = 1;
+        for (i, _) in &self.cacheable {
+            used[k] = *i;
+            k += 1;
+        }
+        for c in &self.chains {
+            let ch = c.brk;
+            used[k..k + 4].copy_from_slice(&[ch.last, ch.synced, ch.tlbi, ch.done]);
+            k += 4;
+        }
+        used.sort_unstable();
+        let mut len = 1;
+        for i in 1..n {
+            if used[i] != used[len - 1] {
+                used[len] = used[i];
+                len += 1;
+            }
+        }
+        let used = &used[..len];
+        let rank = |x: &mut u64| *x = used.binary_search(x).unwrap_or(0) as u64;
+        for (i, _) in &mut self.cacheable {
+            rank(i);
+        }
+        for c in &mut self.chains {
+            rank(&mut c.brk.last);
+            rank(&mut c.brk.synced);
+            rank(&mut c.brk.tlbi);
+            rank(&mut c.brk.done);
+        }
+        self.writes = len as u64 - 1;
+    }
+
+    /// Tells whether every write of `cpu` has gone through a completed
+    /// covering TLBI (nothing is left for later barriers to do).
+    pub fn complete(&self, cpu: usize) -> bool {
+        self.chains
+            .get(cpu)
+            .is_none_or(|c| c.brk.complete() && c.life.complete())
+    }
 }
 
 /// One location (a level-3 descriptor).
 #[derive(Clone, Debug)]
 struct Loc {
     va: VirtAddr,
-    /// Writes seen.
-    writes: u64,
-    /// Every cacheable value so far, oldest first.
-    cacheable: Vec<Value>,
-    /// Per CPU.
-    chains: Vec<Chains>,
+    /// The values and breaks.
+    bbm: TtdBbm<Value>,
 }
 
 /// herd7's BBM flag over a stream of events.
@@ -405,10 +611,8 @@ impl HerdBbm {
                     let Some(loc) = self.locs.get_mut(&pa) else {
                         continue;
                     };
-                    let c = &mut loc.chains[cpu];
-                    c.brk.dsb(full, step);
-                    c.life.dsb(full, step);
-                    if !(c.brk.complete() && c.life.complete()) {
+                    loc.bbm.dsb(cpu, true, full, step);
+                    if !loc.bbm.complete(cpu) {
                         still.insert(pa);
                     }
                 }
@@ -422,11 +626,8 @@ impl HerdBbm {
                     self.pending_mut(cpu).iter().copied().collect()
                 };
                 for pa in covered {
-                    if let Some(loc) = self.locs.get_mut(&pa)
-                        && let Some(c) = loc.chains.get_mut(cpu)
-                    {
-                        c.brk.tlbi();
-                        c.life.tlbi();
+                    if let Some(loc) = self.locs.get_mut(&pa) {
+                        loc.bbm.tlbi(cpu);
                     }
                 }
             }
@@ -449,62 +650,39 @@ impl HerdBbm {
         let config = self.config;
         let step = self.step;
         self.pending_mut(cpu).insert(pa);
-        let ncpus = self.pending.len();
         let loc = self.locs.entry(pa).or_insert_with(|| Loc {
             va,
-            writes: 0,
-            cacheable: if cacheable(g, old) {
-                vec![Value {
-                    index: 0,
-                    step: None,
-                    cpu: None,
-                    desc: old,
-                }]
-            } else {
-                Vec::new()
-            },
-            chains: Vec::new(),
+            bbm: TtdBbm::new(cacheable(g, old).then_some(Value {
+                index: 0,
+                step: None,
+                cpu: None,
+                desc: old,
+            })),
         });
-        if loc.chains.len() < ncpus {
-            loc.chains.resize(ncpus, Chains::default());
-        }
         let moved = (loc.va != va).then_some(loc.va);
         loc.va = va;
-        loc.writes += 1;
         let value = Value {
-            index: loc.writes,
+            index: loc.bbm.writes() + 1,
             step: Some(step),
             cpu: Some(cpu),
             desc: new,
         };
-        let chains = &mut loc.chains[cpu];
-        chains.life.last = value.index;
-        if cacheable(g, new) {
-            for w1 in &loc.cacheable {
-                // `BBM`: an uncacheable value after `w1`, then a TLBI
-                // ordered after it and before `value`: `done` is the latest
-                // uncacheable write whose chain completed.
-                if w1.index < chains.brk.done {
-                    continue;
-                }
+        let pairs = &mut self.pairs;
+        loc.bbm
+            .write(cpu, value, cacheable(g, new), |w1, first_ended| {
                 let reasons = reasons(&config, mem, w1.desc, new);
-                if reasons.is_empty() {
-                    continue;
+                if !reasons.is_empty() {
+                    pairs.push(Pair {
+                        granule: g,
+                        pa,
+                        va,
+                        first: *w1,
+                        second: value,
+                        reasons,
+                        first_ended,
+                    });
                 }
-                self.pairs.push(Pair {
-                    granule: g,
-                    pa,
-                    va,
-                    first: *w1,
-                    second: value,
-                    reasons,
-                    first_ended: (w1.index < chains.life.done).then_some(chains.life.done_step),
-                });
-            }
-            loc.cacheable.push(value);
-        } else {
-            chains.brk.last = value.index;
-        }
+            });
         if let Some(v) = moved {
             self.by_va.remove(&v.0);
         }

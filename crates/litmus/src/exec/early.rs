@@ -48,7 +48,7 @@ fn bit(r: Reg) -> u64 {
 
 fn op_bit(o: Operand) -> u64 {
     match o {
-        Operand::Reg(r, _) => bit(r),
+        Operand::Reg { reg: r, .. } => bit(r),
         Operand::Imm(_) => 0,
     }
 }
@@ -105,15 +105,7 @@ impl Ctx<'_> {
             let Some(&ins) = code.get(usize::from(pc)) else {
                 return;
             };
-            let access = match ins {
-                Instr::Ldr(_, a, ..)
-                | Instr::Str(_, a, ..)
-                | Instr::Stxr(_, _, a, _)
-                | Instr::Swp(_, _, a, _)
-                | Instr::Cas(_, _, a, _)
-                | Instr::Amo(_, _, _, a, _) => Some(a),
-                _ => None,
-            };
+            let access = ins.addr().copied();
             if let Some(a) = access {
                 let ab = addr_bits(&a);
                 if ab & (unknown | tainted) != 0 {
@@ -121,7 +113,10 @@ impl Ctx<'_> {
                 }
                 match self.addr(st, c, &a) {
                     Ok(Val::Va(s)) => {
-                        if let Instr::Str(_, _, _, false) = ins
+                        if let Instr::Store {
+                            order: StoreOrder::Plain,
+                            ..
+                        } = ins
                             && ptes >> s & 1 == 0
                             && !cpu.pre.iter().any(|e| e.0 == pc)
                         {
@@ -141,7 +136,14 @@ impl Ctx<'_> {
                     // before the store in coherence (catalogue test
                     // `coWWExp-TLBI-NExp+VMALL`, Allowed). Reads of it stay
                     // conservative.
-                    Ok(Val::PteAddr(_)) if matches!(ins, Instr::Str(_, _, _, false)) => {}
+                    Ok(Val::PteAddr(_))
+                        if matches!(
+                            ins,
+                            Instr::Store {
+                                order: StoreOrder::Plain,
+                                ..
+                            }
+                        ) => {}
                     Ok(Val::PteAddr(s)) => ptes |= 1u64 << s,
                     _ => return,
                 }
@@ -165,47 +167,69 @@ impl Ctx<'_> {
                 // after no TLBI. So the early translation survives the
                 // thread's own invalidation (`invalidate` spares the
                 // issuer's `Cpu::pre`).
-                Instr::Tlbi(..) => {}
+                Instr::Tlbi { .. } => {}
                 Instr::Isb | Instr::Eret | Instr::Halt => return,
-                Instr::Stxr(..) | Instr::Swp(..) | Instr::Cas(..) | Instr::Amo(..) => return,
-                Instr::B(cc, t) => {
+                Instr::StoreExclusive { .. }
+                | Instr::Swp { .. }
+                | Instr::Cas { .. }
+                | Instr::Amo { .. } => return,
+                Instr::B {
+                    cond: cc,
+                    target: t,
+                } => {
                     if cc.is_none() || usize::from(t) != usize::from(pc) + 1 || flags_tainted {
                         return;
                     }
                 }
-                Instr::Cbz(_, r, t) => {
+                Instr::Cbz {
+                    reg: r, target: t, ..
+                } => {
                     if usize::from(t) != usize::from(pc) + 1 || src_t(r) || bit(r) & unknown != 0 {
                         return;
                     }
                 }
-                Instr::Cmp(a, o) => flags_tainted = src_t(a) || op_t(o),
-                Instr::Mov(d, _, o) => {
+                Instr::Cmp { lhs: a, rhs: o } => flags_tainted = src_t(a) || op_t(o),
+                Instr::Mov { dst: d, src: o, .. } => {
                     unknown |= bit(d);
                     tainted = (tainted & !bit(d)) | if op_t(o) { bit(d) } else { 0 };
                 }
-                Instr::Alu(_, d, _, a, o) => {
+                Instr::Alu {
+                    dst: d,
+                    lhs: a,
+                    rhs: o,
+                    ..
+                } => {
                     unknown |= bit(d);
                     let t = src_t(a) || op_t(o);
                     tainted = (tainted & !bit(d)) | if t { bit(d) } else { 0 };
                 }
-                Instr::Csel(d, a, b, _) => {
+                Instr::Csel {
+                    dst: d,
+                    if_true: a,
+                    if_false: b,
+                    ..
+                } => {
                     unknown |= bit(d);
                     let t = src_t(a) || src_t(b) || flags_tainted;
                     tainted = (tainted & !bit(d)) | if t { bit(d) } else { 0 };
                 }
-                Instr::Cset(d, _) => {
+                Instr::Cset { dst: d, .. } => {
                     unknown |= bit(d);
                     tainted = (tainted & !bit(d)) | if flags_tainted { bit(d) } else { 0 };
                 }
-                Instr::Adr(d, _) => {
+                Instr::Adr { dst: d, .. } => {
                     unknown |= bit(d);
                     tainted &= !bit(d);
                 }
-                Instr::Ldr(d, ..) => {
+                Instr::Load { dst: d, .. } => {
                     unknown |= bit(d);
                     tainted |= bit(d);
                 }
-                Instr::Str(..) | Instr::Dmb(_) | Instr::Dsb(_) | Instr::Nop | Instr::MsrElr(_) => {}
+                Instr::Store { .. }
+                | Instr::Dmb { .. }
+                | Instr::Dsb { .. }
+                | Instr::Nop
+                | Instr::MsrElr { .. } => {}
             }
         }
     }
@@ -277,14 +301,14 @@ impl Ctx<'_> {
     pub(super) fn walk_predicted(&self, st: &State, c: usize, pc: u16) -> Vec<State> {
         let code = &self.t.threads[c].code;
         let (a, accs) = match code.get(usize::from(pc)) {
-            Some(Instr::Ldr(_, a, ..)) => (*a, &[Access::Read][..]),
-            Some(Instr::Cas(_, _, a, _)) => (*a, &[Access::Read, Access::Write][..]),
+            Some(Instr::Load { addr, .. }) => (*addr, &[Access::Read][..]),
+            Some(Instr::Cas { addr, .. }) => (*addr, &[Access::Read, Access::Write][..]),
             Some(
-                Instr::Str(_, a, ..)
-                | Instr::Stxr(_, _, a, _)
-                | Instr::Swp(_, _, a, _)
-                | Instr::Amo(_, _, _, a, _),
-            ) => (*a, &[Access::Write][..]),
+                Instr::Store { addr, .. }
+                | Instr::StoreExclusive { addr, .. }
+                | Instr::Swp { addr, .. }
+                | Instr::Amo { addr, .. },
+            ) => (*addr, &[Access::Write][..]),
             _ => return Vec::new(),
         };
         let Ok(Val::Va(s)) = self.addr(st, c, &a) else {

@@ -161,7 +161,7 @@ fn bit(r: Reg) -> u64 {
 
 fn op_bits(o: Operand) -> u64 {
     match o {
-        Operand::Reg(r, _) => bit(r),
+        Operand::Reg { reg: r, .. } => bit(r),
         Operand::Imm(_) => 0,
     }
 }
@@ -170,107 +170,152 @@ fn addr_bits(a: &Addr) -> u64 {
     bit(a.base) | op_bits(a.off)
 }
 
-/// Describes instruction `i` of `th` (the ordering annotations come from
-/// the mnemonic as written, e.g. `LDAPR`, `DMB ISHST`).
+/// Describes instruction `i` of `th`, from its fields alone (memory
+/// order, barrier kind).
 pub(super) fn meta(th: &Thread, i: usize) -> Meta {
-    let text = th.text.get(i).map_or("", String::as_str);
-    let mut words = text.split_whitespace();
-    let mn = words.next().unwrap_or("").to_ascii_uppercase();
-    let arg = words.next().unwrap_or("").to_ascii_uppercase();
-    // The suffix of an atomic's mnemonic: "", "A", "L", "AL" (with a B/H
-    // width letter for the byte/halfword forms).
-    let atomic_sfx = [
-        "SWP", "CAS", "LDADD", "LDCLR", "LDSET", "LDEOR", "STADD", "STCLR",
-    ]
-    .iter()
-    .chain(["STSET", "STEOR"].iter())
-    .find(|b| mn.starts_with(**b))
-    .map(|b| mn[b.len()..].trim_end_matches(['B', 'H']).to_string());
     let mut m = Meta::default();
     let Some(&ins) = th.code.get(i) else {
         return m;
     };
     match ins {
-        Instr::Mov(d, _, o) => {
+        Instr::Mov { dst: d, src: o, .. } => {
             m.reads = op_bits(o);
             m.writes = bit(d);
         }
-        Instr::Alu(_, d, _, a, o) => {
+        Instr::Alu {
+            dst: d,
+            lhs: a,
+            rhs: o,
+            ..
+        } => {
             m.reads = bit(a) | op_bits(o);
             m.writes = bit(d);
         }
-        Instr::Cmp(a, o) => {
+        Instr::Cmp { lhs: a, rhs: o } => {
             m.reads = bit(a) | op_bits(o);
             m.writes = FLAGS;
         }
-        Instr::Csel(d, a, b, _) => {
+        Instr::Csel {
+            dst: d,
+            if_true: a,
+            if_false: b,
+            ..
+        } => {
             m.reads = bit(a) | bit(b) | FLAGS;
             m.writes = bit(d);
         }
-        Instr::Cset(d, _) => {
+        Instr::Cset { dst: d, .. } => {
             m.reads = FLAGS;
             m.writes = bit(d);
         }
-        Instr::B(cc, t) => {
+        Instr::B {
+            cond: cc,
+            target: t,
+        } => {
             m.reads = if cc.is_some() { FLAGS } else { 0 };
             m.ctrl_next = cc.is_some() && usize::from(t) == i + 1;
             m.control = !m.ctrl_next;
         }
-        Instr::Cbz(_, r, t) => {
+        Instr::Cbz {
+            reg: r, target: t, ..
+        } => {
             m.reads = bit(r);
             m.ctrl_next = usize::from(t) == i + 1;
             m.control = !m.ctrl_next;
         }
-        Instr::Ldr(t, a, _, excl) => {
+        Instr::Load {
+            dst: t,
+            addr: a,
+            order,
+            exclusive,
+            ..
+        } => {
             m.addr = addr_bits(&a);
             m.reads = m.addr;
-            m.writes = bit(t) | if excl { MONITOR } else { 0 };
+            m.writes = bit(t)
+                | if exclusive == Exclusivity::Exclusive {
+                    MONITOR
+                } else {
+                    0
+                };
             m.load = true;
-            m.acq = mn.starts_with("LDAR") || mn.starts_with("LDAXR");
-            m.acq_pc = mn.starts_with("LDAPR");
+            m.acq = order == LoadOrder::Acquire;
+            m.acq_pc = order == LoadOrder::AcquirePc;
         }
-        Instr::Str(t, a, _, rel) => {
+        Instr::Store {
+            src: t,
+            addr: a,
+            order,
+            ..
+        } => {
             m.addr = addr_bits(&a);
             m.data = bit(t);
             m.reads = m.addr | m.data;
             m.store = true;
-            m.rel = rel;
+            m.rel = order == StoreOrder::Release;
         }
-        Instr::Stxr(s, t, a, _) => {
+        Instr::StoreExclusive {
+            status: s,
+            src: t,
+            addr: a,
+            order,
+            ..
+        } => {
             m.addr = addr_bits(&a);
             m.data = bit(t);
             m.reads = m.addr | m.data | MONITOR;
             m.writes = bit(s) | MONITOR;
             m.store = true;
-            m.rel = mn.starts_with("STLXR");
+            m.rel = order == StoreOrder::Release;
         }
-        Instr::Swp(s, t, a, _) | Instr::Amo(_, s, t, a, _) => {
+        Instr::Swp {
+            src: s,
+            dst: t,
+            addr: a,
+            order,
+            ..
+        }
+        | Instr::Amo {
+            src: s,
+            dst: t,
+            addr: a,
+            order,
+            ..
+        } => {
             m.addr = addr_bits(&a);
             m.data = bit(s);
             m.reads = m.addr | m.data;
             m.writes = bit(t);
             m.load = true;
             m.store = true;
+            m.acq = order.acquires();
+            m.rel = order.releases();
         }
-        Instr::Cas(s, t, a, _) => {
+        Instr::Cas {
+            expected: s,
+            new: t,
+            addr: a,
+            order,
+            ..
+        } => {
             m.addr = addr_bits(&a);
             m.data = bit(s) | bit(t);
             m.reads = m.addr | m.data;
             m.writes = bit(s);
             m.load = true;
             m.store = true;
+            m.acq = order.acquires();
+            m.rel = order.releases();
         }
-        Instr::Dmb(_) => {
-            m.fence = Some(if arg.ends_with("LD") {
-                Fence::Ld
-            } else if arg.ends_with("ST") {
-                Fence::St
-            } else {
-                Fence::Full
+        Instr::Dmb { kind } => {
+            m.fence = Some(match kind {
+                BarrierKind::Full => Fence::Full,
+                BarrierKind::Ld => Fence::Ld,
+                BarrierKind::St => Fence::St,
             });
         }
-        Instr::Adr(d, _) => m.writes = bit(d),
-        Instr::MsrElr(r) => {
+        Instr::Adr { dst: d, .. } => m.writes = bit(d),
+        Instr::MsrElr { src: r } => {
             m.reads = bit(r);
             m.writes = ELR;
         }
@@ -286,11 +331,15 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
         // `aarch64.cat`: `dmb.ld` includes `dsb.ld`, `dmb.st` includes
         // `dsb.st`), and nothing later is fetched before they complete
         // (Arm ARM B2.3, "Data Synchronization Barrier").
-        Instr::Dsb(DsbKind::Ld) => {
+        Instr::Dsb {
+            kind: BarrierKind::Ld,
+        } => {
             m.fence = Some(Fence::Ld);
             m.control = true;
         }
-        Instr::Dsb(DsbKind::St) => {
+        Instr::Dsb {
+            kind: BarrierKind::St,
+        } => {
             m.fence = Some(Fence::St);
             m.control = true;
         }
@@ -310,20 +359,19 @@ pub(super) fn meta(th: &Thread, i: usize) -> Meta {
         // store it read (catalogue test `coRRExpNExp+DSB.ST-TLBI-DSB-ISB`,
         // Allowed), nor does a store before DSB LD
         // (`S+dmb.st+dsb.ld-tlbi-dsb-isb`, Allowed).
-        Instr::Tlbi(scope, _) => {
+        Instr::Tlbi { scope, .. } => {
             if let TlbiScope::Page(r) = scope {
                 m.reads = bit(r);
             }
             m.tlbi = true;
             m.control = true;
         }
-        Instr::Dsb(DsbKind::Full) | Instr::Halt => {
+        Instr::Dsb {
+            kind: BarrierKind::Full,
+        }
+        | Instr::Halt => {
             m.serial = true;
         }
-    }
-    if let Some(sfx) = atomic_sfx {
-        m.acq = sfx.starts_with('A');
-        m.rel = sfx.ends_with('L');
     }
     m.control |= m.serial;
     m
@@ -354,22 +402,12 @@ pub(super) fn may_pa(t: &Test) -> Vec<u64> {
     // Computed addresses: a register offset, or arithmetic on a register
     // later used as a base (it may reach any descriptor's address).
     let computes = t.threads.iter().any(|th| {
-        let addrs = || {
-            th.code.iter().filter_map(|i| match i {
-                Instr::Ldr(_, a, ..)
-                | Instr::Str(_, a, ..)
-                | Instr::Stxr(_, _, a, _)
-                | Instr::Swp(_, _, a, _)
-                | Instr::Cas(_, _, a, _)
-                | Instr::Amo(_, _, _, a, _) => Some(*a),
-                _ => None,
-            })
-        };
-        addrs().any(|a| matches!(a.off, Operand::Reg(..)))
+        let addrs = || th.code.iter().filter_map(|i| i.addr().copied());
+        addrs().any(|a| matches!(a.off, Operand::Reg { .. }))
             || th
                 .code
                 .iter()
-                .any(|i| matches!(i, Instr::Alu(_, d, ..) if addrs().any(|a| a.base == *d)))
+                .any(|i| matches!(i, Instr::Alu { dst: d, .. } if addrs().any(|a| a.base == *d)))
     });
     let mut named = 0u64;
     for v in t
@@ -409,16 +447,12 @@ impl Ctx<'_> {
     /// pages in the low 64 bits, descriptors in the high ones; every
     /// location when the address is not one.
     fn locs(&self, st: &State, c: usize, pc: u16) -> (u128, u128) {
-        let addr = match self.t.threads[c].code.get(usize::from(pc)) {
-            Some(
-                Instr::Ldr(_, a, ..)
-                | Instr::Str(_, a, ..)
-                | Instr::Stxr(_, _, a, _)
-                | Instr::Swp(_, _, a, _)
-                | Instr::Cas(_, _, a, _)
-                | Instr::Amo(_, _, _, a, _),
-            ) => *a,
-            _ => return (u128::MAX, 0),
+        let Some(&addr) = self.t.threads[c]
+            .code
+            .get(usize::from(pc))
+            .and_then(Instr::addr)
+        else {
+            return (u128::MAX, 0);
         };
         match self.addr(st, c, &addr) {
             Ok(Val::Va(s)) => (
@@ -542,12 +576,18 @@ impl Ctx<'_> {
                 match forward {
                     Some(ipc) => {
                         let code = &self.t.threads[c].code;
-                        let (Some(Instr::Str(s, _, ws, _)), Some(Instr::Ldr(t, _, wl, _))) =
-                            (code.get(usize::from(ipc)), code.get(usize::from(pc)))
+                        let (
+                            Some(Instr::Store {
+                                src: s, width: ws, ..
+                            }),
+                            Some(Instr::Load {
+                                dst: t, width: wl, ..
+                            }),
+                        ) = (code.get(usize::from(ipc)), code.get(usize::from(pc)))
                         else {
                             continue;
                         };
-                        let v = narrow(narrow(Self::reg(&n, c, *s), *ws), *wl);
+                        let v = narrow(narrow(Self::reg(&n, c, *s), ws.bytes()), wl.bytes());
                         Self::set(&mut n, c, *t, v);
                         n.cpus[c].pc = pc + 1;
                         tmp.push(n);
@@ -566,7 +606,7 @@ impl Ctx<'_> {
                 }
                 let is_branch = matches!(
                     self.t.threads[c].code.get(usize::from(pc)),
-                    Some(Instr::B(..) | Instr::Cbz(..) | Instr::Eret)
+                    Some(Instr::B { .. } | Instr::Cbz { .. } | Instr::Eret)
                 );
                 for mut m in tmp.drain(..) {
                     let newpc = m.cpus[c].pc;
@@ -596,7 +636,7 @@ impl Ctx<'_> {
                         let code = &self.t.threads[c].code;
                         if rob[k + 1..].iter().any(|e| {
                             e.1 == DONE
-                                && matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_)))
+                                && matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr { .. }))
                         }) {
                             m.cpus[c].elr = st.cpus[c].elr;
                         }
@@ -641,7 +681,12 @@ impl Ctx<'_> {
         out: &mut Vec<State>,
     ) -> Result<(), LitmusError> {
         let pc = rob[k].0;
-        let Some(Instr::Ldr(_, a, _, false)) = self.t.threads[c].code.get(usize::from(pc)) else {
+        let Some(Instr::Load {
+            addr: a,
+            exclusive: Exclusivity::Plain,
+            ..
+        }) = self.t.threads[c].code.get(usize::from(pc))
+        else {
             return Ok(());
         };
         if self.may_commit(st, c, rob, k, true, get).is_none()
@@ -692,16 +737,22 @@ impl Ctx<'_> {
     /// Performs the read of the load at `pc` of `c`, translated already to
     /// physical page `p`, as `step` would.
     fn read_translated(&self, n: &mut State, c: usize, pc: u16, p: Sym) {
-        let Some(&Instr::Ldr(t, _, w, _)) = self.t.threads[c].code.get(usize::from(pc)) else {
+        let Some(&Instr::Load {
+            dst: t,
+            width,
+            order,
+            ..
+        }) = self.t.threads[c].code.get(usize::from(pc))
+        else {
             return;
         };
-        let v = narrow(n.mem[self.mi(Loc::Data(p))], w);
+        let v = narrow(n.mem[self.mi(Loc::Data(p))], width.bytes());
         Self::set(n, c, t, v);
         n.cpus[c].pc = pc + 1;
         // As `step`: an acquire orders later walks after it; a loaded
         // value taints its register.
         if !n.revoked[c].is_empty() {
-            if get_acquire(&self.t.threads[c], pc) {
+            if order.acquires() {
                 n.revoked[c].clear();
             } else {
                 n.rdirty[c] |= 1u64 << (t & 63);
@@ -855,7 +906,13 @@ impl Ctx<'_> {
                     // commits (`owe_reads_past`).
                     let code = &self.t.threads[c].code;
                     let ldr = |p: u16| {
-                        matches!(code.get(usize::from(p)), Some(Instr::Ldr(_, _, _, false)))
+                        matches!(
+                            code.get(usize::from(p)),
+                            Some(Instr::Load {
+                                exclusive: Exclusivity::Plain,
+                                ..
+                            })
+                        )
                     };
                     if !(ldr(ipc) && ldr(pc)) {
                         return None;
@@ -876,8 +933,14 @@ impl Ctx<'_> {
         // that one is ordered before it already.
         let (ipc, _) = rob[i];
         let code = &self.t.threads[c].code;
-        let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Str(..)));
-        let plain_load = matches!(code.get(usize::from(pc)), Some(Instr::Ldr(_, _, _, false)));
+        let plain_store = matches!(code.get(usize::from(ipc)), Some(Instr::Store { .. }));
+        let plain_load = matches!(
+            code.get(usize::from(pc)),
+            Some(Instr::Load {
+                exclusive: Exclusivity::Plain,
+                ..
+            })
+        );
         let same = self.locs(st, c, ipc).0 == locs_j.0 && (locs_j.0 as u64).count_ones() == 1;
         let ready = get(ipc).data & pending_before(rob, i, get) == 0;
         (plain_store && plain_load && same && ready).then_some(Some(ipc))
@@ -916,7 +979,10 @@ impl Ctx<'_> {
         let code = &self.t.threads[c].code;
         if !matches!(
             code.get(usize::from(rob[k].0)),
-            Some(Instr::Ldr(_, _, _, false))
+            Some(Instr::Load {
+                exclusive: Exclusivity::Plain,
+                ..
+            })
         ) {
             return;
         }
@@ -930,7 +996,10 @@ impl Ctx<'_> {
             if state == PENDING
                 && matches!(
                     self.t.threads[c].code.get(usize::from(ipc)),
-                    Some(Instr::Ldr(_, _, _, false))
+                    Some(Instr::Load {
+                        exclusive: Exclusivity::Plain,
+                        ..
+                    })
                 )
                 && get(ipc).addr & pending_before(rob, i, get) != 0
             {
@@ -987,7 +1056,7 @@ pub(super) fn written_past(st: &mut State, writer: usize, bit: u64) {
 fn elr_rewritten(code: &[Instr], rob: &[(u16, u8)], i: usize, k: usize) -> bool {
     rob[i + 1..=k]
         .iter()
-        .any(|e| matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr(_))))
+        .any(|e| matches!(code.get(usize::from(e.0)), Some(Instr::MsrElr { .. })))
 }
 
 /// Returns the registers written by the uncommitted instructions before
@@ -997,12 +1066,4 @@ fn pending_before(rob: &[(u16, u8)], k: usize, get: &dyn Fn(u16) -> Meta) -> u64
         .iter()
         .filter(|e| e.1 != DONE)
         .fold(0, |a, e| a | get(e.0).writes)
-}
-
-/// Tells whether the instruction at `pc` of `th` is written as an acquire
-/// load (`LDAR`, `LDAPR`: the parser maps them onto plain loads).
-fn get_acquire(th: &Thread, pc: u16) -> bool {
-    th.text
-        .get(usize::from(pc))
-        .is_some_and(|t| t.trim_start().to_ascii_uppercase().starts_with("LDA"))
 }

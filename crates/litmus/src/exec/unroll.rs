@@ -34,7 +34,7 @@ fn bit(r: Reg) -> u64 {
 
 fn op_bit(o: Operand) -> u64 {
     match o {
-        Operand::Reg(r, _) => bit(r),
+        Operand::Reg { reg: r, .. } => bit(r),
         Operand::Imm(_) => 0,
     }
 }
@@ -49,15 +49,26 @@ fn mem_dependent(th: &Thread) -> u64 {
         let before = m;
         for ins in &th.code {
             let (dest, src) = match *ins {
-                Instr::Ldr(d, ..) => (bit(d), true),
-                Instr::Stxr(s, ..) => (bit(s), true),
-                Instr::Swp(_, t, ..) | Instr::Amo(_, _, t, ..) => (bit(t), true),
-                Instr::Cas(s, ..) => (bit(s), true),
-                Instr::Mov(d, _, o) => (bit(d), m & op_bit(o) != 0),
-                Instr::Alu(_, d, _, a, o) => (bit(d), m & (bit(a) | op_bit(o)) != 0),
-                Instr::Csel(d, a, b, _) => (bit(d), m & (bit(a) | bit(b) | FLAGS) != 0),
-                Instr::Cset(d, _) => (bit(d), m & FLAGS != 0),
-                Instr::Cmp(a, o) => (FLAGS, m & (bit(a) | op_bit(o)) != 0),
+                Instr::Load { dst: d, .. }
+                | Instr::StoreExclusive { status: d, .. }
+                | Instr::Swp { dst: d, .. }
+                | Instr::Amo { dst: d, .. }
+                | Instr::Cas { expected: d, .. } => (bit(d), true),
+                Instr::Mov { dst: d, src: o, .. } => (bit(d), m & op_bit(o) != 0),
+                Instr::Alu {
+                    dst: d,
+                    lhs: a,
+                    rhs: o,
+                    ..
+                } => (bit(d), m & (bit(a) | op_bit(o)) != 0),
+                Instr::Csel {
+                    dst: d,
+                    if_true: a,
+                    if_false: b,
+                    ..
+                } => (bit(d), m & (bit(a) | bit(b) | FLAGS) != 0),
+                Instr::Cset { dst: d, .. } => (bit(d), m & FLAGS != 0),
+                Instr::Cmp { lhs: a, rhs: o } => (FLAGS, m & (bit(a) | op_bit(o)) != 0),
                 _ => (0, false),
             };
             if src {
@@ -79,8 +90,13 @@ pub(super) fn counted(th: &Thread) -> Vec<bool> {
         .iter()
         .enumerate()
         .map(|(i, ins)| match *ins {
-            Instr::B(cc, t) => usize::from(t) <= i && (cc.is_none() || m & FLAGS != 0),
-            Instr::Cbz(_, r, t) => usize::from(t) <= i && m & bit(r) != 0,
+            Instr::B {
+                cond: cc,
+                target: t,
+            } => usize::from(t) <= i && (cc.is_none() || m & FLAGS != 0),
+            Instr::Cbz {
+                reg: r, target: t, ..
+            } => usize::from(t) <= i && m & bit(r) != 0,
             _ => false,
         })
         .collect()

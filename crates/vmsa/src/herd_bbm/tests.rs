@@ -320,3 +320,55 @@ fn only_level_3_descriptors_are_locations() {
     r.at(2, block(2));
     assert!(r.pairs().is_empty());
 }
+
+/// The earlier values [`TtdBbm::write`] reports for a cacheable write.
+fn earlier(t: &mut TtdBbm<u64>, cpu: usize, v: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    t.write(cpu, v, true, |&w, _| out.push(w));
+    out
+}
+
+#[test]
+fn ttd_bbm_compares_every_earlier_value_and_needs_a_dsb_that_orders_the_break() {
+    // Initial 1, then 2, then 3: 3 is compared with 1 and 2 (`ca` is
+    // transitive).
+    let mut t = TtdBbm::new(Some(1));
+    assert_eq!(earlier(&mut t, 0, 2), [1]);
+    assert_eq!(earlier(&mut t, 0, 3), [1, 2]);
+    // The break: an uncacheable value, DSB LD (orders no store before the
+    // TLBI), TLBI, DSB ISH: no break; with DSB ST instead, a break for the
+    // writing CPU only.
+    let mut ld = t.clone();
+    ld.write(0, 0, false, |_, _| {});
+    ld.dsb(0, false, false, 0);
+    ld.tlbi(0);
+    ld.dsb(0, true, true, 0);
+    assert_eq!(earlier(&mut ld, 0, 4), [1, 2, 3]);
+    let mut st = t.clone();
+    st.write(0, 0, false, |_, _| {});
+    st.dsb(0, true, false, 0);
+    st.tlbi(0);
+    st.dsb(0, true, true, 0);
+    assert!(st.complete(0));
+    assert_eq!(earlier(&mut st.clone(), 0, 4), Vec::<u64>::new());
+    assert_eq!(earlier(&mut st, 1, 4), [1, 2, 3]);
+}
+
+#[test]
+fn ttd_bbm_canonical_forgets_what_cannot_matter() {
+    // From initial 1: writes 2, 1 by CPU 0, or 1, 2, 1 by CPU 1: the same
+    // future once canonical (earlier duplicates dropped, indices
+    // renumbered, chains with nothing pending forgotten).
+    let mut a = TtdBbm::new(Some(1));
+    a.write(0, 2, true, |_, _| {});
+    a.write(0, 1, true, |_, _| {});
+    let mut b = TtdBbm::new(Some(1));
+    for v in [1, 2, 1] {
+        b.write(1, v, true, |_, _| {});
+    }
+    assert_ne!(a, b);
+    a.canonical();
+    b.canonical();
+    assert_eq!(a, b);
+    assert_eq!(earlier(&mut a, 0, 3), [2, 1]);
+}
