@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
 use vmsa::machine::{PendingStore, PendingTlbi};
-use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind};
+use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind, TlbiScope};
 use vmsa::{PhysAddr, VirtAddr, memory::Memory};
 
 use crate::world::Source;
@@ -386,7 +386,10 @@ impl State {
                 .position(|&k| k == t.op.kind)
                 .unwrap_or(0) as u64;
             out.extend_from_slice(&[
-                (t.cpu as u64) << 32 | kind | u64::from(t.op.asid) << 8,
+                (t.cpu as u64) << 32
+                    | u64::from(t.op.scope == TlbiScope::Local) << 24
+                    | kind
+                    | u64::from(t.op.asid) << 8,
                 t.op.va.0,
                 t.waiting,
             ]);
@@ -481,6 +484,11 @@ impl State {
                 cpu: (k >> 32) as usize,
                 op: Tlbi {
                     kind: TlbiKind::ALL[(k & 0xff) as usize % TlbiKind::ALL.len()],
+                    scope: if k >> 24 & 1 == 1 {
+                        TlbiScope::Local
+                    } else {
+                        TlbiScope::Broadcast
+                    },
                     asid: (k >> 8) as u16,
                     va: VirtAddr(r.next()),
                 },
@@ -673,7 +681,8 @@ mod tests {
         s.tlbis.push(PendingTlbi {
             cpu: 2,
             op: Tlbi {
-                kind: TlbiKind::Vale1is,
+                kind: TlbiKind::Vale1,
+                scope: TlbiScope::Local,
                 va: VirtAddr(0xffff_0000_1000_0000),
                 asid: 0xbeef,
             },
