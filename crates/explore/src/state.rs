@@ -688,6 +688,16 @@ mod tests {
             },
             waiting: 0b110,
         });
+        s.tlbis.push(PendingTlbi {
+            cpu: 0,
+            op: Tlbi {
+                kind: TlbiKind::Vmalle1,
+                scope: TlbiScope::Broadcast,
+                va: VirtAddr(0),
+                asid: 0xffff,
+            },
+            waiting: 0b100,
+        });
         let mut t = Tlb::default();
         t.insert(leaf(0xffff_0000_0000_0000, 0x8000, Some(0xffff), 0));
         t.insert(leaf(0xffff_0000_0000_1000, 0x9000, None, 1 << 50));
