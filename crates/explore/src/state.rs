@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use vmsa::descriptor::{Attributes, LeafAttrs, Shareability};
 use vmsa::machine::{PendingStore, PendingTlbi};
-use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind};
+use vmsa::tlb::{Tlb, TlbEntry, TlbKind, Tlbi, TlbiKind, TlbiScope};
 use vmsa::{PhysAddr, VirtAddr, memory::Memory};
 
 use crate::world::Source;
@@ -386,7 +386,10 @@ impl State {
                 .position(|&k| k == t.op.kind)
                 .unwrap_or(0) as u64;
             out.extend_from_slice(&[
-                (t.cpu as u64) << 32 | kind | u64::from(t.op.asid) << 8,
+                (t.cpu as u64) << 32
+                    | u64::from(t.op.scope == TlbiScope::Local) << 24
+                    | kind
+                    | u64::from(t.op.asid) << 8,
                 t.op.va.0,
                 t.waiting,
             ]);
@@ -481,6 +484,11 @@ impl State {
                 cpu: (k >> 32) as usize,
                 op: Tlbi {
                     kind: TlbiKind::ALL[(k & 0xff) as usize % TlbiKind::ALL.len()],
+                    scope: if k >> 24 & 1 == 1 {
+                        TlbiScope::Local
+                    } else {
+                        TlbiScope::Broadcast
+                    },
                     asid: (k >> 8) as u16,
                     va: VirtAddr(r.next()),
                 },
@@ -673,11 +681,22 @@ mod tests {
         s.tlbis.push(PendingTlbi {
             cpu: 2,
             op: Tlbi {
-                kind: TlbiKind::Vale1is,
+                kind: TlbiKind::Vale1,
+                scope: TlbiScope::Local,
                 va: VirtAddr(0xffff_0000_1000_0000),
                 asid: 0xbeef,
             },
             waiting: 0b110,
+        });
+        s.tlbis.push(PendingTlbi {
+            cpu: 0,
+            op: Tlbi {
+                kind: TlbiKind::Vmalle1,
+                scope: TlbiScope::Broadcast,
+                va: VirtAddr(0),
+                asid: 0xffff,
+            },
+            waiting: 0b100,
         });
         let mut t = Tlb::default();
         t.insert(leaf(0xffff_0000_0000_0000, 0x8000, Some(0xffff), 0));

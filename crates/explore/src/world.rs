@@ -448,9 +448,9 @@ impl Scenario {
                     let pa = k.machine.desc_pa(VirtAddr(*va), *level)?;
                     let (e, d) = (enc(expect, pa, *level)?, enc(desc, pa, *level)?);
                     let kind = if *level < 3 {
-                        vmsa::TlbiKind::Vaae1is
+                        vmsa::TlbiKind::Vaae1
                     } else {
-                        vmsa::TlbiKind::Vaale1is
+                        vmsa::TlbiKind::Vaale1
                     };
                     Op::Cas {
                         pa,
@@ -462,7 +462,9 @@ impl Scenario {
                 }
                 Instr::Dsb(kd) => Op::Dsb(*kd),
                 Instr::Isb => Op::Isb,
-                Instr::Tlbi { kind, va } => Op::Tlbi(Tlbi::new(*kind, VirtAddr(*va))),
+                Instr::Tlbi { kind, scope, va } => {
+                    Op::Tlbi(Tlbi::scoped(*kind, *scope, VirtAddr(*va)))
+                }
                 Instr::Alloc { .. } => Op::Alloc,
                 Instr::Free { page, order } => Op::Free {
                     first: match *page {

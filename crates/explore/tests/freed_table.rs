@@ -10,7 +10,7 @@ use explore::state::State;
 use explore::{HazardKind, Prepared, Scenario, Setup, WorkloadKind};
 use mm::vmemmap::{VMEMMAP_START, struct_page_va};
 use mm::{Desc, Instr, Page, Perm, Program, Protocol};
-use vmsa::{BbmLevel, DsbKind, TlbiKind};
+use vmsa::{BbmLevel, DsbKind, TlbiKind, TlbiScope};
 
 /// Split the vmemmap's PMD block into a PTE table, collapse it back into
 /// the same block, flush `flush` (for the neighbour's page, or all levels
@@ -19,7 +19,7 @@ fn program(prep: &Prepared, flush: TlbiKind) -> Program {
     let block = prep.kernel.frame_of(VMEMMAP_START).expect("the block");
     let neighbour = struct_page_va(prep.sites.neighbour);
     let table = Page::Reg(1000, 0);
-    let va = if flush == TlbiKind::Vale1is {
+    let va = if flush == TlbiKind::Vale1 {
         neighbour
     } else {
         VMEMMAP_START
@@ -43,7 +43,8 @@ fn program(prep: &Prepared, flush: TlbiKind) -> Program {
             },
             Instr::Dsb(DsbKind::IshSt),
             Instr::Tlbi {
-                kind: TlbiKind::Vmalle1is,
+                kind: TlbiKind::Vmalle1,
+                scope: TlbiScope::Broadcast,
                 va: 0,
             },
             Instr::Dsb(DsbKind::Ish),
@@ -54,7 +55,11 @@ fn program(prep: &Prepared, flush: TlbiKind) -> Program {
                 desc: Desc::leaf(Page::Frame(block), Perm::Rw),
             },
             Instr::Dsb(DsbKind::IshSt),
-            Instr::Tlbi { kind: flush, va },
+            Instr::Tlbi {
+                kind: flush,
+                scope: TlbiScope::Broadcast,
+                va,
+            },
             Instr::Dsb(DsbKind::Ish),
             Instr::Isb,
             Instr::Free {
@@ -121,13 +126,13 @@ fn hazards_after_free(flush: TlbiKind) -> (Vec<HazardKind>, Vec<HazardKind>) {
 
 #[test]
 fn a_walk_through_a_table_freed_after_last_level_tlbis_is_a_hazard() {
-    let (fills, accesses) = hazards_after_free(TlbiKind::Vale1is);
+    let (fills, accesses) = hazards_after_free(TlbiKind::Vale1);
     assert_eq!(fills, [HazardKind::FreedTableWalk]);
     assert_eq!(accesses, [HazardKind::FreedTableWalk]);
 }
 
 #[test]
 fn no_walk_reads_a_table_freed_after_a_tlbi_of_all_levels() {
-    let (fills, accesses) = hazards_after_free(TlbiKind::Vaae1is);
+    let (fills, accesses) = hazards_after_free(TlbiKind::Vaae1);
     assert_eq!((fills, accesses), (vec![], vec![]));
 }

@@ -219,7 +219,7 @@ fn bad_input_names_file_line_and_expectation() {
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("bad.seq:4:11"), "{err}");
     assert!(
-        err.contains("expected vae1is, vale1is, vaae1is, vaale1is or vmalle1is, found `vae2is`"),
+        err.contains("expected vae1is, vale1is, vaae1is, vaale1is, vmalle1is, vae1, vale1, vaae1, vaale1 or vmalle1, found `vae2is`"),
         "{err}"
     );
     // The source line, with the span underlined (ariadne, ASCII).

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use serde::Serialize;
-use vmsa::{Attributes, Descriptor, DsbKind, Granule, Level, PhysAddr, TlbiKind};
+use vmsa::{Attributes, Descriptor, DsbKind, Granule, Level, PhysAddr, TlbiKind, TlbiScope};
 
 use crate::kernel::MmError;
 use crate::vmemmap::{page_kernel, page_kernel_ro};
@@ -257,10 +257,12 @@ pub enum Instr {
     Dsb(DsbKind),
     /// `ISB`.
     Isb,
-    /// A broadcast TLBI (`va` ignored by `vmalle1is`).
+    /// A TLBI, broadcast or local (`va` ignored by `vmalle1[is]`).
     Tlbi {
         /// The operation.
         kind: TlbiKind,
+        /// Which CPUs' TLBs it invalidates.
+        scope: TlbiScope,
         /// Its VA operand.
         va: u64,
     },
@@ -348,11 +350,12 @@ impl fmt::Display for Instr {
             }
             Instr::Dsb(k) => write!(f, "{k}"),
             Instr::Isb => f.write_str("isb"),
-            Instr::Tlbi { kind, va } => {
+            Instr::Tlbi { kind, scope, va } => {
+                let m = kind.mnemonic(*scope);
                 if kind.by_va() {
-                    write!(f, "tlbi {kind}, {va:#x}")
+                    write!(f, "tlbi {m}, {va:#x}")
                 } else {
-                    write!(f, "tlbi {kind}")
+                    write!(f, "tlbi {m}")
                 }
             }
             Instr::Alloc { reg, order } => write!(f, "r{reg} = alloc_pages(order {order})"),
@@ -407,7 +410,8 @@ impl Program {
         self.instrs.extend([
             Instr::Dsb(DsbKind::IshSt),
             Instr::Tlbi {
-                kind: TlbiKind::Vmalle1is,
+                kind: TlbiKind::Vmalle1,
+                scope: TlbiScope::Broadcast,
                 va: 0,
             },
             Instr::Dsb(DsbKind::Ish),
@@ -422,7 +426,8 @@ impl Program {
         let mut va = start;
         while va < start + len {
             self.push(Instr::Tlbi {
-                kind: TlbiKind::Vaale1is,
+                kind: TlbiKind::Vaale1,
+                scope: TlbiScope::Broadcast,
                 va,
             });
             va += page;
@@ -437,7 +442,8 @@ impl Program {
         self.instrs.extend([
             Instr::Dsb(DsbKind::IshSt),
             Instr::Tlbi {
-                kind: TlbiKind::Vaae1is,
+                kind: TlbiKind::Vaae1,
+                scope: TlbiScope::Broadcast,
                 va,
             },
             Instr::Dsb(DsbKind::Ish),

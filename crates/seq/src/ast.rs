@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use explore::{Direction, Limits, WorkloadKind};
 use mm::{Perm, Protocol};
-use vmsa::{BbmLevel, DsbKind, Granule, TlbiKind};
+use vmsa::{BbmLevel, DsbKind, Granule, TlbiKind, TlbiScope};
 
 /// An integer expression: numbers, `head`, `next`, `vmemmap[E]`, `+`, `*`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +116,8 @@ pub enum KOp {
     Tlbi {
         /// The operation.
         kind: TlbiKind,
+        /// Broadcast (`vae1is`) or local (`vae1`).
+        scope: TlbiScope,
         /// The VA (by-VA operations).
         va: Option<Expr>,
     },

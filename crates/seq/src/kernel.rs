@@ -188,8 +188,9 @@ pub fn program(case: &KCase, env: &Env<'_>) -> Located<Program> {
             },
             KOp::Dsb(k) => Instr::Dsb(*k),
             KOp::Isb => Instr::Isb,
-            KOp::Tlbi { kind, va } => Instr::Tlbi {
+            KOp::Tlbi { kind, scope, va } => Instr::Tlbi {
                 kind: *kind,
+                scope: *scope,
                 va: va.as_ref().map(ev).transpose()?.unwrap_or(0),
             },
             KOp::Alloc { reg, order } => Instr::Alloc {

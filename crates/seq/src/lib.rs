@@ -51,6 +51,18 @@
 //! concurrent safe|incomplete|HAZARD [by WORKLOAD[+WORKLOAD]]`, one line
 //! per level (a line without `bbm=` covers every level).
 //!
+//! TLBI operations (`OP`, kernel and machine files alike): the broadcast
+//! (Inner Shareable) forms `vae1is`, `vale1is`, `vaae1is`, `vaale1is` and
+//! `vmalle1is`, which invalidate every CPU's TLB, and the local forms
+//! `vae1`, `vale1`, `vaae1`, `vaale1` and `vmalle1`, which invalidate the
+//! issuing CPU's TLB only (Arm ARM, "TLB maintenance instructions"). All
+//! but `vmalle1[is]` take a VA. Either completes at the issuer's `dsb ish`
+//! (`dsb ishst` waits for stores only). The rule checker does not track
+//! which CPU cached what, so on a machine of several CPUs a local TLBI
+//! invalidates nothing it can count on (R_DDMVT break-before-make, frees);
+//! in the explorer a local TLBI by the updater leaves the other CPUs'
+//! TLBs as they are.
+//!
 //! A `cas` fails when the descriptor no longer holds the expected value:
 //! against the explorer's CPUs, when a walk set its Access flag in memory
 //! (hardware AF). A plain `cas` does not retry: the updater gives up on

@@ -64,3 +64,48 @@ fn every_protocol_round_trips_with_identical_verdicts() {
         }
     }
 }
+
+/// A program whose TLBIs are all local (`tlbi vaale1`, `tlbi vmalle1`, no
+/// IS suffix) is written with the local mnemonics and reads back to the
+/// same program: the scope survives the kernel file.
+#[test]
+fn local_tlbis_round_trip() {
+    let limits = Limits::default();
+    for p in PROTOCOLS {
+        let s = Setup::standard(p, BbmLevel::Level0);
+        let prep = Prepared::new(&s).expect("prepares");
+        let mut program = prep.program.clone();
+        let mut locals = 0;
+        for i in &mut program.instrs {
+            if let mm::Instr::Tlbi { scope, .. } = i {
+                *scope = vmsa::TlbiScope::Local;
+                locals += 1;
+            }
+        }
+        if locals == 0 {
+            continue;
+        }
+        let row = verify_program(&prep, &program, &limits, false).expect("verifies");
+        let name = format!("{}-local", p.name);
+        let opts = seq::Emit {
+            title: vec![name.clone()],
+            case: &name,
+            together: false,
+            limits,
+        };
+        let text = seq::emit(&prep, &program, &[row], &opts).expect("emits");
+        let broadcast = text
+            .lines()
+            .any(|l| l.trim_start().starts_with("tlbi ") && l.contains("1is"));
+        assert!(!broadcast, "{name}: a broadcast TLBI written\n{text}");
+        let file = match seq::parse(&format!("{name}.seq"), &text) {
+            Ok(SeqFile::Kernel(k)) => k,
+            Ok(_) => panic!("{name}: not a kernel file"),
+            Err(e) => panic!("{name}: {e}\n{text}"),
+        };
+        let (_, read) = file
+            .prepare(BbmLevel::Level0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read[0], program, "{name}: the program differs\n{text}");
+    }
+}

@@ -87,7 +87,7 @@ pub enum Event {
         /// The CPU.
         cpu: usize,
     },
-    /// A broadcast TLBI.
+    /// A TLBI, broadcast or local ([`Tlbi::scope`]).
     Tlbi {
         /// The CPU.
         cpu: usize,

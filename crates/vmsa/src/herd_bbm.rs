@@ -35,7 +35,11 @@
 //! (`dsb.full`) between them. A DMB orders no TLBI (`bob` lists explicit
 //! accesses only). `inv-scope` (`inv-domain`, `herd/machAction.ml`
 //! `inv_domain_act`): a TLBI without an address covers every descriptor,
-//! one by VA the descriptor of that VA.
+//! one by VA the descriptor of that VA. It does not depend on the TLBI's
+//! shareability, so a local TLBI (`tlbi vaale1`) counts as the break as
+//! its broadcast form does; the rule checker, which lets a local TLBI
+//! count only on a one-CPU machine, reports such a break and herd7's flag
+//! does not (hvo/tests/check/pass/pause-cpus-local-tlbi.seq).
 //!
 //! What the stream has and herd7's executions do not, and the reverse:
 //!

@@ -7,7 +7,7 @@
 //!   allocator ([`memory`], [`alloc`]),
 //! - a walker with Access-flag and dirty-state hardware updates ([`walk`]),
 //! - per-CPU TLBs with walk caches that keep stale entries, and the
-//!   broadcast TLBIs with their exact scope ([`tlb`]),
+//!   TLBIs, broadcast and local, with their exact scope ([`tlb`]),
 //! - a machine where descriptor stores reach walkers only by a DSB and TLBIs
 //!   complete only by a `DSB ISH` of their CPU, with every nondeterministic
 //!   step exposed ([`machine`]),
@@ -43,5 +43,5 @@ pub use granule::{Granule, Level};
 pub use herd_bbm::HerdBbm;
 pub use machine::Machine;
 pub use rules::{Rule, RuleChecker, Violation};
-pub use tlb::{Tlbi, TlbiKind};
+pub use tlb::{Tlbi, TlbiKind, TlbiScope};
 pub use walk::{Access, Fault, FaultKind, Translation};

@@ -8,9 +8,10 @@
 //! only when it *propagates*: at any time chosen by the caller
 //! ([`Machine::propagate`]), and at the latest at a DSB of the storing CPU
 //! (R_DDMVT step 2; the DSB before a TLBI "so the walker sees the new
-//! entry"). Stores to one descriptor propagate in order. A broadcast TLBI
-//! takes effect on each CPU at a time chosen by the caller
-//! ([`Machine::tlbi_take_effect`]) and on every CPU at the latest at a
+//! entry"). Stores to one descriptor propagate in order. A TLBI takes
+//! effect on each CPU of its scope (every CPU for a broadcast `...IS` one,
+//! the issuing CPU alone for a local one) at a time chosen by the caller
+//! ([`Machine::tlbi_take_effect`]) and on all of them at the latest at a
 //! `DSB ISH` of the issuing CPU; entries refilled on a CPU after the TLBI
 //! took effect there survive it. TLB fills and evictions may happen at any
 //! time ([`Machine::fill`], [`Machine::evict`]). Each nondeterministic step
@@ -36,7 +37,7 @@ use crate::features::Config;
 use crate::granule::Level;
 use crate::memory::Memory;
 use crate::rules::RuleChecker;
-use crate::tlb::{Tlb, Tlbi};
+use crate::tlb::{Tlb, Tlbi, TlbiScope};
 use crate::translate::Translator;
 use crate::walk::{Access, Choice, Fault, FaultKind, Translation};
 
@@ -526,7 +527,8 @@ impl Machine {
         Ok(())
     }
 
-    /// Issues a broadcast TLBI on `cpu`. It takes effect on each CPU at any
+    /// Issues a TLBI on `cpu`. It takes effect on each CPU in its scope
+    /// (every CPU for a broadcast one, `cpu` alone for a local one) at any
     /// time until the issuing CPU's next `DSB ISH`.
     ///
     /// # Errors
@@ -534,16 +536,12 @@ impl Machine {
     /// Returns an error for a bad CPU.
     pub fn tlbi(&mut self, cpu: usize, op: Tlbi) -> Result<(), VmsaError> {
         self.check_cpu(cpu)?;
-        let all = if self.cpus.len() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.cpus.len()) - 1
+        let waiting = match op.scope {
+            TlbiScope::Broadcast if self.cpus.len() == 64 => u64::MAX,
+            TlbiScope::Broadcast => (1u64 << self.cpus.len()) - 1,
+            TlbiScope::Local => 1u64 << cpu,
         };
-        self.tlbis.push(PendingTlbi {
-            cpu,
-            op,
-            waiting: all,
-        });
+        self.tlbis.push(PendingTlbi { cpu, op, waiting });
         self.observe(Event::Tlbi { cpu, op });
         Ok(())
     }

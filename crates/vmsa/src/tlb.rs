@@ -1,4 +1,5 @@
-//! Per-CPU TLBs that keep stale entries, and the broadcast TLBI operations.
+//! Per-CPU TLBs that keep stale entries, and the TLBI operations in their
+//! broadcast (`IS`) and local forms.
 //!
 //! A TLB holds leaf entries (from block and page descriptors) and walk-cache
 //! entries (from table descriptors; R_RVJDB counts both as TLB entries). An
@@ -7,7 +8,6 @@
 //! Faulting descriptors are never cached (I_WZCBG).
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -103,80 +103,119 @@ impl fmt::Display for TlbEntry {
     }
 }
 
-/// The broadcast (Inner Shareable) TLB invalidations at EL1.
+/// The TLB invalidation operations at EL1, without their scope
+/// ([`TlbiScope`]): `VAE1` and `VAE1IS` are the same operation on
+/// different sets of PEs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TlbiKind {
     /// By VA and ASID, all levels (leaf and walk-cache entries).
-    Vae1is,
+    Vae1,
     /// By VA and ASID, last level only: walk-cache entries are left alone.
-    Vale1is,
+    Vale1,
     /// By VA, all ASIDs, all levels (Linux `__flush_tlb_kernel_pgtable`).
-    Vaae1is,
+    Vaae1,
     /// By VA, all ASIDs, last level only (Linux `flush_tlb_kernel_range`).
-    Vaale1is,
+    Vaale1,
     /// Everything at EL1 for the VMID, all ASIDs and levels (Linux `flush_tlb_all`).
-    Vmalle1is,
+    Vmalle1,
+}
+
+/// Which PEs' TLBs a TLBI invalidates.
+///
+/// Arm ARM, "TLB maintenance instructions", scope of the instructions (no
+/// rule ID found for it): an instruction with the `IS` suffix applies to every PE in the Inner
+/// Shareable domain of the issuing PE; one without a shareability suffix
+/// applies only to the PE that executes it (at EL1 with `HCR_EL2.FB == 0`,
+/// which is the kernel's configuration). Either completes at a `DSB` of the
+/// issuing PE (`DSB NSH` suffices for a local one; `DSB ISH`, the only full
+/// DSB this model has, completes both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlbiScope {
+    /// The Inner Shareable form (`...IS`): every PE's TLB.
+    Broadcast,
+    /// The form without a suffix: the issuing PE's TLB only.
+    Local,
+}
+
+impl TlbiScope {
+    /// Lists both scopes.
+    pub const ALL: [TlbiScope; 2] = [TlbiScope::Broadcast, TlbiScope::Local];
+
+    /// Returns the mnemonic suffix (`is` or nothing).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            TlbiScope::Broadcast => "is",
+            TlbiScope::Local => "",
+        }
+    }
 }
 
 impl TlbiKind {
     /// Lists every kind.
     pub const ALL: [TlbiKind; 5] = [
-        TlbiKind::Vae1is,
-        TlbiKind::Vale1is,
-        TlbiKind::Vaae1is,
-        TlbiKind::Vaale1is,
-        TlbiKind::Vmalle1is,
+        TlbiKind::Vae1,
+        TlbiKind::Vale1,
+        TlbiKind::Vaae1,
+        TlbiKind::Vaale1,
+        TlbiKind::Vmalle1,
     ];
 
     /// Tells whether the operation leaves walk-cache entries alone.
     pub fn last_level_only(self) -> bool {
-        matches!(self, TlbiKind::Vale1is | TlbiKind::Vaale1is)
+        matches!(self, TlbiKind::Vale1 | TlbiKind::Vaale1)
     }
 
     /// Tells whether the operation takes a VA.
     pub fn by_va(self) -> bool {
-        !matches!(self, TlbiKind::Vmalle1is)
+        !matches!(self, TlbiKind::Vmalle1)
     }
 
     /// Tells whether the operation matches every ASID.
     pub fn all_asids(self) -> bool {
-        matches!(
-            self,
-            TlbiKind::Vaae1is | TlbiKind::Vaale1is | TlbiKind::Vmalle1is
-        )
+        matches!(self, TlbiKind::Vaae1 | TlbiKind::Vaale1 | TlbiKind::Vmalle1)
     }
 
-    /// Returns the assembler mnemonic.
-    pub fn mnemonic(self) -> &'static str {
+    /// Returns the assembler mnemonic of the operation without its scope
+    /// suffix (`vae1`); [`TlbiKind::mnemonic`] adds it.
+    pub fn base(self) -> &'static str {
         match self {
-            TlbiKind::Vae1is => "vae1is",
-            TlbiKind::Vale1is => "vale1is",
-            TlbiKind::Vaae1is => "vaae1is",
-            TlbiKind::Vaale1is => "vaale1is",
-            TlbiKind::Vmalle1is => "vmalle1is",
+            TlbiKind::Vae1 => "vae1",
+            TlbiKind::Vale1 => "vale1",
+            TlbiKind::Vaae1 => "vaae1",
+            TlbiKind::Vaale1 => "vaale1",
+            TlbiKind::Vmalle1 => "vmalle1",
         }
     }
-}
 
-impl fmt::Display for TlbiKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.mnemonic())
+    /// Returns the assembler mnemonic of the operation in `scope`
+    /// (`vae1is`, `vae1`).
+    pub fn mnemonic(self, scope: TlbiScope) -> String {
+        format!("{}{}", self.base(), scope.suffix())
     }
-}
 
-impl FromStr for TlbiKind {
-    type Err = VmsaError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    /// Parses a mnemonic (case-insensitive) into the operation and its
+    /// scope: `vae1is` is ([`TlbiKind::Vae1`], [`TlbiScope::Broadcast`]),
+    /// `vae1` the same operation, [`TlbiScope::Local`].
+    ///
+    /// # Errors
+    ///
+    /// Returns a parse error naming the operations for anything else.
+    pub fn parse_scoped(s: &str) -> Result<(TlbiKind, TlbiScope), VmsaError> {
+        let lower = s.to_ascii_lowercase();
         TlbiKind::ALL
             .into_iter()
-            .find(|k| k.mnemonic().eq_ignore_ascii_case(s))
+            .flat_map(|k| TlbiScope::ALL.map(|sc| (k, sc)))
+            .find(|&(k, sc)| k.mnemonic(sc) == lower)
             .ok_or_else(|| VmsaError::Parse {
                 what: "TLBI operation",
                 input: s.to_string(),
-                expected: "vae1is, vale1is, vaae1is, vaale1is or vmalle1is",
+                expected: TlbiKind::EXPECTED,
             })
     }
+
+    /// What [`TlbiKind::parse_scoped`] accepts, for error messages.
+    pub const EXPECTED: &'static str =
+        "vae1is, vale1is, vaae1is, vaale1is, vmalle1is, vae1, vale1, vaae1, vaale1 or vmalle1";
 }
 
 /// A TLBI instruction with its operands.
@@ -184,19 +223,37 @@ impl FromStr for TlbiKind {
 pub struct Tlbi {
     /// The operation.
     pub kind: TlbiKind,
-    /// The VA operand (ignored by `VMALLE1IS`).
+    /// Which PEs it invalidates.
+    pub scope: TlbiScope,
+    /// The VA operand (ignored by `VMALLE1[IS]`).
     pub va: VirtAddr,
     /// The ASID operand (ignored by the all-ASID forms).
     pub asid: u16,
 }
 
 impl Tlbi {
-    /// Returns a TLBI of `kind` for `va` with ASID 0.
+    /// Returns a broadcast TLBI of `kind` for `va` with ASID 0.
     pub fn new(kind: TlbiKind, va: VirtAddr) -> Self {
-        Tlbi { kind, va, asid: 0 }
+        Tlbi::scoped(kind, TlbiScope::Broadcast, va)
     }
 
-    /// Tells whether this TLBI removes `entry` when it takes effect.
+    /// Returns a TLBI of `kind` in `scope` for `va` with ASID 0.
+    pub fn scoped(kind: TlbiKind, scope: TlbiScope, va: VirtAddr) -> Self {
+        Tlbi {
+            kind,
+            scope,
+            va,
+            asid: 0,
+        }
+    }
+
+    /// Returns the mnemonic (`vae1is`, `vae1`).
+    pub fn mnemonic(&self) -> String {
+        self.kind.mnemonic(self.scope)
+    }
+
+    /// Tells whether this TLBI removes `entry` when it takes effect (on a
+    /// CPU in its scope).
     pub fn matches(&self, entry: &TlbEntry) -> bool {
         if !self.kind.by_va() {
             return true;
@@ -216,14 +273,15 @@ impl Tlbi {
 
 impl fmt::Display for Tlbi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.mnemonic();
         if self.kind.by_va() {
-            write!(f, "tlbi {}, {}", self.kind, self.va)?;
+            write!(f, "tlbi {m}, {}", self.va)?;
             if !self.kind.all_asids() {
                 write!(f, " asid={}", self.asid)?;
             }
             Ok(())
         } else {
-            write!(f, "tlbi {}", self.kind)
+            write!(f, "tlbi {m}")
         }
     }
 }
@@ -404,7 +462,7 @@ mod tests {
         t.set_mark(3);
         // Nothing changes: the mark stays.
         t.insert(walk(0, 0x7000));
-        assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vaale1is, VirtAddr(0))), 0);
+        assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vaale1, VirtAddr(0))), 0);
         assert_eq!(t.evict(2), None);
         assert_eq!(t.mark(), Some(3));
         // A copy carries the mark; the mark is not part of the value.
@@ -423,7 +481,7 @@ mod tests {
             |t| t.push(walk(1 << 22, 0x9000)),
             |t| t.push_sorted(walk(1 << 22, 0x9000)),
             |t| assert!(t.evict(0).is_some()),
-            |t| assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vae1is, VirtAddr(0))), 1),
+            |t| assert_eq!(t.invalidate(&Tlbi::new(TlbiKind::Vae1, VirtAddr(0))), 1),
         ];
         for change in changes {
             let mut c = t.clone();

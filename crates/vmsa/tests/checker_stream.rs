@@ -76,7 +76,7 @@ fn a_stream_from_elsewhere_is_checked() {
         },
         Event::Tlbi {
             cpu: 3,
-            op: Tlbi::new(TlbiKind::Vaale1is, VirtAddr(0xffff_8000_0000_1000)),
+            op: Tlbi::new(TlbiKind::Vaale1, VirtAddr(0xffff_8000_0000_1000)),
         },
         Event::Dsb {
             cpu: 3,

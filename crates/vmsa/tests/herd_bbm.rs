@@ -81,7 +81,7 @@ impl Both {
             },
             Event::Tlbi {
                 cpu: 0,
-                op: Tlbi::new(TlbiKind::Vaale1is, VirtAddr(VA)),
+                op: Tlbi::new(TlbiKind::Vaale1, VirtAddr(VA)),
             },
             Event::Dsb {
                 cpu: 0,

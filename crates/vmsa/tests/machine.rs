@@ -7,7 +7,7 @@ use vmsa::tlb::{TlbEntry, TlbKind};
 use vmsa::walk::Via;
 use vmsa::{
     Access, Attributes, BbmLevel, Config, Descriptor, DsbKind, Fault, FaultKind, Granule,
-    LeafAttrs, PhysAddr, Shareability, Tlbi, TlbiKind, VirtAddr,
+    LeafAttrs, PhysAddr, Shareability, Tlbi, TlbiKind, TlbiScope, VirtAddr,
 };
 
 const VA: VirtAddr = VirtAddr(0xffff_8000_0000_0000);
@@ -90,12 +90,11 @@ fn stale_translation_survives_until_tlbi_completes() {
     );
 
     // A completed TLBI for the next page does not cover VA.
-    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA.add(K4)))
-        .unwrap();
+    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1, VA.add(K4))).unwrap();
     m.dsb(0, DsbKind::Ish).unwrap();
     assert_eq!(pa_of(&mut m, 1, VA), PA_A);
 
-    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA)).unwrap();
+    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1, VA)).unwrap();
     assert_eq!(pa_of(&mut m, 1, VA), PA_A, "TLBI not complete yet");
     m.dsb(0, DsbKind::IshSt).unwrap();
     assert_eq!(
@@ -191,14 +190,39 @@ fn last_level_tlbis_keep_walk_cache_entries() {
         let mut m = m.clone();
         m.tlbi(0, Tlbi::new(kind, VA)).unwrap();
         m.dsb(0, DsbKind::Ish).unwrap();
-        assert!(leaves_of(&m, 1).is_empty(), "{kind}");
+        assert!(leaves_of(&m, 1).is_empty(), "{kind:?}");
         let walks = walks_of(&m, 1);
         if kind.last_level_only() {
-            assert_eq!(walks.len(), 3, "{kind} keeps walk-cache entries");
+            assert_eq!(walks.len(), 3, "{kind:?} keeps walk-cache entries");
             assert!(walks.iter().all(|e| matches!(e.kind, TlbKind::Walk { .. })));
         } else {
-            assert!(walks.is_empty(), "{kind} removes walk-cache entries");
+            assert!(walks.is_empty(), "{kind:?} removes walk-cache entries");
         }
+    }
+}
+
+/// Scope of TLB maintenance (Arm ARM, "TLB maintenance instructions"): a
+/// TLBI without the `IS` suffix invalidates only the issuing CPU's TLB;
+/// the `IS` form every CPU's. Both complete at the issuer's `DSB ISH`.
+#[test]
+fn a_local_tlbi_leaves_other_cpus_entries() {
+    let mut m = machine4k();
+    map_page(&mut m, VA, PA_A, attrs());
+    assert!(m.fill(0, VA) && m.fill(1, VA));
+    for kind in TlbiKind::ALL {
+        let mut local = m.clone();
+        local
+            .tlbi(0, Tlbi::scoped(kind, TlbiScope::Local, VA))
+            .unwrap();
+        assert!(!local.tlbi_take_effect(0, 1), "{kind:?}: not CPU 1's");
+        local.dsb(0, DsbKind::Ish).unwrap();
+        assert!(local.pending_tlbis().is_empty());
+        assert!(leaves_of(&local, 0).is_empty(), "{kind:?} on the issuer");
+        assert_eq!(leaves_of(&local, 1).len(), 1, "{kind:?} elsewhere");
+        let mut bcast = m.clone();
+        bcast.tlbi(0, Tlbi::new(kind, VA)).unwrap();
+        bcast.dsb(0, DsbKind::Ish).unwrap();
+        assert!(leaves_of(&bcast, 0).is_empty() && leaves_of(&bcast, 1).is_empty());
     }
 }
 
@@ -217,22 +241,27 @@ fn vae1is_matches_asid_only_for_non_global_entries() {
     assert_eq!(l.iter().filter(|e| e.asid == Some(0)).count(), 1);
     assert_eq!(l.iter().filter(|e| e.asid.is_none()).count(), 1);
 
-    let other = |kind, va| Tlbi { kind, va, asid: 1 };
+    let other = |kind, va| Tlbi {
+        kind,
+        scope: TlbiScope::Broadcast,
+        va,
+        asid: 1,
+    };
     let mut a = m.clone();
-    a.tlbi(0, other(TlbiKind::Vae1is, VA)).unwrap();
-    a.tlbi(0, other(TlbiKind::Vale1is, VA)).unwrap();
+    a.tlbi(0, other(TlbiKind::Vae1, VA)).unwrap();
+    a.tlbi(0, other(TlbiKind::Vale1, VA)).unwrap();
     a.dsb(0, DsbKind::Ish).unwrap();
     assert_eq!(
         leaves_of(&a, 1).len(),
         2,
         "nG entry of ASID 0 survives ASID 1 TLBIs"
     );
-    a.tlbi(0, other(TlbiKind::Vae1is, VA.add(K4))).unwrap();
+    a.tlbi(0, other(TlbiKind::Vae1, VA.add(K4))).unwrap();
     a.dsb(0, DsbKind::Ish).unwrap();
     let l = leaves_of(&a, 1);
     assert_eq!(l.len(), 1, "global entry removed by a TLBI of any ASID");
     assert_eq!(l[0].asid, Some(0));
-    a.tlbi(0, other(TlbiKind::Vaae1is, VA)).unwrap();
+    a.tlbi(0, other(TlbiKind::Vaae1, VA)).unwrap();
     a.dsb(0, DsbKind::Ish).unwrap();
     assert!(leaves_of(&a, 1).is_empty(), "VAAE1IS matches all ASIDs");
 
@@ -240,7 +269,8 @@ fn vae1is_matches_asid_only_for_non_global_entries() {
     b.tlbi(
         0,
         Tlbi {
-            kind: TlbiKind::Vale1is,
+            kind: TlbiKind::Vale1,
+            scope: TlbiScope::Broadcast,
             va: VA,
             asid: 0,
         },
@@ -264,7 +294,7 @@ fn tlbi_before_dsb_leaves_a_stale_refill() {
 
     // Wrong order: store; tlbi; dsb ish.
     m.store_desc(0, slot, page(PA_B, attrs())).unwrap();
-    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA)).unwrap();
+    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1, VA)).unwrap();
     assert!(m.tlbi_take_effect(0, 1));
     assert!(!m.tlbi_take_effect(0, 1), "already taken effect on CPU 1");
     assert!(leaves_of(&m, 1).is_empty());
@@ -282,7 +312,7 @@ fn tlbi_before_dsb_leaves_a_stale_refill() {
     let mut m = before;
     m.store_desc(0, slot, page(PA_B, attrs())).unwrap();
     m.dsb(0, DsbKind::IshSt).unwrap();
-    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1is, VA)).unwrap();
+    m.tlbi(0, Tlbi::new(TlbiKind::Vaale1, VA)).unwrap();
     assert!(m.tlbi_take_effect(0, 1));
     assert!(m.fill(1, VA));
     m.dsb(0, DsbKind::Ish).unwrap();

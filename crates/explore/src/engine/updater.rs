@@ -211,14 +211,22 @@ impl<'a> Engine<'a> {
         Ok(true)
     }
 
-    /// Issues a broadcast TLBI from the updater: it may take effect on
-    /// every other CPU until a `DSB ISH` completes it.
+    /// Issues a TLBI from the updater. A broadcast one may take effect on
+    /// every other CPU until a `DSB ISH` completes it (the updater's own
+    /// TLB, which it never walks through, is not waited on). A local one
+    /// affects the updater's TLB alone: the other CPUs keep their entries,
+    /// so it waits on no CPU and is recorded only until the `DSB ISH` (the
+    /// state still shows it is pending).
     fn issue_tlbi(&self, s: &mut State, t: vmsa::Tlbi) {
         let all = u64::MAX >> (64 - s.tlbs.len());
+        let waiting = match t.scope {
+            vmsa::TlbiScope::Broadcast => all & !1,
+            vmsa::TlbiScope::Local => 0,
+        };
         s.tlbis.push(PendingTlbi {
             cpu: 0,
             op: t,
-            waiting: all & !1,
+            waiting,
         });
     }
 

@@ -116,13 +116,10 @@ impl Kernel {
                     self.machine.isb(cpu)?;
                     self.costs.isb += 1;
                 }
-                Instr::Tlbi { kind, va } => {
-                    self.machine.tlbi(cpu, Tlbi::new(*kind, VirtAddr(*va)))?;
-                    *self
-                        .costs
-                        .tlbi
-                        .entry(kind.mnemonic().to_string())
-                        .or_default() += 1;
+                Instr::Tlbi { kind, scope, va } => {
+                    let op = Tlbi::scoped(*kind, *scope, VirtAddr(*va));
+                    self.machine.tlbi(cpu, op)?;
+                    *self.costs.tlbi.entry(op.mnemonic()).or_default() += 1;
                 }
                 Instr::Alloc { reg, order } => match self.machine.allocator_mut().alloc(*order) {
                     Ok(f) => {

@@ -121,8 +121,10 @@ impl Names<'_> {
             ),
             Instr::Dsb(k) => k.to_string(),
             Instr::Isb => "isb".into(),
-            Instr::Tlbi { kind, va } if kind.by_va() => format!("tlbi {kind} {}", self.va(*va)),
-            Instr::Tlbi { kind, .. } => format!("tlbi {kind}"),
+            Instr::Tlbi { kind, scope, va } if kind.by_va() => {
+                format!("tlbi {} {}", kind.mnemonic(*scope), self.va(*va))
+            }
+            Instr::Tlbi { kind, scope, .. } => format!("tlbi {}", kind.mnemonic(*scope)),
             Instr::Alloc { reg, order: 0 } => format!("alloc r{reg}"),
             Instr::Alloc { reg, order } => format!("alloc r{reg} order={order}"),
             Instr::Free { page, order: 0 } => format!("free {}", self.page(*page)),

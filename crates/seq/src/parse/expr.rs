@@ -3,7 +3,7 @@
 //! a kernel step's descriptor; allocation orders; TLBI and DSB kinds.
 
 use mm::Perm;
-use vmsa::{DsbKind, TlbiKind};
+use vmsa::{DsbKind, TlbiKind, TlbiScope};
 
 use crate::ast::{Expr, ExprKind, KDesc, PageArg, PageRef};
 
@@ -197,11 +197,11 @@ pub(super) fn order(p: &mut Parser<'_>) -> R<u8> {
     }
 }
 
-pub(super) fn tlbi_kind(p: &mut Parser<'_>) -> R<TlbiKind> {
-    const WHAT: &str = "vae1is, vale1is, vaae1is, vaale1is or vmalle1is";
+/// A TLBI operation with its scope: `vae1is` (broadcast) or `vae1` (local).
+pub(super) fn tlbi_kind(p: &mut Parser<'_>) -> R<(TlbiKind, TlbiScope)> {
+    const WHAT: &str = TlbiKind::EXPECTED;
     let (w, s) = p.word(WHAT)?;
-    w.parse()
-        .map_err(|_| p.err_at(s, format!("expected {WHAT}, found `{w}`")))
+    TlbiKind::parse_scoped(w).map_err(|_| p.err_at(s, format!("expected {WHAT}, found `{w}`")))
 }
 
 pub(super) fn dsb_kind(p: &mut Parser<'_>) -> R<DsbKind> {

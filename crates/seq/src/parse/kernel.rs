@@ -160,13 +160,13 @@ pub(super) fn kop(p: &mut Parser<'_>) -> R<KOp> {
         "dsb" => KOp::Dsb(dsb_kind(p)?),
         "isb" => KOp::Isb,
         "tlbi" => {
-            let kind = tlbi_kind(p)?;
+            let (kind, scope) = tlbi_kind(p)?;
             let va = if kind.by_va() {
                 Some(p.expr("the TLBI's virtual address")?)
             } else {
                 None
             };
-            KOp::Tlbi { kind, va }
+            KOp::Tlbi { kind, scope, va }
         }
         "alloc" => {
             let a = page_arg(p)?;

@@ -247,7 +247,7 @@ pub(super) fn mop(p: &mut Parser<'_>) -> R<Op> {
         "dsb" => Op::Dsb(dsb_kind(p)?),
         "isb" => Op::Isb,
         "tlbi" => {
-            let kind = tlbi_kind(p)?;
+            let (kind, scope) = tlbi_kind(p)?;
             let va = if kind.by_va() {
                 p.const_expr("the TLBI's virtual address")?
             } else {
@@ -262,6 +262,7 @@ pub(super) fn mop(p: &mut Parser<'_>) -> R<Op> {
             }
             Op::Tlbi(Tlbi {
                 kind,
+                scope,
                 va: VirtAddr(va),
                 asid,
             })

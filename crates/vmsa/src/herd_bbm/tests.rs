@@ -89,7 +89,7 @@ impl Run {
     }
 
     fn tlbi(&mut self) -> &mut Self {
-        self.tlbi_kind(TlbiKind::Vaale1is, VA)
+        self.tlbi_kind(TlbiKind::Vaale1, VA)
     }
 
     /// `dsb ishst; tlbi; dsb ish`: Linux's `flush_tlb_kernel_range`.
@@ -214,16 +214,16 @@ fn the_break_needs_each_barrier_and_a_covering_tlbi() {
     // A TLBI of another page (`inv-scope`).
     assert!(broken(&|r| {
         r.dsb(DsbKind::Ish)
-            .tlbi_kind(TlbiKind::Vaale1is, VA + 0x1000)
+            .tlbi_kind(TlbiKind::Vaale1, VA + 0x1000)
             .dsb(DsbKind::Ish);
     }));
     // The whole sequence, with a DSB ISHST or a DSB ISH before the TLBI,
     // by VA (any level) or all.
     for kind in [DsbKind::IshSt, DsbKind::Ish] {
         for (op, va) in [
-            (TlbiKind::Vaale1is, VA),
-            (TlbiKind::Vae1is, VA + 0x123),
-            (TlbiKind::Vmalle1is, 0),
+            (TlbiKind::Vaale1, VA),
+            (TlbiKind::Vae1, VA + 0x123),
+            (TlbiKind::Vmalle1, 0),
         ] {
             assert!(!broken(&|r| {
                 r.dsb(kind).tlbi_kind(op, va).dsb(DsbKind::Ish);

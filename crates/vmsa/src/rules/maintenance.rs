@@ -2,10 +2,16 @@
 //! completes its TLBIs (removing the stale records they cover); a TLBI
 //! marks the records it covers, and one issued before the store it should
 //! remove is visible breaks R_DDMVT.
+//!
+//! The checker does not track which CPU may hold a stale entry: any CPU
+//! may have cached any translation it could walk. A local TLBI (no `IS`
+//! suffix) invalidates only the issuing CPU's TLB, so on a machine of more
+//! than one CPU it removes no stale record: it cannot be the invalidation
+//! R_DDMVT's break-before-make needs, nor make a free safe.
 
 use super::Rule;
 use super::{RuleChecker, Stale, StaleKind};
-use crate::tlb::Tlbi;
+use crate::tlb::{Tlbi, TlbiScope};
 
 impl RuleChecker {
     pub(super) fn dsb(&mut self, cpu: usize, completes: bool) {
@@ -59,6 +65,8 @@ impl RuleChecker {
     pub(super) fn tlbi(&mut self, cpu: usize, op: &Tlbi) {
         let asid = self.asid;
         let c = self.cpu_slot(cpu);
+        // Whether the TLBI reaches every CPU that may cache an entry.
+        let everywhere = op.scope == TlbiScope::Broadcast || self.synced.len() == 1;
         let mut early = None;
         if !op.kind.by_va() {
             // VMALLE1IS: everything visible now is invalidated at completion.
@@ -66,7 +74,9 @@ impl RuleChecker {
             if unsynced {
                 early = self.stale().into_iter().find(|s| !self.visible(s));
             }
-            self.all_marked[c] = Some(self.synced.clone());
+            if everywhere {
+                self.all_marked[c] = Some(self.synced.clone());
+            }
         } else {
             let g = self.config.granule;
             let bit = 1u64 << (cpu % 64);
@@ -85,8 +95,10 @@ impl RuleChecker {
                         continue;
                     }
                     if s.born <= synced.get(s.writer).copied().unwrap_or(0) {
-                        s.tlbi_by |= bit;
-                        hit = true;
+                        if everywhere {
+                            s.tlbi_by |= bit;
+                            hit = true;
+                        }
                     } else if early.is_none() {
                         early = Some(*s);
                     }
