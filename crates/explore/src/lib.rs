@@ -29,9 +29,9 @@ pub mod world;
 
 pub use hazard::{Hazard, HazardKind};
 pub use mutate::Mutant;
-pub use search::{Limit, Limits, Report, TraceStep, Verdict};
+pub use search::{Limit, Limits, Progress, Report, TraceStep, Verdict};
 pub use trace::{DescState, Snapshot, StepKind, TlbState, VaState};
-pub use verify::{Row, Run, verify, verify_program};
+pub use verify::{Row, Run, verify, verify_program, verify_program_with};
 pub use workload::WorkloadKind;
 pub use world::{Direction, Prepared, Scenario, Setup};
 

@@ -39,7 +39,10 @@ use crate::trace::{self, Snapshot, StepKind};
 pub struct Limits {
     /// Unique states.
     pub states: u64,
-    /// Approximate memory in bytes (visited set, parent links, frontier).
+    /// Memory in bytes the search may hold: visited set, parent links,
+    /// frontier and the buffers of a chunk's successors, estimated before
+    /// each chunk is expanded with what the chunk may add (see
+    /// [`memory_peak`]); the process holds a fixed overhead more.
     pub memory: u64,
     /// Wall-clock time.
     pub time: Duration,
@@ -67,9 +70,11 @@ pub enum Limit {
 }
 
 impl Limit {
-    /// Says which limit and how to raise it.
-    pub fn advice(self, limits: &Limits) -> String {
-        match self {
+    /// Says which limit, how far the search got (its `states` and
+    /// `depth`) and how to raise the limit.
+    pub fn advice(self, limits: &Limits, states: u64, depth: u64) -> String {
+        let got = format!(" after {states} states, at depth {depth}");
+        let text = match self {
             Limit::States => format!(
                 "the state limit ({}) was reached; raise it with --max-states",
                 limits.states
@@ -82,9 +87,30 @@ impl Limit {
                 "the time limit ({} s) was reached; raise it with --max-time (seconds)",
                 limits.time.as_secs()
             ),
-        }
+        };
+        // "... was reached after N states, at depth D; raise it ..."
+        text.replacen(" was reached;", &format!(" was reached{got};"), 1)
     }
 }
+
+/// How far a search has got, given to a progress callback (see
+/// [`explore_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Unique states so far.
+    pub states: u64,
+    /// Transitions taken so far.
+    pub transitions: u64,
+    /// The level being expanded.
+    pub depth: u64,
+    /// The memory the search holds, as the memory limit counts it (bytes).
+    pub memory: u64,
+    /// Wall-clock time since the search started.
+    pub elapsed: Duration,
+}
+
+/// How often, at most, a search calls its progress callback.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// One line of a counterexample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -189,8 +215,9 @@ impl Part {
         self.ids.clear();
     }
 
+    /// The bytes its arenas hold (allocated, used or not).
     fn bytes(&self) -> u64 {
-        (self.words.len() * 8 + self.spans.len() * 12) as u64
+        (self.words.capacity() * 8 + self.spans.capacity() * 8 + self.ids.capacity() * 4) as u64
     }
 }
 
@@ -266,6 +293,8 @@ struct Batch {
     hazard: Option<usize>,
     /// Paths given up in `succ`.
     gave_up: u64,
+    /// The most candidates one state of the batch gave.
+    most: u32,
 }
 
 impl Batch {
@@ -280,6 +309,18 @@ impl Batch {
         *self.fresh.get_mut() = 0;
         self.hazard = None;
         self.gave_up = 0;
+        self.most = 0;
+    }
+
+    /// The bytes the batch's buffers hold for its successors (in use; the
+    /// buffers' capacity, which depends on the shards for `fps`, is left
+    /// to [`memory_peak`]'s slack, so that the estimate is the same on
+    /// any number of threads).
+    fn bytes(&self) -> u64 {
+        (self.words.len() * 8
+            + self.succ.len() * std::mem::size_of::<Succ>()
+            + self.from.len() * 8
+            + self.new.len() * (std::mem::size_of::<(u128, u32)>() + 1)) as u64
     }
 }
 
@@ -315,7 +356,15 @@ enum Stop {
     States,
 }
 
-/// Explores every state reachable in `engine`'s scenario.
+/// Explores every state reachable in `engine`'s scenario (no progress
+/// callback: see [`explore_with`]).
+pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
+    explore_with(engine, limits, &|_| {})
+}
+
+/// Explores every state reachable in `engine`'s scenario, calling
+/// `progress` after a chunk at most every [`PROGRESS_EVERY`] (the first
+/// time after that long), from the thread that runs the search.
 ///
 /// A level is expanded in chunks of tasks; after each chunk, the merge:
 /// inserts the fingerprints of the successors not known before the chunk
@@ -326,25 +375,31 @@ enum Stop {
 /// that reaches the limit); then, in parallel, copies each batch's new
 /// states into a part of the next level, with the node ids and parent
 /// links the chunk's order gives.
-pub fn explore(engine: &Engine<'_>, limits: &Limits) -> Report {
+pub fn explore_with(
+    engine: &Engine<'_>,
+    limits: &Limits,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Report {
     // Off the pool (a caller's own thread), the search runs on one of its
     // workers, so that each chunk's parallel steps start there instead of
     // waking a worker and putting this thread to sleep, three times a chunk.
     if rayon::current_thread_index().is_none() {
-        return rayon::scope(|_| search(engine, limits));
+        return rayon::scope(|_| search(engine, limits, progress));
     }
-    search(engine, limits)
+    search(engine, limits, progress)
 }
 
 /// Explores, on the current thread (a worker of the pool or not).
-fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
+fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + Sync)) -> Report {
     let start = Instant::now();
     let init = engine.initial();
     let mut enc = Vec::new();
     init.encode(&mut enc);
+    // A power of two of shards: their tables together then take what one
+    // table of all the states would (see `memory_peak`).
     let threads = rayon::current_num_threads();
     let mut visited = Visited::new(if threads > 1 {
-        threads * SHARDS_PER_THREAD
+        (threads * SHARDS_PER_THREAD).next_power_of_two()
     } else {
         1
     });
@@ -374,19 +429,24 @@ fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
         elapsed: start.elapsed(),
     };
     let mut next: Vec<Part> = Vec::new();
-    let check_limits = |states: usize, frontier: &[Part], next: &[Part]| {
-        if states as u64 >= limits.states {
-            Some(Limit::States)
-        } else if memory_in_use(states, frontier, next) >= limits.memory {
-            Some(Limit::Memory)
-        } else if start.elapsed() >= limits.time {
-            Some(Limit::Time)
-        } else {
-            None
-        }
+    let stopped = |l: Limit, c: &Counts, depth| {
+        report(
+            Verdict::Incomplete {
+                limit: l,
+                advice: l.advice(limits, c.states as u64, depth),
+            },
+            c,
+            depth,
+        )
     };
     let mut batches: Vec<Batch> = Vec::new();
     let mut outs: Vec<Part> = Vec::new();
+    // What the chunks so far tell of the next: the most candidates one
+    // state gave, and the most bytes a chunk's buffers held per state
+    // expanded (both the same on any number of threads).
+    let mut most = 0usize;
+    let mut buf_per_state = 0u64;
+    let mut shown = start;
     while !frontier.is_empty() {
         // Expand the level in chunks, so that successors not yet
         // deduplicated never hold much memory, and limits are checked often.
@@ -405,6 +465,32 @@ fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
         let chunk_len = (CHUNK_BYTES / (per_state * 32)).clamp(1, CHUNK);
         let tasks = tasks(&frontier);
         for group in tasks.chunks((chunk_len / BATCH).max(1)) {
+            // Stop before a chunk that could take the search past the
+            // memory limit.
+            let expanding: usize = group.iter().map(|t| t.2).sum();
+            let held = Held {
+                states: c.states,
+                links: nodes.capacity(),
+                parts: frontier
+                    .iter()
+                    .chain(&next)
+                    .chain(&spare)
+                    .map(Part::bytes)
+                    .sum(),
+            };
+            let bound = Bound {
+                new: expanding * if most == 0 { 64 } else { most },
+                buffers: expanding as u64
+                    * if buf_per_state == 0 {
+                        64 * per_state as u64
+                    } else {
+                        buf_per_state
+                    },
+                per_state: per_state as u64,
+            };
+            if memory_peak(&held, &bound) > limits.memory {
+                return stopped(Limit::Memory, &c, depth);
+            }
             // Each task's successors go to a batch kept from chunk to
             // chunk, so their storage is allocated once per search.
             let ntasks = group.len();
@@ -426,6 +512,9 @@ fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
                     }
                 },
             );
+            let bytes: u64 = batches.iter().map(Batch::bytes).sum();
+            buf_per_state = buf_per_state.max(bytes.div_ceil(expanding as u64));
+            most = batches.iter().fold(most, |m, b| m.max(b.most as usize));
             // Insert the candidates, shard by shard, in the chunk's order.
             let shared: &[Batch] = batches;
             visited
@@ -461,14 +550,7 @@ fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
                     continue;
                 };
                 return match stop {
-                    Stop::States => report(
-                        Verdict::Incomplete {
-                            limit: Limit::States,
-                            advice: Limit::States.advice(limits),
-                        },
-                        &c,
-                        depth,
-                    ),
+                    Stop::States => stopped(Limit::States, &c, depth),
                     Stop::Hazard(bi, si) => {
                         let verdict = hazard_verdict(engine, &nodes, &frontier, &batches[bi], si);
                         report(verdict, &c, depth + 1)
@@ -497,15 +579,34 @@ fn search(engine: &Engine<'_>, limits: &Limits) -> Report {
                     .map(|(b, links, id, part)| into_part(b, &frontier, links, id, part)),
             );
             next.append(&mut outs);
-            if let Some(l) = check_limits(c.states, &frontier, &next) {
-                return report(
-                    Verdict::Incomplete {
-                        limit: l,
-                        advice: l.advice(limits),
-                    },
-                    &c,
+            if c.states as u64 >= limits.states {
+                return stopped(Limit::States, &c, depth);
+            }
+            let now = Instant::now();
+            if now - start >= limits.time {
+                return stopped(Limit::Time, &c, depth);
+            }
+            if now - shown >= PROGRESS_EVERY {
+                shown = now;
+                progress(&Progress {
+                    states: c.states as u64,
+                    transitions: c.transitions,
                     depth,
-                );
+                    memory: memory_peak(
+                        &Held {
+                            states: c.states,
+                            links: nodes.capacity(),
+                            parts: frontier
+                                .iter()
+                                .chain(&next)
+                                .chain(&spare)
+                                .map(Part::bytes)
+                                .sum(),
+                        },
+                        &Bound::default(),
+                    ),
+                    elapsed: now - start,
+                });
             }
         }
         depth += 1;
@@ -673,6 +774,7 @@ fn expand(
     // state known by then (see `Memo::repeats`), and are not applied.
     let mut repeats = scr.memo.repeats().iter().peekable();
     let mut fresh = true;
+    let candidates = out.new.len();
     scr.next.clone_from(s);
     for (i, &st) in scr.steps.iter().enumerate() {
         if repeats.next_if_eq(&&(i as u32)).is_some() {
@@ -716,6 +818,7 @@ fn expand(
             Applied::Hazard(h) => out.push_hazard(k, st, h),
         }
     }
+    out.most = out.most.max((out.new.len() - candidates) as u32);
 }
 
 impl Batch {
@@ -753,14 +856,84 @@ fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
     }
 }
 
-/// Estimates the memory this search holds: per visited state a 16-byte
-/// fingerprint in a hash set (with its control byte and load-factor slack,
-/// about 20 bytes) and a parent link; the frontier's arenas. (Not the
-/// process's resident set: several searches may run at once.)
-fn memory_in_use(visited: usize, frontier: &[Part], next: &[Part]) -> u64 {
+/// What a search holds between chunks.
+struct Held {
+    /// States visited (fingerprints in the visited set).
+    states: usize,
+    /// The capacity of the parent links.
+    links: usize,
+    /// The bytes of the frontier's, the next level's and the spare parts'
+    /// arenas.
+    parts: u64,
+}
+
+/// What a chunk may add, at most.
+#[derive(Default)]
+struct Bound {
+    /// New states.
+    new: usize,
+    /// Bytes of the batches' buffers.
+    buffers: u64,
+    /// Bytes of one state's encoding in a part.
+    per_state: u64,
+}
+
+/// Bytes of a hashbrown table (the `HashSet` of std and `FxHashSet`)
+/// holding `n` fingerprints: buckets the next power of two of 8/7 `n` (it
+/// is full at 7/8), each a 16-byte fingerprint and a control byte, and a
+/// group of control bytes more.
+fn table_bytes(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let buckets = if n < 8 {
+        if n < 4 { 4 } else { 8 }
+    } else {
+        (n * 8).div_ceil(7).next_power_of_two()
+    };
+    buckets * 17 + 16
+}
+
+/// Estimates the most memory the search holds while it expands a chunk:
+/// what it holds (`held`) and what the chunk may add (`bound`), counting
+/// the moments a table grows, when the old and the new one are both
+/// allocated:
+/// - the visited set: its table (the shards' tables, a power of two of
+///   them, take what one table would; a shard reaches its growth a little
+///   before or after the others, so the counts are widened by 1/16 and
+///   1024 each side), and if the chunk's new states may make it grow, the
+///   grown table besides;
+/// - the parent links (`(u32, Step)` each), and if the chunk's new states
+///   pass their capacity, the doubled vector besides;
+/// - the parts' arenas, and the chunk's new states' encodings besides;
+/// - the chunk's buffers, twice their size (a vector's doubling slack).
+///
+/// The estimate depends only on counts the same on any number of threads,
+/// so the memory limit stops a search at the same state on any. It is of
+/// the search alone, not the process (several searches may run at once):
+/// the process holds a fixed overhead more (its code, the threads' stacks
+/// and scratch storage, the allocator's own).
+fn memory_peak(held: &Held, bound: &Bound) -> u64 {
+    let n = held.states as u64;
+    let after = n + bound.new as u64;
+    let hi = |n: u64| n + n / 16 + 1024;
+    let lo = |n: u64| (n - n / 16).saturating_sub(1024);
+    let now = table_bytes(hi(n));
+    let grown = table_bytes(hi(after));
+    let visited = if grown > table_bytes(lo(n)) {
+        now + grown
+    } else {
+        now
+    };
     let link = std::mem::size_of::<(u32, Step)>() as u64;
-    let held: u64 = frontier.iter().chain(next).map(Part::bytes).sum();
-    (visited as u64) * (20 + link) + held
+    let cap = held.links as u64;
+    let links = if after > cap {
+        cap + (2 * cap).max(after)
+    } else {
+        cap
+    } * link;
+    let arenas = held.parts + bound.new as u64 * (bound.per_state + 12);
+    visited + links + arenas + 2 * bound.buffers
 }
 
 /// Rewrites `cpuN` (N a workload position, from 1) into the real CPU

@@ -11,7 +11,7 @@ use vmsa::Rule;
 
 use crate::ExploreError;
 use crate::engine::Engine;
-use crate::search::{Limits, Report, Verdict, explore};
+use crate::search::{Limits, Progress, Report, Verdict, explore_with};
 use crate::workload::WorkloadKind;
 use crate::world::{Prepared, Scenario, Setup};
 
@@ -123,12 +123,34 @@ pub fn verify_program(
     limits: &Limits,
     together: bool,
 ) -> Result<Row, ExploreError> {
+    verify_program_with(prep, program, limits, together, &|_| {})
+}
+
+/// [`verify_program`], calling `progress` as each search goes (see
+/// [`crate::search::explore_with`]; the searches of the workloads checked
+/// one by one run at once, and each calls it). The searches run at once
+/// share the memory limit: each may hold its part of it.
+///
+/// # Errors
+///
+/// Returns [`ExploreError`] when the program cannot run sequentially.
+pub fn verify_program_with(
+    prep: &Prepared,
+    program: &Program,
+    limits: &Limits,
+    together: bool,
+    progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<Row, ExploreError> {
     let groups: Vec<Vec<WorkloadKind>> = if together {
         vec![prep.setup.workloads.clone()]
     } else {
         prep.setup.workloads.iter().map(|w| vec![*w]).collect()
     };
     let full = Scenario::build(prep, program)?;
+    let limits = &Limits {
+        memory: limits.memory / groups.len().max(1) as u64,
+        ..*limits
+    };
     let runs = groups
         .par_iter()
         .map(|g| {
@@ -143,7 +165,7 @@ pub fn verify_program(
             let engine = Engine::new(&sc);
             Run {
                 workloads: g.clone(),
-                report: explore(&engine, limits),
+                report: explore_with(&engine, limits, progress),
             }
         })
         .collect();

@@ -7,7 +7,8 @@
 //! state limit (exactly at the state that reaches it, even when a hazard
 //! lies later in the same chunk or before it in the next), at a hazard
 //! (counting only the states before it in the chunk), and at a hazard met
-//! after paths were given up.
+//! after paths were given up; and at a memory limit (estimated before each
+//! chunk from counts the same on any number of threads).
 
 mod common;
 
@@ -16,12 +17,13 @@ use explore::search::explore;
 use explore::{Limits, Prepared, Scenario, Setup, Verdict};
 
 /// One case: where it is, the setup, whether `synchronize_rcu()` is
-/// removed, the state limit, and the expected summary.
+/// removed, the state limit, the memory limit, and the expected summary.
 struct Case {
     at: String,
     setup: Setup,
     no_rcu: bool,
     states: u64,
+    memory: u64,
     expected: Option<String>,
 }
 
@@ -40,7 +42,7 @@ fn parse(text: &str) -> Vec<Case> {
         let f: Vec<&str> = config.split_whitespace().collect();
         assert!(
             f.len() >= 7,
-            "{at}: expected `protocol op bbm workload cpus rcu|no-rcu max-states = summary`"
+            "{at}: expected `protocol op bbm workload cpus rcu|no-rcu max-states [N MiB] = summary`"
         );
         let setup = common::setup(&at, &f);
         let no_rcu = match f[5] {
@@ -51,11 +53,22 @@ fn parse(text: &str) -> Vec<Case> {
         let states = f[6]
             .parse()
             .unwrap_or_else(|e| panic!("{at}: max-states `{}`: {e}", f[6]));
+        let memory = match f.get(7) {
+            None => Limits::default().memory,
+            Some(m) => {
+                let mib: u64 = m
+                    .strip_suffix("MiB")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{at}: max-memory `{m}`, expected N MiB"));
+                mib << 20
+            }
+        };
         out.push(Case {
             at: format!("{at} {config}"),
             setup,
             no_rcu,
             states,
+            memory,
             expected,
         });
     }
@@ -76,6 +89,7 @@ fn run(case: &Case) -> String {
     let sc = Scenario::build(&prep, &program).expect("builds");
     let limits = Limits {
         states: case.states,
+        memory: case.memory,
         ..Limits::default()
     };
     let r = explore(&Engine::new(&sc), &limits);

@@ -4,6 +4,7 @@
 mod check;
 mod html;
 mod litmus;
+mod progress;
 mod show;
 mod simulate;
 mod table;

@@ -54,7 +54,9 @@ pub struct VerifyArgs {
     /// Stop a search after this many unique states.
     #[arg(long, default_value_t = Limits::default().states)]
     max_states: u64,
-    /// Stop a search when it needs about this much memory, in MiB.
+    /// Stop a search before it would hold more than this much memory, in
+    /// MiB (the searches of one configuration run at once share it; the
+    /// process holds a fixed overhead more, a few tens of MiB).
     #[arg(long, default_value_t = Limits::default().memory >> 20)]
     max_memory: u64,
     /// Stop a search after this many seconds.
@@ -184,6 +186,7 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
     }
     // One configuration at a time (each search is parallel): the memory
     // limit is then the limit of the whole run.
+    let display = crate::progress::Display::new(!a.json, limits);
     let results: Vec<Result<Row, explore::ExploreError>> = setups
         .iter()
         .map(|s| {
@@ -194,9 +197,18 @@ pub fn run(a: &VerifyArgs) -> ExitCode {
                     .instrs
                     .retain(|i| !matches!(i, mm::Instr::SynchronizeRcu));
             }
-            explore::verify_program(&prep, &program, &limits, a.together)
+            let label = format!(
+                "{} {} {}",
+                s.protocol.name,
+                s.direction.name(),
+                s.features.bbm
+            );
+            explore::verify_program_with(&prep, &program, &limits, a.together, &|p| {
+                display.update(&label, p)
+            })
         })
         .collect();
+    display.finish();
     let mut rows = Vec::new();
     for r in results {
         match r {
@@ -612,10 +624,11 @@ pub(crate) fn counterexample(label: &str, r: &Row) -> String {
             out.push_str(&hazard_block(hazard));
         }
         Verdict::Incomplete { advice, .. } => {
+            // The advice says how far the search stopped got.
             out.push_str(&format!(
-                "\n{label} at FEAT_BBM {}: incomplete after {} states: {advice}\n",
+                "\n{label} at FEAT_BBM {} with {}: incomplete: {advice}\n",
                 r.setup.features.bbm,
-                r.states()
+                run.map(|r| names(&r.workloads)).unwrap_or_default(),
             ));
         }
         Verdict::Safe => {}

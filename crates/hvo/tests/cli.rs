@@ -140,6 +140,34 @@ fn verify_stops_at_a_limit_and_says_which() {
     assert!(out.contains("raise it with --max-states"), "{out}");
 }
 
+/// A search of more than a second shows its progress only on a terminal:
+/// with standard error a pipe, nothing is written there; the memory limit
+/// stops the search and the report says how far it got.
+#[test]
+fn verify_shows_no_progress_off_a_terminal_and_reports_the_memory_limit() {
+    let (code, out, err) = hvo(&[
+        "verify",
+        "--protocol",
+        "pause-cpus",
+        "--direction",
+        "hvo",
+        "--bbm",
+        "2-noabort",
+        "--cpus",
+        "2",
+        "--together",
+        "--max-memory",
+        "400",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "", "nothing on standard error");
+    assert!(
+        out.contains("incomplete: the memory limit (400 MiB) was reached after "),
+        "{out}"
+    );
+    assert!(out.contains("raise it with --max-memory"), "{out}");
+}
+
 #[test]
 fn check_gives_the_threads_rule_verdicts() {
     let (code, out, err) = hvo(&[
