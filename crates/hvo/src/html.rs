@@ -177,11 +177,10 @@ pub fn render(page: &Page<'_>) -> String {
             Verdict::Incomplete { advice, .. } => {
                 let _ = writeln!(
                     o,
-                    "<p class=\"incomplete\">{} {} at FEAT_BBM {}: incomplete after {} states: {}</p>",
+                    "<p class=\"incomplete\">{} {} at FEAT_BBM {}: incomplete: {}</p>",
                     esc(page.name(i)),
                     esc(r.setup.direction.name()),
                     esc(&r.setup.features.bbm.to_string()),
-                    r.states(),
                     esc(advice)
                 );
             }
