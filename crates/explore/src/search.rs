@@ -42,7 +42,7 @@ pub struct Limits {
     /// Memory in bytes the search may hold: visited set, parent links,
     /// frontier and the buffers of a chunk's successors, estimated before
     /// each chunk is expanded with what the chunk may add (see
-    /// [`memory_peak`]); the process holds a fixed overhead more.
+    /// `memory_peak`); the process holds a fixed overhead more.
     pub memory: u64,
     /// Wall-clock time.
     pub time: Duration,
