@@ -468,16 +468,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
             // Stop before a chunk that could take the search past the
             // memory limit.
             let expanding: usize = group.iter().map(|t| t.2).sum();
-            let held = Held {
-                states: c.states,
-                links: nodes.capacity(),
-                parts: frontier
-                    .iter()
-                    .chain(&next)
-                    .chain(&spare)
-                    .map(Part::bytes)
-                    .sum(),
-            };
+            let held = Held::of(c.states, nodes.capacity(), [&frontier, &next, &spare]);
             let bound = Bound {
                 new: expanding * if most == 0 { 64 } else { most },
                 buffers: expanding as u64
@@ -593,16 +584,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
                     transitions: c.transitions,
                     depth,
                     memory: memory_peak(
-                        &Held {
-                            states: c.states,
-                            links: nodes.capacity(),
-                            parts: frontier
-                                .iter()
-                                .chain(&next)
-                                .chain(&spare)
-                                .map(Part::bytes)
-                                .sum(),
-                        },
+                        &Held::of(c.states, nodes.capacity(), [&frontier, &next, &spare]),
                         &Bound::default(),
                     ),
                     elapsed: now - start,
@@ -865,6 +847,19 @@ struct Held {
     /// The bytes of the frontier's, the next level's and the spare parts'
     /// arenas.
     parts: u64,
+}
+
+impl Held {
+    /// Returns what the search holds with `states` visited, parent links
+    /// of capacity `links`, and the arenas of `parts` (the frontier's, the
+    /// next level's and the spare ones).
+    fn of(states: usize, links: usize, parts: [&[Part]; 3]) -> Self {
+        Held {
+            states,
+            links,
+            parts: parts.iter().flat_map(|p| p.iter()).map(Part::bytes).sum(),
+        }
+    }
 }
 
 /// What a chunk may add, at most.
