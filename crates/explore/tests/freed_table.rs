@@ -24,36 +24,30 @@ fn program(prep: &Prepared, flush: TlbiKind) -> Program {
     } else {
         VMEMMAP_START
     };
-    Program {
+    let mut p = Program::default();
+    p.push(Instr::Alloc {
+        reg: 1000,
+        order: 0,
+    });
+    p.push(Instr::FillTable {
+        table,
+        va: VMEMMAP_START,
+        level: 2,
+    });
+    p.push(Instr::Dsb(DsbKind::IshSt));
+    p.push(Instr::Store {
+        va: VMEMMAP_START,
+        level: 2,
+        desc: Desc::Table(table),
+    });
+    p.flush_tlb_all();
+    p.push(Instr::Store {
+        va: VMEMMAP_START,
+        level: 2,
+        desc: Desc::leaf(Page::Frame(block), Perm::Rw),
+    });
+    p.extend(Program {
         instrs: vec![
-            Instr::Alloc {
-                reg: 1000,
-                order: 0,
-            },
-            Instr::FillTable {
-                table,
-                va: VMEMMAP_START,
-                level: 2,
-            },
-            Instr::Dsb(DsbKind::IshSt),
-            Instr::Store {
-                va: VMEMMAP_START,
-                level: 2,
-                desc: Desc::Table(table),
-            },
-            Instr::Dsb(DsbKind::IshSt),
-            Instr::Tlbi {
-                kind: TlbiKind::Vmalle1,
-                scope: TlbiScope::Broadcast,
-                va: 0,
-            },
-            Instr::Dsb(DsbKind::Ish),
-            Instr::Isb,
-            Instr::Store {
-                va: VMEMMAP_START,
-                level: 2,
-                desc: Desc::leaf(Page::Frame(block), Perm::Rw),
-            },
             Instr::Dsb(DsbKind::IshSt),
             Instr::Tlbi {
                 kind: flush,
@@ -62,12 +56,13 @@ fn program(prep: &Prepared, flush: TlbiKind) -> Program {
             },
             Instr::Dsb(DsbKind::Ish),
             Instr::Isb,
-            Instr::Free {
-                page: table,
-                order: 0,
-            },
         ],
-    }
+    });
+    p.push(Instr::Free {
+        page: table,
+        order: 0,
+    });
+    p
 }
 
 fn next(engine: &Engine<'_>, s: &State, step: Step) -> State {

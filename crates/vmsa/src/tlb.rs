@@ -122,10 +122,11 @@ pub enum TlbiKind {
 
 /// Which PEs' TLBs a TLBI invalidates.
 ///
-/// Arm ARM, "TLB maintenance instructions", scope of the instructions (no
-/// rule ID found for it): an instruction with the `IS` suffix applies to every PE in the Inner
-/// Shareable domain of the issuing PE; one without a shareability suffix
-/// applies only to the PE that executes it (at EL1 with `HCR_EL2.FB == 0`,
+/// The instructions' own descriptions (Arm ARM system instruction pages,
+/// DDI 0601, e.g. `TLBI VAE1IS` and `TLBI VAE1`; no rule ID): with the `IS`
+/// suffix "the invalidation applies to all PEs in the same Inner Shareable
+/// shareability domain as the PE that executes this System instruction";
+/// without a shareability suffix it applies only to the PE that executes it (at EL1 with `HCR_EL2.FB == 0`,
 /// which is the kernel's configuration). Either completes at a `DSB` of the
 /// issuing PE (`DSB NSH` suffices for a local one; `DSB ISH`, the only full
 /// DSB this model has, completes both).
