@@ -181,8 +181,8 @@ pub enum Loc {
     Elem(Sym, u16),
 }
 
-mod instr;
-pub use instr::*;
+/// The instruction set (typed A64), shared with the explorer.
+pub use vmsa::isa::*;
 
 /// A thread: its code (main code, a `Halt`, then the fault handler if the
 /// test has a `Pn.F` column) and the labels.

@@ -27,6 +27,7 @@ pub mod features;
 pub mod frames;
 pub mod granule;
 pub mod herd_bbm;
+pub mod isa;
 pub mod machine;
 pub mod memory;
 pub mod rules;

@@ -1,7 +1,9 @@
-//! The instruction set of litmus programs: the litmus subset of A64 as
-//! typed instructions. Memory order, barrier kind, TLBI scope and
-//! shareability, widths and branch conditions are fields, so the executor
-//! never reads instruction text.
+//! The instruction set every CPU of the model runs: the subset of A64 that
+//! herd7's AArch64 litmus tests use, as typed instructions. Memory order,
+//! barrier kind, TLBI scope and shareability, widths and branch conditions
+//! are fields, so no executor reads instruction text. The litmus reader
+//! (`crates/litmus`) builds these; the explorer's threads
+//! (`crates/explore`, `engine/thread.rs`) and the litmus executor run them.
 
 /// A register: 0..=30, 31 for XZR/WZR.
 pub type Reg = u8;
@@ -222,9 +224,8 @@ pub enum BranchOn {
     NonZero,
 }
 
-/// One instruction. Everything the executor needs is a field: it never
-/// reads the instruction's text ([`Thread::text`](super::Thread::text)
-/// is for traces only).
+/// One instruction. Everything an executor needs is a field: it never
+/// reads the instruction's text (a front end keeps the text for traces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Instr {
     /// MOV Rd, op.
