@@ -9,6 +9,8 @@
 //!   the reference final state);
 //! - [`workload`]: the concurrent workloads;
 //! - [`state`]: the compact state;
+//! - [`thread`]: threads, CPUs that run programs in the typed A64 set
+//!   ([`vmsa::isa`]): how a herd7 litmus test runs on this engine;
 //! - [`engine`]: the steps and what they do, with the reductions;
 //! - [`hazard`]: what can go wrong;
 //! - [`search`]: parallel breadth-first search with limits;
@@ -22,6 +24,7 @@ pub mod hazard;
 pub mod mutate;
 pub mod search;
 pub mod state;
+pub mod thread;
 pub mod trace;
 pub mod verify;
 pub mod workload;

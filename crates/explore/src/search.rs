@@ -22,6 +22,7 @@
 //! still its position) is neither copied back nor encoded again: its
 //! encoding is copied from the state's ([`State::encode_reusing`]).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use serde::Serialize;
 use crate::engine::{Applied, Engine, Memo, Outcome, Step};
 use crate::hazard::Hazard;
 use crate::state::{Spans, State};
+use crate::thread::Final;
 use crate::trace::{self, Snapshot, StepKind};
 
 /// Limits on a search.
@@ -164,6 +166,9 @@ pub struct Report {
     pub depth: u64,
     /// Paths on which the updater gave up (CAS retries exhausted).
     pub gave_up: u64,
+    /// What the final states of a scenario with threads show
+    /// ([`crate::thread`]), sorted, each once (empty without threads).
+    pub finals: Vec<Final>,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -293,6 +298,8 @@ struct Batch {
     hazard: Option<usize>,
     /// Paths given up in `succ`.
     gave_up: u64,
+    /// What the final states of threads expanded show.
+    finals: Vec<Final>,
     /// The most candidates one state of the batch gave.
     most: u32,
 }
@@ -309,6 +316,7 @@ impl Batch {
         *self.fresh.get_mut() = 0;
         self.hazard = None;
         self.gave_up = 0;
+        self.finals.clear();
         self.most = 0;
     }
 
@@ -347,6 +355,7 @@ struct Counts {
     states: usize,
     transitions: u64,
     gave_up: u64,
+    finals: BTreeSet<Final>,
 }
 
 /// Why a chunk's merge stopped the search: a hazard (the index of the
@@ -418,6 +427,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
         states: 1,
         transitions: 0,
         gave_up: 0,
+        finals: BTreeSet::new(),
     };
     let mut depth = 0u64;
     let report = |verdict, c: &Counts, depth| Report {
@@ -426,6 +436,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
         transitions: c.transitions,
         depth,
         gave_up: c.gave_up,
+        finals: c.finals.iter().cloned().collect(),
         elapsed: start.elapsed(),
     };
     let mut next: Vec<Part> = Vec::new();
@@ -530,6 +541,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
             // the batch where the search stops.
             let first_id = nodes.len();
             for (i, b) in batches.iter().enumerate() {
+                c.finals.extend(b.finals.iter().cloned());
                 let fresh = b.fresh.load(Ordering::Relaxed);
                 if b.hazard.is_none() && ((c.states + fresh) as u64) < limits.states {
                     c.states += fresh;
@@ -738,6 +750,12 @@ fn expand(
     let s = &scr.state;
     engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
     if scr.steps.is_empty() {
+        if engine.finished(s)
+            && let Some(f) = engine.final_of(s)
+        {
+            out.finals.push(f);
+            return;
+        }
         let h = if engine.finished(s) {
             engine.check_final(s)
         } else {
@@ -982,6 +1000,7 @@ fn rebuild(
         let cpu = match step {
             Step::Updater => Some(0),
             Step::Cpu { cpu, .. } => Some(labels[usize::from(cpu) - 1]),
+            Step::Thread { thread, .. } => Some(1 + s.wl.len() + usize::from(thread)),
             _ => None,
         };
         let text = relabel(&text, &labels);

@@ -142,7 +142,7 @@ pub(crate) fn kind_of(s: &State, step: Step, labels: &[usize]) -> StepKind {
         k => labels.get(k - 1).copied().unwrap_or(k),
     };
     match step {
-        Step::Updater | Step::Cpu { .. } => StepKind::Op,
+        Step::Updater | Step::Cpu { .. } | Step::Thread { .. } => StepKind::Op,
         Step::Propagate { index } => {
             s.pending
                 .get(usize::from(index))

@@ -155,7 +155,6 @@ pub fn verify_program_with(
         .par_iter()
         .map(|g| {
             let mut sc = full.clone();
-            sc.setup.workloads = g.clone();
             sc.workloads = full
                 .workloads
                 .iter()
@@ -170,7 +169,7 @@ pub fn verify_program_with(
         })
         .collect();
     Ok(Row {
-        setup: full.setup.clone(),
+        setup: prep.setup.clone(),
         violations: full.violations.clone(),
         herd7_bbm: full.herd7_bbm.clone(),
         costs: full.costs.clone(),

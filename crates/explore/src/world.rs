@@ -28,6 +28,7 @@ use vmsa::{
 };
 
 use crate::ExploreError;
+use crate::thread::Threads;
 use crate::workload::{Workload, WorkloadKind};
 
 /// Whether the updater optimizes a huge page or restores one.
@@ -205,8 +206,6 @@ pub struct Reference {
 /// A resolved exploration problem.
 #[derive(Clone)]
 pub struct Scenario {
-    /// What was asked.
-    pub setup: Setup,
     /// The machine configuration.
     pub config: Config,
     /// TTBR1_EL1.
@@ -246,6 +245,8 @@ pub struct Scenario {
     /// page's contents in a version are what its frame holds; a read whose
     /// halves no one version shows is torn.
     pub straddle_versions: Vec<[Option<u64>; 2]>,
+    /// The threads, after the workloads (none in a kernel scenario).
+    pub threads: Arc<Threads>,
 }
 
 /// A kernel booted for an exploration, with the program it will run.
@@ -635,8 +636,32 @@ impl Scenario {
             fresh,
             shared_tail: k.shared_tail,
             straddle_versions,
-            setup,
+            threads: Arc::new(Threads::default()),
         })
+    }
+
+    /// Returns a scenario of threads alone ([`crate::thread`]): no
+    /// updater program, no workloads, the threads on CPUs 1 and up, on
+    /// `base` with its tables at `root`.
+    pub fn of_threads(config: Config, base: Memory, root: PhysAddr, threads: Threads) -> Self {
+        Scenario {
+            config,
+            root,
+            base: Arc::new(base),
+            program: Program::default(),
+            ops: Vec::new(),
+            workloads: Vec::new(),
+            reference: Reference::default(),
+            violations: Vec::new(),
+            herd7_bbm: Vec::new(),
+            costs: Costs::default(),
+            pages: Vec::new(),
+            checked: Vec::new(),
+            fresh: Vec::new(),
+            shared_tail: None,
+            straddle_versions: Vec::new(),
+            threads: Arc::new(threads),
+        }
     }
 
     /// Prepares and builds the protocol's own program.

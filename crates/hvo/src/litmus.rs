@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use litmus::exec::Options;
+use litmus::exec::{Model, Options};
 use litmus::harness::{Ours, conformance, summary_text};
 use serde::Serialize;
 
@@ -25,6 +25,11 @@ pub struct LitmusArgs {
     /// order) instead of the sequentially consistent one.
     #[arg(long)]
     relaxed: bool,
+    /// The model that runs the tests: `executor` (the litmus executor) or
+    /// `explorer` (the explorer that gives `hvo verify`'s verdicts, the
+    /// test mapped onto 4K tables; sequentially consistent only).
+    #[arg(long, default_value = "executor")]
+    model: Model,
 }
 
 /// Arguments of `hvo conformance`.
@@ -43,6 +48,9 @@ pub struct ConformanceArgs {
     /// always runs where the SC verdict disagrees, to classify).
     #[arg(long)]
     relaxed: bool,
+    /// The model that runs the tests (as `hvo litmus --model`).
+    #[arg(long, default_value = "executor")]
+    model: Model,
 }
 
 #[derive(Serialize)]
@@ -69,6 +77,7 @@ pub fn litmus(a: &LitmusArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
         relaxed: a.relaxed,
+        model: a.model,
         ..Options::default()
     };
     let mut out = Vec::new();
@@ -173,6 +182,7 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
     let opts = Options {
         max_states: a.max_states,
         relaxed: a.relaxed,
+        model: a.model,
         ..Options::default()
     };
     let start = std::time::Instant::now();

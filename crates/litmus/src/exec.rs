@@ -99,8 +99,10 @@ mod unroll;
 mod visibility;
 use relaxed::{Meta, may_pa, meta};
 pub use search::run;
+pub(crate) use search::{collect_obs, eval};
 use step::narrow;
 pub use unroll::UNROLL;
+pub(crate) use unroll::counted;
 
 /// A herd7-style verdict on the final condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -210,9 +212,47 @@ pub fn verdict_of(observation: &str, q: Quant) -> Verdict {
     }
 }
 
+/// Which model runs a test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Model {
+    /// This module's executor (one level of table, per-CPU walker views,
+    /// early walks, the relaxed mode).
+    #[default]
+    Executor,
+    /// The explorer, which gives `hvo verify`'s verdicts (module
+    /// [`crate::onto`]: the test on 4K tables).
+    Explorer,
+}
+
+impl Model {
+    /// Returns its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Executor => "executor",
+            Model::Explorer => "explorer",
+        }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "executor" => Ok(Model::Executor),
+            "explorer" => Ok(Model::Explorer),
+            _ => Err(format!(
+                "unknown model `{s}`; expected `executor` or `explorer`"
+            )),
+        }
+    }
+}
+
 /// Options of a run.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
+    /// Which model runs the test.
+    pub model: Model,
     /// The most states explored before the search stops.
     pub max_states: u64,
     /// Explore the relaxed (out-of-order commit) mode instead of the
@@ -229,6 +269,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            model: Model::Executor,
             max_states: 500_000,
             relaxed: false,
             early_translations: true,

@@ -7,6 +7,7 @@
 pub mod ast;
 pub mod exec;
 pub mod harness;
+pub mod onto;
 pub mod parse;
 pub mod states;
 

@@ -62,7 +62,7 @@ impl<'a> Engine<'a> {
             fresh
         };
         for (k, e) in c.fills.iter().enumerate() {
-            if fresh & (1 << k) != 0 {
+            if fresh & (1 << k) != 0 && (e.is_leaf() || self.sc.threads.walk_cache) {
                 s.tlbs[cpu].insert(*e);
             }
         }

@@ -47,6 +47,7 @@ mod cpu;
 mod invariants;
 mod memo;
 mod reduce;
+mod thread;
 mod translate;
 mod updater;
 
@@ -56,7 +57,7 @@ use vmsa::VirtAddr;
 use vmsa::tlb::Tlb;
 
 use crate::hazard::{Hazard, HazardKind};
-use crate::state::{Half, Mem, State, Wl};
+use crate::state::{Half, Mem, State, Th, Wl};
 use crate::workload::WOp;
 use crate::world::{Op, Scenario};
 
@@ -79,6 +80,14 @@ pub enum Step {
         cpu: u8,
         /// Which translation choice (or pick).
         choice: u8,
+    },
+    /// Thread `thread`'s next instruction, along path `path` (a
+    /// translation choice, or a store-exclusive failing).
+    Thread {
+        /// The thread.
+        thread: u8,
+        /// Which path.
+        path: u8,
     },
     /// Pending store `index` becomes visible to walkers.
     Propagate {
@@ -109,6 +118,7 @@ pub enum Step {
 }
 
 /// What a step led to.
+#[allow(clippy::large_enum_variant)] // the successor is taken out at once; a box would allocate per step
 pub enum Outcome {
     /// A new state.
     Next(State),
@@ -215,7 +225,9 @@ impl<'a> Engine<'a> {
             page_vas,
             page_offsets,
             words,
-            reduce: true,
+            // The reductions are argued for the updater and the workloads;
+            // threads (small litmus programs) run unreduced.
+            reduce: sc.threads.code.is_empty(),
             groups,
             aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
         }
@@ -243,7 +255,7 @@ impl<'a> Engine<'a> {
             mem: Mem::default(),
             pending: Vec::new(),
             tlbis: Vec::new(),
-            tlbs: vec![Tlb::default(); 1 + self.sc.workloads.len()],
+            tlbs: vec![Tlb::default(); 1 + self.sc.workloads.len() + self.sc.threads.code.len()],
             pc: 0,
             retries: 0,
             retry_stage: 0,
@@ -253,7 +265,21 @@ impl<'a> Engine<'a> {
             freed: Vec::new(),
             written: Vec::new(),
             unpublished: Vec::new(),
+            threads: self
+                .sc
+                .threads
+                .code
+                .iter()
+                .map(|c| Th {
+                    regs: c.regs.clone(),
+                    ..Th::default()
+                })
+                .collect(),
+            faults: Vec::new(),
         };
+        for &(pa, v) in &self.sc.threads.init {
+            s.mem.write(pa, v);
+        }
         self.normalize(&mut s);
         s
     }
@@ -310,7 +336,9 @@ impl<'a> Engine<'a> {
 
     /// Tells whether every CPU has finished.
     pub fn finished(&self, s: &State) -> bool {
-        usize::from(s.pc) >= self.sc.ops.len() && (0..s.wl.len()).all(|i| !self.live(s, i))
+        usize::from(s.pc) >= self.sc.ops.len()
+            && (0..s.wl.len()).all(|i| !self.live(s, i))
+            && s.threads.iter().all(|t| !t.running())
     }
 
     /// Lists the steps enabled in `s`, reduced.
@@ -415,6 +443,16 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        for t in 0..s.threads.len() {
+            if s.threads[t].running() {
+                for k in 0..self.thread_paths(s, t).len() {
+                    out.push(Step::Thread {
+                        thread: t as u8,
+                        path: k as u8,
+                    });
+                }
+            }
+        }
         for (k, p) in s.pending.iter().enumerate() {
             if !s.pending[..k].iter().any(|q| q.pa == p.pa) {
                 out.push(Step::Propagate { index: k as u8 });
@@ -475,6 +513,30 @@ impl<'a> Engine<'a> {
                         index: k as u8,
                     });
                 }
+            }
+        }
+        for t in 0..s.threads.len() {
+            if !s.threads[t].running() {
+                continue;
+            }
+            let cpu = self.thread_cpu(t);
+            for &va in &self.sc.threads.vas {
+                let first = memo.fills.len();
+                self.fill_walks(s, cpu, va, &mut memo.cache, &mut memo.fills);
+                memo.walks.push((cpu, va, first..memo.fills.len()));
+                for k in 0..memo.fills.len() - first {
+                    out.push(Step::Fill {
+                        cpu: cpu as u8,
+                        va,
+                        choice: k as u8,
+                    });
+                }
+            }
+            for k in 0..s.tlbs[cpu].entries().len() {
+                out.push(Step::Evict {
+                    cpu: cpu as u8,
+                    index: k as u8,
+                });
             }
         }
         // A mirrored repeat leads where its twin's step does only once the
@@ -549,6 +611,12 @@ impl<'a> Engine<'a> {
                 let memoized = memo.and_then(|m| m.choice(c, k));
                 self.run_cpu(n, c, k, memoized, log.as_deref_mut())
             }
+            Step::Thread { thread, path } => Ok(self.run_thread(
+                n,
+                usize::from(thread),
+                usize::from(path),
+                log.as_deref_mut(),
+            )),
             Step::Propagate { index } => {
                 let p = n.pending.remove(usize::from(index));
                 if let Some(l) = log.as_deref_mut() {
@@ -631,6 +699,7 @@ impl<'a> Engine<'a> {
                 let entries = |s: &State| s.tlbs.iter().map(|t| t.entries().len()).sum::<usize>();
                 let touched = match step {
                     Step::Cpu { cpu, .. } => Touched::Cpu(usize::from(cpu)),
+                    Step::Thread { .. } => Touched::All,
                     Step::Fill { cpu, .. } if fill_hw => Touched::Cpu(usize::from(cpu)),
                     Step::Fill { cpu, .. } => Touched::Grew(usize::from(cpu)),
                     Step::Evict { cpu, .. } => Touched::Shrank(usize::from(cpu)),

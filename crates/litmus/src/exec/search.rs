@@ -58,7 +58,7 @@ fn canonical(n: &mut State) {
     });
 }
 
-fn eval(p: &Prop, get: &dyn Fn(&Obs) -> ObsVal) -> bool {
+pub(crate) fn eval(p: &Prop, get: &dyn Fn(&Obs) -> ObsVal) -> bool {
     match p {
         Prop::True => true,
         Prop::Eq(o, v) => match get(o) {
@@ -74,7 +74,7 @@ fn eval(p: &Prop, get: &dyn Fn(&Obs) -> ObsVal) -> bool {
     }
 }
 
-fn collect_obs(p: &Prop, out: &mut Vec<Obs>) {
+pub(crate) fn collect_obs(p: &Prop, out: &mut Vec<Obs>) {
     match p {
         Prop::True => {}
         Prop::Eq(o, _) | Prop::Fault(o) => {
@@ -173,6 +173,9 @@ fn accessible_vas(t: &Test) -> Vec<u64> {
 /// model does not handle (an access to a number that names no location, a
 /// TLBI of an unknown page, ...).
 pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
+    if opts.model == Model::Explorer {
+        return crate::onto::run(t, opts);
+    }
     let start = Instant::now();
     let nsym = t.syms.len();
     let vas = accessible_vas(t);

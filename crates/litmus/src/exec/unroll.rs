@@ -84,7 +84,7 @@ fn mem_dependent(th: &Thread) -> u64 {
 /// Returns, per instruction of `th`, whether it is a backward branch herd7
 /// bounds: unconditional, or conditional on a value that may come from
 /// memory.
-pub(super) fn counted(th: &Thread) -> Vec<bool> {
+pub(crate) fn counted(th: &Thread) -> Vec<bool> {
     let m = mem_dependent(th);
     th.code
         .iter()
