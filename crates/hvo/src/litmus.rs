@@ -51,6 +51,11 @@ pub struct ConformanceArgs {
     /// The model that runs the tests (as `hvo litmus --model`).
     #[arg(long, default_value = "executor")]
     model: Model,
+    /// Instead: run every test on both models (sequentially consistent)
+    /// and list the tests on which they differ, with herd7's verdict, who
+    /// herd7 sides with and the feature the test exercises.
+    #[arg(long, conflicts_with_all = ["relaxed", "model"])]
+    differential: bool,
 }
 
 #[derive(Serialize)]
@@ -185,6 +190,9 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
         model: a.model,
         ..Options::default()
     };
+    if a.differential {
+        return differential_cmd(a, &opts);
+    }
     let start = std::time::Instant::now();
     let r = match conformance(&a.dir, &opts) {
         Ok(r) => r,
@@ -335,5 +343,31 @@ pub fn conformance_cmd(a: &ConformanceArgs) -> ExitCode {
             r.summary.seconds, x.seconds
         );
     }
+    ExitCode::SUCCESS
+}
+
+/// Runs `hvo conformance --differential`.
+fn differential_cmd(a: &ConformanceArgs, opts: &Options) -> ExitCode {
+    let diffs = match litmus::differential::differential(&a.dir, opts) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hvo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.json {
+        return match crate::print_json(&diffs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        };
+    }
+    for d in &diffs {
+        println!("{}", d.line());
+    }
+    println!();
+    for (k, n) in litmus::differential::tally(&diffs) {
+        println!("tally {n} {k}");
+    }
+    println!("differences {}", diffs.len());
     ExitCode::SUCCESS
 }

@@ -5,6 +5,7 @@
 //! [`states`]).
 
 pub mod ast;
+pub mod differential;
 pub mod exec;
 pub mod harness;
 pub mod onto;
