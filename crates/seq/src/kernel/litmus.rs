@@ -1,0 +1,666 @@
+//! The way out to herd7: the level-3 part of a protocol's [`Program`]
+//! written as a herd7 AArch64 VMSA litmus test (`hvo show --format
+//! litmus`, `hvo check --emit litmus`).
+//!
+//! herd7's VMSA model has one level of translation table, symbolic pages
+//! and descriptors written as fields, so the test keeps what a reader of
+//! one vmemmap page can observe at level 3 and says, in a `(* ... *)`
+//! comment, everything it leaves out:
+//!
+//! - the page: one vmemmap page of the huge page whose level-3 descriptor
+//!   the program writes and that a workload accesses (vmemmap page 1, the
+//!   first tail page, which every protocol remaps in both directions,
+//!   whenever a workload accesses it);
+//! - P0, the updater: the stores (and compare-and-swaps) to that page's
+//!   descriptor, `PTE(x)`, with every `DSB`, `ISB` and every TLBI that
+//!   covers the page, from the first store to `PTE(x)` on; a TLBI by VA
+//!   as `LSR` of the VA by 12 and `TLBI VAAE1IS` as the catalogue writes
+//!   it;
+//! - P1, the reader: the workloads' accesses to the page, a load (`L0`)
+//!   and, where a workload writes it, a store (`L1`);
+//! - the final condition: a fault on the reader, the hazard the explorer
+//!   reports as a translation, Access-flag or permission fault.
+//!
+//! The generator reads the program as the explorer resolved it
+//! ([`Scenario`]: slots, descriptor values and TLBI operands as
+//! addresses), so the test's values are the bits the explorer runs,
+//! written as herd7's fields.
+
+use std::fmt::Write as _;
+
+use explore::workload::WOp;
+use explore::world::{Op, Scenario};
+use explore::{Direction, Prepared};
+use mm::{Instr, Program};
+use vmsa::{Attributes, Descriptor, DsbKind, Shareability, TlbiKind, TlbiScope};
+
+/// How to write a litmus test.
+#[derive(Clone, Debug)]
+pub struct LitmusExport {
+    /// The test's name (herd7's `AArch64 NAME` line).
+    pub name: String,
+    /// Comment lines at the top of the `(* ... *)` comment.
+    pub title: Vec<String>,
+}
+
+/// A descriptor value as herd7 writes it: `(oa:PA(s), valid:0, af:0,
+/// db:0, dbm:1)` with only the fields that differ from herd7's defaults
+/// (valid 1, af 1, db 1, dbm 0: herd7's `lib/AArch64PteVal.ml`,
+/// `prot_default`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fields {
+    /// The output page's symbol.
+    oa: &'static str,
+    valid: bool,
+    af: bool,
+    /// Dirty: AP\[2\] clear (writable).
+    db: bool,
+    dbm: bool,
+}
+
+/// The test's symbols: the pages the reader accesses first (`x`, `y`, in
+/// VA order), then the other physical pages the descriptors map.
+const NAMES: [&str; 8] = ["x", "y", "z", "w", "u", "v", "s", "t"];
+
+impl Fields {
+    fn text(&self) -> String {
+        let mut s = format!("(oa:PA({})", self.oa);
+        for (on, default, name) in [
+            (self.valid, true, "valid"),
+            (self.af, true, "af"),
+            (self.db, true, "db"),
+            (self.dbm, false, "dbm"),
+        ] {
+            if on != default {
+                let _ = write!(s, ", {name}:{}", u8::from(on));
+            }
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// One instruction of P0 (indices into the pages and the values).
+enum P0 {
+    Store {
+        page: usize,
+        value: usize,
+    },
+    Cas {
+        page: usize,
+        expect: usize,
+        value: usize,
+    },
+    Dsb(DsbKind),
+    Isb,
+    TlbiVa {
+        page: usize,
+        scope: TlbiScope,
+    },
+    TlbiAll(TlbiScope),
+}
+
+/// A vmemmap page of the test: one the program writes the level-3
+/// descriptor of and a workload accesses.
+struct TestPage {
+    /// Its VA (page-aligned).
+    va: u64,
+    /// Its descriptor's slot.
+    slot: u64,
+    /// Its symbol.
+    name: &'static str,
+}
+
+/// One access of the reader: the page (index) and whether it writes.
+type Access = (usize, bool);
+
+/// The physical pages the descriptors map, each with its symbol.
+struct Frames {
+    named: Vec<(u64, &'static str)>,
+    /// Symbols of the test's pages, which a frame may take only as the
+    /// page's initial frame.
+    reserved: Vec<&'static str>,
+}
+
+impl Frames {
+    /// Returns the symbol of `frame`, naming it `preferred` (a page's own
+    /// symbol, for its initial frame) or the first free symbol.
+    fn name(
+        &mut self,
+        frame: u64,
+        preferred: Option<&'static str>,
+    ) -> Result<&'static str, String> {
+        if let Some((_, n)) = self.named.iter().find(|(f, _)| *f == frame) {
+            return Ok(n);
+        }
+        let used = |n: &&str| self.named.iter().any(|(_, m)| m == n);
+        let name = match preferred.filter(|p| !used(p)) {
+            Some(p) => p,
+            None => *NAMES
+                .iter()
+                .find(|n| !used(n) && !self.reserved.contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "cannot export to herd7: the descriptors map more than the {} pages this export names",
+                        NAMES.len()
+                    )
+                })?,
+        };
+        self.named.push((frame, name));
+        Ok(name)
+    }
+
+    /// Describes the level-3 descriptor `v` as herd7's fields; an invalid
+    /// one keeps the output address of the slot's value before it
+    /// (`prev`), as the catalogue writes `(oa:PA(x), valid:0)` (Linux's
+    /// `pte_clear()` writes 0, which a walker reads as invalid all the
+    /// same: bit 0 is the valid bit, Arm ARM D8.3 "Translation table
+    /// descriptor formats").
+    fn describe(
+        &mut self,
+        v: u64,
+        g: vmsa::Granule,
+        prev: Option<Fields>,
+        preferred: Option<&'static str>,
+    ) -> Result<Fields, String> {
+        if v & 1 == 0 {
+            let mut f = if v != 0 {
+                self.describe(v | 1, g, prev, preferred)?
+            } else {
+                prev.ok_or("cannot export to herd7: a page's descriptor is invalid before the program stores to it")?
+            };
+            f.valid = false;
+            return Ok(f);
+        }
+        let leaf = Descriptor(v).as_leaf(g, 3).ok_or_else(|| {
+            format!("cannot export to herd7: {v:#x} is not a level-3 page descriptor")
+        })?;
+        let a = leaf.attrs;
+        if a.attr_indx != 0 || a.sh != Shareability::Inner {
+            return Err(format!(
+                "cannot export to herd7: descriptor {v:#x} is not Normal Inner Shareable memory (AttrIndx {}, {:?}), herd7's default",
+                a.attr_indx, a.sh
+            ));
+        }
+        Ok(Fields {
+            oa: self.name(leaf.oa.0 >> g.page_shift(), preferred)?,
+            valid: true,
+            af: a.flags.contains(Attributes::AF),
+            db: !a.flags.contains(Attributes::READ_ONLY),
+            dbm: a.flags.contains(Attributes::DBM),
+        })
+    }
+}
+
+/// Returns the index of `f` in `values`, adding it.
+fn value_index(values: &mut Vec<Fields>, f: Fields) -> usize {
+    match values.iter().position(|v| *v == f) {
+        Some(i) => i,
+        None => {
+            values.push(f);
+            values.len() - 1
+        }
+    }
+}
+
+/// Writes the level-3 part of `program` (run on `prep`'s kernel against
+/// `prep`'s workloads) as a herd7 AArch64 VMSA litmus test.
+///
+/// # Errors
+///
+/// Returns a message saying why the program cannot be exported: it cannot
+/// run sequentially, no workload accesses a page whose level-3 descriptor
+/// it writes, or a descriptor it writes is not one herd7's fields
+/// describe.
+pub fn emit_litmus(
+    prep: &Prepared,
+    program: &Program,
+    opts: &LitmusExport,
+) -> Result<String, String> {
+    let sc = Scenario::build(prep, program).map_err(|e| e.to_string())?;
+    let g = sc.setup.granule;
+    let shift = g.page_shift();
+    let page_of = |va: u64| va >> shift << shift;
+    // The pages whose level-3 descriptor the program writes, with the
+    // slot of each.
+    let mut written: Vec<(u64, u64)> = Vec::new();
+    for (ins, op) in program.instrs.iter().zip(&sc.ops) {
+        let (Instr::Store { va, level: 3, .. } | Instr::Cas { va, level: 3, .. }) = ins else {
+            continue;
+        };
+        let (Op::Store { pa, .. } | Op::Cas { pa, .. }) = op else {
+            continue;
+        };
+        if !written.iter().any(|(p, _)| *p == page_of(*va)) {
+            written.push((page_of(*va), pa.0));
+        }
+    }
+    // The pages of the test: those the workloads access.
+    let mut vas: Vec<u64> = Vec::new();
+    for w in &sc.workloads {
+        for pc in 0..w.ops.len() {
+            for va in w.va(pc, None) {
+                let p = page_of(va);
+                if written.iter().any(|(q, _)| *q == p) && !vas.contains(&p) {
+                    vas.push(p);
+                }
+            }
+        }
+    }
+    vas.sort_unstable();
+    if vas.is_empty() {
+        let names: Vec<&str> = sc.workloads.iter().map(|w| w.kind.name()).collect();
+        return Err(format!(
+            "cannot export to herd7: no workload ({}) accesses a vmemmap page whose level-3 descriptor the program writes (the level-3 part herd7 can express); the program writes {} such page(s)",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            },
+            written.len()
+        ));
+    }
+    if vas.len() > 2 {
+        return Err(format!(
+            "cannot export to herd7: the workloads access {} remapped vmemmap pages; this export writes at most 2",
+            vas.len()
+        ));
+    }
+    let pages: Vec<TestPage> = vas
+        .iter()
+        .enumerate()
+        .map(|(i, va)| TestPage {
+            va: *va,
+            slot: written
+                .iter()
+                .find(|(p, _)| p == va)
+                .map(|(_, s)| *s)
+                .unwrap_or_default(),
+            name: NAMES[i],
+        })
+        .collect();
+    let page_index = |va: u64| pages.iter().position(|p| p.va == page_of(va));
+    let slot_index = |pa: u64| pages.iter().position(|p| p.slot == pa);
+    // Vmemmap page 0 is the head's; `page1` follows it.
+    let page0 = prep.sites.page1 - g.page_size();
+    let index_of = |va: u64| (va - page0) >> shift;
+
+    // The reader: each workload's accesses to the pages, in program order.
+    let has_rcu = program
+        .instrs
+        .iter()
+        .any(|i| matches!(i, Instr::SynchronizeRcu));
+    let mut reader: Vec<Access> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    for w in &sc.workloads {
+        let mut in_rcu = false;
+        let mut touched = false;
+        for (pc, op) in w.ops.iter().enumerate() {
+            match op {
+                WOp::RcuLock => in_rcu = true,
+                WOp::RcuUnlock => in_rcu = false,
+                _ => {}
+            }
+            let write = match op {
+                WOp::Load { .. } | WOp::LoadHalf { .. } => false,
+                WOp::Store { .. } => true,
+                // get_page_unless_zero() CASes only a non-zero refcount.
+                // Inside an RCU read section, with synchronize_rcu() in
+                // the program, only a section synchronize_rcu() waits for
+                // can find one (the freeze before HVO, the refcount frozen
+                // since HVO before de-HVO; commit bd225530a4c7), so the
+                // write precedes the remap. Without synchronize_rcu() a
+                // walker that read a reference before the freeze may CAS
+                // at any time.
+                WOp::CasIfNonZero { .. } => !(in_rcu && has_rcu),
+                _ => continue,
+            };
+            for va in w.va(pc, None) {
+                let Some(i) = page_index(va) else { continue };
+                touched = true;
+                if matches!(op, WOp::CasIfNonZero { .. }) && in_rcu && has_rcu {
+                    let n = format!(
+                        "{}'s get_page_unless_zero() CAS of {}: it writes only a non-zero refcount, which only an RCU read section synchronize_rcu() waits for can see (the freeze before HVO, the refcount frozen since HVO before de-HVO; commit bd225530a4c7), so the write precedes the remap",
+                        w.kind.name(),
+                        pages[i].name
+                    );
+                    if !notes.contains(&n) {
+                        notes.push(n);
+                    }
+                }
+                // A load is always exported: the CAS reads first.
+                for wr in [false, write] {
+                    if !reader.contains(&(i, wr)) {
+                        reader.push((i, wr));
+                    }
+                }
+            }
+        }
+        if !touched {
+            notes.push(format!(
+                "{}'s accesses: none reaches a page of the test",
+                w.kind.name()
+            ));
+        }
+    }
+
+    // The initial descriptors: what each slot holds before the program's
+    // first store to it (the boot's, or a table the program fills).
+    let first = sc
+        .ops
+        .iter()
+        .position(|op| matches!(op, Op::Store { pa, .. } | Op::Cas { pa, .. } if slot_index(pa.0).is_some()))
+        .unwrap_or_default();
+    let mut frames = Frames {
+        named: Vec::new(),
+        reserved: pages.iter().map(|p| p.name).collect(),
+    };
+    let mut init: Vec<Fields> = Vec::new();
+    for p in &pages {
+        let mut v = sc
+            .base
+            .read_u64(vmsa::PhysAddr(p.slot))
+            .map_err(|e| e.to_string())?;
+        for op in &sc.ops[..first] {
+            if let Op::Fill { frame, first, step } = op
+                && *frame == p.slot >> shift
+            {
+                v = first + ((p.slot & (g.page_size() - 1)) / 8) * step;
+            }
+        }
+        init.push(frames.describe(v, g, None, Some(p.name))?);
+    }
+
+    // P0: the program's operations on the pages.
+    let mut prev = init.clone();
+    let mut values: Vec<Fields> = Vec::new();
+    let mut p0: Vec<P0> = Vec::new();
+    let mut before: Vec<String> = Vec::new();
+    let mut left: Vec<String> = Vec::new();
+    let mut retries = 0u8;
+    let mut narrowed = false;
+    for (i, (ins, op)) in program.instrs.iter().zip(&sc.ops).enumerate() {
+        if i < first {
+            before.push(kind_of(ins));
+            continue;
+        }
+        match op {
+            Op::Store { pa, value } if slot_index(pa.0).is_some() => {
+                let page = slot_index(pa.0).unwrap_or_default();
+                let f = frames.describe(*value, g, Some(prev[page]), None)?;
+                prev[page] = f;
+                let value = value_index(&mut values, f);
+                p0.push(P0::Store { page, value });
+            }
+            Op::Cas {
+                pa,
+                expect,
+                value,
+                retries: r,
+                ..
+            } if slot_index(pa.0).is_some() => {
+                let page = slot_index(pa.0).unwrap_or_default();
+                let e = frames.describe(*expect, g, Some(prev[page]), None)?;
+                let f = frames.describe(*value, g, Some(e), None)?;
+                prev[page] = f;
+                let expect = value_index(&mut values, e);
+                let value = value_index(&mut values, f);
+                p0.push(P0::Cas {
+                    page,
+                    expect,
+                    value,
+                });
+                retries = retries.max(*r);
+            }
+            Op::Store { .. } | Op::Cas { .. } => {
+                left.push("stores to the descriptors of other pages".into());
+            }
+            Op::Dsb(k) => p0.push(P0::Dsb(*k)),
+            Op::Isb => p0.push(P0::Isb),
+            Op::Tlbi(t) if t.kind == TlbiKind::Vmalle1 => p0.push(P0::TlbiAll(t.scope)),
+            Op::Tlbi(t) => match page_index(t.va.0) {
+                Some(page) => {
+                    narrowed |=
+                        matches!(t.kind, TlbiKind::Vaale1 | TlbiKind::Vale1 | TlbiKind::Vae1);
+                    p0.push(P0::TlbiVa {
+                        page,
+                        scope: t.scope,
+                    });
+                }
+                None => left.push("TLBIs of other pages".into()),
+            },
+            _ => left.push(kind_of(ins)),
+        }
+    }
+
+    // Registers. P0: X0.. the descriptors' addresses, then the values,
+    // then each page's VA and page number for a TLBI by VA.
+    let n = pages.len();
+    let tlbi_pages: Vec<usize> = (0..n)
+        .filter(|i| {
+            p0.iter()
+                .any(|o| matches!(o, P0::TlbiVa { page, .. } if page == i))
+        })
+        .collect();
+    let va_reg = |page: usize| {
+        n + values.len()
+            + 2 * tlbi_pages
+                .iter()
+                .position(|p| *p == page)
+                .unwrap_or_default()
+    };
+    if n + values.len() + 2 * tlbi_pages.len() > 30 {
+        return Err("cannot export to herd7: more descriptor values than registers".into());
+    }
+
+    let setup = &sc.setup;
+    let mut out = String::new();
+    let _ = writeln!(out, "AArch64 {}", opts.name);
+    out.push_str("(*");
+    for l in &opts.title {
+        // A title never ends the comment early.
+        let _ = write!(out, " {}\n  ", l.replace("*)", "* )"));
+    }
+    let named: Vec<String> = pages
+        .iter()
+        .map(|p| {
+            format!(
+                "{} is vmemmap page {} (VA {:#x})",
+                p.name,
+                index_of(p.va),
+                p.va
+            )
+        })
+        .collect();
+    let _ = write!(
+        out,
+        " {} granule, {} huge page, {}: {}.\n",
+        g,
+        vmsa::granule::format_size(setup.huge_size),
+        match setup.direction {
+            Direction::Hvo => "HVO",
+            Direction::Restore => "de-HVO",
+        },
+        named.join(", ")
+    );
+    out.push_str(
+        "   P0 is the updater's level-3 part for them; P1 the workloads' accesses to\n   them. The condition holds exactly when the reader faults (translation,\n   Access flag or permission), the hazard hvo's explorer reports as a fault.\n   Left out (herd7 cannot express them, or they do not touch the pages):\n",
+    );
+    let mut lines: Vec<String> = Vec::new();
+    if !before.is_empty() {
+        lines.push(format!(
+            "the {} operations before the first store to a PTE of the test: {}",
+            before.len(),
+            counted(&before)
+        ));
+    }
+    if !left.is_empty() {
+        lines.push(format!("after it: {}", counted(&left)));
+    }
+    lines.push("several table levels, blocks and their split (the test starts from the level-3 descriptors as the program finds them)".into());
+    lines.push(format!(
+        "FEAT_BBM levels and TLB conflict aborts (herd7 has neither; this kernel: FEAT_BBM {})",
+        setup.features.bbm
+    ));
+    lines.push("allocation, copies and frees: every page holds 1, as if copies were done (no uninitialized, torn or lost value is checked), and no use after free is checked".into());
+    if program
+        .instrs
+        .iter()
+        .any(|i| matches!(i, Instr::PauseCpus | Instr::StopMachine))
+    {
+        lines.push("pausing or stopping the other CPUs (pause_cpus / stop_machine()): P1 runs throughout, so it may see what the pause hides".into());
+    }
+    if retries > 0 {
+        lines.push(format!(
+            "the CAS's retry loop (up to {retries} retries: AF cleared again, DSB, TLBI, DSB, CAS): one CAS is written"
+        ));
+    }
+    lines.push("PXN/UXN, nG, AP[1] (el0) and the contents' struct page layout: the threads run at EL1 on Normal memory (herd7's defaults)".into());
+    lines.extend(notes);
+    if narrowed {
+        lines.push("the TLBIs' last-level and ASID restrictions: TLBI VAALE1IS, VALE1IS and VAE1IS are written TLBI VAAE1IS, as the catalogue writes them (herd7 has no walk caches; the kernel's entries are global)".into());
+    }
+    for l in &lines {
+        let _ = writeln!(out, "   - {l}");
+    }
+    out.push_str("*)\nVariant=vmsa\n");
+    let f = setup.features;
+    match (f.hw_af, f.hw_dbm) {
+        (true, true) => out.push_str("TTHM=HA HD\n"),
+        (true, false) => out.push_str("TTHM=HA\n"),
+        (false, true) => out.push_str("TTHM=HD\n"),
+        (false, false) => {}
+    }
+    out.push_str("{\n");
+    let mut syms: Vec<&str> = pages.iter().map(|p| p.name).collect();
+    for (_, name) in &frames.named {
+        if !syms.contains(name) {
+            syms.push(name);
+        }
+    }
+    for name in &syms {
+        let _ = writeln!(out, " [{name}]=1;");
+    }
+    for (p, f) in pages.iter().zip(&init) {
+        let _ = writeln!(out, " [PTE({})]={};", p.name, f.text());
+    }
+    let mut p0_init: Vec<String> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("0:X{i}=PTE({})", p.name))
+        .collect();
+    for (i, v) in values.iter().enumerate() {
+        p0_init.push(format!("0:X{}={}", n + i, v.text()));
+    }
+    for &p in &tlbi_pages {
+        p0_init.push(format!("0:X{}={}", va_reg(p), pages[p].name));
+    }
+    let _ = writeln!(out, " {};", p0_init.join("; "));
+    // P1: X1.. each page's VA, X0 the value a store writes.
+    let mut p1_init: Vec<String> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("1:X{}={}", i + 1, p.name))
+        .collect();
+    if reader.iter().any(|(_, w)| *w) {
+        p1_init.push("1:X0=2".into());
+    }
+    let _ = writeln!(out, " {};", p1_init.join("; "));
+    out.push_str("}\n");
+
+    let mut col0 = vec!["P0".to_string()];
+    let mut shifted: Vec<usize> = Vec::new();
+    for i in &p0 {
+        match *i {
+            P0::Store { page, value } => col0.push(format!("STR X{},[X{page}]", n + value)),
+            // Linux's cmpxchg() is fully ordered: CASAL
+            // (arch/arm64/include/asm/atomic_lse.h, __CMPXCHG_CASE with
+            // the `mb` and `al` variants); the catalogue writes CASAL on
+            // descriptors too.
+            P0::Cas {
+                page,
+                expect,
+                value,
+            } => col0.push(format!("CASAL X{},X{},[X{page}]", n + expect, n + value)),
+            P0::Dsb(DsbKind::Ish) => col0.push("DSB ISH".into()),
+            P0::Dsb(DsbKind::IshSt) => col0.push("DSB ISHST".into()),
+            P0::Isb => col0.push("ISB".into()),
+            P0::TlbiVa { page, scope } => {
+                let r = va_reg(page);
+                if !shifted.contains(&page) {
+                    col0.push(format!("LSR X{},X{r},#12", r + 1));
+                    shifted.push(page);
+                }
+                col0.push(format!("TLBI {},X{}", suffix("VAAE1", scope), r + 1));
+            }
+            P0::TlbiAll(scope) => col0.push(format!("TLBI {}", suffix("VMALLE1", scope))),
+        }
+    }
+    let mut col1 = vec!["P1".to_string()];
+    let mut atoms = Vec::new();
+    for (k, &(page, write)) in reader.iter().enumerate() {
+        col1.push(if write {
+            format!("L{k}: STR W0,[X{}]", page + 1)
+        } else {
+            format!("L{k}: LDR W{},[X{}]", 10 + k, page + 1)
+        });
+        atoms.push(format!("fault(P1:L{k},{})", pages[page].name));
+    }
+    let w0 = col0.iter().map(String::len).max().unwrap_or(0);
+    let w1 = col1.iter().map(String::len).max().unwrap_or(0);
+    for r in 0..col0.len().max(col1.len()) {
+        let a = col0.get(r).map_or("", String::as_str);
+        let b = col1.get(r).map_or("", String::as_str);
+        let _ = writeln!(out, " {a:w0$} | {b:w1$} ;");
+    }
+    out.push('\n');
+    let _ = writeln!(out, "exists ({})", atoms.join(" \\/ "));
+    Ok(out)
+}
+
+/// `VAAE1IS` for a broadcast TLBI, `VAAE1` for a local one (the
+/// instructions' descriptions, DDI 0601: `IS` applies to the Inner
+/// Shareable domain).
+fn suffix(op: &str, scope: TlbiScope) -> String {
+    match scope {
+        TlbiScope::Broadcast => format!("{op}IS"),
+        TlbiScope::Local => op.to_string(),
+    }
+}
+
+/// Returns `kinds` as `2 barriers, 1 frees`, each kind once in order of
+/// first appearance with its count.
+fn counted(kinds: &[String]) -> String {
+    let mut c: Vec<(&str, usize)> = Vec::new();
+    for k in kinds {
+        match c.iter_mut().find(|(w, _)| w == k) {
+            Some(e) => e.1 += 1,
+            None => c.push((k, 1)),
+        }
+    }
+    c.iter()
+        .map(|(k, n)| format!("{k} x{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Names an operation the test leaves out.
+fn kind_of(i: &Instr) -> String {
+    match i {
+        Instr::Store { level, .. } | Instr::Cas { level, .. } if *level < 3 => {
+            format!("descriptor stores at level {level}")
+        }
+        Instr::Store { .. } | Instr::Cas { .. } => "level-3 descriptor stores".into(),
+        Instr::Dsb(_) | Instr::Isb => "barriers".into(),
+        Instr::Tlbi { .. } => "TLBIs".into(),
+        Instr::Alloc { .. } => "allocations".into(),
+        Instr::Free { .. } => "frees".into(),
+        Instr::Copy { .. } => "page copies".into(),
+        Instr::FillTable { .. } => "table fills (a block's split)".into(),
+        Instr::ResetStructPages { .. } => "struct page repairs".into(),
+        Instr::PauseCpus | Instr::ResumeCpus => "pause/resume of the other CPUs".into(),
+        Instr::StopMachine | Instr::StartMachine => "stop_machine()".into(),
+        Instr::SynchronizeRcu => "synchronize_rcu()".into(),
+        Instr::WriteWord { .. } => "struct page stores (the refcount freeze)".into(),
+    }
+}
