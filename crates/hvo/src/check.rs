@@ -183,7 +183,7 @@ fn emit_text(files: &[PathBuf], format: &str, case: Option<&str>) -> Result<Stri
         ],
     };
     seq::emit_litmus(&prep, &programs[index], &opts)
-        .map_err(|e| format!("{}: case `{}`: {e}", k.file, c.name))
+        .map_err(|e| format!("{}:{}: case `{}`: {e}", k.file, c.line, c.name))
 }
 
 fn short(file: &str) -> String {

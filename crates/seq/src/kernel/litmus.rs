@@ -472,9 +472,9 @@ pub fn emit_litmus(
             )
         })
         .collect();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        " {} granule, {} huge page, {}: {}.\n",
+        " {} granule, {} huge page, {}: {}.",
         g,
         vmsa::granule::format_size(setup.huge_size),
         match setup.direction {

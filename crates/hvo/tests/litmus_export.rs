@@ -1,0 +1,368 @@
+//! The herd7 export against the explorer: every line of
+//! `tests/data/litmus-export.cases` names a protocol, a direction, one
+//! workload and a variant of the program; the harness writes the program
+//! as a kernel file (`hvo show --format seq`), checks it with the explorer
+//! (`hvo check --json`, and `hvo verify --json` of the same scenario, which
+//! must agree), exports the same file to herd7 (`hvo check
+//! --emit litmus`, and for the program as-is also `hvo show --format
+//! litmus`, which must write the same test), runs the test with `hvo
+//! litmus` in both modes, and checks both verdicts against the line and,
+//! where the line says they are comparable, against each other.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn hvo(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hvo"))
+        .args(args)
+        .output()
+        .expect("hvo runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The kernel the comparisons run on: the 16K granule and 32M huge pages,
+/// where the vmemmap is mapped with pages (no block to split, so the
+/// explorer's hazards are level-3 ones), FEAT_BBM 0.
+const GEOMETRY: [&str; 6] = ["--granule", "16k", "--hugepagesz", "32M", "--levels", "0"];
+
+/// One line of the data file.
+struct Case {
+    line: usize,
+    protocol: String,
+    direction: String,
+    workload: String,
+    variant: String,
+    explorer: String,
+    litmus: String,
+    compared: String,
+}
+
+fn cases() -> Vec<Case> {
+    let text = include_str!("data/litmus-export.cases");
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let l = l.split('#').next().unwrap_or_default().trim();
+        if l.is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f.len(), 7, "line {}: expected 7 columns: {l}", i + 1);
+        out.push(Case {
+            line: i + 1,
+            protocol: f[0].into(),
+            direction: f[1].into(),
+            workload: f[2].into(),
+            variant: f[3].into(),
+            explorer: f[4].into(),
+            litmus: f[5].into(),
+            compared: f[6].into(),
+        });
+    }
+    out
+}
+
+/// The explorer's verdict as the verdict corpus writes it: `safe`, a
+/// hazard's slug, or `incomplete`.
+fn explorer_slug(row: &Value) -> String {
+    let run = row["runs"].as_array().and_then(|r| {
+        r.iter()
+            .find(|r| r["report"]["verdict"].get("Hazard").is_some())
+    });
+    let Some(run) = run else {
+        return if row["safe"].as_bool() == Some(true) {
+            "safe".into()
+        } else {
+            "incomplete".into()
+        };
+    };
+    let kind = &run["report"]["verdict"]["Hazard"]["hazard"]["kind"];
+    match kind.get("Fault").and_then(Value::as_str) {
+        Some("Translation") => "translation-fault".into(),
+        Some("Permission") => "permission-fault".into(),
+        Some("AccessFlag") => "access-flag-fault".into(),
+        Some("TlbConflict") => "tlb-conflict-abort".into(),
+        Some(k) => format!("fault-{k}"),
+        None => kind.as_str().unwrap_or("?").to_string(),
+    }
+}
+
+/// The faults the litmus test reaches, as `translation-fault+...`, or
+/// `no-fault`; with the test's condition (reachable exactly when a fault
+/// is).
+fn litmus_result(file: &str, relaxed: bool) -> (String, bool) {
+    let mut args = vec!["litmus", "--json", file];
+    if relaxed {
+        args.push("--relaxed");
+    }
+    let (code, out, err) = hvo(&args);
+    assert_eq!(code, 0, "hvo litmus {file}: {err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let t = &v[0];
+    assert_eq!(t["limit_hit"], Value::Bool(false), "{file}: state limit");
+    let mut kinds = Vec::new();
+    for s in t["states"].as_array().expect("states") {
+        let s = s.as_str().unwrap_or_default();
+        for (tag, slug) in [
+            ("D-MMU:Translation", "translation-fault"),
+            ("D-MMU:Permission", "permission-fault"),
+            ("D-MMU:AccessFlag", "access-flag-fault"),
+        ] {
+            if s.contains(tag) && !kinds.contains(&slug) {
+                kinds.push(slug);
+            }
+        }
+    }
+    kinds.sort_unstable();
+    let faults = if kinds.is_empty() {
+        "no-fault".to_string()
+    } else {
+        kinds.join("+")
+    };
+    (faults, t["ok"].as_bool() == Some(true))
+}
+
+/// Returns the test from its `Variant=` line on: the part that does not
+/// name the command that wrote it.
+fn body(test: &str) -> &str {
+    &test[test.find("Variant=").expect("a Variant= line")..]
+}
+
+/// Runs one line; returns the line as found, or the reason it fails.
+fn run(c: &Case, dir: &std::path::Path) -> Result<(), String> {
+    let mut show = vec!["show", c.protocol.as_str()];
+    show.extend(GEOMETRY);
+    show.extend(["--workload", c.workload.as_str()]);
+    match c.direction.as_str() {
+        "hvo" => {}
+        "de-hvo" => show.push("--restore"),
+        d => return Err(format!("unknown direction {d}")),
+    }
+    match c.variant.as_str() {
+        "as-is" | "no-pause" => {}
+        "no-rcu" => show.push("--no-rcu"),
+        "no-hw-af" => show.push("--no-hw-af"),
+        v => return Err(format!("unknown variant {v}")),
+    }
+    let mut seq_args = show.clone();
+    seq_args.extend(["--format", "seq"]);
+    let (code, mut seq, err) = hvo(&seq_args);
+    if code != 0 {
+        return Err(format!("{seq_args:?}: {err}"));
+    }
+    let paused = seq.lines().any(|l| {
+        matches!(
+            l.trim(),
+            "pause" | "resume" | "stop-machine" | "start-machine"
+        )
+    });
+    if c.variant == "no-pause" {
+        // The same program without pausing or stopping the other CPUs:
+        // what the export keeps of it.
+        if !paused {
+            return Err("variant no-pause: the program pauses no CPU".into());
+        }
+        seq = seq
+            .lines()
+            .filter(|l| {
+                !matches!(
+                    l.trim(),
+                    "pause" | "resume" | "stop-machine" | "start-machine"
+                )
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+    }
+    let stem = format!(
+        "{}-{}-{}-{}",
+        c.protocol, c.direction, c.workload, c.variant
+    );
+    let seq_file = dir.join(format!("{stem}.seq"));
+    std::fs::write(&seq_file, &seq).map_err(|e| e.to_string())?;
+    let seq_path = seq_file.display().to_string();
+
+    // The explorer (exit 1 when a changed program's verdict is not the
+    // one its expect line states: the JSON is the result all the same).
+    let (code, out, err) = hvo(&["check", &seq_path, "--json"]);
+    if code == 2 {
+        return Err(format!("hvo check {seq_path}: {err}"));
+    }
+    let rows: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    let explorer = explorer_slug(&rows[0]);
+    if c.variant != "no-pause" {
+        // The same scenario through `hvo verify`, as a user runs it.
+        let mut verify = vec![
+            "verify",
+            "--protocol",
+            c.protocol.as_str(),
+            "--direction",
+            c.direction.as_str(),
+            "--granule",
+            "16k",
+            "--hugepagesz",
+            "32M",
+            "--bbm",
+            "0",
+            "--workload",
+            c.workload.as_str(),
+            "--json",
+        ];
+        match c.variant.as_str() {
+            "no-rcu" => verify.push("--no-rcu"),
+            "no-hw-af" => verify.push("--no-hw-af"),
+            _ => {}
+        }
+        let (code, out, err) = hvo(&verify);
+        if code == 2 {
+            return Err(format!("{verify:?}: {err}"));
+        }
+        let rows: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        let verified = explorer_slug(&rows[0]);
+        if verified != explorer {
+            return Err(format!(
+                "hvo verify finds {verified}, hvo check of the written file {explorer}"
+            ));
+        }
+    }
+
+    // The export of the same file, and of the protocol directly.
+    let (code, test, err) = hvo(&["check", &seq_path, "--emit", "litmus"]);
+    if code != 0 {
+        return Err(format!("hvo check --emit litmus {seq_path}: {err}"));
+    }
+    if c.variant != "no-pause" {
+        let mut lit_args = show.clone();
+        lit_args.extend(["--format", "litmus"]);
+        let (code, direct, err) = hvo(&lit_args);
+        if code != 0 {
+            return Err(format!("{lit_args:?}: {err}"));
+        }
+        if body(&direct) != body(&test) {
+            return Err(format!(
+                "`hvo show --format litmus` and `hvo check --emit litmus` write different tests:\n{direct}\n{test}"
+            ));
+        }
+    }
+    let lit_file = dir.join(format!("{stem}.litmus"));
+    std::fs::write(&lit_file, &test).map_err(|e| e.to_string())?;
+    let lit_path = lit_file.display().to_string();
+    let (litmus, ok) = litmus_result(&lit_path, false);
+    let (relaxed, relaxed_ok) = litmus_result(&lit_path, true);
+    if (litmus.as_str(), ok) != (relaxed.as_str(), relaxed_ok) {
+        return Err(format!(
+            "the SC and relaxed modes differ: {litmus} vs {relaxed}"
+        ));
+    }
+    if ok != (litmus != "no-fault") {
+        return Err(format!(
+            "the condition is {} but the faults reached are {litmus}",
+            if ok { "reachable" } else { "unreachable" }
+        ));
+    }
+    let found = format!(
+        "{} {} {} {} {explorer} {litmus} {}",
+        c.protocol, c.direction, c.workload, c.variant, c.compared
+    );
+    if explorer != c.explorer || litmus != c.litmus {
+        return Err(format!("found: {found}"));
+    }
+
+    // What the line says of the two verdicts, checked.
+    let explorer_fault = explorer.ends_with("-fault");
+    match c.compared.as_str() {
+        "equal" => {
+            let agree = match explorer.as_str() {
+                "safe" => litmus == "no-fault",
+                e if explorer_fault => litmus.split('+').any(|k| k == e),
+                _ => false,
+            };
+            if !agree {
+                return Err(format!(
+                    "compared equal, but the explorer finds {explorer} and the litmus test {litmus}"
+                ));
+            }
+        }
+        "conflict-abort-left-out" => {
+            // herd7 has no TLB conflict aborts: the explorer's shortest
+            // hazard is one and the test says it leaves them out. The
+            // explorer reports only its first hazard, so whether it would
+            // find the test's faults (or none) as well is not known: the
+            // two verdicts are not compared, each is only held to its
+            // column.
+            if explorer != "tlb-conflict-abort" || !test.contains("TLB conflict aborts") {
+                return Err(format!(
+                    "{}: expected the explorer's conflict abort and the comment saying it is left out",
+                    c.compared
+                ));
+            }
+        }
+        "pause-left-out" => {
+            // herd7 cannot pause a thread: the program pauses the other
+            // CPUs, the test says it leaves that out, and its reader
+            // faults where the explorer's paused one cannot; the
+            // `no-pause` line of the same scenario compares the rest.
+            if !paused
+                || !test.contains("pausing or stopping the other CPUs")
+                || explorer != "safe"
+                || litmus == "no-fault"
+            {
+                return Err(format!(
+                    "{}: expected a paused program, the comment, a safe explorer and a faulting test",
+                    c.compared
+                ));
+            }
+        }
+        other => return Err(format!("unknown comparison {other}")),
+    }
+    Ok(())
+}
+
+#[test]
+fn every_protocol_exported_agrees_with_the_explorer() {
+    let dir = std::env::temp_dir().join(format!("hvo-litmus-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cases = cases();
+    let mut failures = Vec::new();
+    for c in &cases {
+        if let Err(e) = run(c, &dir) {
+            failures.push(format!("line {}: {e}", c.line));
+        }
+    }
+    // Every protocol and direction is covered by the file.
+    for p in mm::protocol::PROTOCOLS {
+        for d in ["hvo", "de-hvo"] {
+            if !cases
+                .iter()
+                .any(|c| c.protocol == p.name && c.direction == d)
+            {
+                failures.push(format!("no line for {} {d}", p.name));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The exported text is the same on every run.
+#[test]
+fn the_export_is_deterministic() {
+    for p in ["af-cas", "pause-cpus"] {
+        for dir in [None, Some("--restore")] {
+            let mut args = vec!["show", p, "--format", "litmus", "--granule", "16k"];
+            args.extend(["--hugepagesz", "32M"]);
+            args.extend(dir);
+            let runs: Vec<String> = (0..3)
+                .map(|_| {
+                    let (code, out, err) = hvo(&args);
+                    assert_eq!(code, 0, "{args:?}: {err}");
+                    out
+                })
+                .collect();
+            assert!(runs.iter().all(|r| *r == runs[0]), "{args:?}");
+        }
+    }
+}
