@@ -192,14 +192,32 @@ impl Frames {
     }
 }
 
-/// Returns the index of `f` in `values`, adding it.
-fn value_index(values: &mut Vec<Fields>, f: Fields) -> usize {
-    match values.iter().position(|v| *v == f) {
-        Some(i) => i,
-        None => {
-            values.push(f);
-            values.len() - 1
+/// The descriptor values P0 holds in registers: a value stores share, and
+/// a CAS's expected value in a register of its own (a CAS writes the value
+/// it read into that register).
+#[derive(Default)]
+struct Values(Vec<(Fields, bool)>);
+
+impl Values {
+    /// Returns the register index of `f` for a store, adding it.
+    fn shared(&mut self, f: Fields) -> usize {
+        match self.0.iter().position(|(v, own)| *v == f && !own) {
+            Some(i) => i,
+            None => {
+                self.0.push((f, false));
+                self.0.len() - 1
+            }
         }
+    }
+
+    /// Returns a register index of its own for a CAS's expected `f`.
+    fn own(&mut self, f: Fields) -> usize {
+        self.0.push((f, true));
+        self.0.len() - 1
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -295,6 +313,7 @@ pub fn emit_litmus(
     for w in &sc.workloads {
         let mut in_rcu = false;
         let mut touched = false;
+        let mut cas_left: Vec<&str> = Vec::new();
         for (pc, op) in w.ops.iter().enumerate() {
             match op {
                 WOp::RcuLock => in_rcu = true,
@@ -318,15 +337,12 @@ pub fn emit_litmus(
             for va in w.va(pc, None) {
                 let Some(i) = page_index(va) else { continue };
                 touched = true;
-                if matches!(op, WOp::CasIfNonZero { .. }) && in_rcu && has_rcu {
-                    let n = format!(
-                        "{}'s get_page_unless_zero() CAS of {}: it writes only a non-zero refcount, which only an RCU read section synchronize_rcu() waits for can see (the freeze before HVO, the refcount frozen since HVO before de-HVO; commit bd225530a4c7), so the write precedes the remap",
-                        w.kind.name(),
-                        pages[i].name
-                    );
-                    if !notes.contains(&n) {
-                        notes.push(n);
-                    }
+                if matches!(op, WOp::CasIfNonZero { .. })
+                    && in_rcu
+                    && has_rcu
+                    && !cas_left.contains(&pages[i].name)
+                {
+                    cas_left.push(pages[i].name);
                 }
                 // A load is always exported: the CAS reads first.
                 for wr in [false, write] {
@@ -335,6 +351,13 @@ pub fn emit_litmus(
                     }
                 }
             }
+        }
+        if !cas_left.is_empty() {
+            notes.push(format!(
+                "{}'s get_page_unless_zero() CAS of {}: it writes only a non-zero refcount, which only an RCU read section synchronize_rcu() waits for can see (the freeze before HVO, the refcount frozen since HVO before de-HVO; commit bd225530a4c7), so the write precedes the remap",
+                w.kind.name(),
+                cas_left.join(" and ")
+            ));
         }
         if !touched {
             notes.push(format!(
@@ -373,7 +396,7 @@ pub fn emit_litmus(
 
     // P0: the program's operations on the pages.
     let mut prev = init.clone();
-    let mut values: Vec<Fields> = Vec::new();
+    let mut values = Values::default();
     let mut p0: Vec<P0> = Vec::new();
     let mut before: Vec<String> = Vec::new();
     let mut left: Vec<String> = Vec::new();
@@ -389,7 +412,7 @@ pub fn emit_litmus(
                 let page = slot_index(pa.0).unwrap_or_default();
                 let f = frames.describe(*value, g, Some(prev[page]), None)?;
                 prev[page] = f;
-                let value = value_index(&mut values, f);
+                let value = values.shared(f);
                 p0.push(P0::Store { page, value });
             }
             Op::Cas {
@@ -403,8 +426,8 @@ pub fn emit_litmus(
                 let e = frames.describe(*expect, g, Some(prev[page]), None)?;
                 let f = frames.describe(*value, g, Some(e), None)?;
                 prev[page] = f;
-                let expect = value_index(&mut values, e);
-                let value = value_index(&mut values, f);
+                let expect = values.own(e);
+                let value = values.shared(f);
                 p0.push(P0::Cas {
                     page,
                     expect,
@@ -456,11 +479,6 @@ pub fn emit_litmus(
     let setup = &sc.setup;
     let mut out = String::new();
     let _ = writeln!(out, "AArch64 {}", opts.name);
-    out.push_str("(*");
-    for l in &opts.title {
-        // A title never ends the comment early.
-        let _ = write!(out, " {}\n  ", l.replace("*)", "* )"));
-    }
     let named: Vec<String> = pages
         .iter()
         .map(|p| {
@@ -472,9 +490,10 @@ pub fn emit_litmus(
             )
         })
         .collect();
-    let _ = writeln!(
-        out,
-        " {} granule, {} huge page, {}: {}.",
+    // A title never ends the comment early.
+    let mut head: Vec<String> = opts.title.iter().map(|l| l.replace("*)", "* )")).collect();
+    head.push(format!(
+        "{} granule, {} huge page, {}: {}.",
         g,
         vmsa::granule::format_size(setup.huge_size),
         match setup.direction {
@@ -482,10 +501,19 @@ pub fn emit_litmus(
             Direction::Restore => "de-HVO",
         },
         named.join(", ")
-    );
-    out.push_str(
-        "   P0 is the updater's level-3 part for them; P1 the workloads' accesses to\n   them. The condition holds exactly when the reader faults (translation,\n   Access flag or permission), the hazard hvo's explorer reports as a fault.\n   Left out (herd7 cannot express them, or they do not touch the pages):\n",
-    );
+    ));
+    head.push("P0 is the updater's level-3 part for them; P1 the workloads' accesses to them. The condition holds exactly when the reader faults (translation, Access flag or permission), the hazard hvo's explorer reports as a fault.".into());
+    head.push("Left out (herd7 cannot express them, or they do not touch the pages):".into());
+    // The caller's lines as they are (a command stays on one line), the
+    // rest wrapped.
+    for (i, l) in head.iter().enumerate() {
+        let first = if i == 0 { "(*" } else { "  " };
+        if i < opts.title.len() {
+            let _ = writeln!(out, "{first} {l}");
+        } else {
+            out.push_str(&wrap(l, first, "  "));
+        }
+    }
     let mut lines: Vec<String> = Vec::new();
     if !before.is_empty() {
         lines.push(format!(
@@ -521,7 +549,7 @@ pub fn emit_litmus(
         lines.push("the TLBIs' last-level and ASID restrictions: TLBI VAALE1IS, VALE1IS and VAE1IS are written TLBI VAAE1IS, as the catalogue writes them (herd7 has no walk caches; the kernel's entries are global)".into());
     }
     for l in &lines {
-        let _ = writeln!(out, "   - {l}");
+        out.push_str(&wrap(l, "   -", "    "));
     }
     out.push_str("*)\nVariant=vmsa\n");
     let f = setup.features;
@@ -549,7 +577,7 @@ pub fn emit_litmus(
         .enumerate()
         .map(|(i, p)| format!("0:X{i}=PTE({})", p.name))
         .collect();
-    for (i, v) in values.iter().enumerate() {
+    for (i, (v, _)) in values.0.iter().enumerate() {
         p0_init.push(format!("0:X{}={}", n + i, v.text()));
     }
     for &p in &tlbi_pages {
@@ -626,6 +654,29 @@ fn suffix(op: &str, scope: TlbiScope) -> String {
         TlbiScope::Broadcast => format!("{op}IS"),
         TlbiScope::Local => op.to_string(),
     }
+}
+
+/// Returns `text` wrapped at 78 columns, its first line after `first`, the
+/// others after `rest` (each word after a space), each line ended by a
+/// newline.
+fn wrap(text: &str, first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    let mut line = first.to_string();
+    let mut words = 0;
+    for word in text.split_whitespace() {
+        if words > 0 && line.len() + 1 + word.len() > 78 {
+            out.push_str(&line);
+            out.push('\n');
+            line = rest.to_string();
+            words = 0;
+        }
+        line.push(' ');
+        line.push_str(word);
+        words += 1;
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }
 
 /// Returns `kinds` as `2 barriers, 1 frees`, each kind once in order of
