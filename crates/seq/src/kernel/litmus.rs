@@ -531,6 +531,7 @@ pub fn emit_litmus(
         setup.features.bbm
     ));
     lines.push("allocation, copies and frees: every page holds 1, as if copies were done (no uninitialized, torn or lost value is checked), and no use after free is checked".into());
+    lines.push("the final state (mapping, TLB entries and struct pages once the program is done): the condition is on the reader's faults only".into());
     if program
         .instrs
         .iter()
