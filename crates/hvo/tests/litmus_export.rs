@@ -12,6 +12,7 @@
 use std::process::Command;
 
 use explore::{Direction, Limits, Mutant, Prepared, Setup, Verdict};
+use rayon::prelude::*;
 use serde_json::Value;
 use vmsa::{BbmLevel, Granule};
 
@@ -430,12 +431,12 @@ fn every_protocol_exported_agrees_with_the_explorer() {
     let dir = std::env::temp_dir().join(format!("hvo-litmus-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let cases = cases();
-    let mut failures = Vec::new();
-    for c in &cases {
-        if let Err(e) = run(c, &dir) {
-            failures.push(format!("line {}: {e}", c.line));
-        }
-    }
+    // The lines run at once (each spawns hvo or explores in process);
+    // failures are listed in the file's order.
+    let mut failures: Vec<String> = cases
+        .par_iter()
+        .filter_map(|c| run(c, &dir).err().map(|e| format!("line {}: {e}", c.line)))
+        .collect();
     // Every protocol and direction is covered by the file.
     for p in mm::protocol::PROTOCOLS {
         for d in ["hvo", "de-hvo"] {
