@@ -989,7 +989,9 @@ fn litmus_export_from_show_and_check() {
         "0:X2=(oa:PA(x), valid:0, dbm:1)",
         " STR X2,[X0]    | L0: LDR W10,[X1] ;",
         " TLBI VMALLE1IS |                  ;",
-        "exists (fault(P1:L0,x) \\/ fault(P1:L1,y))",
+        " [PTE(w)]=(oa:PA(x));",
+        " STR W6,[X7]    |                  ;",
+        "exists (fault(P1:L0,x) \\/ 1:X10=9 \\/ fault(P1:L1,y) \\/ 1:X11=9)",
     ] {
         assert!(out.contains(want), "{want:?} in:\n{out}");
     }

@@ -4,27 +4,33 @@
 //!
 //! herd7's VMSA model has one level of translation table, symbolic pages
 //! and descriptors written as fields, so the test keeps what a reader of
-//! one vmemmap page can observe at level 3 and says, in a `(* ... *)`
-//! comment, everything it leaves out:
+//! the remapped vmemmap pages can observe at level 3 and says, in a
+//! `(* ... *)` comment, everything it leaves out:
 //!
-//! - the page: one vmemmap page of the huge page whose level-3 descriptor
-//!   the program writes and that a workload accesses (vmemmap page 1, the
-//!   first tail page, which every protocol remaps in both directions,
-//!   whenever a workload accesses it);
-//! - P0, the updater: the stores (and compare-and-swaps) to that page's
-//!   descriptor, `PTE(x)`, with every `DSB`, `ISB` and every TLBI that
-//!   covers the page, from the first store to `PTE(x)` on; a TLBI by VA
-//!   as `LSR` of the VA by 12 and `TLBI VAAE1IS` as the catalogue writes
-//!   it;
-//! - P1, the reader: the workloads' accesses to the page, a load (`L0`)
-//!   and, where a workload writes it, a store (`L1`);
-//! - the final condition: a fault on the reader, the hazard the explorer
-//!   reports as a translation, Access-flag or permission fault.
+//! - the pages: the vmemmap pages of the huge page whose level-3
+//!   descriptor the program writes and that a workload accesses (at most
+//!   two: `x`, `y` in VA order; the standard workloads touch pages 0 and
+//!   1);
+//! - P0, the updater: from its first store to one of their descriptors on,
+//!   the stores and compare-and-swaps to them (`CASAL`, a failed one
+//!   giving up: `CMP`, `B.NE` to the end, as the explorer's updater gives
+//!   up after its retries), every `DSB` and `ISB`, every TLBI that covers
+//!   a page (by VA as `LSR` by 12 and `TLBI VAAE1IS`, as the catalogue
+//!   writes it), and the free of a page the descriptors mapped, written as
+//!   its reuse: a store of a poison value through another VA mapping it;
+//! - P1, the reader: the workloads' accesses to the pages, loads and,
+//!   where a workload writes, stores, each labelled;
+//! - the final condition: a fault of the reader, a load of the poison, or
+//!   the reader's store left in a reused page: the hazards the explorer
+//!   reports as a translation, Access-flag or permission fault, or a use
+//!   after free.
 //!
 //! The generator reads the program as the explorer resolved it
-//! ([`Scenario`]: slots, descriptor values and TLBI operands as
-//! addresses), so the test's values are the bits the explorer runs,
+//! ([`Scenario`]: slots, descriptor values, TLBI operands and freed frames
+//! as addresses), so the test's values are the bits the explorer runs,
 //! written as herd7's fields.
+
+mod parts;
 
 use std::fmt::Write as _;
 
@@ -32,7 +38,8 @@ use explore::workload::WOp;
 use explore::world::{Op, Scenario};
 use explore::{Direction, Prepared};
 use mm::{Instr, Program};
-use vmsa::{Attributes, Descriptor, DsbKind, Shareability, TlbiKind, TlbiScope};
+use parts::{Fields, Frames, NAMES, Values, counted, kind_of, suffix, wrap};
+use vmsa::{DsbKind, TlbiKind, TlbiScope};
 
 /// How to write a litmus test.
 #[derive(Clone, Debug)]
@@ -43,43 +50,6 @@ pub struct LitmusExport {
     pub title: Vec<String>,
 }
 
-/// A descriptor value as herd7 writes it: `(oa:PA(s), valid:0, af:0,
-/// db:0, dbm:1)` with only the fields that differ from herd7's defaults
-/// (valid 1, af 1, db 1, dbm 0: herd7's `lib/AArch64PteVal.ml`,
-/// `prot_default`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fields {
-    /// The output page's symbol.
-    oa: &'static str,
-    valid: bool,
-    af: bool,
-    /// Dirty: AP\[2\] clear (writable).
-    db: bool,
-    dbm: bool,
-}
-
-/// The test's symbols: the pages the reader accesses first (`x`, `y`, in
-/// VA order), then the other physical pages the descriptors map.
-const NAMES: [&str; 8] = ["x", "y", "z", "w", "u", "v", "s", "t"];
-
-impl Fields {
-    fn text(&self) -> String {
-        let mut s = format!("(oa:PA({})", self.oa);
-        for (on, default, name) in [
-            (self.valid, true, "valid"),
-            (self.af, true, "af"),
-            (self.db, true, "db"),
-            (self.dbm, false, "dbm"),
-        ] {
-            if on != default {
-                let _ = write!(s, ", {name}:{}", u8::from(on));
-            }
-        }
-        s.push(')');
-        s
-    }
-}
-
 /// One instruction of P0 (indices into the pages and the values).
 enum P0 {
     Store {
@@ -88,7 +58,11 @@ enum P0 {
     },
     Cas {
         page: usize,
+        /// The register the CAS compares and overwrites.
         expect: usize,
+        /// A register holding the expected value still, to tell a failed
+        /// CAS.
+        check: usize,
         value: usize,
     },
     Dsb(DsbKind),
@@ -98,7 +72,14 @@ enum P0 {
         scope: TlbiScope,
     },
     TlbiAll(TlbiScope),
+    /// The free of a page of the test, written as its reuse: a store of
+    /// [`POISON`] to it through another VA (index into the aliases).
+    Reuse(usize),
 }
+
+/// What a freed page holds once it is reused (every page holds 1 before,
+/// and the reader's stores write 2).
+const POISON: u8 = 9;
 
 /// A vmemmap page of the test: one the program writes the level-3
 /// descriptor of and a workload accesses.
@@ -113,113 +94,6 @@ struct TestPage {
 
 /// One access of the reader: the page (index) and whether it writes.
 type Access = (usize, bool);
-
-/// The physical pages the descriptors map, each with its symbol.
-struct Frames {
-    named: Vec<(u64, &'static str)>,
-    /// Symbols of the test's pages, which a frame may take only as the
-    /// page's initial frame.
-    reserved: Vec<&'static str>,
-}
-
-impl Frames {
-    /// Returns the symbol of `frame`, naming it `preferred` (a page's own
-    /// symbol, for its initial frame) or the first free symbol.
-    fn name(
-        &mut self,
-        frame: u64,
-        preferred: Option<&'static str>,
-    ) -> Result<&'static str, String> {
-        if let Some((_, n)) = self.named.iter().find(|(f, _)| *f == frame) {
-            return Ok(n);
-        }
-        let used = |n: &&str| self.named.iter().any(|(_, m)| m == n);
-        let name = match preferred.filter(|p| !used(p)) {
-            Some(p) => p,
-            None => *NAMES
-                .iter()
-                .find(|n| !used(n) && !self.reserved.contains(n))
-                .ok_or_else(|| {
-                    format!(
-                        "cannot export to herd7: the descriptors map more than the {} pages this export names",
-                        NAMES.len()
-                    )
-                })?,
-        };
-        self.named.push((frame, name));
-        Ok(name)
-    }
-
-    /// Describes the level-3 descriptor `v` as herd7's fields; an invalid
-    /// one keeps the output address of the slot's value before it
-    /// (`prev`), as the catalogue writes `(oa:PA(x), valid:0)` (Linux's
-    /// `pte_clear()` writes 0, which a walker reads as invalid all the
-    /// same: bit 0 is the valid bit, Arm ARM D8.3 "Translation table
-    /// descriptor formats").
-    fn describe(
-        &mut self,
-        v: u64,
-        g: vmsa::Granule,
-        prev: Option<Fields>,
-        preferred: Option<&'static str>,
-    ) -> Result<Fields, String> {
-        if v & 1 == 0 {
-            let mut f = if v != 0 {
-                self.describe(v | 1, g, prev, preferred)?
-            } else {
-                prev.ok_or("cannot export to herd7: a page's descriptor is invalid before the program stores to it")?
-            };
-            f.valid = false;
-            return Ok(f);
-        }
-        let leaf = Descriptor(v).as_leaf(g, 3).ok_or_else(|| {
-            format!("cannot export to herd7: {v:#x} is not a level-3 page descriptor")
-        })?;
-        let a = leaf.attrs;
-        if a.attr_indx != 0 || a.sh != Shareability::Inner {
-            return Err(format!(
-                "cannot export to herd7: descriptor {v:#x} is not Normal Inner Shareable memory (AttrIndx {}, {:?}), herd7's default",
-                a.attr_indx, a.sh
-            ));
-        }
-        Ok(Fields {
-            oa: self.name(leaf.oa.0 >> g.page_shift(), preferred)?,
-            valid: true,
-            af: a.flags.contains(Attributes::AF),
-            db: !a.flags.contains(Attributes::READ_ONLY),
-            dbm: a.flags.contains(Attributes::DBM),
-        })
-    }
-}
-
-/// The descriptor values P0 holds in registers: a value stores share, and
-/// a CAS's expected value in a register of its own (a CAS writes the value
-/// it read into that register).
-#[derive(Default)]
-struct Values(Vec<(Fields, bool)>);
-
-impl Values {
-    /// Returns the register index of `f` for a store, adding it.
-    fn shared(&mut self, f: Fields) -> usize {
-        match self.0.iter().position(|(v, own)| *v == f && !own) {
-            Some(i) => i,
-            None => {
-                self.0.push((f, false));
-                self.0.len() - 1
-            }
-        }
-    }
-
-    /// Returns a register index of its own for a CAS's expected `f`.
-    fn own(&mut self, f: Fields) -> usize {
-        self.0.push((f, true));
-        self.0.len() - 1
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
 
 /// Writes the level-3 part of `program` (run on `prep`'s kernel against
 /// `prep`'s workloads) as a herd7 AArch64 VMSA litmus test.
@@ -402,6 +276,8 @@ pub fn emit_litmus(
     let mut left: Vec<String> = Vec::new();
     let mut retries = 0u8;
     let mut narrowed = false;
+    // The frames freed, by symbol, in order.
+    let mut aliases: Vec<&'static str> = Vec::new();
     for (i, (ins, op)) in program.instrs.iter().zip(&sc.ops).enumerate() {
         if i < first {
             before.push(kind_of(ins));
@@ -427,10 +303,12 @@ pub fn emit_litmus(
                 let f = frames.describe(*value, g, Some(e), None)?;
                 prev[page] = f;
                 let expect = values.own(e);
+                let check = values.shared(e);
                 let value = values.shared(f);
                 p0.push(P0::Cas {
                     page,
                     expect,
+                    check,
                     value,
                 });
                 retries = retries.max(*r);
@@ -452,6 +330,19 @@ pub fn emit_litmus(
                 }
                 None => left.push("TLBIs of other pages".into()),
             },
+            Op::Free { first, count } => {
+                let mut any = false;
+                for (frame, name) in &frames.named {
+                    if (*first..first + count).contains(frame) {
+                        aliases.push(name);
+                        p0.push(P0::Reuse(aliases.len() - 1));
+                        any = true;
+                    }
+                }
+                if !any {
+                    left.push("frees of other pages".into());
+                }
+            }
             _ => left.push(kind_of(ins)),
         }
     }
@@ -472,8 +363,30 @@ pub fn emit_litmus(
                 .position(|p| *p == page)
                 .unwrap_or_default()
     };
-    if n + values.len() + 2 * tlbi_pages.len() > 30 {
+    // Then the poison and each reused page's alias VA.
+    let poison_reg = n + values.len() + 2 * tlbi_pages.len();
+    // And a flag set when the pages are reused (a failed CAS skips it).
+    let reused_reg = poison_reg + 1 + aliases.len();
+    if reused_reg + 1 > 30 {
         return Err("cannot export to herd7: more descriptor values than registers".into());
+    }
+
+    // Each reused page is written through a VA of its own that maps it
+    // (as the kernel writes a freed page through the linear map).
+    let mut alias_names: Vec<&'static str> = Vec::new();
+    for _ in &aliases {
+        let used = |n: &&str| {
+            frames.named.iter().any(|(_, m)| m == n)
+                || frames.reserved.contains(n)
+                || alias_names.contains(n)
+        };
+        let name = NAMES.iter().find(|n| !used(n)).ok_or_else(|| {
+            format!(
+                "cannot export to herd7: more pages than the {} symbols this export names",
+                NAMES.len()
+            )
+        })?;
+        alias_names.push(name);
     }
 
     let setup = &sc.setup;
@@ -502,7 +415,18 @@ pub fn emit_litmus(
         },
         named.join(", ")
     ));
-    head.push("P0 is the updater's level-3 part for them; P1 the workloads' accesses to them. The condition holds exactly when the reader faults (translation, Access flag or permission), the hazard hvo's explorer reports as a fault.".into());
+    head.push("P0 is the updater's level-3 part for them; P1 the workloads' accesses to them. The condition holds exactly when the reader faults (translation, Access flag or permission) or uses a freed page, the hazards hvo's explorer reports as a fault or a use after free.".into());
+    if !aliases.is_empty() {
+        head.push(format!(
+            "A free of a page of the test is written as its reuse: P0 stores {POISON} to it through another VA that maps it ({}). A load of {POISON} by the reader, or the reader's 2 left in such a page once it is reused (P0 then sets X{reused_reg} to 1, where the reader stores), is a use after free.",
+            alias_names
+                .iter()
+                .zip(&aliases)
+                .map(|(a, f)| format!("{a} maps PA({f})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     head.push("Left out (herd7 cannot express them, or they do not touch the pages):".into());
     // The caller's lines as they are (a command stays on one line), the
     // rest wrapped.
@@ -530,7 +454,7 @@ pub fn emit_litmus(
         "FEAT_BBM levels and TLB conflict aborts (herd7 has neither; this kernel: FEAT_BBM {})",
         setup.features.bbm
     ));
-    lines.push("allocation, copies and frees: every page holds 1, as if copies were done (no uninitialized, torn or lost value is checked), and no use after free is checked".into());
+    lines.push("allocation and copies: every page holds 1, as if copies were done (no uninitialized, torn or lost value is checked)".into());
     lines.push("the final state (mapping, TLB entries and struct pages once the program is done): the condition is on the reader's faults only".into());
     if program
         .instrs
@@ -541,7 +465,7 @@ pub fn emit_litmus(
     }
     if retries > 0 {
         lines.push(format!(
-            "the CAS's retry loop (up to {retries} retries: AF cleared again, DSB, TLBI, DSB, CAS): one CAS is written"
+            "the CAS's retries (up to {retries}: AF cleared again, DSB, TLBI, DSB, CAS): a CAS that fails gives up at once, P0 branching to its end (Lout), as the explorer's updater gives up after its retries (its `gave-up` paths)"
         ));
     }
     lines.push("PXN/UXN, nG, AP[1] (el0) and the contents' struct page layout: the threads run at EL1 on Normal memory (herd7's defaults)".into());
@@ -570,6 +494,9 @@ pub fn emit_litmus(
     for name in &syms {
         let _ = writeln!(out, " [{name}]=1;");
     }
+    for (alias, freed) in alias_names.iter().zip(&aliases) {
+        let _ = writeln!(out, " [PTE({alias})]=(oa:PA({freed}));");
+    }
     for (p, f) in pages.iter().zip(&init) {
         let _ = writeln!(out, " [PTE({})]={};", p.name, f.text());
     }
@@ -583,6 +510,12 @@ pub fn emit_litmus(
     }
     for &p in &tlbi_pages {
         p0_init.push(format!("0:X{}={}", va_reg(p), pages[p].name));
+    }
+    if !aliases.is_empty() {
+        p0_init.push(format!("0:X{poison_reg}={POISON}"));
+    }
+    for (k, alias) in alias_names.iter().enumerate() {
+        p0_init.push(format!("0:X{}={alias}", poison_reg + 1 + k));
     }
     let _ = writeln!(out, " {};", p0_init.join("; "));
     // P1: X1.. each page's VA, X0 the value a store writes.
@@ -606,11 +539,19 @@ pub fn emit_litmus(
             // (arch/arm64/include/asm/atomic_lse.h, __CMPXCHG_CASE with
             // the `mb` and `al` variants); the catalogue writes CASAL on
             // descriptors too.
+            // A failed CAS gives up on the huge page: P0 goes to its end
+            // (the explorer's `gave-up` after the retries; the catalogue's
+            // `CMP` and `B.NE`, as in NT-03-ctrl).
             P0::Cas {
                 page,
                 expect,
+                check,
                 value,
-            } => col0.push(format!("CASAL X{},X{},[X{page}]", n + expect, n + value)),
+            } => {
+                col0.push(format!("CASAL X{},X{},[X{page}]", n + expect, n + value));
+                col0.push(format!("CMP X{},X{}", n + expect, n + check));
+                col0.push("B.NE Lout".into());
+            }
             P0::Dsb(DsbKind::Ish) => col0.push("DSB ISH".into()),
             P0::Dsb(DsbKind::IshSt) => col0.push("DSB ISHST".into()),
             P0::Isb => col0.push("ISB".into()),
@@ -623,7 +564,17 @@ pub fn emit_litmus(
                 col0.push(format!("TLBI {},X{}", suffix("VAAE1", scope), r + 1));
             }
             P0::TlbiAll(scope) => col0.push(format!("TLBI {}", suffix("VMALLE1", scope))),
+            P0::Reuse(k) => {
+                // The flag matters only to a reader's store.
+                if k == 0 && reader.iter().any(|(_, w)| *w) {
+                    col0.push(format!("MOV W{reused_reg},#1"));
+                }
+                col0.push(format!("STR W{poison_reg},[X{}]", poison_reg + 1 + k));
+            }
         }
+    }
+    if p0.iter().any(|i| matches!(i, P0::Cas { .. })) {
+        col0.push("Lout:".into());
     }
     let mut col1 = vec!["P1".to_string()];
     let mut atoms = Vec::new();
@@ -634,6 +585,18 @@ pub fn emit_litmus(
             format!("L{k}: LDR W{},[X{}]", 10 + k, page + 1)
         });
         atoms.push(format!("fault(P1:L{k},{})", pages[page].name));
+        if !write && !aliases.is_empty() {
+            // A load of a reused page's poison: a use after free.
+            atoms.push(format!("1:X{}={POISON}", 10 + k));
+        }
+    }
+    if reader.iter().any(|(_, w)| *w) {
+        // A store that lands in a reused page after its reuse (the page
+        // ends holding the reader's 2, and it was reused): a use after
+        // free.
+        for freed in &aliases {
+            atoms.push(format!("(0:X{reused_reg}=1 /\\ {freed}=2)"));
+        }
     }
     let w0 = col0.iter().map(String::len).max().unwrap_or(0);
     let w1 = col1.iter().map(String::len).max().unwrap_or(0);
@@ -645,74 +608,4 @@ pub fn emit_litmus(
     out.push('\n');
     let _ = writeln!(out, "exists ({})", atoms.join(" \\/ "));
     Ok(out)
-}
-
-/// `VAAE1IS` for a broadcast TLBI, `VAAE1` for a local one (the
-/// instructions' descriptions, DDI 0601: `IS` applies to the Inner
-/// Shareable domain).
-fn suffix(op: &str, scope: TlbiScope) -> String {
-    match scope {
-        TlbiScope::Broadcast => format!("{op}IS"),
-        TlbiScope::Local => op.to_string(),
-    }
-}
-
-/// Returns `text` wrapped at 78 columns, its first line after `first`, the
-/// others after `rest` (each word after a space), each line ended by a
-/// newline.
-fn wrap(text: &str, first: &str, rest: &str) -> String {
-    let mut out = String::new();
-    let mut line = first.to_string();
-    let mut words = 0;
-    for word in text.split_whitespace() {
-        if words > 0 && line.len() + 1 + word.len() > 78 {
-            out.push_str(&line);
-            out.push('\n');
-            line = rest.to_string();
-            words = 0;
-        }
-        line.push(' ');
-        line.push_str(word);
-        words += 1;
-    }
-    out.push_str(&line);
-    out.push('\n');
-    out
-}
-
-/// Returns `kinds` as `2 barriers, 1 frees`, each kind once in order of
-/// first appearance with its count.
-fn counted(kinds: &[String]) -> String {
-    let mut c: Vec<(&str, usize)> = Vec::new();
-    for k in kinds {
-        match c.iter_mut().find(|(w, _)| w == k) {
-            Some(e) => e.1 += 1,
-            None => c.push((k, 1)),
-        }
-    }
-    c.iter()
-        .map(|(k, n)| format!("{k} x{n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Names an operation the test leaves out.
-fn kind_of(i: &Instr) -> String {
-    match i {
-        Instr::Store { level, .. } | Instr::Cas { level, .. } if *level < 3 => {
-            format!("descriptor stores at level {level}")
-        }
-        Instr::Store { .. } | Instr::Cas { .. } => "level-3 descriptor stores".into(),
-        Instr::Dsb(_) | Instr::Isb => "barriers".into(),
-        Instr::Tlbi { .. } => "TLBIs".into(),
-        Instr::Alloc { .. } => "allocations".into(),
-        Instr::Free { .. } => "frees".into(),
-        Instr::Copy { .. } => "page copies".into(),
-        Instr::FillTable { .. } => "table fills (a block's split)".into(),
-        Instr::ResetStructPages { .. } => "struct page repairs".into(),
-        Instr::PauseCpus | Instr::ResumeCpus => "pause/resume of the other CPUs".into(),
-        Instr::StopMachine | Instr::StartMachine => "stop_machine()".into(),
-        Instr::SynchronizeRcu => "synchronize_rcu()".into(),
-        Instr::WriteWord { .. } => "struct page stores (the refcount freeze)".into(),
-    }
 }
