@@ -106,6 +106,86 @@ pub fn run_files(files: &[PathBuf]) -> Result<Checked, String> {
     Ok(out)
 }
 
+/// Runs `hvo check FILE --emit litmus [--case NAME]`: writes the case's
+/// program (at the file's first FEAT_BBM level: herd7 has none) as a herd7
+/// litmus test; exits 2 with the reason when it cannot.
+pub fn emit(files: &[PathBuf], format: &str, case: Option<&str>) -> ExitCode {
+    match emit_text(files, format, case) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hvo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn emit_text(files: &[PathBuf], format: &str, case: Option<&str>) -> Result<String, String> {
+    if format != "litmus" {
+        return Err(format!("--emit {format}: expected litmus"));
+    }
+    let [file] = files else {
+        return Err(format!(
+            "--emit litmus writes one test: give one kernel file, not {}",
+            files.len()
+        ));
+    };
+    let k = match seq::load(file).map_err(|e| e.render())? {
+        SeqFile::Kernel(k) => k,
+        SeqFile::Machine(m) => {
+            return Err(format!(
+                "{}: --emit litmus applies to kernel files (a `kernel` line); this is a machine file",
+                m.file
+            ));
+        }
+    };
+    let names: Vec<&str> = k.cases.iter().map(|c| c.name.as_str()).collect();
+    let index = match case {
+        Some(n) => names
+            .iter()
+            .position(|c| *c == n)
+            .ok_or_else(|| format!("{}: no case `{n}`; its cases: {}", k.file, names.join(", ")))?,
+        None if names.len() == 1 => 0,
+        None => {
+            return Err(format!(
+                "{}: {} cases; choose one with --case ({})",
+                k.file,
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    };
+    let bbm = k.levels.first().copied().unwrap_or_default();
+    let (prep, programs) = k.prepare(bbm).map_err(|error| {
+        seq::Error::Located {
+            error,
+            text: k.source.clone(),
+        }
+        .render()
+    })?;
+    let c = &k.cases[index];
+    let stem = Path::new(&k.file)
+        .file_stem()
+        .map_or("test".to_string(), |s| s.to_string_lossy().into_owned());
+    let opts = seq::LitmusExport {
+        name: format!("{stem}-{}", c.name),
+        title: vec![
+            format!(
+                "Case `{}` of {} (line {}), {}.",
+                c.name,
+                short(&k.file),
+                c.line,
+                k.direction.name()
+            ),
+            format!("Written by `hvo check {} --emit litmus`.", short(&k.file)),
+        ],
+    };
+    seq::emit_litmus(&prep, &programs[index], &opts)
+        .map_err(|e| format!("{}:{}: case `{}`: {e}", k.file, c.line, c.name))
+}
+
 fn short(file: &str) -> String {
     Path::new(file)
         .file_name()

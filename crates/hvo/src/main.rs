@@ -60,6 +60,14 @@ enum Command {
         /// timeline per counterexample) to this file.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Instead of checking, write the kernel file's case as `litmus`:
+        /// the level-3 part of its program as a herd7 AArch64 VMSA litmus
+        /// test (one kernel file; `--case` when it has several cases).
+        #[arg(long, value_name = "FORMAT")]
+        emit: Option<String>,
+        /// With `--emit`: the case to write.
+        #[arg(long, value_name = "NAME")]
+        case: Option<String>,
     },
     /// Simulate a whole arm64 machine: boot, build the vmemmap, allocate the
     /// hugetlb pool, optimize it in batches (and restore part of it) with
@@ -160,7 +168,31 @@ fn main() -> ExitCode {
             json,
             verbose,
             html,
-        } => check::run(&files, json, verbose, html.as_deref()),
+            emit: Some(format),
+            case,
+        } => {
+            if json || verbose || html.is_some() {
+                eprintln!(
+                    "hvo: --emit writes a test instead of checking: --json, --verbose and --html do not apply"
+                );
+                return ExitCode::from(2);
+            }
+            check::emit(&files, &format, case.as_deref())
+        }
+        Command::Check {
+            files,
+            json,
+            verbose,
+            html,
+            emit: None,
+            case,
+        } => {
+            if case.is_some() {
+                eprintln!("hvo: --case applies to --emit only");
+                return ExitCode::from(2);
+            }
+            check::run(&files, json, verbose, html.as_deref())
+        }
         Command::Simulate(a) => simulate::simulate(&a),
         Command::Show(a) => show::show(&a),
         Command::Bench(a) if a.explore => verify::bench(),

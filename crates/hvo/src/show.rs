@@ -24,9 +24,10 @@ pub struct ShowArgs {
     /// de-HVO program.
     #[arg(long)]
     restore: bool,
-    /// `text` (the program and its rule verdict) or `seq` (a kernel file
+    /// `text` (the program and its rule verdict), `seq` (a kernel file
     /// for `hvo check`, with the verdicts of `hvo verify` as its expected
-    /// ones).
+    /// ones) or `litmus` (the level-3 part as a herd7 AArch64 VMSA litmus
+    /// test for `hvo litmus` and herd7; `--restore` for de-HVO's).
     #[arg(long, default_value = "text")]
     format: String,
     /// With `--format seq`: the FEAT_BBM levels, comma-separated.
@@ -84,7 +85,14 @@ impl ShowArgs {
     /// file: every option that changes it, so that running the command
     /// again writes the same file.
     fn seq_command(&self) -> String {
-        let mut c = format!("hvo show {} --format seq", self.name);
+        self.command("seq")
+    }
+
+    /// Returns the `hvo show ... --format FORMAT` command that writes this
+    /// output (for `litmus`, without the options it ignores).
+    fn command(&self, format: &str) -> String {
+        let seq = format == "seq";
+        let mut c = format!("hvo show {} --format {format}", self.name);
         let m = &self.machine;
         if let Some(s) = &m.split {
             c.push_str(&format!(" --split {s}"));
@@ -102,7 +110,7 @@ impl ShowArgs {
             c.push_str(&format!(" --hugepagesz {}", format_size(m.huge_size)));
         }
         let levels: Vec<String> = self.levels.iter().map(ToString::to_string).collect();
-        if levels != ["0", "2", "2-noabort"] {
+        if seq && levels != ["0", "2", "2-noabort"] {
             c.push_str(&format!(" --levels {}", levels.join(",")));
         }
         if !self.workload.is_empty() {
@@ -112,7 +120,7 @@ impl ShowArgs {
             c.push_str(&format!(" --workload-cpus {}", self.workload_cpus));
         }
         for (on, flag) in [
-            (self.together, " --together"),
+            (self.together && seq, " --together"),
             (self.no_hw_af, " --no-hw-af"),
             (m.hw_dbm, " --hw-dbm"),
             (self.no_rcu, " --no-rcu"),
@@ -202,6 +210,51 @@ fn show_seq(a: &ShowArgs, p: Protocol) -> ExitCode {
     }
 }
 
+/// Writes the test of `hvo show NAME --format litmus`: the level-3 part
+/// of the program the explorer runs (the first FEAT_BBM level's kernel;
+/// herd7 has no FEAT_BBM levels), for the reader `--workload` names.
+fn show_litmus(a: &ShowArgs, p: Protocol) -> ExitCode {
+    let direction = if a.restore {
+        Direction::Restore
+    } else {
+        Direction::Hvo
+    };
+    let features = Features {
+        bbm: a.levels.first().copied().unwrap_or_default(),
+        hw_af: !a.no_hw_af,
+        hw_dbm: a.machine.hw_dbm,
+        ..Features::default()
+    };
+    let (prep, program) = match a
+        .setup(p, direction, features)
+        .and_then(|s| explored(a, &s))
+    {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
+    let opts = seq::LitmusExport {
+        name: format!("{}-{}", p.name, direction.name()),
+        title: vec![
+            format!(
+                "{} {}: {} (split {}).",
+                p.name,
+                direction.name(),
+                p.summary,
+                p.split.name()
+            ),
+            format!("Source: {}.", p.source),
+            format!("Written by `{}`.", a.command("litmus")),
+        ],
+    };
+    match seq::emit_litmus(&prep, &program, &opts) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 /// Runs `hvo show`: the program one huge page's HVO (and de-HVO) runs,
 /// exactly as the explorer runs it.
 pub fn show(a: &ShowArgs) -> ExitCode {
@@ -214,7 +267,12 @@ pub fn show(a: &ShowArgs) -> ExitCode {
     match a.format.as_str() {
         "text" => {}
         "seq" => return show_seq(a, p),
-        f => return fail(&format!("unknown format `{f}`: expected text or seq")),
+        "litmus" => return show_litmus(a, p),
+        f => {
+            return fail(&format!(
+                "unknown format `{f}`: expected text, seq or litmus"
+            ));
+        }
     }
     if m.memory.is_some() {
         return fail(

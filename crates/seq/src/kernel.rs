@@ -5,8 +5,10 @@
 //! The writing (`emit`) is in `emit.rs`.
 
 mod emit;
+mod litmus;
 
 pub use emit::{Emit, emit};
+pub use litmus::{LitmusExport, emit_litmus};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;

@@ -114,7 +114,7 @@ use std::path::Path;
 
 pub use ast::KernelFile;
 pub use error::{RunError, SeqError};
-pub use kernel::{CheckRow, Emit, emit};
+pub use kernel::{CheckRow, Emit, LitmusExport, emit, emit_litmus};
 pub use machine::{CaseResult, MachineFile};
 pub use parse::parse;
 
