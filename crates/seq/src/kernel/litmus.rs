@@ -110,7 +110,7 @@ pub fn emit_litmus(
     opts: &LitmusExport,
 ) -> Result<String, String> {
     let sc = Scenario::build(prep, program).map_err(|e| e.to_string())?;
-    let g = sc.setup.granule;
+    let g = prep.setup.granule;
     let shift = g.page_shift();
     let page_of = |va: u64| va >> shift << shift;
     // The pages whose level-3 descriptor the program writes, with the
@@ -389,7 +389,7 @@ pub fn emit_litmus(
         alias_names.push(name);
     }
 
-    let setup = &sc.setup;
+    let setup = &prep.setup;
     let mut out = String::new();
     let _ = writeln!(out, "AArch64 {}", opts.name);
     let named: Vec<String> = pages
