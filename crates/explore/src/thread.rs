@@ -19,6 +19,7 @@
 
 use serde::Serialize;
 use vmsa::isa::Instr;
+pub use vmsa::translate::ExceptionLevel;
 use vmsa::walk::FaultKind;
 
 /// Where labels live as values: label `i` of thread `t` is
@@ -55,6 +56,26 @@ pub struct ThreadCode {
     /// Per instruction: a backward branch that counts towards the loop
     /// bound ([`Threads::unroll`]).
     pub counted: Vec<bool>,
+    /// The hardware management of the Access flag and dirty state the
+    /// thread's CPU does (herd7's `TTHM=` line, per thread): it replaces
+    /// the scenario's `Features::hw_af`/`hw_dbm` for the CPU's accesses
+    /// and TLB fills (`engine/thread/tthm.rs`).
+    pub hw: HwManagement,
+    /// The Exception level the thread runs at (herd7's `EL0=` line). An
+    /// EL0 thread's fault handler, and an instruction executed again
+    /// under [`FaultMode::Handled`] and those after it, run at EL1.
+    pub el: ExceptionLevel,
+}
+
+/// Which hardware updates of descriptors a thread's CPU makes
+/// (FEAT_HAFDBS: TCR_EL1.HA and TCR_EL1.HD).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HwManagement {
+    /// Hardware management of the Access flag (TCR_EL1.HA).
+    pub access_flag: bool,
+    /// Hardware management of the dirty state (TCR_EL1.HD; herd7's HD
+    /// implies HA).
+    pub dirty: bool,
 }
 
 /// The threads of a scenario, and what the search reports of their final

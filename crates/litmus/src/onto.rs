@@ -13,17 +13,21 @@
 //! Descriptor values are the hardware's encoding already
 //! ([`PteFields::encode`]), with the same output addresses.
 //!
+//! Each thread's CPU has the test's hardware AF/dirty management for it
+//! (`TTHM=`) and runs at the Exception level `EL0=` gives it.
+//!
 //! Not on the explorer yet (a test that needs one of these is refused
 //! with [`LitmusError::Unsupported`], and the conformance harness counts
-//! it): EL0 threads, hardware AF/dirty management on some threads only
-//! (the explorer's is per machine), the relaxed mode.
+//! it): the relaxed mode.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use explore::engine::Engine;
 use explore::search::{Limits, explore};
-use explore::thread::{CODE_BASE, FaultMode as EFaultMode, ThreadCode, Threads};
+use explore::thread::{
+    CODE_BASE, ExceptionLevel, FaultMode as EFaultMode, HwManagement, ThreadCode, Threads,
+};
 use explore::{Scenario, Verdict as SearchVerdict};
 use vmsa::features::{Config, Features};
 use vmsa::memory::Memory;
@@ -121,29 +125,15 @@ fn unsupported(t: &Test, what: &str) -> LitmusError {
 /// values, the threads. Also returns the physical addresses observed (in
 /// the order of `shown`'s memory locations).
 fn scenario(t: &Test, shown: &[Obs]) -> Result<Scenario, LitmusError> {
-    let all = if t.threads.is_empty() {
-        0
-    } else {
-        u64::MAX >> (64 - t.threads.len())
-    };
-    if t.el0 != 0 {
-        return Err(unsupported(t, "EL0 threads"));
-    }
-    if (t.tthm.ha != 0 && t.tthm.ha & all != all) || (t.tthm.hd != 0 && t.tthm.hd & all != all) {
-        return Err(unsupported(
-            t,
-            "hardware AF/dirty management on some threads only",
-        ));
-    }
     if t.syms.len() > 256 {
         return Err(unsupported(t, "more than 256 locations"));
     }
     let g = Granule::K4;
     let config = Config {
         granule: g,
+        // Hardware AF/dirty management is per thread
+        // (`ThreadCode::hw`), not the machine's.
         features: Features {
-            hw_af: t.tthm.ha != 0,
-            hw_dbm: t.tthm.hd != 0,
             mair: MAIR,
             ..Features::default()
         },
@@ -185,12 +175,22 @@ fn scenario(t: &Test, shown: &[Obs]) -> Result<Scenario, LitmusError> {
     let mut code: Vec<ThreadCode> = t
         .threads
         .iter()
-        .map(|th| ThreadCode {
+        .enumerate()
+        .map(|(i, th)| ThreadCode {
             code: th.code.clone(),
             text: th.text.clone(),
             regs: Vec::new(),
             handler: th.handler,
             counted: counted(th),
+            hw: HwManagement {
+                access_flag: t.tthm.ha >> i & 1 == 1,
+                dirty: t.tthm.hd >> i & 1 == 1,
+            },
+            el: if t.el0 >> i & 1 == 1 {
+                ExceptionLevel::El0
+            } else {
+                ExceptionLevel::El1
+            },
         })
         .collect();
     for &(th, r, v) in &t.init_regs {

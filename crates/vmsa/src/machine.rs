@@ -582,6 +582,7 @@ impl Machine {
             root: self.root,
             read: &read,
             same_page: Some(&same),
+            el: crate::translate::ExceptionLevel::El1,
         })
     }
 

@@ -12,6 +12,29 @@ use crate::features::{BbmLevel, Config};
 use crate::tlb::{Tlb, TlbEntry, TlbKind};
 use crate::walk::{self, Access, Choice, Fault, FaultKind, Fills, HwUpdate, Translation, Via};
 
+/// The Exception level an access is made at, in the EL1&0 translation
+/// regime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExceptionLevel {
+    /// Unprivileged: a page whose descriptor has AP\[1\] clear
+    /// ([`Attributes::USER`]) is not accessible (Arm ARM DDI 0487K.a
+    /// D8.4.1.2.1, "Stage 1 data access permissions", Table D8-49: AP\[2:1\]
+    /// = 0b00 and 0b10 give EL0 no access), a Permission fault.
+    El0,
+    /// Privileged: AP\[1\] does not matter (every kernel access).
+    #[default]
+    El1,
+}
+
+impl ExceptionLevel {
+    /// Tells whether an access at this level to a page with `attrs` is
+    /// denied by AP\[1\] (see [`ExceptionLevel::El0`]; herd7:
+    /// herdtools7 `herd/AArch64Sem.ml`, `check_ptw`, `check_el0`).
+    pub fn denied(self, attrs: &LeafAttrs) -> bool {
+        self == ExceptionLevel::El0 && !attrs.flags.contains(Attributes::USER)
+    }
+}
+
 /// What a CPU's translation depends on besides its TLB.
 pub struct Translator<'a> {
     /// The configuration (granule, features).
@@ -23,6 +46,8 @@ pub struct Translator<'a> {
     /// Tells whether the pages holding two addresses have the same
     /// contents; `None`: assume they differ.
     pub same_page: Option<&'a dyn Fn(PhysAddr, PhysAddr) -> bool>,
+    /// The Exception level of the accesses translated.
+    pub el: ExceptionLevel,
 }
 
 impl Translator<'_> {
@@ -182,6 +207,21 @@ impl Translator<'_> {
             let TlbKind::Leaf { attrs, .. } = e.kind else {
                 continue;
             };
+            if self.el.denied(&attrs) {
+                // Checked before the dirty state: a denied access updates
+                // nothing (herd7's `check_ptw` faults before `mok`).
+                out.push(Choice {
+                    via: Via::Tlb(**e),
+                    result: Err(Fault {
+                        kind: FaultKind::Permission,
+                        va,
+                        level: Some(e.level),
+                    }),
+                    fills: Fills::default(),
+                    hw_update: None,
+                });
+                continue;
+            }
             if kind.writes()
                 && attrs.read_only()
                 && self.config.features.hw_dbm
@@ -317,7 +357,31 @@ impl Translator<'_> {
                 });
                 return;
             }
-            attrs.flags.insert(Attributes::AF);
+            if !self.el.denied(&attrs) {
+                attrs.flags.insert(Attributes::AF);
+            }
+        }
+        if self.el.denied(&attrs) {
+            // An AP\[1\] Permission fault comes after the Access flag
+            // fault and sets no flag: herd7's `check_ptw` (herdtools7
+            // `herd/AArch64Sem.ml`) ORs `check_el0` into the fault
+            // condition, whose `mfault` gives AccessFlag without HA, a
+            // Permission fault otherwise, and sets AF or the dirty state
+            // only on the success path (`mok`). The leaf may be cached
+            // when AF is set in memory (a Permission fault may be cached,
+            // I_WZCBG names the faults that are not).
+            let mut fills = walked.tables;
+            let nt = f.bbm != BbmLevel::Level0 && level < 3 && attrs.flags.contains(Attributes::NT);
+            if attrs.af() && !nt {
+                fills.push(walk::leaf_entry(g, va, &leaf, level, desc_pa, asid));
+            }
+            out.push(Choice {
+                via,
+                result: Err(fault(FaultKind::Permission)),
+                fills,
+                hw_update: None,
+            });
+            return;
         }
         let mut result = Ok(());
         if kind.writes() && attrs.read_only() {

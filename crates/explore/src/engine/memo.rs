@@ -215,13 +215,15 @@ impl<K: PartialEq, T> Kept<K, T> {
     }
 }
 
-/// The choices of walks, by VA, access and start (`None` the root, or a
-/// walk-cache entry): a walk reads only descriptors as the walkers see
+/// The choices of walks, by VA, access, start (`None` the root, or a
+/// walk-cache entry) and translator (its key, `thread::tthm::walker_key`:
+/// a thread's CPU may manage AF and the dirty state otherwise, or access
+/// at EL0): a walk reads only descriptors as the walkers see
 /// them ([`Engine::walker_read`]: memory, pending stores, unpublished
 /// frames), from a start the scenario fixes or the entry names, so a walk
 /// from the same start for the same access makes the same choices in
 /// every state with the same view.
-pub(super) type WalkCache = Kept<(u64, Access, Option<TlbEntry>), Choice>;
+pub(super) type WalkCache = Kept<(u64, Access, Option<TlbEntry>, u8), Choice>;
 
 /// What [`Engine::reach`] finds from a start (VA, level, table): the
 /// descriptors it reads (`true`) and the frames it reaches (`false`); it
@@ -230,16 +232,17 @@ pub(super) type ReachCache = Kept<(u64, u8, u64), (bool, u64)>;
 
 impl WalkCache {
     /// Appends to `out` the choices of the walk for a `kind` access to `va`
-    /// from `start`, made by `walk_from` unless kept.
+    /// from `start` by translator `who`, made by `walk_from` unless kept.
     pub(super) fn walk_from(
         &mut self,
         va: u64,
         kind: Access,
         start: Option<&TlbEntry>,
+        who: u8,
         out: &mut Vec<Choice>,
         walk_from: impl FnOnce(&mut Vec<Choice>),
     ) {
-        let r = self.get((va, kind, start.copied()), walk_from);
+        let r = self.get((va, kind, start.copied(), who), walk_from);
         out.extend_from_slice(&self.items[r]);
     }
 }

@@ -165,6 +165,9 @@ pub struct Engine<'a> {
     /// Whether the root table is aligned to the granule, as every table a
     /// descriptor points to is (so [`Engine::may_read`] applies).
     aligned_root: bool,
+    /// Per thread, the configuration its CPU translates with
+    /// (`thread/tthm.rs`).
+    thread_configs: Vec<vmsa::features::Config>,
 }
 
 impl<'a> Engine<'a> {
@@ -230,6 +233,7 @@ impl<'a> Engine<'a> {
             reduce: sc.threads.code.is_empty(),
             groups,
             aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
+            thread_configs: thread::tthm::thread_configs(sc),
         }
     }
 

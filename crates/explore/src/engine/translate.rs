@@ -1,6 +1,8 @@
 //! The ways the hardware may translate a workload CPU's access, and the
 //! walks its walker may make to fill its TLB: [`Translator`] on the
-//! walkers' view of memory, with walks kept in the walk cache.
+//! walkers' view of memory, with walks kept in the walk cache. A thread's
+//! CPU translates with its own configuration and Exception level
+//! (`thread/tthm.rs`).
 
 use vmsa::tlb::TlbEntry;
 use vmsa::translate::Translator;
@@ -10,22 +12,29 @@ use vmsa::{PhysAddr, VirtAddr};
 use crate::state::State;
 
 use super::Engine;
+use super::thread::tthm::walker_key;
 #[cfg(doc)]
 use super::memo::{Kept, Memo};
 use super::memo::{WalkCache, fresh_fills};
 
 impl<'a> Engine<'a> {
+    /// Returns `cpu`'s translator in `s`, with its key in the walk cache.
     fn translator<'b>(
         &'b self,
+        s: &State,
+        cpu: usize,
         read: &'b dyn Fn(PhysAddr) -> u64,
         same: &'b dyn Fn(PhysAddr, PhysAddr) -> bool,
-    ) -> Translator<'b> {
-        Translator {
-            config: &self.sc.config,
+    ) -> (Translator<'b>, u8) {
+        let (config, el) = self.walker_of(s, cpu);
+        let t = Translator {
+            config,
             root: self.sc.root,
             read,
             same_page: Some(same),
-        }
+            el,
+        };
+        (t, walker_key(config, el))
     }
 
     pub(super) fn choices(&self, s: &State, cpu: usize, va: u64, access: Access) -> Vec<Choice> {
@@ -55,11 +64,11 @@ impl<'a> Engine<'a> {
                 b.0 >> self.shift,
             )
         };
-        let t = self.translator(&read, &same);
+        let (t, who) = self.translator(s, cpu, &read, &same);
         let (tlb, va) = (&s.tlbs[cpu], VirtAddr(va));
         match cache {
             Some(cache) => t.choices_with(tlb, 0, va, access, out, &mut |start, out| {
-                cache.walk_from(va.0, access, start, out, |to| {
+                cache.walk_from(va.0, access, start, who, out, |to| {
                     t.walk_from_into(start, 0, va, access, to)
                 })
             }),
@@ -78,7 +87,8 @@ impl<'a> Engine<'a> {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
-        self.translator(&read, &same)
+        self.translator(s, cpu, &read, &same)
+            .0
             .walks_into(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load, out);
         // A walk that caches nothing new changes nothing (`retain` on the
         // appended walks only).
@@ -112,11 +122,11 @@ impl<'a> Engine<'a> {
     ) {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
-        let t = self.translator(&read, &same);
+        let (t, who) = self.translator(s, cpu, &read, &same);
         let tlb = &s.tlbs[cpu];
         let mut last: Option<usize> = None;
         let mut from = |start: Option<&TlbEntry>| {
-            let r = cache.get((va, Access::Load, start.copied()), |to| {
+            let r = cache.get((va, Access::Load, start.copied(), who), |to| {
                 t.walk_from_into(start, 0, VirtAddr(va), Access::Load, to)
             });
             for i in r {

@@ -39,6 +39,8 @@ use crate::thread::{CODE_BASE, FaultMode, Final, ThreadFault, Threads};
 
 use super::Engine;
 
+pub(super) mod tthm;
+
 /// One way a thread's next instruction may execute.
 #[allow(clippy::large_enum_variant)] // a few per instruction, consumed at once
 pub(super) enum Path {
