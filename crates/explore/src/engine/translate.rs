@@ -12,10 +12,10 @@ use vmsa::{PhysAddr, VirtAddr};
 use crate::state::State;
 
 use super::Engine;
-use super::thread::tthm::walker_key;
 #[cfg(doc)]
 use super::memo::{Kept, Memo};
 use super::memo::{WalkCache, fresh_fills};
+use super::thread::tthm::walker_key;
 
 impl<'a> Engine<'a> {
     /// Returns `cpu`'s translator in `s`, with its key in the walk cache.
@@ -87,9 +87,13 @@ impl<'a> Engine<'a> {
         let read = |pa: PhysAddr| self.walker_read(s, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
-        self.translator(s, cpu, &read, &same)
-            .0
-            .walks_into(&s.tlbs[cpu], 0, VirtAddr(va), Access::Load, out);
+        self.translator(s, cpu, &read, &same).0.walks_into(
+            &s.tlbs[cpu],
+            0,
+            VirtAddr(va),
+            Access::Load,
+            out,
+        );
         // A walk that caches nothing new changes nothing (`retain` on the
         // appended walks only).
         let tlb = s.tlbs[cpu].entries();
