@@ -169,6 +169,11 @@ pub struct Report {
     /// What the final states of a scenario with threads show
     /// ([`crate::thread`]), sorted, each once (empty without threads).
     pub finals: Vec<Final>,
+    /// Some state explored had herd7's `Warning-BBM-expected` raised by
+    /// its threads (`engine/thread/bbm.rs`; always false without threads:
+    /// a kernel scenario's herd7 flag is [`crate::Scenario::herd7_bbm`],
+    /// from the rule checker's run).
+    pub herd7_bbm: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -300,6 +305,8 @@ struct Batch {
     gave_up: u64,
     /// What the final states of threads expanded show.
     finals: Vec<Final>,
+    /// Some state expanded had herd7's BBM warning raised.
+    herd7_bbm: bool,
     /// The most candidates one state of the batch gave.
     most: u32,
 }
@@ -317,6 +324,7 @@ impl Batch {
         self.hazard = None;
         self.gave_up = 0;
         self.finals.clear();
+        self.herd7_bbm = false;
         self.most = 0;
     }
 
@@ -356,6 +364,7 @@ struct Counts {
     transitions: u64,
     gave_up: u64,
     finals: BTreeSet<Final>,
+    herd7_bbm: bool,
 }
 
 /// Why a chunk's merge stopped the search: a hazard (the index of the
@@ -428,6 +437,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
         transitions: 0,
         gave_up: 0,
         finals: BTreeSet::new(),
+        herd7_bbm: false,
     };
     let mut depth = 0u64;
     let report = |verdict, c: &Counts, depth| Report {
@@ -437,6 +447,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
         depth,
         gave_up: c.gave_up,
         finals: c.finals.iter().cloned().collect(),
+        herd7_bbm: c.herd7_bbm,
         elapsed: start.elapsed(),
     };
     let mut next: Vec<Part> = Vec::new();
@@ -542,6 +553,7 @@ fn search(engine: &Engine<'_>, limits: &Limits, progress: &(dyn Fn(&Progress) + 
             let first_id = nodes.len();
             for (i, b) in batches.iter().enumerate() {
                 c.finals.extend(b.finals.iter().cloned());
+                c.herd7_bbm |= b.herd7_bbm;
                 let fresh = b.fresh.load(Ordering::Relaxed);
                 if b.hazard.is_none() && ((c.states + fresh) as u64) < limits.states {
                     c.states += fresh;
@@ -748,6 +760,7 @@ fn expand(
 ) {
     State::decode_spans(words, &mut scr.state, &mut scr.spans);
     let s = &scr.state;
+    out.herd7_bbm |= s.herd_bbm.raised;
     engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
     if scr.steps.is_empty() {
         if engine.finished(s)

@@ -15,8 +15,10 @@ use vmsa::{PhysAddr, VirtAddr};
 
 use crate::world::Source;
 
+mod bbm;
 mod mem;
 mod thread;
+pub use bbm::HerdBbm;
 pub use mem::Mem;
 pub use thread::{Th, ThStatus};
 
@@ -100,6 +102,8 @@ pub struct State {
     pub threads: Vec<Th>,
     /// The faults the threads took, sorted.
     pub faults: Vec<ThreadFault>,
+    /// herd7's BBM bookkeeping of the threads (empty without threads).
+    pub herd_bbm: HerdBbm,
 }
 
 impl Clone for State {
@@ -160,6 +164,7 @@ impl State {
         self.unpublished.clone_from(&source.unpublished);
         self.threads.clone_from(&source.threads);
         self.faults.clone_from(&source.faults);
+        self.herd_bbm.clone_from(&source.herd_bbm);
     }
 
     /// Records a store of `value` to `va`.
@@ -172,7 +177,7 @@ impl State {
 }
 
 /// The fields of a state's encoding header that hold counts: 16 bits each.
-const COUNTS: usize = 11;
+const COUNTS: usize = 12;
 
 impl State {
     /// Appends this state's encoding to `out`: a sequence of words from
@@ -193,6 +198,7 @@ impl State {
         // Every vector of a state is far below 2^16 entries: the counts,
         // 16 bits each, four to a word, in the order of the parts.
         let c = |n: usize| n as u64 & 0xffff;
+        let head = out.len();
         out.extend_from_slice(&[
             u64::from(self.pc)
                 | u64::from(self.retries) << 16
@@ -295,6 +301,12 @@ impl State {
         }
         for f in &self.faults {
             thread::encode_fault(f, out);
+        }
+        if !self.herd_bbm.is_empty() {
+            // Its length, known once encoded, is the last count.
+            let at = out.len();
+            self.herd_bbm.encode(out);
+            out[head + 3] |= c(out.len() - at) << 48;
         }
     }
 
@@ -406,6 +418,10 @@ impl State {
         for _ in 0..counts[10] {
             let a = r.next();
             s.faults.push(thread::decode_fault(a, r.next()));
+        }
+        match counts[11] {
+            0 => s.herd_bbm = HerdBbm::default(),
+            n => s.herd_bbm.decode_from(r.take(n)),
         }
     }
 }

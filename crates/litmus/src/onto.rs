@@ -321,10 +321,9 @@ pub fn run(t: &Test, opts: &Options) -> Result<Outcome, LitmusError> {
         finals,
         states: report.states,
         limit_hit,
-        // herd7's BBM flag is not computed on the explorer yet: the
-        // harness takes it from the rule checker's herd7 bookkeeping only
-        // through the other executor (see `harness`).
-        bbm_warning: false,
+        // herd7's `Warning-BBM-expected`, computed by the threads over
+        // every state explored (`explore`'s `engine/thread/bbm.rs`).
+        bbm_warning: report.herd7_bbm,
         unroll_cut,
         seconds: start.elapsed().as_secs_f64(),
     })

@@ -397,6 +397,8 @@ impl<V> TtdBbm<V> {
         }
         for c in &mut self.chains {
             c.life = Chain::default();
+            // Only the lifetimes' steps are reported.
+            c.brk.done_step = 0;
         }
         // A CPU without a chain has a default one.
         while self.chains.last().is_some_and(|c| *c == Chains::default()) {
@@ -697,6 +699,23 @@ impl HerdBbm {
 /// Returns the clauses of `TTD-update-BBM-cand` that `old` then `new` meet
 /// (both cacheable level-3 values).
 fn reasons(config: &Config, mem: &Memory, old: Descriptor, new: Descriptor) -> Vec<Reason> {
+    let shift = config.granule.page_shift();
+    reasons_with(config, old, new, |a, b| {
+        mem.same_range(a.0 >> shift, b.0 >> shift, 1)
+    })
+}
+
+/// Returns the clauses of `TTD-update-BBM-cand` that `old` then `new` meet
+/// (both cacheable level-3 values), `same_contents` telling whether the
+/// pages at two output addresses hold equal contents
+/// (`TTD-memory-contents-mismatch`, asked only when the output address
+/// changes). For a caller with its own memory (the explorer's threads).
+pub fn reasons_with(
+    config: &Config,
+    old: Descriptor,
+    new: Descriptor,
+    same_contents: impl FnOnce(PhysAddr, PhysAddr) -> bool,
+) -> Vec<Reason> {
     let g = config.granule;
     let f = config.features;
     let (Some(o), Some(n)) = (leaf(g, old), leaf(g, new)) else {
@@ -726,13 +745,14 @@ fn reasons(config: &Config, mem: &Memory, old: Descriptor, new: Descriptor) -> V
         if o.attrs.writable(f.hw_dbm) || n.attrs.writable(f.hw_dbm) {
             out.push(Reason::OaWritable);
         }
-        let shift = g.page_shift();
-        if !mem.same_range(o.oa.0 >> shift, n.oa.0 >> shift, 1) {
+        if !same_contents(o.oa, n.oa) {
             out.push(Reason::OaContents);
         }
     }
     out
 }
+
+mod encode;
 
 #[cfg(test)]
 mod tests;

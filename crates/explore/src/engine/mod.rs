@@ -57,7 +57,7 @@ use vmsa::VirtAddr;
 use vmsa::tlb::Tlb;
 
 use crate::hazard::{Hazard, HazardKind};
-use crate::state::{Half, Mem, State, Th, Wl};
+use crate::state::{Half, HerdBbm, Mem, State, Th, Wl};
 use crate::workload::WOp;
 use crate::world::{Op, Scenario};
 
@@ -280,6 +280,7 @@ impl<'a> Engine<'a> {
                 })
                 .collect(),
             faults: Vec::new(),
+            herd_bbm: HerdBbm::default(),
         };
         for &(pa, v) in &self.sc.threads.init {
             s.mem.write(pa, v);
@@ -670,6 +671,10 @@ impl<'a> Engine<'a> {
                     return Applied::Disabled;
                 }
                 fill_hw = ch.hw_update.is_some();
+                if fill_hw {
+                    // A thread's walker: herd7's BBM bookkeeping.
+                    self.bbm_hw_update(n, c, ch);
+                }
                 if let Some(l) = log.as_deref_mut() {
                     let _ = write!(l, "hw:   cpu{c} walker caches for {va:#x}:");
                     for e in &ch.fills {

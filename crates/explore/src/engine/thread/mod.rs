@@ -39,6 +39,7 @@ use crate::thread::{CODE_BASE, FaultMode, Final, ThreadFault, Threads};
 
 use super::Engine;
 
+mod bbm;
 pub(super) mod tthm;
 
 /// One way a thread's next instruction may execute.
@@ -221,6 +222,7 @@ impl<'a> Engine<'a> {
                 if kind == BarrierKind::Full {
                     self.complete_tlbis_of(s, cpu);
                 }
+                self.bbm_dsb(s, t, kind);
             }
             Instr::Tlbi {
                 scope,
@@ -240,11 +242,9 @@ impl<'a> Engine<'a> {
                     }
                     TlbiShareability::Local => (TlbiScope::Local, 1 << cpu),
                 };
-                s.tlbis.push(PendingTlbi {
-                    cpu,
-                    op: Tlbi::scoped(kind, scope, VirtAddr(va)),
-                    waiting,
-                });
+                let op = Tlbi::scoped(kind, scope, VirtAddr(va));
+                self.bbm_tlbi(s, t, &op);
+                s.tlbis.push(PendingTlbi { cpu, op, waiting });
             }
             Instr::Mov { dst, width, src } => {
                 let v = Self::operand(s, t, src);
@@ -393,6 +393,7 @@ impl<'a> Engine<'a> {
     fn store_pa(&self, s: &mut State, cpu: usize, pa: u64, v: u64) {
         let prev = self.read(s, pa);
         s.mem.write(pa, v);
+        let me = cpu - self.thread_cpu(0);
         if self
             .threads()
             .tables
@@ -405,8 +406,8 @@ impl<'a> Engine<'a> {
                 prev,
                 value: v,
             });
+            self.bbm_write(s, me, pa, prev, v);
         }
-        let me = cpu - 1 - self.sc.workloads.len();
         for (i, th) in s.threads.iter_mut().enumerate() {
             if i != me && th.excl == Some(pa) {
                 th.excl = None;
@@ -452,6 +453,7 @@ impl<'a> Engine<'a> {
                 if !self.commit(s, cpu, &choice, u8::MAX) {
                     return false;
                 }
+                self.bbm_hw_update(s, cpu, &choice);
                 match choice.result {
                     Ok(tr) => (tr.pa.0, access),
                     Err(f) => return self.thread_fault(s, t, va, f.kind),
