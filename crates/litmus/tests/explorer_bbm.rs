@@ -51,7 +51,10 @@ fn catalogue(name: &str) -> Outcome {
     let e = parse_expected(&text).expect("herd7 output");
     let o = run(&t, &explorer()).expect("runs on the explorer");
     let d = diff(&o.herd7_states(&t), &e.states);
-    assert!(d.is_empty(), "{name}: final states differ from herd7's: {d:?}");
+    assert!(
+        d.is_empty(),
+        "{name}: final states differ from herd7's: {d:?}"
+    );
     assert_eq!(Some(o.observation()), e.observation.as_deref(), "{name}");
     assert_eq!(o.bbm_warning, e.bbm(), "{name}: herd7's BBM flag");
     o

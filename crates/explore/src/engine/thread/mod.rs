@@ -23,7 +23,9 @@
 //!   handler (ELR = the faulting instruction), or does what
 //!   [`FaultMode`] says;
 //! - a counted backward branch taken more than [`Threads::unroll`] times
-//!   to one target cuts the execution (the thread stops, marked cut).
+//!   to one target cuts the execution (the thread stops, marked cut);
+//! - descriptor stores, hardware updates, DSBs and TLBIs also feed herd7's
+//!   BBM bookkeeping (`bbm.rs`: `Warning-BBM-expected`).
 
 use vmsa::isa::{
     Addr, Alu, AmoOp, BarrierKind, BranchOn, CondCode, Exclusivity, Instr, Operand, RegWidth,
