@@ -55,6 +55,10 @@ fn explorer_agreement_with_herd7_does_not_fall_below_its_baseline() {
         assert!(n >= b, "{key}: {n} is below the baseline {b}\n{now}");
     }
     assert_eq!(report.summary.errors, 0, "malformed files:\n{now}");
+    // Every test that runs agrees with herd7 on the BBM warning (the
+    // threads' `engine/thread/bbm.rs`).
+    let (agree, compared) = report.summary.bbm_vs_herd7;
+    assert_eq!(agree, compared, "BBM-warning disagreements:\n{now}");
 }
 
 #[test]
