@@ -167,12 +167,15 @@ pub struct Report {
     /// Paths on which the updater gave up (CAS retries exhausted).
     pub gave_up: u64,
     /// What the final states of a scenario with threads show
-    /// ([`crate::thread`]), sorted, each once (empty without threads).
+    /// ([`crate::thread`]), sorted, each once (empty without threads, and
+    /// then left out of JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub finals: Vec<Final>,
     /// Some state explored had herd7's `Warning-BBM-expected` raised by
     /// its threads (`engine/thread/bbm.rs`; always false without threads:
     /// a kernel scenario's herd7 flag is [`crate::Scenario::herd7_bbm`],
-    /// from the rule checker's run).
+    /// from the rule checker's run; left out of JSON when false).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub herd7_bbm: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
