@@ -46,7 +46,7 @@ impl<'a> Engine<'a> {
         out: &mut Vec<Choice>,
         cache: Option<&mut WalkCache>,
     ) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let read = |pa: PhysAddr| self.walker_read_for(s, cpu, pa.0);
         let same = |a: PhysAddr, b: PhysAddr| {
             s.mem.same_frame(
                 &self.sc.base,
@@ -75,7 +75,7 @@ impl<'a> Engine<'a> {
 
     /// Appends to `out` the walks a fill for `va` on `cpu` may make.
     fn walks_into(&self, s: &State, cpu: usize, va: u64, out: &mut Vec<Choice>) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let read = |pa: PhysAddr| self.walker_read_for(s, cpu, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
         self.translator(&read, &same)
@@ -110,7 +110,7 @@ impl<'a> Engine<'a> {
         cache: &mut WalkCache,
         list: &mut Vec<(u32, u8)>,
     ) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let read = |pa: PhysAddr| self.walker_read_for(s, cpu, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let t = self.translator(&read, &same);
         let tlb = &s.tlbs[cpu];
