@@ -18,9 +18,12 @@ use crate::world::Source;
 mod bbm;
 mod mem;
 mod thread;
+mod views;
 pub use bbm::HerdBbm;
 pub use mem::Mem;
 pub use thread::{Th, ThStatus};
+pub use views::Views;
+pub(crate) use views::insert as insert_view;
 
 use crate::thread::ThreadFault;
 
@@ -248,8 +251,17 @@ impl State {
         }
         for p in &self.pending {
             // A physical address has at most 52 bits (FEAT_LPA); the CPU
-            // number (below 64) goes above it.
-            out.extend_from_slice(&[p.pa.0 | (p.cpu as u64) << 56, p.prev, p.value]);
+            // number (below 64) goes above it, and bit 52 says whether the
+            // store is seen by some walkers already (threads only: a word
+            // with them follows).
+            out.extend_from_slice(&[
+                p.pa.0 | (p.cpu as u64) << 56 | u64::from(p.walkers != 0) << 52,
+                p.prev,
+                p.value,
+            ]);
+            if p.walkers != 0 {
+                out.push(p.walkers);
+            }
         }
         for t in &self.tlbis {
             let kind = TlbiKind::ALL
@@ -353,11 +365,13 @@ impl State {
         s.pending.clear();
         for _ in 0..counts[2] {
             let pa = r.next();
+            let (prev, value) = (r.next(), r.next());
             s.pending.push(PendingStore {
                 cpu: (pa >> 56) as usize,
-                pa: PhysAddr(pa & ((1 << 56) - 1)),
-                prev: r.next(),
-                value: r.next(),
+                pa: PhysAddr(pa & ((1 << 52) - 1)),
+                prev,
+                value,
+                walkers: if pa >> 52 & 1 != 0 { r.next() } else { 0 },
             });
         }
         s.tlbis.clear();
@@ -573,6 +587,14 @@ mod tests {
             pa: PhysAddr(0xf_ffff_ffff_fff8),
             prev: 1,
             value: 2,
+            walkers: 0,
+        });
+        s.pending.push(PendingStore {
+            cpu: 1,
+            pa: PhysAddr(0x1ff8),
+            prev: 2,
+            value: 3,
+            walkers: 0b1100,
         });
         s.tlbis.push(PendingTlbi {
             cpu: 2,

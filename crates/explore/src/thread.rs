@@ -11,8 +11,10 @@
 //! translated through the tables (TLBs, walks, faults, hardware AF/dirty
 //! updates, as for a workload). A store to a physical address inside a
 //! translation table ([`Threads::tables`]) is a descriptor store:
-//! coherent for loads at once, and seen by walkers only when it
-//! propagates or at the writer's next DSB (as the updater's). Labels
+//! coherent for loads at once, and seen by walkers later: each CPU's
+//! walker has its own view of such stores, and a walk may use a value its
+//! walker saw before the thread's last instructions (early walks: the
+//! step semantics' `views.rs`). Labels
 //! (`ADR`) are values at [`CODE_BASE`].
 //!
 //! The step semantics is `engine/thread.rs`.

@@ -156,7 +156,11 @@ pub(crate) fn kind_of(s: &State, step: Step, labels: &[usize]) -> StepKind {
             .get(usize::from(index))
             .map_or(StepKind::Op, |&pfn| StepKind::Publish { pfn }),
         Step::Fill { cpu, va, .. } => StepKind::Fill { cpu: real(cpu), va },
-        Step::Evict { cpu, .. } => StepKind::Evict { cpu: real(cpu) },
+        // A TLBI taking effect on a thread's CPU removes entries, as an
+        // eviction does.
+        Step::Evict { cpu, .. } | Step::Invalidate { cpu, .. } => {
+            StepKind::Evict { cpu: real(cpu) }
+        }
     }
 }
 

@@ -71,6 +71,13 @@ pub struct PendingStore {
     pub prev: u64,
     /// The value stored.
     pub value: u64,
+    /// The CPUs (bit `c` for CPU `c`) whose walkers see the store already,
+    /// before it propagates to all: a store a barrier ordered before
+    /// later stores, or that another CPU read, is seen by every walker but
+    /// its writer's (Armv8 is other-multi-copy atomic; the explorer's
+    /// threads, `explore::engine::thread::views`). None here: the machine
+    /// makes a store visible to every walker at once when it propagates.
+    pub walkers: u64,
 }
 
 /// A TLBI that has not completed.
@@ -448,6 +455,7 @@ impl Machine {
             pa,
             prev,
             value,
+            walkers: 0,
         });
         Ok(())
     }

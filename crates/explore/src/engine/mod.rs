@@ -115,6 +115,16 @@ pub enum Step {
         /// The entry.
         index: u8,
     },
+    /// Pending TLBI `index` takes effect on thread CPU `cpu` before it
+    /// completes: it removes the CPU's matching entries, and the values
+    /// its walker saw in its scope no longer serve early walks
+    /// (`thread/views.rs`).
+    Invalidate {
+        /// The CPU.
+        cpu: u8,
+        /// The TLBI.
+        index: u8,
+    },
 }
 
 /// What a step led to.
@@ -168,6 +178,10 @@ pub struct Engine<'a> {
     /// Per thread, the configuration its CPU translates with
     /// (`thread/tthm.rs`).
     thread_configs: Vec<vmsa::features::Config>,
+    /// The descriptors walks of the threads' VAs read in the initial
+    /// state, `(descriptor's address, VA)`, sorted (`thread/views.rs`);
+    /// empty without threads.
+    thread_descs: Vec<(u64, u64)>,
 }
 
 impl<'a> Engine<'a> {
@@ -219,7 +233,7 @@ impl<'a> Engine<'a> {
             }
             start = end;
         }
-        Engine {
+        let mut e = Engine {
             sc,
             shift,
             pages,
@@ -234,7 +248,12 @@ impl<'a> Engine<'a> {
             groups,
             aligned_root: sc.root.0 & ((1 << shift) - 1) == 0,
             thread_configs: thread::tthm::thread_configs(sc),
+            thread_descs: Vec::new(),
+        };
+        if !sc.threads.code.is_empty() {
+            e.thread_descs = e.walked_descs(&e.initial());
         }
+        e
     }
 
     /// Creates the engine for `sc` without the reductions that are not
@@ -305,6 +324,17 @@ impl<'a> Engine<'a> {
             Some(p) => p.prev,
             None => self.read(s, pa),
         }
+    }
+
+    /// What `cpu`'s walker reads: as [`Engine::walker_read`], but a
+    /// thread's walker may see a pending store already
+    /// ([`vmsa::machine::PendingStore::walkers`]: `thread/views.rs`).
+    #[inline]
+    pub(crate) fn walker_read_for(&self, s: &State, cpu: usize, pa: u64) -> u64 {
+        if s.threads.is_empty() {
+            return self.walker_read(s, pa);
+        }
+        self.thread_view(s, cpu, pa)
     }
 
     #[inline]
@@ -525,11 +555,20 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let cpu = self.thread_cpu(t);
+            // Walks kept from state to state assume one view for every
+            // walker: not so once a thread's walker sees a store others do
+            // not (`thread/views.rs`); the fill then walks again.
+            let shared = s.pending.iter().all(|p| p.walkers == 0);
             for &va in &self.sc.threads.vas {
-                let first = memo.fills.len();
-                self.fill_walks(s, cpu, va, &mut memo.cache, &mut memo.fills);
-                memo.walks.push((cpu, va, first..memo.fills.len()));
-                for k in 0..memo.fills.len() - first {
+                let n = if shared {
+                    let first = memo.fills.len();
+                    self.fill_walks(s, cpu, va, &mut memo.cache, &mut memo.fills);
+                    memo.walks.push((cpu, va, first..memo.fills.len()));
+                    memo.fills.len() - first
+                } else {
+                    self.walks(s, cpu, va).len()
+                };
+                for k in 0..n {
                     out.push(Step::Fill {
                         cpu: cpu as u8,
                         va,
@@ -542,6 +581,14 @@ impl<'a> Engine<'a> {
                     cpu: cpu as u8,
                     index: k as u8,
                 });
+            }
+            for (k, tl) in s.tlbis.iter().enumerate() {
+                if tl.waiting & (1 << cpu) != 0 && self.revocable(s, tl.cpu, &tl.op, cpu) {
+                    out.push(Step::Invalidate {
+                        cpu: cpu as u8,
+                        index: k as u8,
+                    });
+                }
             }
         }
         // A mirrored repeat leads where its twin's step does only once the
@@ -696,7 +743,26 @@ impl<'a> Engine<'a> {
                 }
                 Ok(true)
             }
+            Step::Invalidate { cpu, index } => {
+                let c = usize::from(cpu);
+                let Some(tl) = n.tlbis.get_mut(usize::from(index)) else {
+                    return Applied::Disabled;
+                };
+                tl.waiting &= !(1 << c);
+                let tl = *tl;
+                n.tlbs[c].invalidate(&tl.op);
+                self.revoke(n, tl.cpu, &tl.op, c);
+                if let Some(l) = log {
+                    let _ = write!(l, "hw:   {} (cpu{}) takes effect on cpu{c}", tl.op, tl.cpu);
+                }
+                Ok(true)
+            }
         };
+        if matches!(r, Ok(true)) && !self.sc.threads.code.is_empty() {
+            // What the threads' walkers saw and no longer see
+            // (`thread/views.rs`).
+            self.note_views(s, n);
+        }
         match r {
             Err(h) => Applied::Hazard(h),
             Ok(false) => Applied::Disabled,
@@ -711,7 +777,9 @@ impl<'a> Engine<'a> {
                     Step::Thread { .. } => Touched::All,
                     Step::Fill { cpu, .. } if fill_hw => Touched::Cpu(usize::from(cpu)),
                     Step::Fill { cpu, .. } => Touched::Grew(usize::from(cpu)),
-                    Step::Evict { cpu, .. } => Touched::Shrank(usize::from(cpu)),
+                    Step::Evict { cpu, .. } | Step::Invalidate { cpu, .. } => {
+                        Touched::Shrank(usize::from(cpu))
+                    }
                     // The updater only removes entries (a TLBI completing).
                     Step::Updater if entries(n) == entries(s) => Touched::Nothing,
                     Step::Updater => Touched::Removed,

@@ -275,12 +275,14 @@ impl<'a> Engine<'a> {
                 Touched::Cpu(c) | Touched::Shrank(c) => c..c + 1,
                 Touched::All | Touched::Removed | Touched::Nothing => 0..s.tlbs.len(),
             };
-            for t in s.tlbis.iter_mut() {
+            for k in 0..s.tlbis.len() {
+                let t = s.tlbis[k];
                 for c in cpus.clone() {
                     if t.waiting & (1 << c) != 0
                         && !s.tlbs[c].entries().iter().any(|e| t.op.matches(e))
+                        && (s.threads.is_empty() || !self.revocable(s, t.cpu, &t.op, c))
                     {
-                        t.waiting &= !(1 << c);
+                        s.tlbis[k].waiting &= !(1 << c);
                     }
                 }
             }

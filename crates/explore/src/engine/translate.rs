@@ -55,7 +55,7 @@ impl<'a> Engine<'a> {
         out: &mut Vec<Choice>,
         cache: Option<&mut WalkCache>,
     ) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let read = |pa: PhysAddr| self.walker_read_for(s, cpu, pa.0);
         let same = |a: PhysAddr, b: PhysAddr| {
             s.mem.same_frame(
                 &self.sc.base,
@@ -84,7 +84,7 @@ impl<'a> Engine<'a> {
 
     /// Appends to `out` the walks a fill for `va` on `cpu` may make.
     fn walks_into(&self, s: &State, cpu: usize, va: u64, out: &mut Vec<Choice>) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let read = |pa: PhysAddr| self.walker_read_for(s, cpu, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let first = out.len();
         self.translator(s, cpu, &read, &same).0.walks_into(
@@ -124,7 +124,7 @@ impl<'a> Engine<'a> {
         cache: &mut WalkCache,
         list: &mut Vec<(u32, u8)>,
     ) {
-        let read = |pa: PhysAddr| self.walker_read(s, pa.0);
+        let read = |pa: PhysAddr| self.walker_read_for(s, cpu, pa.0);
         let same = |_: PhysAddr, _: PhysAddr| false;
         let (t, who) = self.translator(s, cpu, &read, &same);
         let tlb = &s.tlbs[cpu];

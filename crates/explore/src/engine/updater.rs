@@ -250,6 +250,7 @@ impl<'a> Engine<'a> {
             pa: PhysAddr(pa),
             prev,
             value,
+            walkers: 0,
         });
     }
 }

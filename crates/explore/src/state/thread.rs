@@ -1,9 +1,12 @@
 //! A thread's state ([`crate::thread`]): its position, flags, exclusive
-//! monitor, registers and loop counts, and its encoding as words.
+//! monitor, registers, loop counts and early-walk bookkeeping, and its
+//! encoding as words.
 
 use vmsa::walk::FaultKind;
 
 use crate::thread::ThreadFault;
+
+use super::views::Views;
 
 /// Whether a thread runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +43,9 @@ pub struct Th {
     pub regs: Vec<u64>,
     /// Per target of a counted backward branch, sorted: the times taken.
     pub loops: Vec<(u16, u8)>,
+    /// What its walker may still use of the descriptor values it saw
+    /// (early walks: `engine/thread/views.rs`).
+    pub views: Views,
 }
 
 impl Th {
@@ -76,6 +82,7 @@ impl Th {
                 .map(|&(t, n)| u64::from(t) << 8 | u64::from(n)),
         );
         out.extend_from_slice(&self.regs);
+        self.views.encode(out);
     }
 
     /// Rebuilds a thread from the words `next` yields, as
@@ -90,6 +97,7 @@ impl Th {
             })
             .collect();
         let regs = (0..(h >> 32 & 0xff)).map(|_| next()).collect();
+        let views = Views::decode(next);
         Th {
             pc: h as u16,
             status: match h >> 16 & 3 {
@@ -103,6 +111,7 @@ impl Th {
             regs,
             loops,
             elr: (h >> 48) as u16,
+            views,
         }
     }
 }

@@ -10,15 +10,21 @@
 //!   choice of [`vmsa::translate::Translator`] (TLB hits, walks, hardware
 //!   AF/dirty updates, faults); a physical address is accessed directly;
 //! - a store to a translation table is a descriptor store: loads see it at
-//!   once, walkers when it propagates or at the writer's next DSB other
-//!   than DSB LD (as the updater's, `engine/updater.rs`);
+//!   once; the other CPUs' walkers once a DMB (not LD) or a release of its
+//!   writer orders it before later stores, or another CPU reads it; every
+//!   walker when it propagates, and at the latest at the writer's next DSB
+//!   other than DSB LD (`views.rs`);
 //! - `DSB` (not LD) makes the thread's descriptor stores visible to
 //!   walkers; a full DSB also completes its TLBIs on every CPU (R_DDMVT's
 //!   sequence: the DSB after the TLBI waits for it);
 //! - `TLBI` waits, until completed, on every CPU (broadcast) or on the
-//!   issuer (local); each CPU may lose the entries before (an eviction);
-//! - `DMB` and `ISB` order nothing more on this sequentially consistent
-//!   model (walks are performed at their access: no early walks yet);
+//!   issuer (local); each CPU may lose the entries before (an eviction),
+//!   and a thread's walker its early-walk values in its scope
+//!   ([`super::Step::Invalidate`]);
+//! - a walk is not ordered after the thread's earlier instructions until a
+//!   context synchronization event (`ISB`, `ERET`, a fault): it may use a
+//!   value its walker saw since (early walks, `views.rs`); a barrier or an
+//!   acquire ends the faults a TLBI left possible;
 //! - a fault is recorded as herd7 records it; the thread then runs its
 //!   handler (ELR = the faulting instruction), or does what
 //!   [`FaultMode`] says;
@@ -29,7 +35,7 @@
 
 use vmsa::isa::{
     Addr, Alu, AmoOp, BarrierKind, BranchOn, CondCode, Exclusivity, Instr, Operand, RegWidth,
-    TlbiScope as IsaScope, TlbiShareability, Width, ZR,
+    StoreOrder, TlbiScope as IsaScope, TlbiShareability, Width, ZR,
 };
 use vmsa::machine::{PendingStore, PendingTlbi};
 use vmsa::tlb::{Tlbi, TlbiKind, TlbiScope};
@@ -43,6 +49,7 @@ use super::Engine;
 
 mod bbm;
 pub(super) mod tthm;
+mod views;
 
 /// One way a thread's next instruction may execute.
 #[allow(clippy::large_enum_variant)] // a few per instruction, consumed at once
@@ -171,10 +178,12 @@ impl<'a> Engine<'a> {
             return out;
         }
         let cpu = self.thread_cpu(t);
+        let dirty = Self::addr_dirty(s, t, a);
         for &access in accesses {
             for choice in self.choices(s, cpu, va, access) {
                 out.push(Path::Via { access, choice });
             }
+            self.early_paths(s, t, va, access, dirty, &mut out);
         }
         out
     }
@@ -206,20 +215,56 @@ impl<'a> Engine<'a> {
             s.threads[t].status = ThStatus::Done;
             return true;
         };
+        // The early-walk bookkeeping before the instruction, when it has
+        // revoked values (`views.rs`, `after_instr`).
+        let before = (!s.threads[t].views.revoked.is_empty()).then(|| s.threads[t].views.clone());
+        let ok = self.run_instr(s, t, pc, ins, path, k);
+        if ok && let Some(before) = before {
+            Self::after_instr(&before, s, t, &ins);
+        }
+        ok
+    }
+
+    /// Runs instruction `ins` at `pc` of thread `t` along `path` (index
+    /// `k`).
+    fn run_instr(
+        &self,
+        s: &mut State,
+        t: usize,
+        pc: usize,
+        ins: Instr,
+        path: Path,
+        k: usize,
+    ) -> bool {
         if let Some(a) = ins.addr() {
             return self.thread_access(s, t, ins, a, path, k);
         }
         let mut next = pc + 1;
+        let cpu = self.thread_cpu(t);
         match ins {
             Instr::Halt => {
                 s.threads[t].status = ThStatus::Done;
                 return true;
             }
-            Instr::Nop | Instr::Isb | Instr::Dmb { .. } => {}
-            Instr::Dsb { kind } => {
-                let cpu = self.thread_cpu(t);
+            Instr::Nop => {}
+            // A context synchronization event: later walks are ordered
+            // after it (`views.rs`).
+            Instr::Isb => s.threads[t].views.clear(),
+            Instr::Dmb { kind } => {
+                // Later walks are ordered after the barrier: no fault from
+                // a revoked value any more.
+                s.threads[t].views.revoked.clear();
                 if kind != BarrierKind::Ld {
-                    s.pending.retain(|p| p.cpu != cpu);
+                    // The descriptor stores before the barrier are ordered
+                    // before the stores after it: they reach the other
+                    // CPUs' walkers now (`views.rs`).
+                    self.publish_stores(s, |p| p.cpu == cpu);
+                }
+            }
+            Instr::Dsb { kind } => {
+                s.threads[t].views.revoked.clear();
+                if kind != BarrierKind::Ld {
+                    self.drain(s, cpu);
                 }
                 if kind == BarrierKind::Full {
                     self.complete_tlbis_of(s, cpu);
@@ -230,7 +275,6 @@ impl<'a> Engine<'a> {
                 scope,
                 shareability,
             } => {
-                let cpu = self.thread_cpu(t);
                 let (kind, va) = match scope {
                     IsaScope::All => (TlbiKind::Vmalle1, 0),
                     // The register holds VA[55:12]: the page number of a
@@ -326,7 +370,11 @@ impl<'a> Engine<'a> {
                 }
                 s.threads[t].elr = v as u16;
             }
-            Instr::Eret => next = usize::from(s.threads[t].elr),
+            Instr::Eret => {
+                // An exception return synchronizes context.
+                s.threads[t].views.clear();
+                next = usize::from(s.threads[t].elr);
+            }
             Instr::Load { .. }
             | Instr::Store { .. }
             | Instr::StoreExclusive { .. }
@@ -379,9 +427,18 @@ impl<'a> Engine<'a> {
             for c in 0..s.tlbs.len() {
                 if tl.waiting & (1 << c) != 0 {
                     s.tlbs[c].invalidate(&tl.op);
+                    self.revoke(s, cpu, &tl.op, c);
                 }
             }
         }
+    }
+
+    /// Tells whether `pa` lies in a translation table.
+    fn is_table(&self, pa: u64) -> bool {
+        self.threads()
+            .tables
+            .binary_search(&(pa >> self.shift))
+            .is_ok()
     }
 
     /// Reads the location at physical address `pa`.
@@ -396,17 +453,13 @@ impl<'a> Engine<'a> {
         let prev = self.read(s, pa);
         s.mem.write(pa, v);
         let me = cpu - self.thread_cpu(0);
-        if self
-            .threads()
-            .tables
-            .binary_search(&(pa >> self.shift))
-            .is_ok()
-        {
+        if self.is_table(pa) {
             s.pending.push(PendingStore {
                 cpu,
                 pa: PhysAddr(pa),
                 prev,
                 value: v,
+                walkers: 0,
             });
             self.bbm_write(s, me, pa, prev, v);
         }
@@ -430,6 +483,19 @@ impl<'a> Engine<'a> {
         let cpu = self.thread_cpu(t);
         let pc = s.threads[t].pc;
         let va = Self::address(s, t, a);
+        if Self::addr_dirty(s, t, a) {
+            // Ordered after the read its address depends on: no revoked
+            // value serves it, nor a later access (`views.rs`).
+            s.threads[t].views.revoked.clear();
+        }
+        if let Instr::Store {
+            order: StoreOrder::Release,
+            ..
+        } = ins
+        {
+            // A release orders every earlier store before it.
+            self.publish_stores(s, |p| p.cpu == cpu);
+        }
         if let Instr::StoreExclusive { status, .. } = ins
             && k == 0
         {
@@ -473,6 +539,12 @@ impl<'a> Engine<'a> {
                 Self::set_reg(s, t, dst, v);
                 if exclusive == Exclusivity::Exclusive {
                     s.threads[t].excl = Some(pa);
+                }
+                if self.is_table(pa) {
+                    // A descriptor store another CPU has read is visible
+                    // to every observer (other-multi-copy atomicity),
+                    // walkers included; only its writer's may lag.
+                    self.publish_stores(s, |p| p.pa.0 == pa && p.cpu != cpu);
                 }
             }
             Instr::Store { src, width, .. } => {
@@ -566,6 +638,10 @@ impl<'a> Engine<'a> {
             (None, FaultMode::Handled) if th.retried => return false,
             (None, FaultMode::Handled) => th.retried = true,
         }
+        // The fault is a synchronous exception entry in every mode
+        // (herdtools7 `herd/AArch64Sem.ml`, `mk_fault`): a context
+        // synchronization event for what the thread does next.
+        th.views.clear();
         true
     }
 
