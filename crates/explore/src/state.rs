@@ -19,8 +19,10 @@ mod bbm;
 mod mem;
 mod thread;
 pub use bbm::HerdBbm;
+mod thread_hu;
 pub use mem::Mem;
 pub use thread::{Th, ThStatus};
+pub use thread_hu::{EarlyWalk, PendingHu};
 
 use crate::thread::ThreadFault;
 

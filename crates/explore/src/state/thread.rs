@@ -5,6 +5,8 @@ use vmsa::walk::FaultKind;
 
 use crate::thread::ThreadFault;
 
+use super::thread_hu::{self, EarlyWalk, PendingHu};
+
 /// Whether a thread runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ThStatus {
@@ -40,6 +42,12 @@ pub struct Th {
     pub regs: Vec<u64>,
     /// Per target of a counted backward branch, sorted: the times taken.
     pub loops: Vec<(u16, u8)>,
+    /// Its hardware AF/dirty updates not in memory for explicit accesses
+    /// yet, oldest first (`engine/thread/hw_update.rs`).
+    pub hu: Vec<PendingHu>,
+    /// Its early store translations, by instruction
+    /// (`engine/thread/early.rs`).
+    pub pre: Vec<EarlyWalk>,
 }
 
 impl Th {
@@ -49,8 +57,10 @@ impl Th {
     }
 
     /// Appends the encoding: a header word (pc, status, Z, retried,
-    /// whether the monitor is set, the loop and register counts, ELR),
-    /// the monitor's address if set, the loops, the registers.
+    /// whether the monitor is set, whether updates or early walks are
+    /// pending, the loop and register counts, ELR), the monitor's address
+    /// if set, the loops, the registers, the updates and early walks
+    /// (`thread_hu`).
     pub(super) fn encode(&self, out: &mut Vec<u64>) {
         let status = match self.status {
             ThStatus::Running => 0,
@@ -63,6 +73,7 @@ impl Th {
                 | u64::from(self.z) << 18
                 | u64::from(self.retried) << 19
                 | u64::from(self.excl.is_some()) << 20
+                | u64::from(!self.hu.is_empty() || !self.pre.is_empty()) << 23
                 | (self.loops.len() as u64 & 0xff) << 24
                 | (self.regs.len() as u64 & 0xff) << 32
                 | u64::from(self.elr) << 48,
@@ -76,6 +87,7 @@ impl Th {
                 .map(|&(t, n)| u64::from(t) << 8 | u64::from(n)),
         );
         out.extend_from_slice(&self.regs);
+        thread_hu::encode(&self.hu, &self.pre, out);
     }
 
     /// Rebuilds a thread from the words `next` yields, as
@@ -90,6 +102,11 @@ impl Th {
             })
             .collect();
         let regs = (0..(h >> 32 & 0xff)).map(|_| next()).collect();
+        let (hu, pre) = if h >> 23 & 1 != 0 {
+            thread_hu::decode(next)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Th {
             pc: h as u16,
             status: match h >> 16 & 3 {
@@ -103,6 +120,8 @@ impl Th {
             regs,
             loops,
             elr: (h >> 48) as u16,
+            hu,
+            pre,
         }
     }
 }

@@ -42,6 +42,8 @@ use crate::thread::{CODE_BASE, FaultMode, Final, ThreadFault, Threads};
 use super::Engine;
 
 mod bbm;
+mod early;
+mod hw_update;
 pub(super) mod tthm;
 
 /// One way a thread's next instruction may execute.
@@ -57,6 +59,24 @@ pub(super) enum Path {
         /// Which choice.
         choice: Choice,
     },
+    /// A pending hardware update of the thread reaches memory
+    /// (`hw_update.rs`); the thread's position does not move.
+    HuFlush {
+        /// Its index in `Th::hu`.
+        index: u8,
+    },
+    /// The walk and dirty-bit update of the store at `pc`, ahead of it
+    /// (`early.rs`).
+    Early {
+        /// The store.
+        pc: u16,
+        /// The virtual address it stores to.
+        va: u64,
+        /// The walk.
+        choice: Choice,
+    },
+    /// The next instruction, a store, through its early translation.
+    Hoisted,
 }
 
 fn holds(cc: CondCode, z: bool) -> bool {
@@ -136,9 +156,23 @@ impl<'a> Engine<'a> {
         base.wrapping_add(off)
     }
 
-    /// Lists the ways thread `t`'s next instruction may execute, in a
-    /// fixed order (the step's index names one).
+    /// Lists the steps thread `t` may take, in a fixed order (the step's
+    /// index names one): the ways its next instruction may execute (none
+    /// once it has stopped), its pending hardware updates reaching memory,
+    /// its early walks.
     pub(super) fn thread_paths(&self, s: &State, t: usize) -> Vec<Path> {
+        let mut out = if s.threads[t].running() {
+            self.instr_paths(s, t)
+        } else {
+            Vec::new()
+        };
+        self.hu_paths(s, t, &mut out);
+        self.early_paths(s, t, &mut out);
+        out
+    }
+
+    /// Lists the ways thread `t`'s next instruction may execute.
+    fn instr_paths(&self, s: &State, t: usize) -> Vec<Path> {
         let th = &self.threads().code[t];
         let Some(ins) = th.code.get(usize::from(s.threads[t].pc)) else {
             return vec![Path::Plain];
@@ -146,6 +180,9 @@ impl<'a> Engine<'a> {
         let Some(a) = ins.addr() else {
             return vec![Path::Plain];
         };
+        if self.hoisted(s, t).is_some() {
+            return vec![Path::Hoisted];
+        }
         let va = Self::address(s, t, a);
         let accesses: &[Access] = match ins {
             Instr::Load { .. } => &[Access::Load],
@@ -196,6 +233,11 @@ impl<'a> Engine<'a> {
             return false;
         }
         let path = paths.swap_remove(k);
+        match path {
+            Path::HuFlush { index } => return self.run_hu_flush(s, t, usize::from(index), log),
+            Path::Early { pc, va, choice } => return self.run_early(s, t, pc, va, &choice, log),
+            Path::Plain | Path::Via { .. } | Path::Hoisted => {}
+        }
         let pc = usize::from(s.threads[t].pc);
         let th = &self.threads().code[t];
         if let Some(l) = log {
@@ -222,7 +264,11 @@ impl<'a> Engine<'a> {
                     s.pending.retain(|p| p.cpu != cpu);
                 }
                 if kind == BarrierKind::Full {
+                    if !self.pre_survives_tlbis(s, cpu) {
+                        return false;
+                    }
                     self.complete_tlbis_of(s, cpu);
+                    self.flush_hus_of(s, t);
                 }
                 self.bbm_dsb(s, t, kind);
             }
@@ -386,13 +432,14 @@ impl<'a> Engine<'a> {
 
     /// Reads the location at physical address `pa`.
     fn load_pa(&self, s: &State, pa: u64) -> u64 {
-        self.read(s, pa)
+        self.explicit_read(s, pa)
     }
 
     /// Writes `v` at physical address `pa` for `cpu`: a descriptor store
     /// if `pa` lies in a table; other CPUs' exclusive monitors on it are
     /// cleared.
     fn store_pa(&self, s: &mut State, cpu: usize, pa: u64, v: u64) {
+        self.flush_hus_at(s, pa);
         let prev = self.read(s, pa);
         s.mem.write(pa, v);
         let me = cpu - self.thread_cpu(0);
@@ -451,8 +498,13 @@ impl<'a> Engine<'a> {
                     },
                 )
             }
+            Path::Hoisted => match self.take_hoisted(s, t) {
+                Some(pa) => (pa, Access::Store),
+                None => return false,
+            },
+            Path::HuFlush { .. } | Path::Early { .. } => return false,
             Path::Via { access, choice } => {
-                if !self.commit(s, cpu, &choice, u8::MAX) {
+                if !self.thread_commit(s, cpu, &choice, u8::MAX) {
                     return false;
                 }
                 self.bbm_hw_update(s, cpu, &choice);
@@ -462,6 +514,16 @@ impl<'a> Engine<'a> {
                 }
             }
         };
+        let writes = match ins {
+            Instr::Cas { .. } => access == Access::Store,
+            _ => !matches!(ins, Instr::Load { .. }),
+        };
+        if writes {
+            // A write: the pending hardware updates of the location reach
+            // memory before it (`hw_update.rs`), before its read for a
+            // read-modify-write.
+            self.flush_hus_at(s, pa);
+        }
         match ins {
             Instr::Load {
                 dst,
@@ -546,6 +608,9 @@ impl<'a> Engine<'a> {
     /// [`FaultMode::Handled`]).
     fn thread_fault(&self, s: &mut State, t: usize, va: u64, kind: vmsa::FaultKind) -> bool {
         let pc = s.threads[t].pc;
+        if !self.pre_survives_fault(s, t, pc) {
+            return false;
+        }
         let f = ThreadFault {
             thread: t as u8,
             pc,
