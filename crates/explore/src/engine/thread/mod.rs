@@ -9,12 +9,16 @@
 //!   translated as a workload's access is: one path per translation
 //!   choice of [`vmsa::translate::Translator`] (TLB hits, walks, hardware
 //!   AF/dirty updates, faults); a physical address is accessed directly;
+//! - a hardware AF/dirty update is seen by walkers at once and by explicit
+//!   accesses once it reaches memory (`hw_update.rs`); a plain store's walk
+//!   and dirty-bit update may be performed ahead of it (`early.rs`);
 //! - a store to a translation table is a descriptor store: loads see it at
 //!   once, walkers when it propagates or at the writer's next DSB other
 //!   than DSB LD (as the updater's, `engine/updater.rs`);
 //! - `DSB` (not LD) makes the thread's descriptor stores visible to
 //!   walkers; a full DSB also completes its TLBIs on every CPU (R_DDMVT's
-//!   sequence: the DSB after the TLBI waits for it);
+//!   sequence: the DSB after the TLBI waits for it) and brings its hardware
+//!   updates to memory;
 //! - `TLBI` waits, until completed, on every CPU (broadcast) or on the
 //!   issuer (local); each CPU may lose the entries before (an eviction);
 //! - `DMB` and `ISB` order nothing more on this sequentially consistent
