@@ -67,3 +67,78 @@ pub(super) fn decode(next: &mut dyn FnMut() -> u64) -> (Vec<PendingHu>, Vec<Earl
         .collect();
     (hu, pre)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{State, Th};
+    use crate::thread::ThreadFault;
+    use vmsa::walk::FaultKind;
+
+    #[test]
+    fn pending_updates_and_early_walks_round_trip_and_tell_states_apart() {
+        let s = State {
+            threads: vec![
+                Th {
+                    pc: 3,
+                    regs: vec![1, 2],
+                    hu: vec![
+                        PendingHu {
+                            pa: 0x8008,
+                            old: 0x403,
+                        },
+                        PendingHu {
+                            pa: 0x8008,
+                            old: 0x603,
+                        },
+                    ],
+                    pre: vec![EarlyWalk {
+                        pc: 5,
+                        va: 0x40_0000,
+                        pa: 0x10_0000,
+                        desc_pa: 0x8000,
+                        desc: 0x8_0000_0010_0683,
+                    }],
+                    ..Th::default()
+                },
+                Th {
+                    pc: 1,
+                    regs: vec![7],
+                    ..Th::default()
+                },
+            ],
+            faults: vec![ThreadFault {
+                thread: 1,
+                pc: 0,
+                va: 0x40_1000,
+                kind: FaultKind::Permission,
+            }],
+            ..State::default()
+        };
+        let mut words = Vec::new();
+        s.encode(&mut words);
+        let mut back = State::default();
+        State::decode_into(&words, &mut back);
+        assert_eq!(back, s);
+        // Without the updates, or once one reached memory: another state.
+        for change in [
+            |s: &mut State| s.threads[0].hu.remove(0),
+            |s: &mut State| s.threads[0].hu.remove(1),
+        ] {
+            let mut t = s.clone();
+            change(&mut t);
+            let mut other = Vec::new();
+            t.encode(&mut other);
+            assert_ne!(other, words);
+            State::decode_into(&other, &mut back);
+            assert_eq!(back, t);
+        }
+        let mut t = s.clone();
+        t.threads[0].pre.clear();
+        t.threads[0].hu.clear();
+        let mut other = Vec::new();
+        t.encode(&mut other);
+        State::decode_into(&other, &mut back);
+        assert_eq!(back, t);
+    }
+}

@@ -94,17 +94,20 @@ impl<'a> Engine<'a> {
     /// end of the thread, a branch other than one to the next instruction
     /// on a condition no instruction ahead feeds, an access whose address
     /// depends on an instruction ahead (`[Exp & R]; addr; [Exp]; po;
-    /// [HU]`, or not known yet), and an atomic or exclusive access
-    /// (conservatively, as the executor). A store is a candidate when it
-    /// is to a virtual address whose descriptor no access ahead of it
-    /// reads or walks (the update is ordered after the thread's earlier
-    /// walks of the descriptor, `[Imp & TTD & R]; (po & same-loc); [W]`;
-    /// conservatively after its explicit reads too); a plain store to the
-    /// descriptor does not stop it (herd7 relates an explicit write and
-    /// an update of one descriptor only by coherence, `[HU]; ca; [W] |
-    /// [W]; ca; [HU]`). The thread's own TLBI does not stop the scan
-    /// (`TLBI-after` lets the walk be before it; its edges to a later walk
-    /// of the thread go through a context synchronization, `CSE-ob`).
+    /// [HU]`, or not known yet). A read-modify-write or exclusive access
+    /// ahead does not stop it (its result registers are then fed by a
+    /// read). A store is a candidate when it is to a virtual address whose
+    /// descriptor no access ahead of it walks (the update is ordered after
+    /// the thread's earlier walks of the descriptor, `[Imp & TTD & R];
+    /// (po & same-loc); [W]`). Explicit accesses to the descriptor ahead,
+    /// reads, writes or read-modify-writes, do not stop it: herd7 relates
+    /// them to the update only by coherence and reads-from (`[HU]; ca; [W]
+    /// | [W]; ca; [HU]`, `[PTE & Imp]; rf`), so the update may come before
+    /// them (catalogue tests `coRWExpNExp`, `coRmwWExpNExp`, `coWWExpNExp`:
+    /// Allowed; the litmus executor stops, conservatively, at an explicit
+    /// read or an atomic access). The thread's own TLBI does not stop the
+    /// scan (`TLBI-after` lets the walk be before it; its edges to a later
+    /// walk of the thread go through a context synchronization, `CSE-ob`).
     pub(super) fn early_paths(&self, s: &State, t: usize, out: &mut Vec<Path>) {
         let th = &s.threads[t];
         // The thread's CPU manages the dirty state (its own TTHM,
@@ -163,6 +166,8 @@ impl<'a> Engine<'a> {
             match ins {
                 Instr::Tlbi { .. } => {}
                 Instr::Isb | Instr::Eret | Instr::Halt => return,
+                // Their results come from a read (the status of a
+                // store-exclusive from its load-exclusive's).
                 Instr::StoreExclusive { status: dst, .. }
                 | Instr::Swp { dst, .. }
                 | Instr::Cas { expected: dst, .. }
