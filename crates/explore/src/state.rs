@@ -20,8 +20,10 @@ mod mem;
 mod thread;
 mod views;
 pub use bbm::HerdBbm;
+mod thread_hu;
 pub use mem::Mem;
 pub use thread::{Th, ThStatus};
+pub use thread_hu::{EarlyWalk, PendingHu};
 pub use views::Views;
 pub(crate) use views::insert as insert_view;
 

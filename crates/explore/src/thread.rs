@@ -109,6 +109,11 @@ pub struct Threads {
     /// no behaviour and saves the states of every subset of them cached.
     /// On for every kernel scenario.
     pub walk_cache: bool,
+    /// Whether a thread's access may take a TLB conflict abort where two
+    /// matching entries allow one (R_FVQCK), as the workloads' may. A
+    /// front end for a model without them (herd7's) turns it off: such an
+    /// access then uses one of the entries.
+    pub conflict_aborts: bool,
     /// The most times a counted backward branch is taken to one target
     /// on an execution; an execution going further is cut and counted
     /// (herd7's `-unroll`).
@@ -126,6 +131,7 @@ impl Default for Threads {
             init: Vec::new(),
             observe: Vec::new(),
             walk_cache: true,
+            conflict_aborts: true,
             unroll: 2,
         }
     }

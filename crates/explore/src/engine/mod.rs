@@ -479,13 +479,13 @@ impl<'a> Engine<'a> {
             }
         }
         for t in 0..s.threads.len() {
-            if s.threads[t].running() {
-                for k in 0..self.thread_paths(s, t).len() {
-                    out.push(Step::Thread {
-                        thread: t as u8,
-                        path: k as u8,
-                    });
-                }
+            // A stopped thread may still have hardware updates to bring
+            // to memory (`thread/hw_update.rs`).
+            for k in 0..self.thread_paths(s, t).len() {
+                out.push(Step::Thread {
+                    thread: t as u8,
+                    path: k as u8,
+                });
             }
         }
         for (k, p) in s.pending.iter().enumerate() {
@@ -714,7 +714,14 @@ impl<'a> Engine<'a> {
                         what,
                     ));
                 }
-                if !self.commit(n, c, ch, fresh) {
+                let committed = if c > self.sc.workloads.len() {
+                    // A thread's walker: its update's timing
+                    // (`thread/hw_update.rs`).
+                    self.thread_commit(n, c, ch, fresh)
+                } else {
+                    self.commit(n, c, ch, fresh)
+                };
+                if !committed {
                     return Applied::Disabled;
                 }
                 fill_hw = ch.hw_update.is_some();

@@ -6,6 +6,7 @@ use vmsa::walk::FaultKind;
 
 use crate::thread::ThreadFault;
 
+use super::thread_hu::{self, EarlyWalk, PendingHu};
 use super::views::Views;
 
 /// Whether a thread runs.
@@ -46,6 +47,12 @@ pub struct Th {
     /// What its walker may still use of the descriptor values it saw
     /// (early walks: `engine/thread/views.rs`).
     pub views: Views,
+    /// Its hardware AF/dirty updates not in memory for explicit accesses
+    /// yet, oldest first (`engine/thread/hw_update.rs`).
+    pub hu: Vec<PendingHu>,
+    /// Its early store translations, by instruction
+    /// (`engine/thread/early.rs`).
+    pub pre: Vec<EarlyWalk>,
 }
 
 impl Th {
@@ -55,8 +62,10 @@ impl Th {
     }
 
     /// Appends the encoding: a header word (pc, status, Z, retried,
-    /// whether the monitor is set, the loop and register counts, ELR),
-    /// the monitor's address if set, the loops, the registers.
+    /// whether the monitor is set, whether updates or early walks are
+    /// pending, the loop and register counts, ELR), the monitor's address
+    /// if set, the loops, the registers, the updates and early walks
+    /// (`thread_hu`).
     pub(super) fn encode(&self, out: &mut Vec<u64>) {
         let status = match self.status {
             ThStatus::Running => 0,
@@ -69,6 +78,7 @@ impl Th {
                 | u64::from(self.z) << 18
                 | u64::from(self.retried) << 19
                 | u64::from(self.excl.is_some()) << 20
+                | u64::from(!self.hu.is_empty() || !self.pre.is_empty()) << 23
                 | (self.loops.len() as u64 & 0xff) << 24
                 | (self.regs.len() as u64 & 0xff) << 32
                 | u64::from(self.elr) << 48,
@@ -83,6 +93,9 @@ impl Th {
         );
         out.extend_from_slice(&self.regs);
         self.views.encode(out);
+        if !self.hu.is_empty() || !self.pre.is_empty() {
+            thread_hu::encode(&self.hu, &self.pre, out);
+        }
     }
 
     /// Rebuilds a thread from the words `next` yields, as
@@ -98,6 +111,11 @@ impl Th {
             .collect();
         let regs = (0..(h >> 32 & 0xff)).map(|_| next()).collect();
         let views = Views::decode(next);
+        let (hu, pre) = if h >> 23 & 1 != 0 {
+            thread_hu::decode(next)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Th {
             pc: h as u16,
             status: match h >> 16 & 3 {
@@ -112,6 +130,8 @@ impl Th {
             loops,
             elr: (h >> 48) as u16,
             views,
+            hu,
+            pre,
         }
     }
 }

@@ -9,6 +9,9 @@
 //!   translated as a workload's access is: one path per translation
 //!   choice of [`vmsa::translate::Translator`] (TLB hits, walks, hardware
 //!   AF/dirty updates, faults); a physical address is accessed directly;
+//! - a hardware AF/dirty update is seen by walkers at once and by explicit
+//!   accesses once it reaches memory (`hw_update.rs`); a plain store's walk
+//!   and dirty-bit update may be performed ahead of it (`early.rs`);
 //! - a store to a translation table is a descriptor store: loads see it at
 //!   once; the other CPUs' walkers once a DMB (not LD) or a release of its
 //!   writer orders it before later stores, or another CPU reads it; every
@@ -16,7 +19,8 @@
 //!   other than DSB LD (`views.rs`);
 //! - `DSB` (not LD) makes the thread's descriptor stores visible to
 //!   walkers; a full DSB also completes its TLBIs on every CPU (R_DDMVT's
-//!   sequence: the DSB after the TLBI waits for it);
+//!   sequence: the DSB after the TLBI waits for it) and brings its hardware
+//!   updates to memory;
 //! - `TLBI` waits, until completed, on every CPU (broadcast) or on the
 //!   issuer (local); each CPU may lose the entries before (an eviction),
 //!   and a thread's walker its early-walk values in its scope
@@ -39,7 +43,7 @@ use vmsa::isa::{
 };
 use vmsa::machine::{PendingStore, PendingTlbi};
 use vmsa::tlb::{Tlbi, TlbiKind, TlbiScope};
-use vmsa::walk::{Access, Choice};
+use vmsa::walk::{Access, Choice, FaultKind};
 use vmsa::{PhysAddr, VirtAddr};
 
 use crate::state::{State, ThStatus};
@@ -48,6 +52,8 @@ use crate::thread::{CODE_BASE, FaultMode, Final, ThreadFault, Threads};
 use super::Engine;
 
 mod bbm;
+mod early;
+mod hw_update;
 pub(super) mod tthm;
 mod views;
 
@@ -64,6 +70,24 @@ pub(super) enum Path {
         /// Which choice.
         choice: Choice,
     },
+    /// A pending hardware update of the thread reaches memory
+    /// (`hw_update.rs`); the thread's position does not move.
+    HuFlush {
+        /// Its index in `Th::hu`.
+        index: u8,
+    },
+    /// The walk and dirty-bit update of the store at `pc`, ahead of it
+    /// (`early.rs`).
+    Early {
+        /// The store.
+        pc: u16,
+        /// The virtual address it stores to.
+        va: u64,
+        /// The walk.
+        choice: Choice,
+    },
+    /// The next instruction, a store, through its early translation.
+    Hoisted,
 }
 
 fn holds(cc: CondCode, z: bool) -> bool {
@@ -143,9 +167,23 @@ impl<'a> Engine<'a> {
         base.wrapping_add(off)
     }
 
-    /// Lists the ways thread `t`'s next instruction may execute, in a
-    /// fixed order (the step's index names one).
+    /// Lists the steps thread `t` may take, in a fixed order (the step's
+    /// index names one): the ways its next instruction may execute (none
+    /// once it has stopped), its pending hardware updates reaching memory,
+    /// its early walks.
     pub(super) fn thread_paths(&self, s: &State, t: usize) -> Vec<Path> {
+        let mut out = if s.threads[t].running() {
+            self.instr_paths(s, t)
+        } else {
+            Vec::new()
+        };
+        self.hu_paths(s, t, &mut out);
+        self.early_update_paths(s, t, &mut out);
+        out
+    }
+
+    /// Lists the ways thread `t`'s next instruction may execute.
+    fn instr_paths(&self, s: &State, t: usize) -> Vec<Path> {
         let th = &self.threads().code[t];
         let Some(ins) = th.code.get(usize::from(s.threads[t].pc)) else {
             return vec![Path::Plain];
@@ -153,6 +191,9 @@ impl<'a> Engine<'a> {
         let Some(a) = ins.addr() else {
             return vec![Path::Plain];
         };
+        if self.hoisted(s, t).is_some() {
+            return vec![Path::Hoisted];
+        }
         let va = Self::address(s, t, a);
         let accesses: &[Access] = match ins {
             Instr::Load { .. } => &[Access::Load],
@@ -181,9 +222,14 @@ impl<'a> Engine<'a> {
         let dirty = Self::addr_dirty(s, t, a);
         for &access in accesses {
             for choice in self.choices(s, cpu, va, access) {
+                if !self.threads().conflict_aborts
+                    && matches!(&choice.result, Err(f) if f.kind == FaultKind::TlbConflict)
+                {
+                    continue;
+                }
                 out.push(Path::Via { access, choice });
             }
-            self.early_paths(s, t, va, access, dirty, &mut out);
+            self.early_walk_paths(s, t, va, access, dirty, &mut out);
         }
         out
     }
@@ -205,6 +251,11 @@ impl<'a> Engine<'a> {
             return false;
         }
         let path = paths.swap_remove(k);
+        match path {
+            Path::HuFlush { index } => return self.run_hu_flush(s, t, usize::from(index), log),
+            Path::Early { pc, va, choice } => return self.run_early(s, t, pc, va, &choice, log),
+            Path::Plain | Path::Via { .. } | Path::Hoisted => {}
+        }
         let pc = usize::from(s.threads[t].pc);
         let th = &self.threads().code[t];
         if let Some(l) = log {
@@ -267,7 +318,11 @@ impl<'a> Engine<'a> {
                     self.drain(s, cpu);
                 }
                 if kind == BarrierKind::Full {
+                    if !self.pre_survives_tlbis(s, cpu) {
+                        return false;
+                    }
                     self.complete_tlbis_of(s, cpu);
+                    self.flush_hus_of(s, t);
                 }
                 self.bbm_dsb(s, t, kind);
             }
@@ -443,13 +498,14 @@ impl<'a> Engine<'a> {
 
     /// Reads the location at physical address `pa`.
     fn load_pa(&self, s: &State, pa: u64) -> u64 {
-        self.read(s, pa)
+        self.explicit_read(s, pa)
     }
 
     /// Writes `v` at physical address `pa` for `cpu`: a descriptor store
     /// if `pa` lies in a table; other CPUs' exclusive monitors on it are
     /// cleared.
     fn store_pa(&self, s: &mut State, cpu: usize, pa: u64, v: u64) {
+        self.flush_hus_at(s, pa);
         let prev = self.read(s, pa);
         s.mem.write(pa, v);
         let me = cpu - self.thread_cpu(0);
@@ -517,8 +573,13 @@ impl<'a> Engine<'a> {
                     },
                 )
             }
+            Path::Hoisted => match self.take_hoisted(s, t) {
+                Some(pa) => (pa, Access::Store),
+                None => return false,
+            },
+            Path::HuFlush { .. } | Path::Early { .. } => return false,
             Path::Via { access, choice } => {
-                if !self.commit(s, cpu, &choice, u8::MAX) {
+                if !self.thread_commit(s, cpu, &choice, u8::MAX) {
                     return false;
                 }
                 self.bbm_hw_update(s, cpu, &choice);
@@ -528,6 +589,16 @@ impl<'a> Engine<'a> {
                 }
             }
         };
+        let writes = match ins {
+            Instr::Cas { .. } => access == Access::Store,
+            _ => !matches!(ins, Instr::Load { .. }),
+        };
+        if writes {
+            // A write: the pending hardware updates of the location reach
+            // memory before it (`hw_update.rs`), before its read for a
+            // read-modify-write.
+            self.flush_hus_at(s, pa);
+        }
         match ins {
             Instr::Load {
                 dst,
@@ -618,6 +689,9 @@ impl<'a> Engine<'a> {
     /// [`FaultMode::Handled`]).
     fn thread_fault(&self, s: &mut State, t: usize, va: u64, kind: vmsa::FaultKind) -> bool {
         let pc = s.threads[t].pc;
+        if !self.pre_survives_fault(s, t, pc) {
+            return false;
+        }
         let f = ThreadFault {
             thread: t as u8,
             pc,

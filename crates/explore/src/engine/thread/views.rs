@@ -250,7 +250,7 @@ impl<'a> Engine<'a> {
     /// (a fault only; not for an address that depends on a read since),
     /// instead of the current view; none needing a hardware update, none
     /// caching anything.
-    pub(super) fn early_paths(
+    pub(super) fn early_walk_paths(
         &self,
         s: &State,
         t: usize,
