@@ -9,7 +9,7 @@
 //! threads.
 //!
 //! Fingerprints are 128 bits (XXH3-128 of the state's encoding,
-//! [`State::encode`]), as TLC and SPIN's hash compaction store
+//! [`State::encode`](crate::state::State::encode)), as TLC and SPIN's hash compaction store
 //! fingerprints instead of states: two distinct states of one run collide
 //! with probability about n^2 / 2^129 (taking the hash as a random
 //! function), negligible at the sizes run here.
@@ -20,21 +20,36 @@
 //! nothing per state. Between successors the copy is restored from the
 //! state, and a TLB the step left alone (its mark, [`vmsa::tlb::Tlb::mark`],
 //! still its position) is neither copied back nor encoded again: its
-//! encoding is copied from the state's ([`State::encode_reusing`]).
+//! encoding is copied from the state's ([`State::encode_reusing`](crate::state::State::encode_reusing)).
+//!
+//! Here: the public types (limits, progress, the report and its verdict)
+//! and the search itself, level by level and chunk by chunk, with the
+//! merge. The fingerprints, the visited set and the frontier's parts are
+//! in `visited.rs`; a batch of states expanded in `expand.rs`; what the
+//! search holds and the memory limit's estimate in `memory.rs`; the
+//! counterexample rebuilt along the parent links in `replay.rs`.
+
+mod expand;
+mod memory;
+mod replay;
+mod visited;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::engine::{Applied, Engine, Memo, Outcome, Step};
+use crate::engine::{Engine, Step};
 use crate::hazard::Hazard;
-use crate::state::{Spans, State};
 use crate::thread::Final;
-use crate::trace::{self, Snapshot, StepKind};
+use crate::trace::{Snapshot, StepKind};
+
+use expand::{Batch, Scratch, What, expand, into_part};
+use memory::{Bound, Held, memory_peak};
+use replay::hazard_verdict;
+use visited::{Part, Visited, fingerprint};
 
 /// Limits on a search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -179,179 +194,6 @@ pub struct Report {
     pub herd7_bbm: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
-}
-
-/// Fingerprints a state's encoding (see [`State::encode`]): XXH3-128 of
-/// its bytes (native byte order; fingerprints are compared within one run
-/// only). XXH3 takes 64 bytes at a time with SIMD multiplies; `twox-hash`
-/// picks AVX2 at run time where the CPU has it (SSE2 otherwise, on any
-/// x86-64), which takes a third fewer instructions for the ~600 bytes of
-/// a state here than the SSE2 code `xxhash-rust` compiles for a baseline
-/// x86-64 target. The value does not depend on the code path.
-fn fingerprint(words: &[u64]) -> u128 {
-    twox_hash::XxHash3_128::oneshot(bytemuck::cast_slice(words))
-}
-
-/// States kept encoded in one arena (see [`State::encode`]): a part of a
-/// level (the new states of one batch of the level before), with each
-/// state's node id.
-#[derive(Default)]
-struct Part {
-    /// The encodings.
-    words: Vec<u64>,
-    /// Where each state's encoding lies in `words`: start and end.
-    spans: Vec<(u32, u32)>,
-    /// Each state's node id.
-    ids: Vec<u32>,
-}
-
-impl Part {
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    fn get(&self, k: usize) -> &[u64] {
-        let (start, end) = self.spans[k];
-        &self.words[start as usize..end as usize]
-    }
-
-    fn push(&mut self, id: u32, words: &[u64]) {
-        let start = self.words.len() as u32;
-        self.words.extend_from_slice(words);
-        self.spans.push((start, self.words.len() as u32));
-        self.ids.push(id);
-    }
-
-    fn clear(&mut self) {
-        self.words.clear();
-        self.spans.clear();
-        self.ids.clear();
-    }
-
-    /// The bytes its arenas hold (allocated, used or not).
-    fn bytes(&self) -> u64 {
-        (self.words.capacity() * 8 + self.spans.capacity() * 8 + self.ids.capacity() * 4) as u64
-    }
-}
-
-/// The visited set: fingerprints in shards chosen by their top bits, so
-/// that a chunk's fingerprints are inserted shard by shard in parallel,
-/// each shard taking them in the chunk's order (the first occurrence of
-/// a state in the chunk is the one that is new, as with one set).
-struct Visited {
-    shards: Vec<FxHashSet<u128>>,
-}
-
-impl Visited {
-    /// Makes a set of `n` shards (1 on one thread: the merge then runs as
-    /// one task; the sharding never changes which states are new).
-    fn new(n: usize) -> Self {
-        Visited {
-            shards: (0..n.max(1)).map(|_| FxHashSet::default()).collect(),
-        }
-    }
-
-    /// Says which shard holds `fp`: the top bits of its high word scaled
-    /// to the number of shards (the fingerprint is uniform).
-    fn shard(fp: u128, n: usize) -> usize {
-        ((u128::from((fp >> 64) as u64) * n as u128) >> 64) as usize
-    }
-
-    fn contains(&self, fp: u128) -> bool {
-        self.shards[Self::shard(fp, self.shards.len())].contains(&fp)
-    }
-
-    fn insert(&mut self, fp: u128) -> bool {
-        let n = self.shards.len();
-        self.shards[Self::shard(fp, n)].insert(fp)
-    }
-}
-
-/// One successor of a batch's state `parent` (its index in the batch's
-/// `from`).
-struct Succ {
-    parent: u32,
-    step: Step,
-    what: What,
-}
-
-enum What {
-    /// A state not visited before the chunk, encoded at
-    /// `words[start..end]` of the batch, the batch's next candidate.
-    Next { start: u32, end: u32 },
-    /// A state visited before the chunk was expanded.
-    Known,
-    /// A hazard.
-    Hazard(Hazard),
-}
-
-/// The successors of a batch of states, in order, and what the merge
-/// found of them.
-#[derive(Default)]
-struct Batch {
-    /// The encodings of the `Next` successors (this becomes a part of the
-    /// next level if one of them is new).
-    words: Vec<u64>,
-    succ: Vec<Succ>,
-    /// The states expanded: part and index in the frontier.
-    from: Vec<(u32, u32)>,
-    /// The candidates (the `Next` successors) of each shard of the visited
-    /// set, in order: fingerprint and index among the candidates.
-    fps: Vec<Vec<(u128, u32)>>,
-    /// Whether each candidate is new: set by the merge's shard tasks.
-    new: Vec<AtomicBool>,
-    /// How many candidates are new: added to by the merge's shard tasks.
-    fresh: AtomicUsize,
-    /// Where the first hazard (other than a path given up) lies in `succ`.
-    hazard: Option<usize>,
-    /// Paths given up in `succ`.
-    gave_up: u64,
-    /// What the final states of threads expanded show.
-    finals: Vec<Final>,
-    /// Some state expanded had herd7's BBM warning raised.
-    herd7_bbm: bool,
-    /// The most candidates one state of the batch gave.
-    most: u32,
-}
-
-impl Batch {
-    /// Empties the batch, for a visited set of `shards` shards.
-    fn clear(&mut self, shards: usize) {
-        self.words.clear();
-        self.succ.clear();
-        self.from.clear();
-        self.fps.resize_with(shards, Vec::new);
-        self.fps.iter_mut().for_each(Vec::clear);
-        self.new.clear();
-        *self.fresh.get_mut() = 0;
-        self.hazard = None;
-        self.gave_up = 0;
-        self.finals.clear();
-        self.herd7_bbm = false;
-        self.most = 0;
-    }
-
-    /// The bytes the batch's buffers hold for its successors (in use; the
-    /// buffers' capacity, which depends on the shards for `fps`, is left
-    /// to [`memory_peak`]'s slack, so that the estimate is the same on
-    /// any number of threads).
-    fn bytes(&self) -> u64 {
-        (self.words.len() * 8
-            + self.succ.len() * std::mem::size_of::<Succ>()
-            + self.from.len() * 8
-            + self.new.len() * (std::mem::size_of::<(u128, u32)>() + 1)) as u64
-    }
-}
-
-/// A worker's storage, reused from state to state.
-#[derive(Default)]
-struct Scratch {
-    state: State,
-    /// Where the memory and each TLB of `state` lie in its encoding.
-    spans: Spans,
-    next: State,
-    steps: Vec<Step>,
-    memo: Memo,
 }
 
 /// States per parallel task.
@@ -672,373 +514,8 @@ fn settle(b: &Batch, i: usize, c: &mut Counts, limits: &Limits) -> Option<Stop> 
     }
     None
 }
-
-/// Makes the verdict for the hazard batch `b` met at its successor `si`:
-/// the counterexample replayed along the parent links, with the real CPU
-/// numbers.
-fn hazard_verdict(
-    engine: &Engine<'_>,
-    nodes: &[(u32, Step)],
-    frontier: &[Part],
-    b: &Batch,
-    si: usize,
-) -> Verdict {
-    let succ = &b.succ[si];
-    let What::Hazard(h) = &succ.what else {
-        unreachable!("a stop at a hazard is at a hazard");
-    };
-    let (p, k) = b.from[succ.parent as usize];
-    let part = &frontier[p as usize];
-    let mut parent = State::default();
-    State::decode_into(part.get(k as usize), &mut parent);
-    let terminal = engine.finished(&parent) || h.kind == crate::HazardKind::Deadlock;
-    let id = part.ids[k as usize];
-    let (trace, labels) = rebuild(engine, nodes, id, (!terminal).then_some(succ.step), h.va);
-    let mut hazard = h.clone();
-    hazard.detail = relabel(&hazard.detail, &labels);
-    if hazard.cpu > 0 {
-        hazard.cpu = labels[hazard.cpu - 1];
-    }
-    Verdict::Hazard { hazard, trace }
-}
-
-/// Copies batch `b`'s new states into `part` (empty, its arena reused),
-/// with their node ids from `id` on, and writes their parent links into
-/// `links`.
-fn into_part(
-    b: &mut Batch,
-    frontier: &[Part],
-    links: &mut [(u32, Step)],
-    id: u32,
-    mut part: Part,
-) -> Part {
-    // Where the new states lie in the batch, then room for them made at
-    // once (without copying what the part's arena held: nothing).
-    let mut k = 0;
-    let mut words = 0;
-    let mut links = links.iter_mut();
-    for succ in &b.succ {
-        if let What::Next { start, end } = succ.what {
-            if *b.new[k].get_mut() {
-                if let Some(l) = links.next() {
-                    let (p, k) = b.from[succ.parent as usize];
-                    *l = (frontier[p as usize].ids[k as usize], succ.step);
-                }
-                part.spans.push((start, end));
-                words += (end - start) as usize;
-            }
-            k += 1;
-        }
-    }
-    if part.words.capacity() < words {
-        part.words = Vec::with_capacity(words);
-    }
-    for span in &mut part.spans {
-        let start = part.words.len() as u32;
-        part.words
-            .extend_from_slice(&b.words[span.0 as usize..span.1 as usize]);
-        *span = (start, part.words.len() as u32);
-    }
-    part.ids.extend(id..id + part.spans.len() as u32);
-    part
-}
-
 /// States expanded at once, at most.
 const CHUNK: usize = 1 << 15;
 /// Bytes the successors of one chunk may take before deduplication
 /// (assuming about 32 successors per state).
 const CHUNK_BYTES: usize = 16 << 20;
-
-/// Appends to `out` the successors of the state encoded in `words` (index
-/// `k` in the batch): each encoded with its fingerprint, or known (in
-/// `visited`, which the merge does not change while chunks expand), or a
-/// hazard.
-fn expand(
-    engine: &Engine<'_>,
-    visited: &Visited,
-    words: &[u64],
-    k: u32,
-    scr: &mut Scratch,
-    out: &mut Batch,
-) {
-    State::decode_spans(words, &mut scr.state, &mut scr.spans);
-    let s = &scr.state;
-    out.herd7_bbm |= s.herd_bbm.raised;
-    engine.steps_memo(s, &mut scr.steps, &mut scr.memo);
-    if scr.steps.is_empty() {
-        if engine.finished(s)
-            && let Some(f) = engine.final_of(s)
-        {
-            out.finals.push(f);
-            return;
-        }
-        let h = if engine.finished(s) {
-            engine.check_final(s)
-        } else {
-            Some(deadlock(engine, s))
-        };
-        if let Some(h) = h {
-            out.push_hazard(k, Step::Updater, h);
-        }
-        return;
-    }
-    // Each successor is built over a copy of the state; after the first
-    // step applied, the copy is restored from the state, and TLBs a step
-    // left alone (still marked with their positions) are neither copied
-    // back nor encoded again (their encoding is copied from the state's).
-    // Steps whose successor is an earlier step's are a transition to a
-    // state known by then (see `Memo::repeats`), and are not applied.
-    let mut repeats = scr.memo.repeats().iter().peekable();
-    let mut fresh = true;
-    let candidates = out.new.len();
-    scr.next.clone_from(s);
-    for (i, &st) in scr.steps.iter().enumerate() {
-        if repeats.next_if_eq(&&(i as u32)).is_some() {
-            out.succ.push(Succ {
-                parent: k,
-                step: st,
-                what: What::Known,
-            });
-            continue;
-        }
-        if !fresh {
-            scr.next.restore_from(s);
-        }
-        fresh = false;
-        match engine.apply_into(s, &mut scr.next, st, &scr.memo) {
-            Applied::Disabled => {}
-            Applied::Next(_) => {
-                let start = out.words.len();
-                scr.next.encode_reusing(&mut out.words, words, &scr.spans);
-                let end = out.words.len();
-                let fp = fingerprint(&out.words[start..end]);
-                let what = if visited.contains(fp) {
-                    // Visited before this chunk: the merge would drop it.
-                    out.words.truncate(start);
-                    What::Known
-                } else {
-                    let n = visited.shards.len();
-                    out.fps[Visited::shard(fp, n)].push((fp, out.new.len() as u32));
-                    out.new.push(AtomicBool::new(false));
-                    What::Next {
-                        start: start as u32,
-                        end: end as u32,
-                    }
-                };
-                out.succ.push(Succ {
-                    parent: k,
-                    step: st,
-                    what,
-                });
-            }
-            Applied::Hazard(h) => out.push_hazard(k, st, h),
-        }
-    }
-    out.most = out.most.max((out.new.len() - candidates) as u32);
-}
-
-impl Batch {
-    /// Appends a hazard met from state `k` by `step`, noting the first
-    /// (other than a path given up) and counting paths given up.
-    fn push_hazard(&mut self, k: u32, step: Step, h: Hazard) {
-        if h.kind == crate::HazardKind::GaveUp {
-            self.gave_up += 1;
-        } else if self.hazard.is_none() {
-            self.hazard = Some(self.succ.len());
-        }
-        self.succ.push(Succ {
-            parent: k,
-            step,
-            what: What::Hazard(h),
-        });
-    }
-}
-
-fn deadlock(engine: &Engine<'_>, s: &State) -> Hazard {
-    Hazard {
-        kind: crate::HazardKind::Deadlock,
-        cpu: 0,
-        va: None,
-        detail: format!(
-            "the updater waits at operation {} ({}) and no CPU can go on",
-            s.pc,
-            engine
-                .scenario()
-                .program
-                .instrs
-                .get(usize::from(s.pc))
-                .map_or_else(|| "end".to_string(), |i| i.to_string())
-        ),
-    }
-}
-
-/// What a search holds between chunks.
-struct Held {
-    /// States visited (fingerprints in the visited set).
-    states: usize,
-    /// The capacity of the parent links.
-    links: usize,
-    /// The bytes of the frontier's, the next level's and the spare parts'
-    /// arenas.
-    parts: u64,
-}
-
-impl Held {
-    /// Returns what the search holds with `states` visited, parent links
-    /// of capacity `links`, and the arenas of `parts` (the frontier's, the
-    /// next level's and the spare ones).
-    fn of(states: usize, links: usize, parts: [&[Part]; 3]) -> Self {
-        Held {
-            states,
-            links,
-            parts: parts.iter().flat_map(|p| p.iter()).map(Part::bytes).sum(),
-        }
-    }
-}
-
-/// What a chunk may add, at most.
-#[derive(Default)]
-struct Bound {
-    /// New states.
-    new: usize,
-    /// Bytes of the batches' buffers.
-    buffers: u64,
-    /// Bytes of one state's encoding in a part.
-    per_state: u64,
-}
-
-/// Bytes of a hashbrown table (the `HashSet` of std and `FxHashSet`)
-/// holding `n` fingerprints: buckets the next power of two of 8/7 `n` (it
-/// is full at 7/8), each a 16-byte fingerprint and a control byte, and a
-/// group of control bytes more.
-fn table_bytes(n: u64) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    let buckets = if n < 8 {
-        if n < 4 { 4 } else { 8 }
-    } else {
-        (n * 8).div_ceil(7).next_power_of_two()
-    };
-    buckets * 17 + 16
-}
-
-/// Estimates the most memory the search holds while it expands a chunk:
-/// what it holds (`held`) and what the chunk may add (`bound`), counting
-/// the moments a table grows, when the old and the new one are both
-/// allocated:
-/// - the visited set: its table (the shards' tables, a power of two of
-///   them, take what one table would; a shard reaches its growth a little
-///   before or after the others, so the counts are widened by 1/16 and
-///   1024 each side), and if the chunk's new states may make it grow, the
-///   grown table besides;
-/// - the parent links (`(u32, Step)` each), and if the chunk's new states
-///   pass their capacity, the doubled vector besides;
-/// - the parts' arenas, and the chunk's new states' encodings besides;
-/// - the chunk's buffers, twice their size (a vector's doubling slack).
-///
-/// The estimate depends only on counts the same on any number of threads,
-/// so the memory limit stops a search at the same state on any. It is of
-/// the search alone, not the process (several searches may run at once):
-/// the process holds a fixed overhead more (its code, the threads' stacks
-/// and scratch storage, the allocator's own).
-fn memory_peak(held: &Held, bound: &Bound) -> u64 {
-    let n = held.states as u64;
-    let after = n + bound.new as u64;
-    let hi = |n: u64| n + n / 16 + 1024;
-    let lo = |n: u64| (n - n / 16).saturating_sub(1024);
-    let now = table_bytes(hi(n));
-    let grown = table_bytes(hi(after));
-    let visited = if grown > table_bytes(lo(n)) {
-        now + grown
-    } else {
-        now
-    };
-    let link = std::mem::size_of::<(u32, Step)>() as u64;
-    let cap = held.links as u64;
-    let links = if after > cap {
-        cap + (2 * cap).max(after)
-    } else {
-        cap
-    } * link;
-    let arenas = held.parts + bound.new as u64 * (bound.per_state + 12);
-    visited + links + arenas + 2 * bound.buffers
-}
-
-/// Rewrites `cpuN` (N a workload position, from 1) into the real CPU
-/// number `labels[N - 1]`.
-fn relabel(text: &str, labels: &[usize]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("cpu") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        match rest[..digits].parse::<usize>() {
-            Ok(n) if n >= 1 && n <= labels.len() => out.push_str(&labels[n - 1].to_string()),
-            _ => out.push_str(&rest[..digits]),
-        }
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Replays the path to node `id` (then `last`) from the initial state,
-/// describing each step with the real CPU numbers (the symmetry reduction
-/// reorders identical CPUs in the states it stores), and the state of the
-/// workloads' pages (and `hazard_va`'s) after it. Returns the steps and
-/// the final labels: position `k` holds CPU `labels[k]`.
-fn rebuild(
-    engine: &Engine<'_>,
-    nodes: &[(u32, Step)],
-    id: u32,
-    last: Option<Step>,
-    hazard_va: Option<u64>,
-) -> (Vec<TraceStep>, Vec<usize>) {
-    let mut path = Vec::new();
-    let mut cur = id;
-    while cur != 0 {
-        let (parent, step) = nodes[cur as usize];
-        path.push(step);
-        cur = parent;
-    }
-    path.reverse();
-    path.extend(last);
-    let vas = trace::relevant_vas(engine.scenario(), hazard_va);
-    let mut s = engine.initial();
-    let mut labels: Vec<usize> = (1..=s.wl.len()).collect();
-    let mut out = Vec::new();
-    for step in path {
-        let mut text = String::new();
-        let kind = trace::kind_of(&s, step, &labels);
-        let (outcome, perm) = engine.apply_traced(&s, step, Some(&mut text));
-        let cpu = match step {
-            Step::Updater => Some(0),
-            Step::Cpu { cpu, .. } => Some(labels[usize::from(cpu) - 1]),
-            Step::Thread { thread, .. } => Some(1 + s.wl.len() + usize::from(thread)),
-            _ => None,
-        };
-        let text = relabel(&text, &labels);
-        let hazard = matches!(outcome, Outcome::Hazard(_));
-        let last = match outcome {
-            Outcome::Next(n) => {
-                s = n;
-                labels = perm.iter().map(|&i| labels[i]).collect();
-                false
-            }
-            _ => true,
-        };
-        out.push(TraceStep {
-            cpu,
-            text,
-            kind,
-            state: trace::snapshot(engine, &s, &vas, &labels),
-            hazard,
-        });
-        if last {
-            break;
-        }
-    }
-    (out, labels)
-}
