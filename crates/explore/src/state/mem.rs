@@ -16,7 +16,7 @@ pub struct Mem {
     pub(super) words: Vec<[u64; 2]>,
     /// Frames whose contents were replaced, sorted.
     pub(super) frames: Vec<(u64, Source)>,
-    /// Unchanged since decoded ([`State::decode_spans`]), copies included:
+    /// Unchanged since decoded ([`super::State::decode_spans`]), copies included:
     /// as a TLB's mark, not part of the value.
     pub(super) kept: bool,
 }
