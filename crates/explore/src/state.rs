@@ -167,9 +167,14 @@ impl State {
         self.freed.clone_from(&source.freed);
         self.written.clone_from(&source.written);
         self.unpublished.clone_from(&source.unpublished);
-        self.threads.clone_from(&source.threads);
-        self.faults.clone_from(&source.faults);
-        self.herd_bbm.clone_from(&source.herd_bbm);
+        // The threads' parts are empty in every kernel scenario: copied
+        // only when either side has some (the search copies a state per
+        // successor).
+        if !(self.threads.is_empty() && source.threads.is_empty()) {
+            self.threads.clone_from(&source.threads);
+            self.faults.clone_from(&source.faults);
+            self.herd_bbm.clone_from(&source.herd_bbm);
+        }
     }
 
     /// Records a store of `value` to `va`.
@@ -426,6 +431,11 @@ impl State {
         s.written.extend_from_slice(pairs(r.take(2 * counts[7])));
         s.unpublished.clear();
         s.unpublished.extend_from_slice(r.take(counts[8]));
+        if counts[9] == 0 && s.threads.is_empty() {
+            // A kernel scenario's state: no threads, faults or herd7
+            // bookkeeping (the search decodes a state per expansion).
+            return;
+        }
         s.threads.clear();
         for _ in 0..counts[9] {
             s.threads.push(Th::decode(&mut || r.next()));
