@@ -20,20 +20,6 @@ use std::path::Path;
 use litmus::exec::Options;
 use litmus::harness::{conformance, summary_text};
 
-fn figure(text: &str, key: &str) -> Option<(usize, usize)> {
-    let line = text
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(key))?;
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let n = f.get(1)?.parse().ok()?;
-    let m = if f.get(2) == Some(&"/") {
-        f.get(3)?.parse().ok()?
-    } else {
-        n
-    };
-    Some((n, m))
-}
-
 #[test]
 fn agreement_with_herd7_does_not_fall_below_the_baseline() {
     let root = common::conformance_root();
@@ -63,13 +49,13 @@ fn agreement_with_herd7_does_not_fall_below_the_baseline() {
         "relaxed_bbm_vs_herd7",
         "relaxed_states_vs_herd7",
     ] {
-        let (b, _) = figure(&base, key).expect("baseline figure");
-        let (n, _) = figure(&now, key).expect("current figure");
+        let (b, _) = common::figure(&base, key).expect("baseline figure");
+        let (n, _) = common::figure(&now, key).expect("current figure");
         assert!(n >= b, "{key}: {n} is below the baseline {b}\n{now}");
     }
     // Figures that may only go down.
-    let (b, _) = figure(&base, "relaxed_more_permissive").expect("baseline figure");
-    let (n, _) = figure(&now, "relaxed_more_permissive").expect("current figure");
+    let (b, _) = common::figure(&base, "relaxed_more_permissive").expect("baseline figure");
+    let (n, _) = common::figure(&now, "relaxed_more_permissive").expect("current figure");
     assert!(
         n <= b,
         "relaxed mode over-allows on {n} tests, baseline {b}\n{now}"

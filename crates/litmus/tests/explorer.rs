@@ -13,17 +13,6 @@ use litmus::differential::differential;
 use litmus::exec::{Model, Options};
 use litmus::harness::{conformance, summary_text};
 
-fn figure(text: &str, key: &str) -> Option<(usize, usize)> {
-    let line = text.lines().find(|l| l.starts_with(&format!("{key} ")))?;
-    let mut w = line[key.len()..].split_whitespace();
-    let a = w.next()?.parse().ok()?;
-    let b = match (w.next(), w.next()) {
-        (Some("/"), Some(b)) => b.parse().ok()?,
-        _ => 0,
-    };
-    Some((a, b))
-}
-
 #[test]
 fn explorer_agreement_with_herd7_does_not_fall_below_its_baseline() {
     let root = common::conformance_root();
@@ -50,8 +39,8 @@ fn explorer_agreement_with_herd7_does_not_fall_below_its_baseline() {
         "bbm_vs_herd7",
         "states_vs_herd7",
     ] {
-        let (b, _) = figure(&base, key).expect("baseline figure");
-        let (n, _) = figure(&now, key).expect("current figure");
+        let (b, _) = common::figure(&base, key).expect("baseline figure");
+        let (n, _) = common::figure(&now, key).expect("current figure");
         assert!(n >= b, "{key}: {n} is below the baseline {b}\n{now}");
     }
     assert_eq!(report.summary.errors, 0, "malformed files:\n{now}");
