@@ -172,7 +172,11 @@ impl State {
         // successor).
         if !(self.threads.is_empty() && source.threads.is_empty()) {
             self.threads.clone_from(&source.threads);
+        }
+        if !(self.faults.is_empty() && source.faults.is_empty()) {
             self.faults.clone_from(&source.faults);
+        }
+        if !(self.herd_bbm.is_empty() && source.herd_bbm.is_empty()) {
             self.herd_bbm.clone_from(&source.herd_bbm);
         }
     }
@@ -431,7 +435,11 @@ impl State {
         s.written.extend_from_slice(pairs(r.take(2 * counts[7])));
         s.unpublished.clear();
         s.unpublished.extend_from_slice(r.take(counts[8]));
-        if counts[9] == 0 && s.threads.is_empty() {
+        if counts[9..].iter().all(|&c| c == 0)
+            && s.threads.is_empty()
+            && s.faults.is_empty()
+            && s.herd_bbm.is_empty()
+        {
             // A kernel scenario's state: no threads, faults or herd7
             // bookkeeping (the search decodes a state per expansion).
             return;
