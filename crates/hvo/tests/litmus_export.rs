@@ -9,24 +9,13 @@
 //! litmus` in both modes, and checks both verdicts against the line and,
 //! where the line says they are comparable, against each other.
 
-use std::process::Command;
+mod common;
+use common::hvo;
 
 use explore::{Direction, Limits, Mutant, Prepared, Setup, Verdict};
 use rayon::prelude::*;
 use serde_json::Value;
 use vmsa::{BbmLevel, Granule};
-
-fn hvo(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hvo"))
-        .args(args)
-        .output()
-        .expect("hvo runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The kernel the comparisons run on: the 16K granule and 32M huge pages,
 /// where the vmemmap is mapped with pages (no block to split, so the

@@ -2,21 +2,10 @@
 //! gives exactly the verdicts of `hvo verify --protocol NAME` (rules,
 //! explorer verdict, states, costs), for every protocol, HVO and de-HVO.
 
-use std::process::Command;
+mod common;
+use common::hvo;
 
 use serde_json::Value;
-
-fn hvo(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hvo"))
-        .args(args)
-        .output()
-        .expect("hvo runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn rows(out: &str) -> Vec<Value> {
     serde_json::from_str::<Value>(out)
